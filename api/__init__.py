@@ -1,0 +1,1 @@
+"""plexhub.api (later issues build it)."""

@@ -1,0 +1,1 @@
+"""plexhub.extensions (later issues build it)."""

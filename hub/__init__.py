@@ -1,0 +1,1 @@
+"""plexhub.hub (later issues build it)."""

@@ -1,0 +1,428 @@
+"""``convert(src, dst)``: any supported source to OME-Zarr, atomically and resumably.
+
+On a local disk the store is built in ``.<name>.partial`` beside DST and renamed into place
+when complete and validated; on an object store (``s3://...``) it is written in place and the
+root metadata, written last, is the commit marker. Either way a conversion that is killed
+resumes from the tasks already finished (``.plexhub/state.npz``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexhub import __version__
+from plexhub.errors import DestinationExistsError, InputError, PlexhubError
+from plexhub.model import Channel, ImageSummary, LevelInfo
+from plexhub.ome_pipeline.chunkio import Codec, OutputStore, is_remote
+from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
+from plexhub.ome_pipeline.histogram import finalize, percentile
+from plexhub.ome_pipeline.metadata import default_colors
+from plexhub.ome_pipeline.ngff import (
+    multiscales_json,
+    omero_json,
+    root_metadata_key,
+    wrap,
+    write_group,
+    zarr_format,
+)
+from plexhub.ome_pipeline.omexml import build_ome_xml
+from plexhub.ome_pipeline.readers import open_source
+from plexhub.ome_pipeline.source import SourceDocument, SourceImage
+from plexhub.ome_pipeline.writer import ImagePlan, Task
+from plexhub.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+    tasks_done: int
+    tasks_total: int
+    stage: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class ConversionResult:
+    source: str
+    destination: str
+    format: str
+    ngff_version: str
+    images: list[ImageSummary]
+    associated: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    tasks_total: int = 0
+    tasks_resumed: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{self.source} ({self.format}) -> {self.destination} "
+                 f"[OME-NGFF {self.ngff_version}] in {self.seconds:.1f} s"]
+        if self.tasks_resumed:
+            lines.append(f"  resumed: {self.tasks_resumed} of {self.tasks_total} tasks "
+                         "were already done")
+        for im in self.images:
+            shape = "x".join(str(n) for n in im.levels[0].shape)
+            chans = ", ".join(ch.label for ch in im.channels[:12])
+            more = f" (+{len(im.channels) - 12})" if len(im.channels) > 12 else ""
+            lines.append(f"  {im.path or '.'}: {im.name!r} {im.axes} {shape} {im.dtype}, "
+                         f"{len(im.levels)} levels; channels: {chans}{more}")
+        if self.labels:
+            lines.append(f"  labels: {', '.join(self.labels)}")
+        if self.associated:
+            lines.append(f"  associated: {', '.join(self.associated)}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "image"
+
+
+def _fingerprint(src: str, options: dict[str, Any]) -> str:
+    h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    p = Path(src)
+    if p.is_dir():
+        for n, f in enumerate(sorted(p.rglob("*"))):
+            if n > 100_000:
+                break
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    else:
+        st = p.stat()
+        h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _lock(work: Path) -> Iterator[None]:
+    (work / ".plexhub").mkdir(parents=True, exist_ok=True)
+    with open(work / ".plexhub" / "lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DestinationExistsError(
+                str(work), "another conversion is writing this destination right now",
+                "wait for it to finish") from exc
+        yield
+
+
+def _windows(image: SourceImage, stored: list[dict[str, Any]]) -> list[dict[str, float]]:
+    dtype = np.dtype(image.dtype)
+    out = []
+    for h in stored:
+        if h["count"] == 0:
+            lo = hi = 0.0
+        else:
+            lo, hi = percentile(h, 0.1), percentile(h, 99.9)
+        if dtype.kind in "ui" and dtype.itemsize <= 2:
+            info = np.iinfo(dtype)
+            vmin, vmax = float(info.min), float(info.max)
+        else:
+            vmin = float(h["min"]) if h["count"] else 0.0
+            vmax = float(h["max"]) if h["count"] else 1.0
+        if hi <= lo:
+            hi = min(vmax, lo + 1.0) if dtype.kind in "ui" else lo + 1.0
+            lo = min(lo, hi - (1.0 if dtype.kind in "ui" else 0.0))
+            vmax = max(vmax, hi)
+        out.append({"min": vmin, "max": vmax, "start": float(lo), "end": float(hi)})
+    return out
+
+
+def _colors(image: SourceImage) -> list[str]:
+    defaults = default_colors(len(image.channels))
+    return [ch.color or d for ch, d in zip(image.channels, defaults, strict=True)]
+
+
+# --------------------------------------------------------------------------- convert
+
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+            ngff_version: str | None = None, reader: str | None = None,
+            labels: dict[str, str] | None = None, as_labels: bool = False,
+            overwrite: bool = False, progress: ProgressCallback | None = None,
+            show_progress: bool | None = None,
+            settings: Settings | None = None) -> ConversionResult:
+    """Convert ``src`` into an OME-Zarr store at ``dst``; see the module docstring."""
+    t0 = time.perf_counter()
+    settings = settings or get_settings()
+    version = ngff_version or settings.ngff_version
+    if version not in ("0.4", "0.5"):
+        raise InputError(f"--ngff-version {version}", "is not supported", "use 0.5 or 0.4")
+    src, dst = os.fspath(src), os.fspath(dst)
+    remote = is_remote(dst)
+    labels = dict(labels or {})
+    if not remote:
+        dst = str(Path(dst).absolute())
+        if Path(dst).exists() and not overwrite:
+            raise DestinationExistsError(dst, "already exists", "pass --overwrite to replace it")
+        if not remote and Path(src).exists() and Path(dst).resolve() == Path(src).resolve():
+            raise InputError(dst, "is the source itself", "choose another destination")
+    doc = open_source(src, reader)
+    for name, path in labels.items():
+        doc.images[0].labels[name] = _open_mask(name, path, doc)
+    if as_labels:
+        for image in doc.images:
+            _require_integer(src, image)
+            image.is_label = True
+    codec = Codec("none" if settings.compression == "none" else settings.compression,
+                  settings.compression_level)
+    options = {"version": version, "chunk": settings.chunk_size, "block": settings.block_size,
+               "codec": [codec.cname, codec.clevel], "labels": labels, "as_labels": as_labels,
+               "reader": doc.format, "plexhub": __version__}
+    fingerprint = _fingerprint(src, options)
+
+    if remote:
+        final = OutputStore(dst)
+        if final.exists(root_metadata_key(version)):
+            if not overwrite:
+                raise DestinationExistsError(dst, "already exists",
+                                             "pass --overwrite to replace it")
+            final.remove("")
+        work_root = dst
+    else:
+        work_root = str(Path(dst).with_name(f".{Path(dst).name}.partial"))
+    store = OutputStore(work_root)
+    with contextlib.nullcontext() if remote else _lock(Path(work_root)):
+        acc = _load_state(store, fingerprint)
+        try:
+            result = _write_all(doc, store, acc, version, codec, settings, progress,
+                                show_progress)
+        except PlexhubError:
+            if not remote:
+                shutil.rmtree(work_root, ignore_errors=True)
+            raise
+        from plexhub.ome_pipeline.validate import validate_store
+
+        validate_store(work_root, expect_version=version)
+        store.remove(".plexhub")
+    if not remote:
+        _commit(Path(work_root), Path(dst))
+    result.source, result.destination = src, dst
+    result.ngff_version = version
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _commit(work: Path, dst: Path) -> None:
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dst, old)
+    os.replace(work, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
+    data = store.get(STATE_KEY)
+    if data is not None:
+        try:
+            acc = Accumulator.from_bytes(data)
+            if acc.fingerprint == fingerprint:
+                return acc
+        except (OSError, ValueError, KeyError):
+            pass
+    # a different (or unreadable) earlier attempt: start clean
+    for key in _existing_keys(store):
+        if key != ".plexhub":
+            store.remove(key)
+    return Accumulator(fingerprint)
+
+
+def _existing_keys(store: OutputStore) -> list[str]:
+    if store.remote:
+        return [p.rsplit("/", 1)[-1] for p in store.fs.ls(store._base, detail=False)] \
+            if store.fs.exists(store._base) else []
+    return [p.name for p in Path(store.root).iterdir()] if Path(store.root).exists() else []
+
+
+def _require_integer(src: str, image: SourceImage) -> None:
+    if np.dtype(image.dtype).kind not in "uib":
+        raise InputError(src, f"holds {image.dtype} pixels, a label image needs integers",
+                         "pass an integer mask (e.g. uint16 or uint32)")
+
+
+def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise InputError(f"--labels {name}={path}", "the label name may only use letters, "
+                         "digits, '.', '_' and '-'")
+    if len(doc.images) != 1:
+        raise InputError(f"--labels {name}={path}", f"the source holds {len(doc.images)} "
+                         "images; labels can only be attached to a single image")
+    mask = open_source(path).images[0]
+    _require_integer(path, mask)
+    image = doc.images[0]
+    if mask.shape[1] != 1:
+        raise InputError(path, f"has {mask.shape[1]} channels, a mask needs one")
+    if mask.shape[3:] != image.shape[3:] or mask.shape[2] not in (1, image.shape[2]):
+        raise InputError(path, f"is {mask.shape[3]}x{mask.shape[4]} (y x) but the image is "
+                         f"{image.shape[3]}x{image.shape[4]}", "the mask must match the image")
+    keep = "".join(a for a in "tz" if a in image.axes)
+    return replace(mask, name=name, is_label=True, keep_axes=keep)
+
+
+# --------------------------------------------------------------------------- the work
+
+def _write_all(doc: SourceDocument, store: OutputStore, acc: Accumulator, version: str,
+               codec: Codec, settings: Settings,
+               progress: ProgressCallback | None,
+               show_progress: bool | None) -> ConversionResult:
+    fmt = zarr_format(version)
+    collection = len(doc.images) > 1
+    entries: list[tuple[ImagePlan, SourceImage]] = []
+
+    def plan(key: str, image: SourceImage) -> ImagePlan:
+        return ImagePlan.build(key, image, chunk=settings.chunk_size, block=settings.block_size,
+                               zarr_format=fmt, codec=codec)
+
+    label_names: list[str] = []
+    for i, image in enumerate(doc.images):
+        key = str(i) if collection else ""
+        entries.append((plan(key, image), image))
+        for name, label in image.labels.items():
+            entries.append((plan(f"{key}/labels/{name}" if key else f"labels/{name}", label),
+                            label))
+            label_names.append(f"{key}/labels/{name}" if key else name)
+    for name, image in doc.associated.items():
+        entries.append((plan(f"associated/{_safe_name(name)}", image), image))
+    for p, _ in entries:
+        p.create_arrays(store)
+
+    all_tasks = [(p, t) for p, _ in entries for k in range(p.npasses) for t in p.tasks(k)]
+    total_weight = sum(t.weight(p) for p, t in all_tasks) or 1
+    resumed = sum(1 for _, t in all_tasks if t.id in acc.done)
+    done_weight = sum(t.weight(p) for p, t in all_tasks if t.id in acc.done)
+    counter = {"done": resumed, "weight": done_weight}
+    bar = _progress_bar(show_progress, total_weight, done_weight)
+    checkpoint = Checkpointer(store, acc, settings.checkpoint_seconds)
+
+    def on_done(p: ImagePlan, t: Task) -> None:
+        counter["done"] += 1
+        w = t.weight(p)
+        counter["weight"] += w
+        if bar is not None:
+            bar.update(w)
+        if progress is not None:
+            progress(Progress(counter["weight"] / total_weight, counter["done"],
+                              len(all_tasks), "writing"))
+        checkpoint.maybe()
+
+    try:
+        npasses = max(p.npasses for p, _ in entries)
+        for k in range(npasses):
+            jobs = [(p, t, image if k == 0 else None) for p, image in entries
+                    for t in p.tasks(k) if t.id not in acc.done]
+            run_tasks(jobs, store, acc, settings, on_done)
+            checkpoint.maybe(force=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    # the root group is written last: on object stores it is the commit marker
+    order = sorted(range(len(entries)), key=lambda i: entries[i][0].key == "")
+    summaries: list[ImageSummary | None] = [None] * len(entries)
+    for i in order:
+        if entries[i][0].key == "":
+            _write_containers(store, doc, version, collection)
+        summaries[i] = _write_image_metadata(store, *entries[i], acc, version)
+    if collection:
+        _write_containers(store, doc, version, collection)
+    if progress is not None:
+        progress(Progress(1.0, len(all_tasks), len(all_tasks), "done"))
+    main = [s for s, (p, _) in zip(summaries, entries, strict=True)
+            if s is not None and not p.key.startswith("associated/")
+            and "/labels/" not in f"/{p.key}"]
+    return ConversionResult(source=doc.path, destination=store.root, format=doc.format,
+                            ngff_version=version, images=main,
+                            associated=[_safe_name(n) for n in doc.associated],
+                            labels=label_names, tasks_total=len(all_tasks),
+                            tasks_resumed=resumed)
+
+
+def _progress_bar(show: bool | None, total: int, initial: int) -> Any:
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="px", unit_scale=True, desc="converting",
+                file=sys.stderr, leave=False)
+
+
+def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImage,
+                          acc: Accumulator, version: str) -> ImageSummary:
+    method = "mode" if plan.is_label else "mean"
+    ms = multiscales_json(image.name, plan.axes, len(plan.levels), image.physical_sizes,
+                          version, method)
+    attrs: dict[str, Any] = {"multiscales": [ms]}
+    colors = _colors(image)
+    extra: dict[str, Any] = {"plexhub": {"version": __version__, "source_name": image.name}}
+    if plan.is_label:
+        label_meta: dict[str, Any] = {}
+        if "/labels/" in f"/{plan.key}":
+            label_meta["source"] = {"image": "../../"}
+        if version == "0.4":
+            label_meta["version"] = "0.4"
+        attrs["image-label"] = label_meta
+    else:
+        stored = [finalize(acc.histogram(plan.key, c), np.dtype(image.dtype))
+                  for c in range(image.shape[1])]
+        windows = _windows(image, stored)
+        many = len(image.channels) > 8
+        channels = [{"label": ch.label, "color": col, "active": not many or i < 4,
+                     "coefficient": 1.0, "family": "linear", "inverted": False, "window": win}
+                    for i, (ch, col, win) in enumerate(zip(image.channels, colors, windows,
+                                                           strict=True))]
+        attrs["omero"] = omero_json(channels, image.shape[2] // 2, version)
+        hist_doc = {"version": 1, "dtype": np.dtype(image.dtype).name,
+                    "method": "per-channel, level 0, gathered while writing",
+                    "channels": [{"index": i, "label": ch.label, **h} for i, (ch, h) in
+                                 enumerate(zip(image.channels, stored, strict=True))]}
+        store.put_json(f"{plan.key}/histograms.json" if plan.key else "histograms.json",
+                       hist_doc)
+        extra["plexhub"]["histograms"] = "histograms.json"
+    write_group(store, plan.key, {**wrap(version, attrs), **extra}, version)
+    levels = tuple(LevelInfo(path=str(k), shape=plan.array_shape(k), chunks=plan.chunk_shape(k),
+                             shards=plan.shard_shape(k)) for k in range(len(plan.levels)))
+    channels_out = tuple(Channel(index=i, label=ch.label, color=col)
+                         for i, (ch, col) in enumerate(zip(image.channels, colors, strict=True)))
+    return ImageSummary(name=image.name, path=plan.key, axes=plan.axes,
+                        dtype=np.dtype(image.dtype).name, levels=levels, channels=channels_out,
+                        physical_sizes=dict(image.physical_sizes), is_label=plan.is_label)
+
+
+def _write_containers(store: OutputStore, doc: SourceDocument, version: str,
+                      collection: bool) -> None:
+    """Groups that hold images (labels/, associated/, OME/, the collection root)."""
+    for i, image in enumerate(doc.images):
+        if image.labels:
+            key = f"{i}/labels" if collection else "labels"
+            write_group(store, key, wrap(version, {"labels": list(image.labels)}), version)
+    if doc.associated:
+        write_group(store, "associated", {"plexhub": {"associated": [
+            _safe_name(n) for n in doc.associated]}}, version)
+    xml = doc.ome_xml or build_ome_xml(doc.images, [_colors(im) for im in doc.images])
+    store.put("OME/METADATA.ome.xml", xml.encode())
+    for name, text in doc.original_metadata.items():
+        store.put(f"OME/original/{_safe_name(name)}", text.encode())
+    series = [str(i) for i in range(len(doc.images))] if collection else []
+    write_group(store, "OME", wrap(version, {"series": series}) if collection else {}, version)
+    if collection:
+        write_group(store, "", wrap(version, {"bioformats2raw.layout": 3}), version)

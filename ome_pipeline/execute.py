@@ -1,0 +1,130 @@
+"""Running conversion tasks on Dask, with progress and durable checkpoints.
+
+Local runs use Dask's threaded scheduler (``settings.workers`` threads); with
+``settings.dask_scheduler`` set, tasks go to that dask.distributed cluster. Either way the
+driver merges each task's histograms as it finishes and, every ``checkpoint_seconds``,
+writes the set of finished tasks and the merged histograms to ``.plexhub/state.npz`` in one
+atomic write, which is what a resumed conversion starts from.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from plexhub.ome_pipeline.chunkio import OutputStore
+from plexhub.ome_pipeline.histogram import NKEYS, PartialHistogram
+from plexhub.ome_pipeline.source import SourceImage
+from plexhub.ome_pipeline.writer import ImagePlan, Task, TaskResult, run_task
+from plexhub.settings import Settings
+
+STATE_KEY = ".plexhub/state.npz"
+
+
+class Accumulator:
+    """Finished task ids and merged histograms, updated together under one lock."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.done: set[str] = set()
+        self.hists: dict[tuple[str, int], PartialHistogram] = {}
+        self.lock = threading.Lock()
+
+    def record(self, result: TaskResult) -> None:
+        with self.lock:
+            if result.task_id in self.done:
+                return
+            for c, h in result.histograms.items():
+                self.hists.setdefault((result.image_key, c), PartialHistogram.empty()).merge(h)
+            self.done.add(result.task_id)
+
+    def histogram(self, image_key: str, channel: int) -> PartialHistogram:
+        return self.hists.get((image_key, channel), PartialHistogram.empty())
+
+    def to_bytes(self) -> bytes:
+        with self.lock:
+            keys = sorted(self.hists)
+            arrays: dict[str, Any] = {
+                "fingerprint": np.array(self.fingerprint),
+                "done": np.array(sorted(self.done), dtype=object).astype(str),
+                "hist_keys": np.array([f"{k}\x00{c}" for k, c in keys], dtype=str),
+                "hist_counts": (np.stack([self.hists[k].counts for k in keys])
+                                if keys else np.zeros((0, NKEYS), np.int64)),
+                "hist_range": np.array([[self.hists[k].vmin, self.hists[k].vmax]
+                                        for k in keys], np.float64).reshape(-1, 2),
+            }
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Accumulator:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            acc = cls(str(z["fingerprint"]))
+            acc.done = set(z["done"].tolist())
+            for key, counts, (vmin, vmax) in zip(z["hist_keys"].tolist(), z["hist_counts"],
+                                                 z["hist_range"], strict=True):
+                image_key, _, c = key.partition("\x00")
+                acc.hists[(image_key, int(c))] = PartialHistogram(counts.astype(np.int64),
+                                                                  float(vmin), float(vmax))
+        return acc
+
+
+class Checkpointer:
+    def __init__(self, store: OutputStore, acc: Accumulator, every: float) -> None:
+        self.store, self.acc, self.every = store, acc, every
+        self.last = time.monotonic()
+
+    def maybe(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.store.put(STATE_KEY, self.acc.to_bytes())
+            self.last = now
+
+
+def _execute(plan: ImagePlan, task: Task, image: SourceImage | None, store: OutputStore,
+             acc: Accumulator) -> None:
+    acc.record(run_task(plan, task, image, store))
+
+
+def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: OutputStore,
+              acc: Accumulator, settings: Settings,
+              on_done: Callable[[ImagePlan, Task], None]) -> None:
+    """Run ``jobs`` (independent tasks of one pass) and call ``on_done`` after each."""
+    if not jobs:
+        return
+    if settings.dask_scheduler:
+        _run_distributed(jobs, store, acc, settings.dask_scheduler, on_done)
+        return
+    import dask.threaded
+    from dask.callbacks import Callback
+
+    by_key = {task.id: (plan, task) for plan, task, _ in jobs}
+    dsk = {task.id: (_execute, plan, task, image, store, acc) for plan, task, image in jobs}
+
+    class _Progress(Callback):
+        def _posttask(self, key: str, result: Any, dsk: Any, state: Any, wid: Any) -> None:
+            on_done(*by_key[key])
+
+    with _Progress():  # type: ignore[no-untyped-call]
+        dask.threaded.get(dsk, list(dsk), num_workers=settings.workers)
+
+
+def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
+                     store: OutputStore, acc: Accumulator, address: str,
+                     on_done: Callable[[ImagePlan, Task], None]) -> None:
+    from distributed import Client, as_completed
+
+    with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        futures = {client.submit(run_task, plan, task, image, store, pure=False,
+                                 key=f"plexhub-{task.id}-{time.time_ns()}"): (plan, task)
+                   for plan, task, image in jobs}
+        for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
+            acc.record(fut.result())
+            on_done(*futures.pop(fut))
+            fut.release()

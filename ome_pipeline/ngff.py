@@ -1,0 +1,94 @@
+"""OME-NGFF 0.4 / 0.5 metadata documents (multiscales, omero, labels, collections)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plexhub.model import PhysicalSize
+from plexhub.ome_pipeline.chunkio import OutputStore
+
+AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
+
+def zarr_format(version: str) -> int:
+    return 3 if version == "0.5" else 2
+
+
+def axes_json(axes: str, sizes: dict[str, PhysicalSize]) -> list[dict[str, Any]]:
+    out = []
+    for a in axes:
+        entry: dict[str, Any] = {"name": a, "type": AXIS_TYPES[a]}
+        if a in sizes and a != "c":
+            entry["unit"] = sizes[a].unit
+        elif a == "t":
+            entry["unit"] = "second"
+        out.append(entry)
+    return out
+
+
+def datasets_json(axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
+                  downsampled: bool = True) -> list[dict[str, Any]]:
+    """Scale (and, for 2x2 means, the half-pixel translation) of every level."""
+    out = []
+    for k in range(nlevels):
+        f = 2**k
+        scale, shift = [], []
+        for a in axes:
+            base = sizes[a].value if a in sizes and a != "c" else 1.0
+            if a in "yx":
+                scale.append(base * f)
+                shift.append(base * (f - 1) / 2.0 if downsampled else 0.0)
+            else:
+                scale.append(base)
+                shift.append(0.0)
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
+        if any(shift):
+            transforms.append({"type": "translation", "translation": shift})
+        out.append({"path": str(k), "coordinateTransformations": transforms})
+    return out
+
+
+def multiscales_json(name: str, axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
+                     version: str, method: str) -> dict[str, Any]:
+    ms: dict[str, Any] = {
+        "name": name,
+        "axes": axes_json(axes, sizes),
+        "datasets": datasets_json(axes, nlevels, sizes, downsampled=method == "mean"),
+        "type": method,
+        "metadata": {"description": f"2x2 {method} per level, ceiling division at edges",
+                     "method": f"plexhub.ome_pipeline.pyramid.downsample_{method}"},
+    }
+    if version == "0.4":
+        ms["version"] = "0.4"
+    return ms
+
+
+def omero_json(channels: list[dict[str, Any]], default_z: int, version: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "channels": channels,
+        "rdefs": {"model": "color", "defaultZ": default_z, "defaultT": 0},
+    }
+    if version == "0.4":
+        doc["version"] = "0.4"
+    return doc
+
+
+def wrap(version: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Place NGFF keys where each version wants them."""
+    if version == "0.5":
+        return {"ome": {"version": "0.5", **attrs}}
+    return attrs
+
+
+def write_group(store: OutputStore, key: str, attrs: dict[str, Any], version: str) -> None:
+    prefix = f"{key}/" if key else ""
+    if version == "0.5":
+        store.put_json(f"{prefix}zarr.json",
+                       {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+    else:
+        store.put_json(f"{prefix}.zgroup", {"zarr_format": 2})
+        store.put_json(f"{prefix}.zattrs", attrs)
+
+
+def root_metadata_key(version: str) -> str:
+    return "zarr.json" if version == "0.5" else ".zattrs"

@@ -1,0 +1,43 @@
+"""OME-XML for ``OME/METADATA.ome.xml`` when the source has none of its own."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+from plexhub.ome_pipeline.metadata import hex_to_ome_color
+from plexhub.ome_pipeline.source import SourceImage
+
+OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+_TYPES = {"uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "int8": "int8",
+          "int16": "int16", "int32": "int32", "float32": "float", "float64": "double",
+          "bool": "bit"}
+_UNIT_SYMBOLS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "meter": "m",
+                 "centimeter": "cm", "second": "s", "millisecond": "ms", "minute": "min",
+                 "hour": "h"}
+
+
+def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
+    """A minimal, schema-shaped OME document: one Image per converted image."""
+    ET.register_namespace("", OME_NS)
+    root = ET.Element(f"{{{OME_NS}}}OME", {"Creator": "plexhub"})
+    for i, (image, cols) in enumerate(zip(images, colors, strict=True)):
+        t, c, z, y, x = image.shape
+        el = ET.SubElement(root, f"{{{OME_NS}}}Image", {"ID": f"Image:{i}", "Name": image.name})
+        attrs = {"ID": f"Pixels:{i}", "DimensionOrder": "XYZCT",
+                 "Type": _TYPES.get(np.dtype(image.dtype).name, "uint16"),
+                 "SizeX": str(x), "SizeY": str(y), "SizeZ": str(z), "SizeC": str(c),
+                 "SizeT": str(t), "BigEndian": "false"}
+        for ax in ("x", "y", "z"):
+            if ax in image.physical_sizes:
+                ps = image.physical_sizes[ax]
+                attrs[f"PhysicalSize{ax.upper()}"] = repr(float(ps.value))
+                attrs[f"PhysicalSize{ax.upper()}Unit"] = _UNIT_SYMBOLS.get(ps.unit, ps.unit)
+        px = ET.SubElement(el, f"{{{OME_NS}}}Pixels", attrs)
+        for ci, (ch, color) in enumerate(zip(image.channels, cols, strict=True)):
+            ET.SubElement(px, f"{{{OME_NS}}}Channel", {
+                "ID": f"Channel:{i}:{ci}", "Name": ch.label,
+                "Color": str(hex_to_ome_color(color)), "SamplesPerPixel": "1"})
+        ET.SubElement(px, f"{{{OME_NS}}}MetadataOnly")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

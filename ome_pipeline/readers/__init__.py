@@ -1,0 +1,87 @@
+"""Reader registry: built-in readers in a table, third-party ones by entry point.
+
+Detection is by content (magic bytes, then each reader's own check), never by extension
+alone. ``open_source(path, reader="name")`` skips detection.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
+from plexhub.ome_pipeline.readers.base import Reader, read_head
+from plexhub.ome_pipeline.source import SourceDocument
+
+ENTRY_POINT_GROUP = "plexhub.readers"
+
+# Most specific first: the generic TIFF reader accepts any TIFF, so it comes last.
+BUILTIN_READERS: dict[str, str] = {
+    "ome-zarr": "plexhub.ome_pipeline.readers.omezarr:OmeZarrReader",
+    "czi": "plexhub.ome_pipeline.readers.czi:CziReader",
+    "mcd": "plexhub.ome_pipeline.readers.mcd:McdReader",
+    "ome-tiff": "plexhub.ome_pipeline.readers.tiff:OmeTiffReader",
+    "qptiff": "plexhub.ome_pipeline.readers.tiff:QptiffReader",
+    "svs": "plexhub.ome_pipeline.readers.tiff:SvsReader",
+    "tiff": "plexhub.ome_pipeline.readers.tiff:TiffReader",
+}
+
+
+def _load(target: str) -> type[Reader]:
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Reader)):
+        raise TypeError(f"{target} is not a plexhub Reader")
+    return cls
+
+
+def available_readers() -> dict[str, str]:
+    """Reader name -> import target; third-party entry points first, then the built-ins."""
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {**found, **BUILTIN_READERS}
+
+
+def get_reader(name: str) -> Reader:
+    readers = available_readers()
+    if name not in readers:
+        raise UnsupportedFormatError(
+            name, "no reader of that name", f"choose one of: {', '.join(readers)}"
+        )
+    return _load(readers[name])()
+
+
+def detect_reader(path: str) -> Reader:
+    """The first reader whose ``can_open`` accepts ``path``."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError(str(path), "no such file or folder", "check the path")
+    try:
+        head = read_head(path)
+    except OSError as exc:
+        raise CorruptFileError(str(path), f"cannot be read ({exc.strerror})") from exc
+    if p.is_file() and not head:
+        raise CorruptFileError(str(path), "the file is empty", "copy the file again")
+    for target in available_readers().values():
+        cls = _load(target)
+        if cls.can_open(path, head):
+            return cls()
+    raise UnsupportedFormatError(
+        str(path),
+        "not an image format plexhub recognises",
+        "expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or OME-Zarr; "
+        "pass --reader NAME to force a reader",
+    )
+
+
+def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
+    """Open ``path`` with the named reader, or the one that recognises its content."""
+    path = str(path)
+    if not Path(path).exists():
+        raise MissingFileError(path, "no such file or folder", "check the path")
+    r = get_reader(reader) if reader else detect_reader(path)
+    return r.open(path)
+
+
+__all__ = ["ENTRY_POINT_GROUP", "Reader", "available_readers", "detect_reader", "get_reader",
+           "open_source"]

@@ -1,0 +1,235 @@
+"""Existing OME-Zarr stores of any NGFF version (0.1-0.5), bioformats2raw collections and
+SpatialData stores; the output is written at the version asked for (an upgrade or a
+downgrade), with a freshly computed pyramid."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexhub.errors import CorruptFileError, InputError
+from plexhub.model import PhysicalSize
+from plexhub.ome_pipeline.metadata import parse_hex_color, udunits
+from plexhub.ome_pipeline.readers.base import Reader
+from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
+
+_KNOWN_UNITS = {"micrometer", "nanometer", "millimeter", "centimeter", "meter", "angstrom",
+                "picometer", "second", "millisecond", "minute", "hour", "microsecond",
+                "nanosecond"}
+
+
+class ZarrPixels(PixelSource):
+    """Region reads from one Zarr array whose axes are a subset of t, c, z, y, x."""
+
+    def __init__(self, url: str, axes: str) -> None:
+        self.url = url
+        self.axes = axes
+        self._array: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "axes": self.axes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["axes"])  # type: ignore[misc]
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._array is None:
+                import zarr
+
+                self._array = zarr.open_array(self.url, mode="r")
+            return self._array
+
+    def check(self) -> None:
+        arr = self._open()
+        sel = tuple(slice(0, min(n, 16)) for n in arr.shape)
+        try:
+            arr[sel]
+        except Exception as exc:
+            raise CorruptFileError(self.url, f"its first chunk cannot be read ({exc})") from exc
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        arr = self._open()
+        pos = {"t": t, "z": z, "y": ys, "x": xs}
+        if "c" in self.axes:
+            sel = tuple(list(channels) if a == "c" else pos[a] for a in self.axes)
+            try:
+                data = np.asarray(arr.get_orthogonal_selection(sel))
+            except Exception as exc:
+                raise CorruptFileError(self.url, f"chunks cannot be read ({exc})") from exc
+            # move the channel axis first; the remaining axes are y, x
+            return np.moveaxis(data, self.axes.replace("t", "").replace("z", "").index("c"), 0)
+        data = np.asarray(arr[tuple(pos[a] for a in self.axes)])
+        return np.repeat(data[None], len(channels), axis=0)
+
+
+def _attrs(group: Any) -> dict[str, Any]:
+    attrs = dict(group.attrs)
+    return dict(attrs["ome"]) if "ome" in attrs else attrs
+
+
+def _axes_of(ms: dict[str, Any], ndim: int) -> str:
+    axes = ms.get("axes")
+    if axes is None:  # NGFF 0.1 / 0.2: always 5-D t, c, z, y, x
+        return "tczyx"[-ndim:]
+    names = "".join((a["name"] if isinstance(a, dict) else str(a)).lower() for a in axes)
+    if len(names) != ndim or set(names) - set("tczyx") or len(set(names)) != ndim:
+        raise InputError(str(ms.get("name", "")), f"has axes {names!r} for {ndim} dimensions",
+                         "only t, c, z, y, x axes are supported")
+    return names
+
+
+def _sizes(ms: dict[str, Any], axes: str) -> dict[str, PhysicalSize]:
+    scale = [1.0] * len(axes)
+    datasets = ms.get("datasets") or [{}]
+    for source in (datasets[0].get("coordinateTransformations", []),
+                   ms.get("coordinateTransformations", [])):
+        for tr in source:
+            if tr.get("type") == "scale" and len(tr.get("scale", [])) == len(axes):
+                scale = [a * b for a, b in zip(scale, tr["scale"], strict=True)]
+    units = {}
+    for a in ms.get("axes", []):
+        if isinstance(a, dict) and a.get("unit"):
+            units[a["name"].lower()] = udunits(a["unit"], "")
+    out = {}
+    for a, v in zip(axes, scale, strict=True):
+        if a != "c" and units.get(a) in _KNOWN_UNITS:
+            out[a] = PhysicalSize(float(v), units[a])
+    return out
+
+
+def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
+    """The full-resolution level of the NGFF image group at ``url``."""
+    import zarr
+
+    group = zarr.open_group(url, mode="r")
+    attrs = _attrs(group)
+    ms = (attrs.get("multiscales") or [None])[0]
+    if not ms or not ms.get("datasets"):
+        raise InputError(url, "has no NGFF multiscales metadata", "is it an OME-Zarr image?")
+    level0 = f"{url}/{ms['datasets'][0]['path']}"
+    try:
+        arr = zarr.open_array(level0, mode="r")
+    except Exception as exc:
+        raise CorruptFileError(level0, f"its array metadata cannot be read ({exc})") from exc
+    axes = _axes_of(ms, arr.ndim)
+    size = dict.fromkeys("tczyx", 1) | dict(zip(axes, arr.shape, strict=True))
+    is_label = "image-label" in attrs
+    channels = [ChannelMeta(label=f"Channel {i}") for i in range(size["c"])]
+    omero = attrs.get("omero") or {}
+    for meta, ch in zip(channels, omero.get("channels", []), strict=False):
+        if ch.get("label") is not None:
+            meta.label = str(ch["label"])
+        if ch.get("color"):
+            try:
+                meta.color = parse_hex_color(str(ch["color"]))
+            except InputError:
+                meta.color = None
+    image = SourceImage(
+        name=name or str(ms.get("name") or Path(url).name), dtype=arr.dtype,
+        shape=(size["t"], size["c"], size["z"], size["y"], size["x"]),
+        pixels=ZarrPixels(level0, axes), channels=channels,
+        physical_sizes=_sizes(ms, axes), is_label=is_label,
+        keep_axes="".join(a for a in "tz" if a in axes))
+    return image
+
+
+class OmeZarrReader(Reader):
+    """OME-Zarr of NGFF 0.1-0.5, bioformats2raw layouts and SpatialData stores."""
+
+    name = "ome-zarr"
+    description = "OME-Zarr (NGFF 0.1-0.5), bioformats2raw collections, SpatialData"
+
+    @classmethod
+    def can_open(cls, path: str, head: bytes) -> bool:
+        p = Path(path)
+        return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zattrs"))
+
+    def open(self, path: str) -> SourceDocument:
+        import zarr
+
+        try:
+            root = zarr.open_group(path, mode="r")
+        except Exception as exc:
+            raise CorruptFileError(path, f"is not a readable Zarr group ({exc})") from exc
+        attrs = _attrs(root)
+        ome_xml = None
+        xml_path = Path(path) / "OME" / "METADATA.ome.xml"
+        if xml_path.exists():
+            ome_xml = xml_path.read_text(encoding="utf-8", errors="replace")
+        images: list[SourceImage] = []
+        if "multiscales" in attrs:
+            images.append(open_ngff_image(path))
+            images[0].labels = self._labels(root, path, images[0])
+        elif "bioformats2raw.layout" in attrs or self._numbered(root):
+            series = self._series(root, path)
+            for key in series:
+                image = open_ngff_image(f"{path}/{key}", name=None)
+                image.labels = self._labels(root[key], f"{path}/{key}", image)
+                images.append(image)
+            self._names_from_xml(images, ome_xml)
+        elif "images" in root:  # SpatialData
+            images += [open_ngff_image(f"{path}/images/{key}", name=key)
+                       for key in sorted(zarr.open_group(f"{path}/images", mode="r").group_keys())]
+            if "labels" in root:
+                for key in sorted(zarr.open_group(f"{path}/labels", mode="r").group_keys()):
+                    label = open_ngff_image(f"{path}/labels/{key}", name=key)
+                    label.is_label = True
+                    target = next((im for im in images if im.shape[3:] == label.shape[3:]),
+                                  None)
+                    if target is not None:
+                        target.labels[key] = label
+        if not images:
+            raise InputError(path, "holds no NGFF image", "expected multiscales metadata, a "
+                             "bioformats2raw layout or a SpatialData images/ group")
+        for image in images:
+            image.pixels.check()
+        return SourceDocument(path=path, format=self.name, images=images, ome_xml=ome_xml)
+
+    @staticmethod
+    def _numbered(root: Any) -> bool:
+        return "0" in root and "multiscales" in _attrs(root["0"])
+
+    @staticmethod
+    def _series(root: Any, path: str) -> list[str]:
+        if "OME" in root:
+            series = _attrs(root["OME"]).get("series")
+            if series:
+                return [str(s) for s in series]
+        keys = sorted((k for k in root.group_keys() if k.isdigit()), key=int)
+        if not keys:
+            raise InputError(path, "declares a bioformats2raw layout but holds no series")
+        return keys
+
+    @staticmethod
+    def _labels(group: Any, url: str, image: SourceImage) -> dict[str, SourceImage]:
+        if "labels" not in group:
+            return {}
+        out = {}
+        for key in _attrs(group["labels"]).get("labels", []):
+            label = open_ngff_image(f"{url}/labels/{key}", name=key)
+            label.is_label = True
+            if label.shape[3:] == image.shape[3:]:
+                out[key] = label
+        return out
+
+    @staticmethod
+    def _names_from_xml(images: list[SourceImage], xml: str | None) -> None:
+        if not xml:
+            return
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError:
+            return
+        names = [el.get("Name") for el in root.iter() if el.tag.endswith("}Image")
+                 or el.tag == "Image"]
+        for image, name in zip(images, names, strict=False):
+            if name:
+                image.name = name

@@ -1,0 +1,364 @@
+"""TIFF-family readers: OME-TIFF, Akoya QPTIFF / inForm, Aperio SVS and every other TIFF
+tifffile understands (NDPI, SCN, BIF, Philips, ImageJ hyperstacks, plain multi-page)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tifffile
+
+from plexhub.errors import CorruptFileError, InputError, MissingFileError
+from plexhub.model import PhysicalSize
+from plexhub.ome_pipeline.metadata import (
+    RGB_COLORS,
+    ome_color_to_hex,
+    rgb_triplet_to_hex,
+    to_micrometer,
+    udunits,
+)
+from plexhub.ome_pipeline.readers.base import TIFF_MAGICS, Reader
+from plexhub.ome_pipeline.readers.tiffpixels import TiffPixels
+from plexhub.ome_pipeline.source import ArrayPixels, ChannelMeta, SourceDocument, SourceImage
+
+ASSOCIATED_NAMES = ("thumbnail", "label", "macro", "overview", "map", "probability")
+
+
+def open_tiff(path: str, **flags: bool) -> tifffile.TiffFile:
+    try:
+        return tifffile.TiffFile(path, **flags)
+    except tifffile.TiffFileError as exc:
+        raise CorruptFileError(path, f"not a readable TIFF ({exc})",
+                               "the file may be truncated or not a TIFF") from exc
+    except (OSError, ValueError, struct_error()) as exc:
+        raise CorruptFileError(path, f"cannot be parsed as TIFF ({exc})",
+                               "the file may be truncated") from exc
+
+
+def struct_error() -> type[Exception]:
+    import struct
+
+    return struct.error
+
+
+def is_associated(name: str) -> bool:
+    n = name.strip().lower()
+    return any(n == a or n.startswith(a + " ") for a in ASSOCIATED_NAMES)
+
+
+def _assign_axes(path: str, axes: str, shape: tuple[int, ...]) -> tuple[str, int]:
+    """Map a tifffile series' axes onto t, c, z; return (mapping letters, samples)."""
+    plane = [a for a in axes if a not in "YXS"]
+    if axes.replace("S", "")[-2:] != "YX":
+        raise InputError(path, f"image axes {axes!r} do not end in Y, X",
+                         "only planar images are supported")
+    other = [a for a in plane if a not in "TCZ"]
+    mapped = ""
+    for a in plane:
+        if a in "TCZ":
+            mapped += a.lower()
+        elif "C" not in plane and len(other) == 1:
+            mapped += "c"  # e.g. the pages of a plain multi-page TIFF
+        elif "T" not in plane and other.index(a) == 0:
+            mapped += "t"
+        elif "Z" not in plane:
+            mapped += "z"
+        else:
+            raise InputError(path, f"cannot tell which of the axes {axes!r} are channels",
+                             "re-save as OME-TIFF or ImageJ hyperstack with C/Z/T axes")
+    samples = shape[axes.index("S")] if "S" in axes else 1
+    return mapped, samples
+
+
+def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
+                 flags: dict[str, bool]) -> SourceImage:
+    """A SourceImage for ``tif.series[index]`` at full resolution."""
+    series = tif.series[index]
+    axes, shape = series.axes, tuple(series.shape)
+    mapped, samples = _assign_axes(path, axes, shape)
+    plane_sizes = [shape[axes.index(a)] for a in axes if a not in "YXS"]
+    size = {"t": 1, "c": 1, "z": 1}
+    for letter, n in zip(mapped, plane_sizes, strict=True):
+        size[letter] = n
+    nt, nz = size["t"], size["z"]
+    nc = size["c"] * samples
+    page_of = np.zeros((nt, nc, nz), np.int64)
+    sample_of = np.zeros((nt, nc, nz), np.int64)
+    for flat in range(max(1, math.prod(plane_sizes))):
+        idx = np.unravel_index(flat, plane_sizes) if plane_sizes else ()
+        pos = {"t": 0, "c": 0, "z": 0}
+        for letter, i in zip(mapped, idx, strict=True):
+            pos[letter] = int(i)
+        for s in range(samples):
+            c = pos["c"] * samples + s
+            page_of[pos["t"], c, pos["z"]] = flat
+            sample_of[pos["t"], c, pos["z"]] = s
+    groups = [tuple(range(c * samples, (c + 1) * samples)) for c in range(size["c"])]
+    channels = [ChannelMeta(label=f"Channel {i}") for i in range(nc)]
+    if samples == 3:
+        for i, (label, color) in enumerate(zip("RGB", RGB_COLORS, strict=True)):
+            for c in range(size["c"]):
+                channels[c * 3 + i] = ChannelMeta(label=label if size["c"] == 1 else
+                                                  f"{label}{c}", color=color)
+    ny, nx = shape[axes.index("Y")], shape[axes.index("X")]
+    pixels = TiffPixels(path, index, 0, page_of, sample_of, is_flags=flags)
+    return SourceImage(name=name, shape=(nt, nc, nz, ny, nx), dtype=series.dtype,
+                       pixels=pixels, channels=channels, channel_groups=groups)
+
+
+def resolution_sizes(page: Any) -> dict[str, PhysicalSize]:
+    """Pixel size from XResolution/YResolution when a real unit is given."""
+    try:
+        unit = int(page.resolutionunit)
+        xres, yres = page.resolution
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    per = {2: 25400.0, 3: 10000.0}.get(unit)  # micrometers per inch / per cm
+    if per is None or not xres or not yres or xres <= 1 or yres <= 1:
+        return {}
+    return {"x": PhysicalSize(per / xres), "y": PhysicalSize(per / yres)}
+
+
+def associated_image(name: str, array: np.ndarray[Any, Any]) -> SourceImage:
+    """A small associated image (label, macro...) held in memory; RGB becomes 3 channels."""
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        a = a[..., :3]
+        data = np.moveaxis(a, -1, 0)[None, :, None]
+        channels = [ChannelMeta(label=ch, color=col) for ch, col in zip("RGB", RGB_COLORS,
+                                                                        strict=True)]
+        groups: list[tuple[int, ...]] | None = [(0, 1, 2)]
+    elif a.ndim == 2:
+        data = a[None, None, None]
+        channels = [ChannelMeta(label=name)]
+        groups = None
+    else:
+        data = a.reshape((-1, *a.shape[-2:]))[None, :, None]
+        channels = []
+        groups = None
+    data = np.ascontiguousarray(data)
+    return SourceImage(name=name, shape=data.shape, dtype=data.dtype,  # type: ignore[arg-type]
+                       pixels=ArrayPixels(data), channels=channels, channel_groups=groups)
+
+
+class _TiffBase(Reader):
+    """Shared open(): main series become images, thumbnail/label/macro become associated."""
+
+    flags: ClassVar[dict[str, bool]] = {}
+
+    @classmethod
+    def _is_tiff(cls, head: bytes) -> bool:
+        return head[:4] in TIFF_MAGICS
+
+    def open(self, path: str) -> SourceDocument:
+        tif = open_tiff(path, **self.flags)
+        try:
+            doc = self._document(path, tif)
+        finally:
+            tif.close()
+        if not doc.images:
+            raise InputError(path, "holds no main image (only thumbnails or labels)")
+        for image in doc.images:
+            image.pixels.check()
+        return doc
+
+    def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
+        images: list[SourceImage] = []
+        associated: dict[str, SourceImage] = {}
+        for i, series in enumerate(tif.series):
+            name = series.name or f"Series {i}"
+            if is_associated(name) and len(tif.series) > 1:
+                associated[name.lower()] = associated_image(name.lower(), series.asarray())
+                continue
+            image = series_image(path, tif, i, name, self.flags)
+            image.physical_sizes = resolution_sizes(series.pages[0].keyframe)
+            images.append(image)
+        meta = {}
+        if tif.pages[0].description:
+            meta["ImageDescription.txt"] = tif.pages[0].description
+        return SourceDocument(path=path, format=self.name, images=images, associated=associated,
+                              original_metadata=meta)
+
+
+class TiffReader(_TiffBase):
+    """Any TIFF tifffile reads: NDPI, SCN, BIF, Philips, ImageJ hyperstacks, plain pages."""
+
+    name = "tiff"
+    description = "TIFF (generic, NDPI, SCN, BIF, Philips, ImageJ) via tifffile series"
+
+    @classmethod
+    def can_open(cls, path: str, head: bytes) -> bool:
+        return cls._is_tiff(head)
+
+    def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
+        doc = super()._document(path, tif)
+        ij = tif.imagej_metadata
+        if ij and doc.images:
+            image = doc.images[0]
+            labels = ij.get("Labels")
+            if isinstance(labels, list) and len(labels) == image.shape[1]:
+                for ch, label in zip(image.channels, labels, strict=True):
+                    ch.label = str(label)
+            if ij.get("spacing") and image.shape[2] > 1:
+                image.physical_sizes["z"] = PhysicalSize(float(ij["spacing"]),
+                                                         udunits(ij.get("unit")))
+            unit = str(ij.get("unit") or "").replace("\\u00B5", "µ")
+            page = tif.series[0].pages[0].keyframe
+            xres, yres = page.resolution
+            if udunits(unit, "") and xres > 0 and yres > 0 and (xres, yres) != (1, 1):
+                image.physical_sizes["x"] = PhysicalSize(to_micrometer(1 / xres, unit))
+                image.physical_sizes["y"] = PhysicalSize(to_micrometer(1 / yres, unit))
+            doc.original_metadata["imagej.json"] = json.dumps(
+                {k: v for k, v in ij.items() if isinstance(v, str | int | float | list)},
+                default=str)
+        return doc
+
+
+class SvsReader(_TiffBase):
+    """Aperio SVS: the RGB pyramid's full level; label and macro as associated images."""
+
+    name = "svs"
+    description = "Aperio SVS (JPEG / JPEG 2000 tiles)"
+
+    @classmethod
+    def can_open(cls, path: str, head: bytes) -> bool:
+        if not cls._is_tiff(head):
+            return False
+        with open_tiff(path) as tif:
+            return bool(tif.is_svs)
+
+    def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
+        doc = super()._document(path, tif)
+        desc = tif.pages[0].description
+        doc.original_metadata = {"aperio-description.txt": desc}
+        mpp = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", desc)
+        for image in doc.images:
+            image.physical_sizes = ({"x": PhysicalSize(float(mpp.group(1))),
+                                     "y": PhysicalSize(float(mpp.group(1)))} if mpp else {})
+        doc.images = doc.images[:1]  # tifffile lists the pyramid once; other series are extra
+        return doc
+
+
+class QptiffReader(_TiffBase):
+    """Akoya/PerkinElmer QPTIFF and inForm component TIFFs (per-page XML descriptions)."""
+
+    name = "qptiff"
+    description = "Akoya/PerkinElmer QPTIFF, inForm component TIFF"
+
+    @classmethod
+    def can_open(cls, path: str, head: bytes) -> bool:
+        if not cls._is_tiff(head):
+            return False
+        with open_tiff(path) as tif:
+            return bool(tif.is_qpi) or "PerkinElmer-QPI" in (tif.pages[0].description or "")
+
+    def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
+        series = tif.series[0]
+        image = series_image(path, tif, 0, "Baseline", self.flags)
+        pages = list(series.pages)
+        for c, page in enumerate(pages[: image.shape[1]]):
+            info = _qpi_fields(page.description)
+            if info.get("Name"):
+                image.channels[c].label = info["Name"]
+            color = rgb_triplet_to_hex(info.get("Color", ""))
+            if color:
+                image.channels[c].color = color
+        image.physical_sizes = resolution_sizes(pages[0].keyframe)
+        associated: dict[str, SourceImage] = {}
+        main_offsets = {p.offset for p in pages if p is not None}
+        for page in tif.pages:
+            if page.offset in main_offsets:
+                continue
+            kind = _qpi_fields(page.description or "").get("ImageType", "")
+            if is_associated(kind):
+                associated[kind.lower()] = associated_image(kind.lower(), page.asarray())
+        return SourceDocument(path=path, format=self.name, images=[image],
+                              associated=associated,
+                              original_metadata={"qptiff-description.xml":
+                                                 pages[0].description})
+
+
+def _qpi_fields(description: str) -> dict[str, str]:
+    """Top-level text fields of a PerkinElmer-QPI-ImageDescription document."""
+    text = re.sub(r'^<\?xml[^>]*\?>', "", description.strip())
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return {}
+    return {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+
+
+class OmeTiffReader(_TiffBase):
+    """OME-TIFF, single- or multi-file (planes linked by UUID/FileName), any layout."""
+
+    name = "ome-tiff"
+    description = "OME-TIFF (single or multi-file, tiled or stripped, with or without pyramid)"
+
+    @classmethod
+    def can_open(cls, path: str, head: bytes) -> bool:
+        if not cls._is_tiff(head):
+            return False
+        with open_tiff(path) as tif:
+            return bool(tif.is_ome)
+
+    def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
+        xml = tif.pages[0].description
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError as exc:
+            raise CorruptFileError(path, f"its OME-XML does not parse ({exc})") from exc
+        ns = {"ome": root.tag.split("}")[0].strip("{")} if root.tag.startswith("{") else {}
+        q = "ome:" if ns else ""
+        _check_siblings(path, root, q, ns)
+        doc = super()._document(path, tif)
+        ome_images = root.findall(f"{q}Image", ns)
+        by_name = {im.get("Name"): im for im in ome_images}
+        for i, image in enumerate(doc.images):
+            el = by_name.get(image.name) or (ome_images[i] if i < len(ome_images) else None)
+            if el is not None:
+                _apply_ome_pixels(image, el, q, ns)
+        doc.ome_xml = xml
+        doc.original_metadata = {}
+        return doc
+
+
+def _check_siblings(path: str, root: ET.Element, q: str, ns: dict[str, str]) -> None:
+    folder = Path(path).parent
+    for td in root.iter(f"{{{ns['ome']}}}TiffData" if ns else "TiffData"):
+        uuid = td.find(f"{q}UUID", ns)
+        if uuid is not None and uuid.get("FileName"):
+            sibling = folder / uuid.get("FileName", "")
+            if not sibling.exists():
+                raise MissingFileError(
+                    str(sibling), f"is missing: the multi-file OME-TIFF {Path(path).name} "
+                    "stores image planes in it", "copy every file of the set into one folder")
+
+
+def _apply_ome_pixels(image: SourceImage, el: ET.Element, q: str, ns: dict[str, str]) -> None:
+    pixels = el.find(f"{q}Pixels", ns)
+    if pixels is None:
+        return
+    sizes = {}
+    for ax in ("x", "y", "z"):
+        v = pixels.get(f"PhysicalSize{ax.upper()}")
+        if v:
+            sizes[ax] = PhysicalSize(float(v), udunits(pixels.get(f"PhysicalSize{ax.upper()}Unit")))
+    t_inc = pixels.get("TimeIncrement")
+    if t_inc:
+        sizes["t"] = PhysicalSize(float(t_inc), udunits(pixels.get("TimeIncrementUnit"), "second"))
+    image.physical_sizes = sizes
+    channels = pixels.findall(f"{q}Channel", ns)
+    spp = [int(ch.get("SamplesPerPixel") or 1) for ch in channels]
+    if len(channels) == image.shape[1] and all(s == 1 for s in spp):
+        for meta, ch in zip(image.channels, channels, strict=True):
+            if ch.get("Name"):
+                meta.label = ch.get("Name", "")
+            elif ch.get("Fluor"):
+                meta.label = ch.get("Fluor", "")
+            if ch.get("Color") not in (None, ""):
+                meta.color = ome_color_to_hex(ch.get("Color", "-1"))

@@ -1,0 +1,182 @@
+"""Region reads from TIFF pages by decoding only the tiles or strips a region touches.
+
+Bytes are read with ``os.pread`` (thread-safe, no shared file position) and decoded by the
+page's own tifffile decoder, so imagecodecs releases the GIL and several regions decode in
+parallel. Strips wider than a region are kept in a small byte-bounded cache, so reading a
+stripped page block by block decodes each strip about once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tifffile
+
+from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
+from plexhub.ome_pipeline.source import Array, ByteLRU, PixelSource
+
+SEGMENT_CACHE_BYTES = 64 * 2**20
+
+
+def decode_error(path: str, exc: Exception, what: str) -> Exception:
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, NotImplementedError) or "not supported" in low or "codec" in low:
+        return UnsupportedFormatError(
+            path, f"{what} uses a compression this installation cannot decode ({text})",
+            "install imagecodecs, or re-export the file with LZW, deflate or JPEG",
+        )
+    return CorruptFileError(path, f"{what} cannot be decoded ({text})",
+                            "the file may be truncated or damaged; copy it again")
+
+
+class TiffPixels(PixelSource):
+    """Pixels of one tifffile series level, addressed through a (t, c, z) -> page table.
+
+    ``page_of[t, c, z]`` is the index of the page in ``series.levels[level].pages`` and
+    ``sample_of[t, c, z]`` the sample (RGB component) inside that page.
+    """
+
+    def __init__(self, path: str, series: int, level: int, page_of: npt.NDArray[np.int64],
+                 sample_of: npt.NDArray[np.int64], *, is_flags: dict[str, bool] | None = None
+                 ) -> None:
+        self.path = path
+        self.series = series
+        self.level = level
+        self.page_of = page_of
+        self.sample_of = sample_of
+        self.is_flags = is_flags or {}
+        self._state: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_state"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _open(self) -> dict[str, Any]:
+        with self._lock:
+            if self._state is None:
+                tif = tifffile.TiffFile(self.path, **self.is_flags)
+                pages = list(tif.series[self.series].levels[self.level].pages)
+                self._state = {"tif": tif, "pages": pages, "fds": {},
+                               "cache": ByteLRU(SEGMENT_CACHE_BYTES)}
+            return self._state
+
+    def _fd(self, state: dict[str, Any], path: str) -> int:
+        fds: dict[str, int] = state["fds"]
+        with self._lock:
+            if path not in fds:
+                fds[path] = os.open(path, os.O_RDONLY)
+            return fds[path]
+
+    def close(self) -> None:
+        if self._state is not None:
+            for fd in self._state["fds"].values():
+                os.close(fd)
+            self._state["tif"].close()
+            self._state = None
+
+    def check(self) -> None:
+        """Decode the first and last segments of the first page (catches truncation early)."""
+        state = self._open()
+        page = state["pages"][int(self.page_of.flat[0])]
+        if page is None:
+            raise MissingFileError(self.path, "the first image plane is missing")
+        n = len(page.dataoffsets)
+        for idx in {0, n - 1}:
+            self._segment(state, page, idx)
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        state = self._open()
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        first_page = state["pages"][int(self.page_of[t, channels[0], z])]
+        out = np.empty((len(channels), h, w), first_page.keyframe.dtype)
+        by_page: dict[int, list[tuple[int, int]]] = {}
+        for i, c in enumerate(channels):
+            by_page.setdefault(int(self.page_of[t, c, z]), []).append(
+                (i, int(self.sample_of[t, c, z])))
+        for page_index, targets in by_page.items():
+            page = state["pages"][page_index]
+            if page is None:
+                raise MissingFileError(self.path, f"image plane {page_index} is missing",
+                                       "a file of a multi-file OME-TIFF may be absent")
+            region = self._region(state, page, ys, xs)  # (h, w, samples)
+            for i, s in targets:
+                out[i] = region[..., s]
+        return out
+
+    def _region(self, state: dict[str, Any], page: Any, ys: slice, xs: slice) -> Array:
+        kf = page.keyframe
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        nsamples = kf.samplesperpixel
+        if kf.imagedepth != 1:
+            raise UnsupportedFormatError(
+                self.path, "volumetric TIFF pages (ImageDepth > 1) are not supported",
+                "save one page per z plane")
+        out = np.zeros((h, w, nsamples), kf.dtype)
+        th, tw = kf.chunks[0], kf.chunks[1]
+        separate = kf.planarconfig == 2 and nsamples > 1
+        ny = math.ceil(kf.imagelength / th)
+        nx = math.ceil(kf.imagewidth / tw)
+        for s in range(nsamples if separate else 1):
+            for iy in range(ys.start // th, math.ceil(ys.stop / th)):
+                for ix in range(xs.start // tw, math.ceil(xs.stop / tw)):
+                    idx = (s * ny + iy) * nx + ix
+                    seg, (sep, _, y0, x0, s0) = self._segment(state, page, idx)
+                    if seg is None:
+                        continue
+                    sy0, sy1 = max(y0, ys.start), min(y0 + seg.shape[0], ys.stop)
+                    sx0, sx1 = max(x0, xs.start), min(x0 + seg.shape[1], xs.stop)
+                    if sy0 >= sy1 or sx0 >= sx1:
+                        continue
+                    block = seg[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+                    dst = out[sy0 - ys.start:sy1 - ys.start, sx0 - xs.start:sx1 - xs.start]
+                    if separate:
+                        dst[..., sep] = block[..., 0]
+                    else:
+                        dst[..., s0:s0 + block.shape[2]] = block
+        return out
+
+    def _segment(self, state: dict[str, Any], page: Any,
+                 idx: int) -> tuple[Array | None, tuple[int, ...]]:
+        kf = page.keyframe
+        fh_path = page.parent.filehandle.path
+        key = (fh_path, int(page.dataoffsets[idx]))
+        cache: ByteLRU = state["cache"]
+        cached = cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        offset, count = int(page.dataoffsets[idx]), int(page.databytecounts[idx])
+        data: bytes | None = None
+        if count > 0 and offset > 0:
+            data = os.pread(self._fd(state, fh_path), count, offset)
+            if len(data) < count:
+                raise CorruptFileError(
+                    fh_path, f"truncated: tile/strip {idx} needs {count} bytes at offset "
+                    f"{offset}, the file ends first", "copy the file again")
+        try:
+            seg, indices, shape = kf.decode(data, idx, jpegtables=kf.jpegtables,
+                                            jpegheader=getattr(kf, "jpegheader", None))
+        except (ValueError, NotImplementedError, RuntimeError, tifffile.TiffFileError) as exc:
+            raise decode_error(fh_path, exc, f"tile/strip {idx}") from exc
+        except Exception as exc:  # imagecodecs raises its own error classes
+            raise decode_error(fh_path, exc, f"tile/strip {idx}") from exc
+        if seg is None:
+            return None, tuple(indices)
+        seg = seg.reshape(shape[1], shape[2], shape[3])
+        result = (seg, tuple(indices))
+        if shape[2] > 1024 or shape[1] < 64:  # strips: worth caching
+            cache.put(key, result, seg.nbytes)
+        return result

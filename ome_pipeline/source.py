@@ -1,0 +1,164 @@
+"""What a reader hands to the writer: lazy images with channel metadata.
+
+A :class:`SourceImage` is a 5-D (t, c, z, y, x) image whose pixels are read region by region
+through a :class:`PixelSource`. Pixel sources are picklable (they reopen their file in the
+process that reads them), so conversion tasks can run on dask.distributed workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from plexhub.model import PhysicalSize
+
+Array = npt.NDArray[Any]
+
+
+class PixelSource(ABC):
+    """Reads one region of one (t, z) plane for a group of channels."""
+
+    @abstractmethod
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        """Return an array of shape (len(channels), ys-length, xs-length)."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Decode a little of the data so that bad input fails before anything is written."""
+
+
+class ArrayPixels(PixelSource):
+    """Pixels held in memory (small images, associated images, test data)."""
+
+    def __init__(self, data: Array) -> None:
+        if data.ndim != 5:
+            raise ValueError(f"ArrayPixels needs a (t, c, z, y, x) array, got {data.shape}")
+        self.data = data
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        return np.ascontiguousarray(self.data[t, list(channels), z, ys, xs])
+
+
+class FunctionPixels(PixelSource):
+    """Pixels computed by a picklable function ``f(t, c, z, ys, xs) -> 2-D array``."""
+
+    def __init__(self, func: Callable[[int, int, int, slice, slice], Array]) -> None:
+        self.func = func
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        return np.stack([self.func(t, c, z, ys, xs) for c in channels])
+
+
+@dataclass
+class ChannelMeta:
+    label: str
+    color: str | None = None  # RRGGBB, upper case; None means "pick from the palette"
+
+
+@dataclass
+class SourceImage:
+    """One image of a source: shape, dtype, channels and lazy pixels."""
+
+    name: str
+    shape: tuple[int, int, int, int, int]  # t, c, z, y, x
+    dtype: np.dtype[Any]
+    pixels: PixelSource
+    channels: list[ChannelMeta] = field(default_factory=list)
+    physical_sizes: dict[str, PhysicalSize] = field(default_factory=dict)
+    channel_groups: list[tuple[int, ...]] | None = None  # channels decoded together
+    is_label: bool = False
+    keep_axes: str = ""  # axes written even when their size is 1 (besides c, y, x)
+    labels: dict[str, SourceImage] = field(default_factory=dict)  # label images of this image
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 5:
+            raise ValueError(f"shape must be (t, c, z, y, x), got {self.shape}")
+        self.dtype = np.dtype(self.dtype)
+        nc = self.shape[1]
+        if not self.channels:
+            self.channels = [ChannelMeta(label=f"Channel {i}") for i in range(nc)]
+        if len(self.channels) != nc:
+            raise ValueError(f"{self.name}: {len(self.channels)} channel names for {nc} channels")
+        if self.channel_groups is None:
+            self.channel_groups = [(c,) for c in range(nc)]
+
+    @property
+    def axes(self) -> str:
+        """The axes written to OME-Zarr: y and x always, c for intensity images, t/z if > 1."""
+        t, c, z, _, _ = self.shape
+        out = ""
+        if t > 1 or "t" in self.keep_axes:
+            out += "t"
+        if not self.is_label or c > 1:
+            out += "c"
+        if z > 1 or "z" in self.keep_axes:
+            out += "z"
+        return out + "yx"
+
+    def read_plane_block(self, t: int, z: int, channels: Sequence[int], ys: slice,
+                         xs: slice) -> Array:
+        data = self.pixels.read(t, z, channels, ys, xs)
+        expect = (len(channels), ys.stop - ys.start, xs.stop - xs.start)
+        if data.shape != expect:
+            raise ValueError(f"{self.name}: reader returned {data.shape}, expected {expect}")
+        return data.astype(self.dtype, copy=False)
+
+    def to_numpy(self) -> Array:
+        """The whole image, (t, c, z, y, x), for tests and small images."""
+        t, c, z, y, x = self.shape
+        out = np.empty(self.shape, self.dtype)
+        groups = self.channel_groups or [(i,) for i in range(c)]
+        for ti in range(t):
+            for zi in range(z):
+                for g in groups:
+                    out[ti, list(g), zi] = self.read_plane_block(
+                        ti, zi, g, slice(0, y), slice(0, x))
+        return out
+
+
+@dataclass
+class SourceDocument:
+    """Everything a reader found in one source: main images, associated images, metadata."""
+
+    path: str
+    format: str
+    images: list[SourceImage]
+    associated: dict[str, SourceImage] = field(default_factory=dict)
+    ome_xml: str | None = None  # the source's own OME-XML, kept verbatim
+    original_metadata: dict[str, str] = field(default_factory=dict)  # file name -> text
+
+
+class ByteLRU:
+    """A thread-safe LRU cache bounded by the bytes of the arrays it holds."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            self._data.move_to_end(key)
+            return item[0]
+
+    def put(self, key: Any, value: Any, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._data:
+                return
+            self._data[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, old) = self._data.popitem(last=False)
+                self._bytes -= old

@@ -1,0 +1,218 @@
+"""The pyramid writer: coarse tasks that own whole blocks at every level they write.
+
+A conversion runs in *passes*. A task of pass 0 reads one (t, z, channel group) block of
+``block x block`` source pixels, records its histogram, writes it as level 0, halves it, writes
+level 1, and so on for ``levels_per_pass`` levels (block / 2**j stays a multiple of the chunk).
+Pass p > 0 reads blocks of the last level written by pass p - 1 back and continues. With NGFF
+0.5 the shard of level k is ``block >> (k % levels_per_pass)``: exactly what one task writes,
+so shards have a single writer and are written whole.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plexhub.ome_pipeline.chunkio import Codec, OutputStore, chunk_key, encode_shard, pad_to
+from plexhub.ome_pipeline.histogram import PartialHistogram
+from plexhub.ome_pipeline.pyramid import downsample_mean, downsample_mode, level_shapes
+from plexhub.ome_pipeline.source import Array, SourceImage
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """Where and how one image is written."""
+
+    key: str  # path of the image group inside the store ("" = root)
+    axes: str
+    shape: tuple[int, int, int, int, int]  # t, c, z, y, x
+    dtype: str
+    chunk: int
+    block: int
+    zarr_format: int
+    codec: Codec
+    is_label: bool = False
+    levels: tuple[tuple[int, int], ...] = field(default=())
+    channel_groups: tuple[tuple[int, ...], ...] = ()
+
+    @classmethod
+    def build(cls, key: str, image: SourceImage, *, chunk: int, block: int, zarr_format: int,
+              codec: Codec, is_label: bool | None = None) -> ImagePlan:
+        _t, c, _z, y, x = image.shape
+        return cls(key=key, axes=image.axes, shape=image.shape, dtype=image.dtype.str,
+                   chunk=chunk, block=max(block, chunk), zarr_format=zarr_format, codec=codec,
+                   is_label=image.is_label if is_label is None else is_label,
+                   levels=tuple(level_shapes(y, x)),
+                   channel_groups=tuple(image.channel_groups or [(i,) for i in range(c)]))
+
+    @property
+    def levels_per_pass(self) -> int:
+        return int(math.log2(self.block // self.chunk)) + 1
+
+    @property
+    def npasses(self) -> int:
+        return math.ceil(len(self.levels) / self.levels_per_pass)
+
+    def level_key(self, level: int) -> str:
+        return f"{self.key}/{level}" if self.key else str(level)
+
+    def _axes_shape(self, tczyx: tuple[int, ...]) -> tuple[int, ...]:
+        d = dict(zip("tczyx", tczyx, strict=True))
+        return tuple(d[a] for a in self.axes)
+
+    def array_shape(self, level: int) -> tuple[int, ...]:
+        t, c, z, _, _ = self.shape
+        return self._axes_shape((t, c, z, *self.levels[level]))
+
+    def chunk_shape(self, level: int) -> tuple[int, ...]:
+        return self._axes_shape((1, 1, 1, self.chunk, self.chunk))
+
+    def shard_shape(self, level: int) -> tuple[int, ...] | None:
+        if self.zarr_format == 2:
+            return None
+        edge = self.block >> (level % self.levels_per_pass)
+        return self._axes_shape((1, 1, 1, edge, edge))
+
+    def create_arrays(self, store: OutputStore, dimension_separator: str = "/") -> None:
+        """Create the metadata of every level that does not exist yet."""
+        import zarr
+
+        meta = "zarr.json" if self.zarr_format == 3 else ".zarray"
+        dtype = np.dtype(self.dtype)
+        for level in range(len(self.levels)):
+            key = self.level_key(level)
+            if store.exists(f"{key}/{meta}"):
+                continue
+            kwargs: dict[str, Any] = {}
+            if self.zarr_format == 3:
+                kwargs["shards"] = self.shard_shape(level)
+                kwargs["dimension_names"] = list(self.axes)
+                kwargs["compressors"] = self.codec.zarr_compressors(dtype, 3)
+            else:
+                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": dimension_separator}
+                kwargs["compressors"] = self.codec.zarr_compressors(dtype, 2)
+            zarr.create_array(store=store.zarr_store(key), shape=self.array_shape(level),
+                              chunks=self.chunk_shape(level), dtype=dtype, fill_value=0,
+                              zarr_format=self.zarr_format, **kwargs)  # type: ignore[arg-type]
+
+    def tasks(self, pass_index: int) -> list[Task]:
+        t, _, z, _, _ = self.shape
+        base = pass_index * self.levels_per_pass
+        if base >= len(self.levels):
+            return []
+        ly, lx = self.levels[base]
+        nby, nbx = math.ceil(ly / self.block), math.ceil(lx / self.block)
+        groups = self.channel_groups
+        return [Task(self.key, pass_index, ti, zi, g, by, bx)
+                for ti in range(t) for zi in range(z) for g in groups
+                for by in range(nby) for bx in range(nbx)]
+
+
+@dataclass(frozen=True)
+class Task:
+    image_key: str
+    pass_index: int
+    t: int
+    z: int
+    channels: tuple[int, ...]
+    by: int
+    bx: int
+
+    @property
+    def id(self) -> str:
+        return (f"{self.image_key or '.'}:p{self.pass_index}:t{self.t}:z{self.z}:"
+                f"c{self.channels[0]}:{self.by}:{self.bx}")
+
+    def weight(self, plan: ImagePlan) -> int:
+        """Work estimate: source pixels the task reads."""
+        edge = plan.block * (1 if self.pass_index == 0 else 2)
+        return edge * edge * len(self.channels)
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    image_key: str
+    histograms: dict[int, PartialHistogram]
+
+
+def _read_back(plan: ImagePlan, store: OutputStore, level: int, task: Task,
+               ys: slice, xs: slice) -> Array:
+    import zarr
+
+    arr = zarr.open_array(store=store.zarr_store(plan.level_key(level)), mode="r")
+    where: dict[str, Any] = {"t": task.t, "c": list(task.channels), "z": task.z, "y": ys,
+                             "x": xs}
+    sel = [where[a] for a in plan.axes]
+    if "c" not in plan.axes:
+        data = np.asarray(arr[tuple(sel)])[None]
+    else:
+        data = np.asarray(arr.get_orthogonal_selection(tuple(sel)))
+    return data.reshape(len(task.channels), ys.stop - ys.start, xs.stop - xs.start)
+
+
+def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,
+             store: OutputStore) -> TaskResult:
+    """Read one block, write it and its halvings, return its histograms (pass 0 only)."""
+    lpp = plan.levels_per_pass
+    first = task.pass_index * lpp
+    shrink = downsample_mode if plan.is_label else downsample_mean
+    hists: dict[int, PartialHistogram] = {}
+    if task.pass_index == 0:
+        assert image is not None
+        ly, lx = plan.levels[0]
+        ys = slice(task.by * plan.block, min((task.by + 1) * plan.block, ly))
+        xs = slice(task.bx * plan.block, min((task.bx + 1) * plan.block, lx))
+        data = image.read_plane_block(task.t, task.z, task.channels, ys, xs)
+        if not plan.is_label:
+            hists = {c: PartialHistogram.of(data[i]) for i, c in enumerate(task.channels)}
+    else:
+        src_level = first - 1
+        ly, lx = plan.levels[src_level]
+        edge = plan.block * 2
+        ys = slice(task.by * edge, min((task.by + 1) * edge, ly))
+        xs = slice(task.bx * edge, min((task.bx + 1) * edge, lx))
+        data = shrink(_read_back(plan, store, src_level, task, ys, xs))
+    for j in range(lpp):
+        level = first + j
+        if level >= len(plan.levels):
+            break
+        if j:
+            data = shrink(data)
+        edge = plan.block >> j
+        _write_block(plan, store, level, task, task.by * edge, task.bx * edge, data)
+    return TaskResult(task.id, plan.key, hists)
+
+
+def _write_block(plan: ImagePlan, store: OutputStore, level: int, task: Task, y0: int, x0: int,
+                 data: Array) -> None:
+    """Write ``data`` (channels, h, w) whose top-left pixel is (y0, x0) at ``level``."""
+    prefix = plan.level_key(level)
+    chunk = plan.chunk
+    data = data.astype(np.dtype(plan.dtype), copy=False)
+
+    def index(c: int, yi: int, xi: int) -> tuple[int, ...]:
+        d = {"t": task.t, "c": c, "z": task.z, "y": yi, "x": xi}
+        return tuple(d[a] for a in plan.axes)
+
+    for i, c in enumerate(task.channels):
+        plane = data[i]
+        if plan.zarr_format == 3:
+            edge = plan.block >> (level % plan.levels_per_pass)
+            inner = tuple(chunk if a in "yx" else 1 for a in plan.axes)
+            shard = tuple(edge if a in "yx" else 1 for a in plan.axes)
+            blob = encode_shard(plan.codec, plane.reshape(
+                tuple(plane.shape[0] if a == "y" else plane.shape[1] if a == "x" else 1
+                      for a in plan.axes)), inner, shard)
+            key = chunk_key(prefix, index(c, y0 // edge, x0 // edge), 3)
+            store.put(key, blob)
+            continue
+        h, w = plane.shape
+        for cy in range(0, h, chunk):
+            for cx in range(0, w, chunk):
+                piece = pad_to(plane[cy:cy + chunk, cx:cx + chunk], (chunk, chunk))
+                key = chunk_key(prefix, index(c, (y0 + cy) // chunk, (x0 + cx) // chunk), 2)
+                store.put(key, plan.codec.encode(piece))

@@ -1,0 +1,3 @@
+from plexhub.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""One error hierarchy for plexhub, rooted at :class:`PlexhubError`.
+
+Each error is also the builtin a caller would naturally catch (``FileNotFoundError``,
+``ValueError``...), and its message says what was given, what was expected and what to try.
+"""
+
+from __future__ import annotations
+
+
+class PlexhubError(Exception):
+    """Base of every error plexhub raises on purpose."""
+
+    def __init__(self, subject: str, problem: str, hint: str = "") -> None:
+        self.subject = subject
+        self.problem = problem
+        self.hint = hint
+        text = f"{subject}: {problem}" if subject else problem
+        if hint:
+            text = f"{text} ({hint})"
+        super().__init__(text)
+
+
+class InputError(PlexhubError, ValueError):
+    """A source file or argument is not what plexhub can use."""
+
+
+class UnsupportedFormatError(InputError):
+    """No reader recognises the source, or the named reader does not exist."""
+
+
+class CorruptFileError(InputError):
+    """The source looks like a known format but is truncated or damaged."""
+
+
+class MissingFileError(PlexhubError, FileNotFoundError):
+    """A file the source refers to (or the source itself) does not exist."""
+
+
+class DestinationExistsError(PlexhubError, FileExistsError):
+    """The output already exists and overwriting was not asked for."""
+
+
+class ValidationError(PlexhubError, ValueError):
+    """An output failed validation against the OME-NGFF schemas or our stricter checks."""
+
+
+class ConfigurationError(PlexhubError, ValueError):
+    """A setting has a value plexhub cannot use."""

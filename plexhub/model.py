@@ -1,0 +1,47 @@
+"""Pure data model shared by every layer: no I/O, no heavy imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+AXIS_ORDER = "tczyx"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel of an image as the source names it."""
+
+    index: int
+    label: str
+    color: str  # six upper-case hex digits, RRGGBB
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class PhysicalSize:
+    """Size of one pixel along an axis, with a UDUNITS-2 unit name."""
+
+    value: float
+    unit: str = "micrometer"
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    path: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """What a conversion produced for one image."""
+
+    name: str
+    path: str  # relative to the store root ("" for a single image)
+    axes: str
+    dtype: str
+    levels: tuple[LevelInfo, ...]
+    channels: tuple[Channel, ...]
+    physical_sizes: dict[str, PhysicalSize] = field(default_factory=dict)
+    is_label: bool = False

@@ -1,0 +1,70 @@
+"""The one settings object (environment variables prefixed ``PLEXHUB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """plexhub settings; every field can be set as ``PLEXHUB_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PLEXHUB_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("plexhub-data"),
+        description="Folder for the catalog database, image stores and samples.",
+    )
+    workers: int = Field(
+        default=2, ge=1, le=256,
+        description="Threads (local Dask) that read, downsample and write in parallel.",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of a dask.distributed scheduler (tcp://host:8786); local threads "
+        "when unset. Sources and outputs must then be reachable from the workers.",
+    )
+    chunk_size: int = Field(
+        default=512, ge=16, le=8192,
+        description="Chunk edge (pixels, Y and X) of every written level.",
+    )
+    block_size: int = Field(
+        default=2048, ge=64, le=16384,
+        description="Edge of the level-0 block one conversion task owns; with NGFF 0.5 it is "
+        "also the shard edge. Memory per worker grows with its square.",
+    )
+    compression: Literal["lz4", "zstd", "blosclz", "zlib", "none"] = Field(
+        default="lz4", description="Blosc codec for written chunks (or none)."
+    )
+    compression_level: int = Field(default=5, ge=0, le=9)
+    ngff_version: Literal["0.4", "0.5"] = Field(
+        default="0.5", description="Default OME-NGFF version for conversions."
+    )
+    checkpoint_seconds: float = Field(
+        default=2.0, ge=0.0,
+        description="How often conversion progress is made durable for resuming.",
+    )
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"block_size must be a power of two, got {v}")
+        return v
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _chunk_power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"chunk_size must be a power of two, got {v}")
+        return v
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

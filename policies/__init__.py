@@ -1,0 +1,1 @@
+"""plexhub.policies (later issues build it)."""

@@ -1,0 +1,42 @@
+"""The wheel installs only the `plexhub` namespace, and works in a fresh virtualenv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
+        tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(out), str(REPO)], check=True, cwd=tmp_path)
+    (wheel,) = out.glob("plexhub-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"plexhub", next(t for t in tops if t.endswith(".dist-info"))}
+    for sub in ("ome_pipeline", "api", "widgets", "hub", "policies", "extensions"):
+        assert f"plexhub/{sub}/__init__.py" in names
+    assert "plexhub/ome_pipeline/readers/tiff.py" in names
+    assert "plexhub/py.typed" in names
+    assert not any(n.endswith((".czi", ".svs", ".qptiff", ".mcd", ".tiff")) for n in names)
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    py = env / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    str(wheel)], check=True)
+    code = ("import plexhub.ome_pipeline, plexhub.api, plexhub.widgets, plexhub.hub, "
+            "plexhub.policies, plexhub.extensions, importlib.util as u; "
+            "print(plexhub.ome_pipeline.__file__); "
+            "print(all(u.find_spec(n) is None for n in ('api', 'widgets', 'hub', 'policies', "
+            "'extensions', 'ome_pipeline')))")
+    res = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True,
+                         cwd=tmp_path)
+    path, isolated = res.stdout.split()
+    assert str(env) in path
+    assert isolated == "True"

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from plexhub.errors import InputError
+from plexhub.ome_pipeline.metadata import (
+    hex_to_ome_color,
+    ome_color_to_hex,
+    parse_hex_color,
+    rgb_triplet_to_hex,
+    udunits,
+)
+
+
+@pytest.mark.parametrize(("ome", "hexa"), [(-1, "FFFFFF"), (-16776961, "FF0000"),
+                                           (16711935, "00FF00"), (65535, "0000FF"),
+                                           (255, "000000")])
+def test_ome_color_is_signed_rgba(ome: int, hexa: str) -> None:
+    assert ome_color_to_hex(ome) == hexa
+    assert ome_color_to_hex(hex_to_ome_color(hexa)) == hexa
+
+
+def test_hex_parsing_accepts_hash_and_any_case() -> None:
+    assert parse_hex_color("#00ff7f") == "00FF7F"
+    with pytest.raises(InputError, match="six hex digits"):
+        parse_hex_color("#FFF")
+
+
+def test_akoya_triplets_and_units() -> None:
+    assert rgb_triplet_to_hex("0,255,0") == "00FF00"
+    assert rgb_triplet_to_hex("nope") is None
+    assert udunits("µm") == "micrometer"
+    assert udunits("nm") == "nanometer"
+    assert udunits(None) == "micrometer"

@@ -1,0 +1,1 @@
+"""plexhub.widgets (later issues build it)."""
