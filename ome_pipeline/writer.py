@@ -144,14 +144,14 @@ def _read_back(plan: ImagePlan, store: OutputStore, level: int, task: Task,
     import zarr
 
     arr = zarr.open_array(store=store.zarr_store(plan.level_key(level)), mode="r")
-    where: dict[str, Any] = {"t": task.t, "c": list(task.channels), "z": task.z, "y": ys,
-                             "x": xs}
-    sel = [where[a] for a in plan.axes]
-    if "c" not in plan.axes:
-        data = np.asarray(arr[tuple(sel)])[None]
-    else:
-        data = np.asarray(arr.get_orthogonal_selection(tuple(sel)))
-    return data.reshape(len(task.channels), ys.stop - ys.start, xs.stop - xs.start)
+    out = np.empty((len(task.channels), ys.stop - ys.start, xs.stop - xs.start),
+                   np.dtype(plan.dtype))
+    for i, c in enumerate(task.channels):
+        # basic indexing, one channel at a time: zarr's orthogonal (list) selection
+        # allocates several times the region
+        where: dict[str, Any] = {"t": task.t, "c": c, "z": task.z, "y": ys, "x": xs}
+        out[i] = arr[tuple(where[a] for a in plan.axes)]
+    return out
 
 
 def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,

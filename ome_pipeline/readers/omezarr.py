@@ -56,16 +56,15 @@ class ZarrPixels(PixelSource):
     def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
         arr = self._open()
         pos = {"t": t, "z": z, "y": ys, "x": xs}
-        if "c" in self.axes:
-            sel = tuple(list(channels) if a == "c" else pos[a] for a in self.axes)
+        out = np.empty((len(channels), ys.stop - ys.start, xs.stop - xs.start), arr.dtype)
+        for i, c in enumerate(channels):
+            # basic indexing per channel: zarr's orthogonal (list) selection over-allocates
+            sel = tuple(c if a == "c" else pos[a] for a in self.axes)
             try:
-                data = np.asarray(arr.get_orthogonal_selection(sel))
+                out[i] = arr[sel]
             except Exception as exc:
                 raise CorruptFileError(self.url, f"chunks cannot be read ({exc})") from exc
-            # move the channel axis first; the remaining axes are y, x
-            return np.moveaxis(data, self.axes.replace("t", "").replace("z", "").index("c"), 0)
-        data = np.asarray(arr[tuple(pos[a] for a in self.axes)])
-        return np.repeat(data[None], len(channels), axis=0)
+        return out
 
 
 def _attrs(group: Any) -> dict[str, Any]:
