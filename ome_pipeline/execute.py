@@ -120,7 +120,7 @@ def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
                      on_done: Callable[[ImagePlan, Task], None]) -> None:
     from distributed import Client, as_completed
 
-    with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+    with Client(address) as client:  # type: ignore[no-untyped-call]
         futures = {client.submit(run_task, plan, task, image, store, pure=False,
                                  key=f"plexhub-{task.id}-{time.time_ns()}"): (plan, task)
                    for plan, task, image in jobs}

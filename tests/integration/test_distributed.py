@@ -1,0 +1,37 @@
+"""Conversion on a dask.distributed cluster (worker processes) equals the local one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from plexhub.ome_pipeline import convert
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.settings import Settings
+
+
+@pytest.mark.slow
+def test_distributed_scheduler_gives_the_local_result(tmp_path: Path, real: Path) -> None:
+    from distributed import LocalCluster
+
+    src = write_ome_tiff(tmp_path / "src.ome.tif",
+                         SyntheticSpec(size_y=700, size_x=600, channels=2, tile=128, seed=2))
+    local = Settings(chunk_size=64, block_size=128, workers=2)
+    convert(src, tmp_path / "local.zarr", settings=local)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = local.model_copy(update={"dask_scheduler": cluster.scheduler_address})
+        convert(src, tmp_path / "dist.zarr", settings=remote)
+        # a reader that is not TIFF-based travels to the workers too
+        convert(real / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi", tmp_path / "czi.zarr",
+                settings=remote)
+    a = zarr.open_group(tmp_path / "local.zarr", mode="r")
+    b = zarr.open_group(tmp_path / "dist.zarr", mode="r")
+    for level in ("0", "1", "2"):
+        assert np.array_equal(a[level][:], b[level][:]), level
+    assert (tmp_path / "local.zarr" / "histograms.json").read_text() == \
+        (tmp_path / "dist.zarr" / "histograms.json").read_text()
+    assert zarr.open_group(tmp_path / "czi.zarr", mode="r")["0"].shape == (3, 2, 5, 170, 240)

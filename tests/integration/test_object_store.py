@@ -1,0 +1,84 @@
+"""Conversion to an S3-compatible object store (a real moto S3 server on loopback)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+import zarr
+
+import plexhub.ome_pipeline.execute as execute
+from plexhub.ome_pipeline import convert
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
+from plexhub.settings import Settings
+
+SPEC = SyntheticSpec(size_y=400, size_x=300, channels=2, tile=128, seed=9)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint,
+                                                   "skip_instance_cache": True})
+    fs = fsspec.filesystem("s3")
+    fs.mkdir("plexhub-test")
+    try:
+        yield "s3://plexhub-test"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_ome_tiff(tmp_path_factory.mktemp("s3src") / "src.ome.tif", SPEC)
+
+
+@pytest.mark.s3
+def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(chunk_size=64, block_size=128, workers=2, checkpoint_seconds=0.0)
+    url = f"{s3}/img.ome.zarr"
+    fs = fsspec.filesystem("s3")
+    real_run = execute.run_task
+    calls = {"n": 0}
+
+    def flaky(*args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise OSError("network dropped")
+        return real_run(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(execute, "run_task", flaky)
+    with pytest.raises(OSError, match="network dropped"):
+        convert(source, url, settings=settings)
+    # not committed: no root metadata, so readers see no image yet
+    assert not fs.exists(f"{url}/zarr.json")
+    assert fs.exists(f"{url}/.plexhub/state.npz")
+    monkeypatch.setattr(execute, "run_task", real_run)
+    result = convert(source, url, settings=settings)
+    assert result.tasks_resumed > 0
+    assert fs.exists(f"{url}/zarr.json")
+    assert not fs.exists(f"{url}/.plexhub/state.npz")
+    g = zarr.open_group(url, mode="r")
+    expect = np.stack([render_tile(SPEC, c, 0, 0, SPEC.size_y, SPEC.size_x) for c in range(2)])
+    assert np.array_equal(g["0"][:], expect)
+    assert g.attrs["ome"]["omero"]["channels"][0]["label"] == "DAPI"
+    assert fs.exists(f"{url}/histograms.json")
