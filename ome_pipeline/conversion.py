@@ -99,12 +99,12 @@ def _safe_name(name: str) -> str:
 def _fingerprint(src: str, options: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
     p = Path(src)
-    if p.is_dir():
-        for n, f in enumerate(sorted(p.rglob("*"))):
-            if n > 100_000:
-                break
-            st = f.stat()
-            h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    if p.is_dir():  # a Zarr source: its metadata documents identify it well enough
+        meta = (".zattrs", ".zarray", ".zgroup", "zarr.json", ".xml")
+        for f in sorted(p.rglob("*")):
+            if f.name.endswith(meta):
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
     else:
         st = p.stat()
         h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -329,8 +329,10 @@ def _write_all(doc: SourceDocument, store: OutputStore, acc: Accumulator, versio
         for k in range(npasses):
             jobs = [(p, t, image if k == 0 else None) for p, image in entries
                     for t in p.tasks(k) if t.id not in acc.done]
-            run_tasks(jobs, store, acc, settings, on_done)
-            checkpoint.maybe(force=True)
+            try:
+                run_tasks(jobs, store, acc, settings, on_done)
+            finally:  # keep what finished, also when a task failed or we were interrupted
+                checkpoint.maybe(force=True)
     finally:
         if bar is not None:
             bar.close()

@@ -47,19 +47,27 @@ class Accumulator:
         return self.hists.get((image_key, channel), PartialHistogram.empty())
 
     def to_bytes(self) -> bytes:
+        """One .npz: fingerprint, finished ids and each histogram's non-zero key range."""
         with self.lock:
             keys = sorted(self.hists)
+            spans, parts = [], []
+            for k in keys:
+                counts = self.hists[k].counts
+                nz = np.flatnonzero(counts)
+                lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+                spans.append((lo, hi))
+                parts.append(counts[lo:hi])
             arrays: dict[str, Any] = {
                 "fingerprint": np.array(self.fingerprint),
-                "done": np.array(sorted(self.done), dtype=object).astype(str),
+                "done": np.array(sorted(self.done), dtype=str),
                 "hist_keys": np.array([f"{k}\x00{c}" for k, c in keys], dtype=str),
-                "hist_counts": (np.stack([self.hists[k].counts for k in keys])
-                                if keys else np.zeros((0, NKEYS), np.int64)),
+                "hist_spans": np.array(spans, np.int64).reshape(-1, 2),
+                "hist_counts": np.concatenate(parts) if parts else np.zeros(0, np.int64),
                 "hist_range": np.array([[self.hists[k].vmin, self.hists[k].vmax]
                                         for k in keys], np.float64).reshape(-1, 2),
             }
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -67,11 +75,15 @@ class Accumulator:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             acc = cls(str(z["fingerprint"]))
             acc.done = set(z["done"].tolist())
-            for key, counts, (vmin, vmax) in zip(z["hist_keys"].tolist(), z["hist_counts"],
-                                                 z["hist_range"], strict=True):
+            flat, start = z["hist_counts"], 0
+            for key, (lo, hi), (vmin, vmax) in zip(z["hist_keys"].tolist(), z["hist_spans"],
+                                                   z["hist_range"], strict=True):
                 image_key, _, c = key.partition("\x00")
-                acc.hists[(image_key, int(c))] = PartialHistogram(counts.astype(np.int64),
-                                                                  float(vmin), float(vmax))
+                counts = np.zeros(NKEYS, np.int64)
+                counts[lo:hi] = flat[start:start + hi - lo]
+                start += hi - lo
+                acc.hists[(image_key, int(c))] = PartialHistogram(counts, float(vmin),
+                                                                  float(vmax))
         return acc
 
 

@@ -88,7 +88,7 @@ def test_sigkill_then_rerun_resumes_and_matches(source: Path, tmp_path: Path) ->
 
 def test_crash_in_a_task_keeps_the_partial_and_resumes(source: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(chunk_size=64, block_size=128, workers=2, checkpoint_seconds=0.0)
+    settings = Settings(chunk_size=64, block_size=128, workers=2, checkpoint_seconds=0.05)
     ref = tmp_path / "ref.ome.zarr"
     convert(source, ref, settings=settings)
     real_run = execute.run_task
@@ -108,7 +108,7 @@ def test_crash_in_a_task_keeps_the_partial_and_resumes(source: Path, tmp_path: P
     assert (tmp_path / ".dst.ome.zarr.partial" / ".plexhub" / "state.npz").exists()
     monkeypatch.setattr(execute, "run_task", real_run)
     result = convert(source, dst, settings=settings)
-    assert result.tasks_resumed >= 50
+    assert result.tasks_resumed >= 55  # all finished before the crash
     assert_same_store(ref, dst)
 
 
