@@ -132,8 +132,8 @@ class Codec:
             return self.blosc()
         from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
 
-        return BloscCodec(cname=BloscCname(self.cname), clevel=self.clevel, shuffle=BloscShuffle.shuffle,
-                          typesize=dtype.itemsize)
+        return BloscCodec(cname=BloscCname(self.cname), clevel=self.clevel,
+                          shuffle=BloscShuffle.shuffle, typesize=dtype.itemsize)
 
 
 def pad_to(block: Array, shape: tuple[int, ...], fill: Any = 0) -> Array:

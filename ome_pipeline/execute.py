@@ -13,6 +13,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -123,8 +124,14 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
         def _posttask(self, key: str, result: Any, dsk: Any, state: Any, wid: Any) -> None:
             on_done(*by_key[key])
 
-    with _Progress():  # type: ignore[no-untyped-call]
-        dask.threaded.get(dsk, list(dsk), num_workers=settings.workers)
+    # our own pool, so that after a failure we wait for the tasks still running before the
+    # caller cleans up (dask re-raises at once and leaves running tasks to finish)
+    pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="plexhub-convert")
+    try:
+        with _Progress():  # type: ignore[no-untyped-call]
+            dask.threaded.get(dsk, list(dsk), pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],

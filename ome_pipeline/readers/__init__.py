@@ -48,7 +48,11 @@ def get_reader(name: str) -> Reader:
         raise UnsupportedFormatError(
             name, "no reader of that name", f"choose one of: {', '.join(readers)}"
         )
-    return _load(readers[name])()
+    try:
+        return _load(readers[name])()
+    except ImportError as exc:
+        raise UnsupportedFormatError(name, f"the reader cannot be loaded ({exc})",
+                                     "install its dependencies") from exc
 
 
 def detect_reader(path: str) -> Reader:
@@ -62,16 +66,20 @@ def detect_reader(path: str) -> Reader:
         raise CorruptFileError(str(path), f"cannot be read ({exc.strerror})") from exc
     if p.is_file() and not head:
         raise CorruptFileError(str(path), "the file is empty", "copy the file again")
-    for target in available_readers().values():
-        cls = _load(target)
+    broken: list[str] = []
+    for name, target in available_readers().items():
+        try:
+            cls = _load(target)
+        except ImportError as exc:  # one broken reader must not hide the others
+            broken.append(f"{name} ({exc})")
+            continue
         if cls.can_open(path, head):
             return cls()
-    raise UnsupportedFormatError(
-        str(path),
-        "not an image format plexhub recognises",
-        "expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or OME-Zarr; "
-        "pass --reader NAME to force a reader",
-    )
+    hint = ("expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or OME-Zarr; "
+            "pass --reader NAME to force a reader")
+    if broken:
+        hint += "; readers that could not be loaded: " + ", ".join(broken)
+    raise UnsupportedFormatError(str(path), "not an image format plexhub recognises", hint)
 
 
 def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:

@@ -4,6 +4,7 @@ tifffile understands (NDPI, SCN, BIF, Philips, ImageJ hyperstacks, plain multi-p
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -13,7 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 import tifffile
 
-from plexhub.errors import CorruptFileError, InputError, MissingFileError
+from plexhub.errors import (
+    CorruptFileError,
+    InputError,
+    MissingFileError,
+    UnsupportedFormatError,
+)
 from plexhub.model import PhysicalSize
 from plexhub.ome_pipeline.metadata import (
     RGB_COLORS,
@@ -28,10 +34,16 @@ from plexhub.ome_pipeline.source import ArrayPixels, ChannelMeta, SourceDocument
 
 ASSOCIATED_NAMES = ("thumbnail", "label", "macro", "overview", "map", "probability")
 
+# tifffile reports recoverable problems through logging; with no handler configured Python
+# prints them on stderr (logging.lastResort), around the CLI's one-line error. Applications
+# that configure logging still receive them.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
+
 
 def open_tiff(path: str, **flags: bool) -> tifffile.TiffFile:
     try:
-        return tifffile.TiffFile(path, **flags)
+        opener: Any = tifffile.TiffFile  # its is_* flags are keyword-only booleans
+        return opener(path, **flags)  # type: ignore[no-any-return]
     except tifffile.TiffFileError as exc:
         raise CorruptFileError(path, f"not a readable TIFF ({exc})",
                                "the file may be truncated or not a TIFF") from exc
@@ -44,6 +56,19 @@ def struct_error() -> type[Exception]:
     import struct
 
     return struct.error
+
+
+def page_description(page: Any) -> str:
+    """ImageDescription of a page ('' for frames, missing pages and pages without one)."""
+    return str(getattr(page, "description", "") or "")
+
+
+def first_page(series: Any) -> Any:
+    page = series.pages[0]
+    if page is None:
+        raise MissingFileError(str(series.parent.filehandle.path),
+                               "the first image plane is missing")
+    return page
 
 
 def is_associated(name: str) -> bool:
@@ -83,8 +108,7 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
     mapped, samples = _assign_axes(path, axes, shape)
     plane_sizes = [shape[axes.index(a)] for a in axes if a not in "YXS"]
     size = {"t": 1, "c": 1, "z": 1}
-    for letter, n in zip(mapped, plane_sizes, strict=True):
-        size[letter] = n
+    size.update(zip(mapped, plane_sizes, strict=True))
     nt, nz = size["t"], size["z"]
     nc = size["c"] * samples
     page_of = np.zeros((nt, nc, nz), np.int64)
@@ -101,9 +125,9 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
     groups = [tuple(range(c * samples, (c + 1) * samples)) for c in range(size["c"])]
     channels = [ChannelMeta(label=f"Channel {i}") for i in range(nc)]
     if samples == 3:
-        for i, (label, color) in enumerate(zip("RGB", RGB_COLORS, strict=True)):
+        for k, (label, color) in enumerate(zip("RGB", RGB_COLORS, strict=True)):
             for c in range(size["c"]):
-                channels[c * 3 + i] = ChannelMeta(label=label if size["c"] == 1 else
+                channels[c * 3 + k] = ChannelMeta(label=label if size["c"] == 1 else
                                                   f"{label}{c}", color=color)
     ny, nx = shape[axes.index("Y")], shape[axes.index("X")]
     pixels = TiffPixels(path, index, 0, page_of, sample_of, is_flags=flags)
@@ -124,6 +148,101 @@ def resolution_sizes(page: Any) -> dict[str, PhysicalSize]:
     return {"x": PhysicalSize(per / xres), "y": PhysicalSize(per / yres)}
 
 
+def add_associated(associated: dict[str, SourceImage], name: str,
+                   array: np.ndarray[Any, Any]) -> None:
+    """Add an associated image under a name not yet used ("thumbnail", "thumbnail_2"...)."""
+    key, n = name.lower(), 1
+    while key in associated:
+        n += 1
+        key = f"{name.lower()}_{n}"
+    associated[key] = associated_image(key, array)
+
+
+def vendor_series_info(tif: tifffile.TiffFile) -> tuple[dict[int, str],
+                                                       dict[int, dict[str, PhysicalSize]]]:
+    """Series names and pixel sizes that whole-slide formats keep outside the TIFF tags.
+
+    Returns ``(names, sizes)`` keyed by series index: Leica SCN marks its macro image only
+    by its extent (the whole collection, at offset 0) and gives sizes in nanometres; Philips
+    stores DICOM pixel spacing (mm) in its XML; Ventana BIF names a probability map
+    "Thumbnail" in tifffile and keeps the pixel size in its XMP (ScanRes, µm).
+    """
+    names: dict[int, str] = {}
+    sizes: dict[int, dict[str, PhysicalSize]] = {}
+    try:
+        if tif.is_scn:
+            _scn_info(tif.pages.first.description, names, sizes)
+        elif tif.is_philips:
+            spacing = _philips_spacing(tif.pages.first.description)
+            if spacing:
+                sizes[0] = {"y": PhysicalSize(spacing[0]), "x": PhysicalSize(spacing[1])}
+        elif tif.is_bif:
+            for i, series in enumerate(tif.series):
+                kf = series.keyframe
+                if (kf.description or "").startswith("Probability"):
+                    names[i] = "Probability"
+                elif series.name == "Baseline":
+                    xmp = kf.tags.valueof(700) or b""
+                    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+                    m = re.search(r'\bScanRes="([0-9.eE+-]+)"', text)
+                    if m and float(m.group(1)) > 0:
+                        sizes[i] = {"x": PhysicalSize(float(m.group(1))),
+                                    "y": PhysicalSize(float(m.group(1)))}
+    except (ET.ParseError, ValueError, KeyError):
+        pass  # vendor metadata is a bonus: pixels still convert without it
+    return names, sizes
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _scn_info(xml: str, names: dict[int, str], sizes: dict[int, dict[str, PhysicalSize]]
+              ) -> None:
+    """Walk the SCN XML in the order tifffile's ``_series_scn`` makes series."""
+    root = ET.fromstring(xml)
+    index = 0
+    for collection in root:
+        if _local(collection.tag) != "collection":
+            continue
+        csize = (collection.get("sizeX"), collection.get("sizeY"))
+        for image in collection:
+            if _local(image.tag) != "image":
+                continue
+            view = next((e for e in image if _local(e.tag) == "view"), None)
+            for pixels in image:
+                if _local(pixels.tag) != "pixels":
+                    continue
+                dims = [d for d in pixels if _local(d.tag) == "dimension"]
+                if not dims:
+                    continue  # tifffile makes no series of it either
+                full = [d for d in dims if int(d.get("r", 0)) == 0] or dims
+                if view is not None:
+                    extent = (view.get("sizeX"), view.get("sizeY"))
+                    at_origin = int(view.get("offsetX", 0)) == 0 == int(view.get("offsetY", 0))
+                    if at_origin and extent == csize:
+                        names[index] = "Macro"
+                    nx, ny = int(full[0].get("sizeX", 0)), int(full[0].get("sizeY", 0))
+                    if nx > 0 and ny > 0 and extent[0] and extent[1]:
+                        sizes[index] = {"x": PhysicalSize(float(extent[0]) / nx / 1000.0),
+                                        "y": PhysicalSize(float(extent[1]) / ny / 1000.0)}
+                index += 1
+
+
+def _philips_spacing(xml: str) -> tuple[float, float] | None:
+    """(y, x) µm per pixel of the full level: the first DICOM_PIXEL_SPACING, in mm."""
+    root = ET.fromstring(xml)
+    for obj in root.iter("DataObject"):
+        if obj.get("ObjectType") != "PixelDataRepresentation":
+            continue
+        for attr in obj:
+            if attr.get("Name") == "DICOM_PIXEL_SPACING" and attr.text:
+                values = [float(v) for v in attr.text.replace('"', " ").split()]
+                if len(values) >= 2 and values[0] > 0 and values[1] > 0:
+                    return values[0] * 1000.0, values[1] * 1000.0
+    return None
+
+
 def associated_image(name: str, array: np.ndarray[Any, Any]) -> SourceImage:
     """A small associated image (label, macro...) held in memory; RGB becomes 3 channels."""
     a = np.asarray(array)
@@ -142,7 +261,7 @@ def associated_image(name: str, array: np.ndarray[Any, Any]) -> SourceImage:
         channels = []
         groups = None
     data = np.ascontiguousarray(data)
-    return SourceImage(name=name, shape=data.shape, dtype=data.dtype,  # type: ignore[arg-type]
+    return SourceImage(name=name, shape=data.shape, dtype=data.dtype,
                        pixels=ArrayPixels(data), channels=channels, channel_groups=groups)
 
 
@@ -159,6 +278,9 @@ class _TiffBase(Reader):
         tif = open_tiff(path, **self.flags)
         try:
             doc = self._document(path, tif)
+        except NotImplementedError as exc:  # e.g. tifffile's SCN reader and z-stacks
+            raise UnsupportedFormatError(path, f"uses a layout tifffile cannot read ({exc})",
+                                         "re-export it as OME-TIFF") from exc
         finally:
             tif.close()
         if not doc.images:
@@ -170,17 +292,18 @@ class _TiffBase(Reader):
     def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
         images: list[SourceImage] = []
         associated: dict[str, SourceImage] = {}
+        names, sizes = vendor_series_info(tif)
         for i, series in enumerate(tif.series):
-            name = series.name or f"Series {i}"
+            name = names.get(i) or series.name or f"Series {i}"
             if is_associated(name) and len(tif.series) > 1:
-                associated[name.lower()] = associated_image(name.lower(), series.asarray())
+                add_associated(associated, name, series.asarray())
                 continue
             image = series_image(path, tif, i, name, self.flags)
-            image.physical_sizes = resolution_sizes(series.pages[0].keyframe)
+            image.physical_sizes = sizes.get(i) or resolution_sizes(series.keyframe)
             images.append(image)
         meta = {}
-        if tif.pages[0].description:
-            meta["ImageDescription.txt"] = tif.pages[0].description
+        if page_description(tif.pages[0]):
+            meta["ImageDescription.txt"] = page_description(tif.pages[0])
         return SourceDocument(path=path, format=self.name, images=images, associated=associated,
                               original_metadata=meta)
 
@@ -201,14 +324,17 @@ class TiffReader(_TiffBase):
         if ij and doc.images:
             image = doc.images[0]
             labels = ij.get("Labels")
-            if isinstance(labels, list) and len(labels) == image.shape[1]:
-                for ch, label in zip(image.channels, labels, strict=True):
+            nt, nc, nz = image.shape[:3]
+            if isinstance(labels, list) and len(labels) in (nc, nt * nc * nz):
+                # ImageJ slice labels name every plane, channel fastest (CZT order):
+                # the first nc name the channels
+                for ch, label in zip(image.channels, labels[:nc], strict=True):
                     ch.label = str(label)
             if ij.get("spacing") and image.shape[2] > 1:
                 image.physical_sizes["z"] = PhysicalSize(float(ij["spacing"]),
                                                          udunits(ij.get("unit")))
             unit = str(ij.get("unit") or "").replace("\\u00B5", "µ")
-            page = tif.series[0].pages[0].keyframe
+            page: Any = first_page(tif.series[0]).keyframe
             xres, yres = page.resolution
             if udunits(unit, "") and xres > 0 and yres > 0 and (xres, yres) != (1, 1):
                 image.physical_sizes["x"] = PhysicalSize(to_micrometer(1 / xres, unit))
@@ -234,7 +360,7 @@ class SvsReader(_TiffBase):
 
     def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
         doc = super()._document(path, tif)
-        desc = tif.pages[0].description
+        desc = page_description(tif.pages[0])
         doc.original_metadata = {"aperio-description.txt": desc}
         mpp = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", desc)
         for image in doc.images:
@@ -255,32 +381,32 @@ class QptiffReader(_TiffBase):
         if not cls._is_tiff(head):
             return False
         with open_tiff(path) as tif:
-            return bool(tif.is_qpi) or "PerkinElmer-QPI" in (tif.pages[0].description or "")
+            return bool(tif.is_qpi) or "PerkinElmer-QPI" in (page_description(tif.pages[0]) or "")
 
     def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
         series = tif.series[0]
         image = series_image(path, tif, 0, "Baseline", self.flags)
         pages = list(series.pages)
         for c, page in enumerate(pages[: image.shape[1]]):
-            info = _qpi_fields(page.description)
+            info = _qpi_fields(page_description(page))
             if info.get("Name"):
                 image.channels[c].label = info["Name"]
             color = rgb_triplet_to_hex(info.get("Color", ""))
             if color:
                 image.channels[c].color = color
-        image.physical_sizes = resolution_sizes(pages[0].keyframe)
+        image.physical_sizes = resolution_sizes(first_page(series).keyframe)
         associated: dict[str, SourceImage] = {}
         main_offsets = {p.offset for p in pages if p is not None}
         for page in tif.pages:
             if page.offset in main_offsets:
                 continue
-            kind = _qpi_fields(page.description or "").get("ImageType", "")
+            kind = _qpi_fields(page_description(page)).get("ImageType", "")
             if is_associated(kind):
-                associated[kind.lower()] = associated_image(kind.lower(), page.asarray())
+                add_associated(associated, kind, page.asarray())
         return SourceDocument(path=path, format=self.name, images=[image],
                               associated=associated,
                               original_metadata={"qptiff-description.xml":
-                                                 pages[0].description})
+                                                 page_description(pages[0])})
 
 
 def _qpi_fields(description: str) -> dict[str, str]:
@@ -307,7 +433,7 @@ class OmeTiffReader(_TiffBase):
             return bool(tif.is_ome)
 
     def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
-        xml = tif.pages[0].description
+        xml = page_description(tif.pages[0])
         try:
             root = ET.fromstring(xml)
         except ET.ParseError as exc:
