@@ -112,6 +112,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The API service under uvicorn (standalone mode, bearer tokens)."""
+    import uvicorn
+
+    from plexhub.api.main import create_app
+    from plexhub.settings import get_settings
+
+    settings = get_settings()
+    if settings.admin_token is None:
+        print("plexhub: warning: PLEXHUB_ADMIN_TOKEN is not set; only existing tokens work",
+              file=sys.stderr)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plexhub", description="plexhub: multiplex imaging hub")
     p.add_argument("--version", action="version", version=f"plexhub {__version__}")
@@ -154,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compression", default="zlib")
     s.add_argument("--pyramid-levels", type=int, default=0)
     s.set_defaults(func=cmd_synth)
+
+    sv = sub.add_parser("serve", help="run the API service (uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8765)
+    sv.add_argument("--log-level", default="info")
+    sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="generate the sample, convert it and print a summary")
     d.add_argument("--size", type=int, default=4096)

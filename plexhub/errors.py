@@ -46,3 +46,15 @@ class ValidationError(PlexhubError, ValueError):
 
 class ConfigurationError(PlexhubError, ValueError):
     """A setting has a value plexhub cannot use."""
+
+
+class NotFoundError(PlexhubError, LookupError):
+    """A catalog entity does not exist, or the caller may not know that it exists."""
+
+
+class PermissionDeniedError(PlexhubError, PermissionError):
+    """The caller is known but may not do this."""
+
+
+class ConflictError(PlexhubError):
+    """The request conflicts with the current state (a duplicate, a finished job...)."""

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,48 @@ class Settings(BaseSettings):
         default=2.0, ge=0.0,
         description="How often conversion progress is made durable for resuming.",
     )
+
+    # --- the API service -------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog; a SQLite file in data_dir when unset, "
+        "e.g. postgresql+psycopg://user:pw@host/plexhub for PostgreSQL.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token accepted as admin (at least 16 characters)."
+    )
+    ingest_roots: list[str] | None = Field(
+        default=None,
+        description='Folders or URI prefixes sources may be read from (JSON list); '
+        '["<data_dir>/incoming"] when unset.',
+    )
+    tile_cache_bytes: int = Field(
+        default=256 * 2**20, ge=0, description="Bytes of rendered tiles kept in memory."
+    )
+    max_concurrent_jobs: int = Field(default=1, ge=1, le=64,
+                                     description="Conversions that run at the same time.")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _real_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        raw = v.get_secret_value()
+        if len(raw) < 16 or raw.lower() in {"changeme", "change-me", "secret", "admin"}:
+            raise ValueError("admin_token must be a real secret of at least 16 characters")
+        return v
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite').absolute()}"
+
+    @property
+    def stores_dir(self) -> Path:
+        return self.data_dir / "stores"
+
+    @property
+    def ingest_root_list(self) -> list[str]:
+        return self.ingest_roots or [str((self.data_dir / "incoming").absolute())]
 
     @field_validator("block_size")
     @classmethod

@@ -1,0 +1,106 @@
+"""Request dependencies: the app state, the caller, and access to a study or image."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plexhub.api.db import Database, utcnow
+from plexhub.api.models import Grant, Image, Study
+from plexhub.errors import NotFoundError, PermissionDeniedError
+from plexhub.policies.access import GrantFacts, Principal, can_see_study, has_scope
+from plexhub.settings import Settings
+
+if TYPE_CHECKING:
+    from plexhub.api.auth import TokenStore
+    from plexhub.api.jobs import JobRunner
+
+bearer = HTTPBearer(auto_error=False, description="A plexhub API token")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    tokens: TokenStore
+    jobs: JobRunner
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.plexhub  # type: ignore[no-any-return]
+
+
+State = Annotated[AppState, Depends(state)]
+
+
+def session(st: State) -> Iterator[Session]:
+    with st.db.session() as s:
+        yield s
+
+
+DbSession = Annotated[Session, Depends(session)]
+
+
+def current_user(st: State,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                 ) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise HTTPException(401, "a bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    principal = st.tokens.resolve(creds.credentials)
+    if principal is None:
+        raise HTTPException(401, "the token is unknown or revoked",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+def require(principal: Principal, scope: str) -> None:
+    decision = has_scope(principal, scope)
+    if not decision:
+        raise PermissionDeniedError(principal.user, f"may not do this ({decision.reason})")
+
+
+def grants_of(session: Session, study_id: int) -> list[GrantFacts]:
+    rows = session.scalars(select(Grant).where(Grant.study_id == study_id)).all()
+    return [GrantFacts(g.principal, frozenset(g.capabilities), _aware(g.expires_at),
+                       _aware(g.revoked_at)) for g in rows]
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for UTC values; make them comparable."""
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def visible_study(session: Session, principal: Principal, code: str,
+                  capability: str = "view") -> Study:
+    """The study, or 404 when it does not exist or the caller may not know it exists."""
+    study = session.scalar(select(Study).where(Study.code == code))
+    if study is None or not can_see_study(principal, grants_of(session, study.id), utcnow(),
+                                          capability):
+        raise NotFoundError(f"study {code}", "not found")
+    return study
+
+
+def visible_image(session: Session, principal: Principal, image_id: str) -> tuple[Image, Study]:
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFoundError(f"image {image_id}", "not found")
+    study = session.get(Study, image.study_id)
+    assert study is not None
+    try:
+        visible_study(session, principal, study.code)
+    except NotFoundError:
+        raise NotFoundError(f"image {image_id}", "not found") from None
+    return image, study

@@ -1,0 +1,72 @@
+"""The FastAPI application factory (``plexhub serve`` runs it under uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from plexhub import __version__
+from plexhub.api import errors
+from plexhub.api.auth import TokenStore
+from plexhub.api.db import Database
+from plexhub.api.deps import AppState, CurrentUser
+from plexhub.api.jobs import JobRunner
+from plexhub.settings import Settings, get_settings
+
+log = logging.getLogger("plexhub.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.catalog_url)
+    db.create()
+    state = AppState(settings=settings, db=db, tokens=TokenStore(db, settings),
+                     jobs=JobRunner(db, settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.jobs.start()
+        try:
+            yield
+        finally:
+            state.jobs.shutdown()
+            db.dispose()
+
+    app = FastAPI(title="plexhub API", version=__version__, lifespan=lifespan,
+                  description="Catalog, render presets, tiles and sharing for multiplex images.",
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.plexhub = state
+    errors.install(app)
+    from plexhub.api.routes import catalog, images
+
+    app.include_router(catalog.router)
+    _openapi_route(app)
+    app.include_router(images.router)
+    for name in ("presets", "tiles", "zarr", "webgateway"):
+        _include_optional(app, state, name)
+    return app
+
+
+def _include_optional(app: FastAPI, state: AppState, name: str) -> None:
+    """Routers that live in their own modules; each registers itself with ``setup``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"plexhub.api.routes.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"plexhub.api.routes.{name}":
+            return
+        raise
+    module.setup(app, state)
+
+
+def _openapi_route(app: FastAPI) -> None:
+    """The OpenAPI document, behind the same bearer authentication as everything else."""
+    @app.get("/api/v1/openapi.json", tags=["service"], include_in_schema=False)
+    def openapi(user: CurrentUser) -> dict[str, Any]:
+        return app.openapi()

@@ -1,0 +1,135 @@
+"""Catalog tables (SQLAlchemy 2). Changes go through an Alembic migration in migrations/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plexhub.api.db import Base, utcnow
+
+TS = DateTime(timezone=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    sponsor: Mapped[str] = mapped_column(String(200))
+    profile: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    principal: Mapped[str] = mapped_column(String(250), index=True)
+    capabilities: Mapped[list[str]] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("study_id", "fingerprint", "series_index"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    series_index: Mapped[int] = mapped_column(Integer, default=0)
+    source_uri: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)  # quick identity
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)  # full SHA-256
+    store_uri: Mapped[str | None] = mapped_column(Text, nullable=True)  # the OME-Zarr root
+    store_key: Mapped[str] = mapped_column(String(200), default="")  # image group in the store
+    ngff_version: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    axes: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    levels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # shape per level
+    dtype: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    physical_sizes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # index, label, marker, color
+    tier: Mapped[str] = mapped_column(String(16), default="hot")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="convert")
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class Preset(Base):
+    __tablename__ = "presets"
+    __table_args__ = (UniqueConstraint("scope", "target", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(16))  # image | panel | study
+    target: Mapped[str] = mapped_column(String(200))  # image id, panel name or study code
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), nullable=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    visibility: Mapped[str] = mapped_column(String(16), default="study")
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class PresetVersion(Base):
+    __tablename__ = "preset_versions"
+    __table_args__ = (UniqueConstraint("preset_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    preset_id: Mapped[str] = mapped_column(ForeignKey("presets.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only; the hash chain and GLP rules arrive with the compliance issue."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(200))
+    study_code: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")

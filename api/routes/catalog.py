@@ -1,0 +1,146 @@
+"""Health, tokens, studies, grants and the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from plexhub.api import audit
+from plexhub.api.db import utcnow
+from plexhub.api.deps import CurrentUser, DbSession, State, grants_of, require, visible_study
+from plexhub.api.models import AuditEvent, Grant, Study
+from plexhub.api.schemas import (
+    AuditPublic,
+    GrantCreate,
+    GrantPublic,
+    IdPublic,
+    StudyCreate,
+    StudyPublic,
+    TokenCreate,
+    TokenPublic,
+)
+from plexhub.errors import ConflictError, NotFoundError
+from plexhub.policies.access import can_see_study
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/health", tags=["service"])
+def health() -> dict[str, str]:
+    """Liveness; the only endpoint without authentication."""
+    return {"status": "ok"}
+
+
+@router.get("/me", tags=["service"])
+def me(user: CurrentUser) -> dict[str, Any]:
+    return {"user": user.user, "role": user.role, "groups": sorted(user.groups)}
+
+
+@router.post("/tokens", response_model=TokenPublic, status_code=201, tags=["service"])
+def create_token(body: TokenCreate, user: CurrentUser, st: State,
+                 session: DbSession) -> TokenPublic:
+    require(user, "tokens:write")
+    token = st.tokens.issue(body.user, body.role, body.groups, created_by=user.user)
+    audit.record(session, user, "token.create", "token", body.user,
+                 after={"user": body.user, "role": body.role, "groups": body.groups})
+    session.commit()
+    return TokenPublic(token=token, user=body.user, role=body.role, groups=sorted(body.groups))
+
+
+def _study_public(s: Study) -> StudyPublic:
+    return StudyPublic(code=s.code, title=s.title, sponsor=s.sponsor, profile=s.profile,
+                       state=s.state, created_at=s.created_at)
+
+
+@router.post("/studies", response_model=StudyPublic, status_code=201, tags=["studies"])
+def create_study(body: StudyCreate, user: CurrentUser, session: DbSession) -> StudyPublic:
+    require(user, "studies:write")
+    if session.scalar(select(Study).where(Study.code == body.code)) is not None:
+        raise ConflictError(f"study {body.code}", "already exists")
+    study = Study(code=body.code, title=body.title, sponsor=body.sponsor,
+                  profile=body.profile, created_by=user.user)
+    session.add(study)
+    audit.record(session, user, "study.create", "study", body.code, study_code=body.code,
+                 after=body.model_dump())
+    session.commit()
+    return _study_public(study)
+
+
+@router.get("/studies", response_model=list[StudyPublic], tags=["studies"])
+def list_studies(user: CurrentUser, session: DbSession) -> list[StudyPublic]:
+    now = utcnow()
+    studies = session.scalars(select(Study).order_by(Study.code)).all()
+    return [_study_public(s) for s in studies
+            if can_see_study(user, grants_of(session, s.id), now)]
+
+
+@router.get("/studies/{code}", response_model=StudyPublic, tags=["studies"])
+def get_study(code: str, user: CurrentUser, session: DbSession) -> StudyPublic:
+    return _study_public(visible_study(session, user, code))
+
+
+def _grant_public(g: Grant, code: str) -> GrantPublic:
+    return GrantPublic(id=g.id, study=code, principal=g.principal, capabilities=g.capabilities,
+                       expires_at=g.expires_at, revoked_at=g.revoked_at,
+                       granted_by=g.granted_by, reason=g.reason)
+
+
+@router.post("/studies/{code}/grants", response_model=IdPublic, status_code=201,
+             tags=["sharing"])
+def create_grant(code: str, body: GrantCreate, user: CurrentUser,
+                 session: DbSession) -> IdPublic:
+    study = visible_study(session, user, code)
+    require(user, "grants:write")
+    grant = Grant(id=uuid.uuid4().hex, study_id=study.id, principal=body.principal,
+                  capabilities=body.capabilities, expires_at=body.expires_at,
+                  granted_by=user.user, reason=body.reason)
+    session.add(grant)
+    audit.record(session, user, "grant.create", "grant", grant.id, study_code=code,
+                 after=body.model_dump(mode="json"), reason=body.reason)
+    session.commit()
+    return IdPublic(id=grant.id)
+
+
+@router.get("/studies/{code}/grants", response_model=list[GrantPublic], tags=["sharing"])
+def list_grants(code: str, user: CurrentUser, session: DbSession) -> list[GrantPublic]:
+    study = visible_study(session, user, code)
+    require(user, "grants:write")
+    rows = session.scalars(select(Grant).where(Grant.study_id == study.id)
+                           .order_by(Grant.created_at)).all()
+    return [_grant_public(g, code) for g in rows]
+
+
+@router.delete("/grants/{grant_id}", response_model=GrantPublic, tags=["sharing"])
+def revoke_grant(grant_id: str, user: CurrentUser, session: DbSession,
+                 reason: str = Query(default="", max_length=2000)) -> GrantPublic:
+    require(user, "grants:write")
+    grant = session.get(Grant, grant_id)
+    if grant is None:
+        raise NotFoundError(f"grant {grant_id}", "not found")
+    study = session.get(Study, grant.study_id)
+    assert study is not None
+    if grant.revoked_at is None:
+        grant.revoked_at = utcnow()
+        audit.record(session, user, "grant.revoke", "grant", grant.id, study_code=study.code,
+                     before={"revoked_at": None},
+                     after={"revoked_at": grant.revoked_at.isoformat()}, reason=reason)
+        session.commit()
+    return _grant_public(grant, study.code)
+
+
+@router.get("/audit", response_model=list[AuditPublic], tags=["audit"])
+def list_audit(user: CurrentUser, session: DbSession, study: str | None = None,
+               after_seq: int = Query(default=0, ge=0),
+               limit: int = Query(default=100, ge=1, le=1000)) -> list[AuditPublic]:
+    require(user, "audit:read")
+    q = select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)
+    if study is not None:
+        visible_study(session, user, study)
+        q = q.where(AuditEvent.study_code == study)
+    return [AuditPublic(seq=e.seq, ts=e.ts, actor=e.actor, action=e.action,
+                        entity_type=e.entity_type, entity_id=e.entity_id, study=e.study_code,
+                        before=e.before, after=e.after, reason=e.reason)
+            for e in session.scalars(q.limit(limit))]

@@ -1,0 +1,183 @@
+"""Ingest (single and batch), images and conversion jobs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plexhub.api import audit
+from plexhub.api.deps import CurrentUser, DbSession, State, require, visible_image, visible_study
+from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
+from plexhub.api.jobs import image_ids, job_public
+from plexhub.api.models import Image, Job, Study
+from plexhub.api.schemas import (
+    BatchRequest,
+    ChannelPublic,
+    ImagePublic,
+    IngestAccepted,
+    IngestRequest,
+    JobPublic,
+    LimsMetadata,
+)
+from plexhub.errors import InputError, NotFoundError
+from plexhub.policies.access import Principal
+from plexhub.settings import Settings
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _image_public(image: Image, code: str) -> ImagePublic:
+    return ImagePublic(
+        id=image.id, study=code, name=image.name, status=image.status,
+        source_format=image.source_format, ngff_version=image.ngff_version, axes=image.axes,
+        levels=[list(lv) for lv in image.levels or []], dtype=image.dtype,
+        physical_sizes=image.physical_sizes or {},
+        channels=[ChannelPublic(**c) for c in image.channels or []],
+        metadata=image.metadata_ or {}, checksum=image.checksum, tier=image.tier)
+
+
+def ingest_one(session: Session, settings: Settings, study: Study, user: Principal,
+               body: IngestRequest) -> tuple[IngestAccepted, str | None]:
+    """Register ``body.source`` in ``study``; returns the answer and a job id to start."""
+    from plexhub.ome_pipeline import open_source
+
+    source = resolve_source(body.source, settings)
+    fp = fingerprint(source)
+    existing = session.scalars(select(Image).where(Image.study_id == study.id,
+                                                   Image.fingerprint == fp)
+                               .order_by(Image.series_index)).all()
+    if existing:  # the same content again: idempotent
+        job_id = existing[0].job_id or ""
+        return IngestAccepted(job_id=job_id, image_id=existing[0].id,
+                              image_ids=[i.id for i in existing], existing=True), None
+    doc = open_source(source)  # metadata only; bad input fails here, before any job
+    meta = body.metadata.model_dump(exclude_none=True)
+    panel = body.metadata.stain_panel or {}
+    labels = {ch.label for im in doc.images for ch in im.channels}
+    unknown = sorted(set(panel) - labels)
+    if unknown:
+        raise InputError(f"stain_panel of {body.source}",
+                         f"names channels the file does not have: {', '.join(unknown)}",
+                         f"the file's channels are: {', '.join(sorted(labels))}")
+    job = Job(id=uuid.uuid4().hex, study_id=study.id, source_uri=source, fingerprint=fp,
+              params={"ngff_version": body.ngff_version} if body.ngff_version else {},
+              created_by=user.user)
+    session.add(job)
+    ids = []
+    for i, im in enumerate(doc.images):
+        image = Image(id=uuid.uuid4().hex, study_id=study.id, name=im.name, series_index=i,
+                      source_uri=source, source_format=doc.format, fingerprint=fp,
+                      job_id=job.id, metadata_=meta,
+                      channels=[{"index": c, "label": ch.label, "marker": panel.get(ch.label),
+                                 "color": ch.color or "FFFFFF"}
+                                for c, ch in enumerate(im.channels)])
+        session.add(image)
+        ids.append(image.id)
+    audit.record(session, user, "image.ingest", "job", job.id, study_code=study.code,
+                 after={"source": body.source, "images": ids, "metadata": meta})
+    return IngestAccepted(job_id=job.id, image_id=ids[0], image_ids=ids), job.id
+
+
+@router.post("/studies/{code}/images", response_model=IngestAccepted, status_code=202,
+             tags=["images"])
+def ingest(code: str, body: IngestRequest, user: CurrentUser, st: State,
+           session: DbSession) -> IngestAccepted:
+    """Register a source file; the conversion runs as a job (poll ``/jobs/{job_id}``)."""
+    study = visible_study(session, user, code)
+    require(user, "images:write")
+    answer, job_id = ingest_one(session, st.settings, study, user, body)
+    session.commit()
+    if job_id:
+        st.jobs.submit(job_id)
+    return answer
+
+
+@router.post("/studies/{code}/images:batch", response_model=list[IngestAccepted],
+             status_code=202, tags=["images"])
+def ingest_batch(code: str, body: BatchRequest, user: CurrentUser, st: State,
+                 session: DbSession) -> list[IngestAccepted]:
+    """Ingest every source in a folder, in a CSV/JSON manifest, or listed inline.
+
+    All entries are checked first; nothing is registered unless every entry is valid."""
+    study = visible_study(session, user, code)
+    require(user, "images:write")
+    items: list[IngestRequest] = list(body.items or [])
+    if body.folder:
+        items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
+                                                                             st.settings))]
+    if body.manifest:
+        rows = read_manifest(resolve_source(body.manifest, st.settings))
+        try:
+            items += [IngestRequest(source=r["source"],
+                                    metadata=LimsMetadata(**(r.get("metadata") or {})))
+                      for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(body.manifest, f"has an invalid row ({exc})") from exc
+    if not items:
+        raise InputError("batch", "names no sources", "give folder, manifest or items")
+    answers, jobs = [], []
+    for item in items:
+        answer, job_id = ingest_one(session, st.settings, study, user, item)
+        answers.append(answer)
+        if job_id:
+            jobs.append(job_id)
+        session.flush()
+    session.commit()
+    for job_id in jobs:
+        st.jobs.submit(job_id)
+    return answers
+
+
+@router.get("/studies/{code}/images", response_model=list[ImagePublic], tags=["images"])
+def list_images(code: str, user: CurrentUser, session: DbSession) -> list[ImagePublic]:
+    study = visible_study(session, user, code)
+    rows = session.scalars(select(Image).where(Image.study_id == study.id)
+                           .order_by(Image.created_at, Image.series_index)).all()
+    return [_image_public(i, code) for i in rows]
+
+
+@router.get("/images/{image_id}", response_model=ImagePublic, tags=["images"])
+def get_image(image_id: str, user: CurrentUser, session: DbSession) -> ImagePublic:
+    image, study = visible_image(session, user, image_id)
+    return _image_public(image, study.code)
+
+
+def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id}", "not found")
+    study = session.get(Study, job.study_id)
+    assert study is not None
+    try:
+        visible_study(session, user, study.code)
+    except NotFoundError:
+        raise NotFoundError(f"job {job_id}", "not found") from None
+    return job
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])
+def get_job(job_id: str, user: CurrentUser, session: DbSession) -> Any:
+    return job_public(session, _visible_job(session, user, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic, tags=["jobs"])
+def cancel_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
+    _visible_job(session, user, job_id)
+    require(user, "jobs:write")
+    job = st.jobs.cancel(job_id, user.user)
+    return job_public(session, job)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobPublic, tags=["jobs"])
+def retry_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
+    _visible_job(session, user, job_id)
+    require(user, "jobs:write")
+    job = st.jobs.retry(job_id, user.user)
+    return job_public(session, job)
+
+
+__all__ = ["image_ids", "router"]

@@ -1,0 +1,197 @@
+"""Request and response bodies (XCreate / XPublic)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from plexhub.policies.access import CAPABILITIES
+
+
+def _utc(v: datetime) -> datetime:
+    """Naive datetimes (SQLite, clients) are UTC; everything leaves as aware UTC."""
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenCreate(Strict):
+    user: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "scientist", "analyst", "sponsor"]
+    groups: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("user names use letters, digits and . _ @ -")
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not _NAME.match(g):
+                raise ValueError(f"group {g!r}: use letters, digits and . _ @ -")
+        return v
+
+
+class TokenPublic(BaseModel):
+    token: str
+    user: str
+    role: str
+    groups: list[str]
+
+
+class StudyCreate(Strict):
+    code: str
+    title: str = Field(min_length=1, max_length=500)
+    sponsor: str = Field(min_length=1, max_length=200)
+    profile: Literal["glp", "non-glp"] = "non-glp"
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not _CODE.match(v):
+            raise ValueError("study codes use letters, digits, '.', '_' and '-' (max 64)")
+        return v
+
+
+class StudyPublic(BaseModel):
+    code: str
+    title: str
+    sponsor: str
+    profile: str
+    state: str
+    created_at: UtcDateTime
+
+
+class GrantCreate(Strict):
+    principal: str = Field(pattern=r"^(user|group):[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+    capabilities: list[str] = Field(default_factory=lambda: ["view"], min_length=1)
+    expires_at: UtcDateTime | None = None
+    reason: str = Field(default="", max_length=2000)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _caps(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in CAPABILITIES]
+        if bad:
+            raise ValueError(f"unknown capabilities {bad}; choose from {list(CAPABILITIES)}")
+        return sorted(set(v))
+
+
+class GrantPublic(BaseModel):
+    id: str
+    study: str
+    principal: str
+    capabilities: list[str]
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
+    granted_by: str
+    reason: str
+
+
+class IdPublic(BaseModel):
+    id: str
+
+
+class LimsMetadata(Strict):
+    """Study metadata from a LIMS, stored on the image."""
+
+    animal_id: str | None = Field(default=None, max_length=200)
+    tissue: str | None = Field(default=None, max_length=200)
+    dose_group: str | None = Field(default=None, max_length=200)
+    stain_panel: dict[str, str] | None = Field(
+        default=None, description="channel name as the file names it -> marker")
+    slide_id: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=5000)
+
+    @field_validator("stain_panel")
+    @classmethod
+    def _panel(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None:
+            for k, m in v.items():
+                if not k.strip() or not m.strip() or len(k) > 200 or len(m) > 200:
+                    raise ValueError("stain panel entries map a channel name to a marker")
+        return v
+
+
+class IngestRequest(Strict):
+    source: str = Field(min_length=1, max_length=4000)
+    metadata: LimsMetadata = Field(default_factory=LimsMetadata)
+    ngff_version: Literal["0.4", "0.5"] | None = None
+
+
+class BatchRequest(Strict):
+    folder: str | None = None
+    manifest: str | None = None
+    items: list[IngestRequest] | None = None
+
+
+class IngestAccepted(BaseModel):
+    job_id: str
+    image_id: str
+    image_ids: list[str]
+    existing: bool = False
+
+
+class JobPublic(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float
+    error: str | None
+    study: str
+    source: str
+    image_ids: list[str]
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+
+
+class ChannelPublic(BaseModel):
+    index: int
+    label: str
+    marker: str | None
+    color: str
+
+
+class ImagePublic(BaseModel):
+    id: str
+    study: str
+    name: str
+    status: str
+    source_format: str | None
+    ngff_version: str | None
+    axes: str | None
+    levels: list[list[int]]
+    dtype: str | None
+    physical_sizes: dict[str, Any]
+    channels: list[ChannelPublic]
+    metadata: dict[str, Any]
+    checksum: str | None
+    tier: str
+
+
+class AuditPublic(BaseModel):
+    seq: int
+    ts: UtcDateTime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    study: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str

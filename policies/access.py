@@ -1,0 +1,77 @@
+"""Who may do what: roles as a table of scopes, study visibility from grants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Role = Literal["admin", "scientist", "analyst", "sponsor"]
+ROLES: tuple[Role, ...] = ("admin", "scientist", "analyst", "sponsor")
+
+# Scopes per role. "read" covers catalog reads, tiles and the raw store of visible studies.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "admin": frozenset({"read", "studies:write", "images:write", "presets:write",
+                        "grants:write", "tokens:write", "audit:read", "jobs:write"}),
+    "scientist": frozenset({"read", "studies:write", "images:write", "presets:write",
+                            "grants:write", "audit:read", "jobs:write"}),
+    "analyst": frozenset({"read", "presets:write"}),
+    "sponsor": frozenset({"read"}),
+}
+INTERNAL_ROLES = frozenset({"admin", "scientist", "analyst"})
+CAPABILITIES = ("view", "view_notebooks", "download", "view_labels")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    user: str
+    role: Role
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The grant principals that designate this caller."""
+        return frozenset({f"user:{self.user}"} | {f"group:{g}" for g in self.groups})
+
+
+@dataclass(frozen=True)
+class GrantFacts:
+    principal: str  # "user:<name>" or "group:<organisation>"
+    capabilities: frozenset[str]
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def has_scope(principal: Principal, scope: str) -> Decision:
+    if scope in ROLE_SCOPES.get(principal.role, frozenset()):
+        return Decision(True, f"role {principal.role} has {scope}")
+    return Decision(False, f"role {principal.role} lacks {scope}")
+
+
+def can_see_study(principal: Principal, grants: Iterable[GrantFacts], now: datetime,
+                  capability: str = "view") -> Decision:
+    """Staff see every study; a sponsor only studies with an active grant to it or its group."""
+    if principal.role in INTERNAL_ROLES:
+        return Decision(True, f"{principal.role} is internal staff")
+    names = principal.names
+    for g in grants:
+        if g.principal in names and capability in g.capabilities and g.active(now):
+            return Decision(True, f"granted to {g.principal}")
+    return Decision(False, "no active grant")
