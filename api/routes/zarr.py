@@ -1,0 +1,73 @@
+"""The OME-Zarr store of an image, read-only over HTTP and permission-checked, so zarr-python,
+ome-zarr-py and napari-ome-zarr open ``…/images/{id}/zarr/`` with a bearer token header.
+
+The path in the URL never reaches the filesystem unchecked: the image's folder comes from the
+catalog, the path is split into plain names (no '..', no absolute parts, no hidden files) and
+the resolved file must stay inside that folder.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, Response
+
+from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.models import Image
+from plexhub.errors import InputError, NotFoundError
+
+router = APIRouter(prefix="/api/v1")
+_PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# metadata that may carry slide labels, barcodes or other identifying details
+SPONSOR_HIDDEN = ("associated", "OME")
+
+
+def image_root(image: Image) -> Path:
+    if not image.store_uri or image.status != "ready":
+        raise NotFoundError(f"image {image.id}", "has no converted store yet")
+    root = Path(image.store_uri)
+    return root / image.store_key if image.store_key else root
+
+
+ZARR_DOTFILES = frozenset({".zattrs", ".zarray", ".zgroup", ".zmetadata"})
+
+
+def safe_file(root: Path, path: str) -> Path:
+    parts = [p for p in path.split("/") if p]
+    for p in parts:
+        if not _PART.match(p) or p in (".", ".."):
+            raise InputError(f"zarr path {path!r}", "is not a plain relative path")
+        if p.startswith(".") and p not in ZARR_DOTFILES:
+            raise NotFoundError(f"zarr path {path!r}", "not found")
+    target = root.joinpath(*parts)
+    resolved_root = root.resolve()
+    resolved = target.resolve()
+    if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
+        raise InputError(f"zarr path {path!r}", "leaves the image store")
+    return target
+
+
+@router.get("/images/{image_id}/zarr/{path:path}", tags=["data"],
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def zarr_file(image_id: str, path: str, user: CurrentUser, session: DbSession,
+              request: Request) -> Response:
+    """One file of the image's OME-Zarr (metadata documents and chunks); 404 when absent."""
+    image, _ = visible_image(session, user, image_id)
+    root = image_root(image)
+    first = path.split("/", 1)[0]
+    if user.role == "sponsor" and first in SPONSOR_HIDDEN:
+        raise NotFoundError(f"zarr path {path!r}", "not found")
+    target = safe_file(root, path)
+    if not target.is_file():
+        raise NotFoundError(f"zarr path {path!r}", "not found")
+    media = mimetypes.guess_type(target.name)[0] if target.suffix in (".json", ".xml") \
+        else None
+    return FileResponse(target, media_type=media or "application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=60"})
+
+
+def setup(app: FastAPI, state: AppState) -> None:
+    app.include_router(router)
