@@ -1,0 +1,162 @@
+"""Rendered tiles: read only the chunks a tile needs, composite with the one formula
+(``ome_pipeline.render``), encode, and keep the bytes in a byte-bounded cache keyed by a
+strong ETag (image content, tile address, format and the preset's content hash)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexhub.api.models import Image
+from plexhub.errors import InputError, NotFoundError
+from plexhub.ome_pipeline.source import ByteLRU
+from plexhub.presets import BoundPreset, RenderPreset, content_hash, parse_preset
+
+FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+MAX_REGION = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of one level, clipped to the level (never padded)."""
+
+    level: int
+    t: int
+    z: int
+    y0: int
+    x0: int
+    h: int
+    w: int
+
+
+def parse_spec(spec: str) -> RenderPreset:
+    """The compact inline render spec: base64url of zlib-compressed preset JSON."""
+    try:
+        raw = base64.urlsafe_b64decode(spec + "=" * (-len(spec) % 4))
+        text = zlib.decompress(raw)
+    except (ValueError, zlib.error) as exc:
+        raise InputError("spec", "is not base64url(zlib(JSON))",
+                         "encode the preset with plexhub.api.tiles.encode_spec") from exc
+    return parse_preset(text)
+
+
+def encode_spec(preset: RenderPreset | dict[str, Any]) -> str:
+    doc = preset.model_dump(mode="json", exclude_none=True) \
+        if isinstance(preset, RenderPreset) else preset
+    raw = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def image_root(image: Image) -> Path:
+    if not image.store_uri or image.status != "ready":
+        raise NotFoundError(f"image {image.id}", "has no converted store yet",
+                            "wait for its conversion job")
+    root = Path(image.store_uri)
+    return root / image.store_key if image.store_key else root
+
+
+def level_shape(image: Image, level: int) -> tuple[int, ...]:
+    levels = image.levels or []
+    if not 0 <= level < len(levels):
+        raise NotFoundError(f"level {level}",
+                            f"does not exist; image {image.id} has levels 0-{len(levels) - 1}")
+    return tuple(levels[level])
+
+
+def axis_size(image: Image, axis: str, level: int = 0) -> int:
+    axes = image.axes or ""
+    return int(level_shape(image, level)[axes.index(axis)]) if axis in axes else 1
+
+
+def tile_region(image: Image, level: int, row: int, col: int, size: int, t: int,
+                z: int) -> Region:
+    shape = level_shape(image, level)
+    height, width = int(shape[-2]), int(shape[-1])
+    if size not in (256, 512):
+        raise InputError(f"size {size}", "is not a tile size", "use 256 or 512")
+    check_tz(image, t, z)
+    y0, x0 = row * size, col * size
+    if row < 0 or col < 0 or y0 >= height or x0 >= width:
+        rows, cols = -(-height // size), -(-width // size)
+        raise NotFoundError(f"tile {row}/{col}", f"is outside level {level}, which has "
+                            f"{rows} rows and {cols} columns of {size}-pixel tiles")
+    return Region(level, t, z, y0, x0, min(size, height - y0), min(size, width - x0))
+
+
+def check_tz(image: Image, t: int, z: int) -> None:
+    nt, nz = axis_size(image, "t"), axis_size(image, "z")
+    if not 0 <= t < nt:
+        raise InputError(f"t={t}", f"is out of range; the image has {nt} time point(s)")
+    if not 0 <= z < nz:
+        raise InputError(f"z={z}", f"is out of range; the image has {nz} z plane(s)")
+
+
+class TileEngine:
+    """Open level arrays and rendered tiles, shared by all requests."""
+
+    def __init__(self, cache_bytes: int) -> None:
+        self.cache = ByteLRU(cache_bytes)
+        self._arrays: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def array(self, image: Image, level: int) -> Any:
+        import zarr
+
+        key = (str(image_root(image)), level)
+        with self._lock:
+            if key in self._arrays:
+                self._arrays.move_to_end(key)
+                return self._arrays[key]
+        arr = zarr.open_array(f"{key[0]}/{level}", mode="r")
+        with self._lock:
+            self._arrays[key] = arr
+            while len(self._arrays) > 256:
+                self._arrays.popitem(last=False)
+        return arr
+
+    def planes(self, image: Image, region: Region, channels: list[int]) -> dict[int, Any]:
+        """Raw planes of ``channels`` over ``region`` (one basic read per channel)."""
+        if region.h * region.w > MAX_REGION:
+            raise InputError(f"region {region.w}x{region.h}", "is too large",
+                             f"ask for at most {MAX_REGION} pixels")
+        arr = self.array(image, region.level)
+        axes = image.axes or "cyx"
+        ys = slice(region.y0, region.y0 + region.h)
+        xs = slice(region.x0, region.x0 + region.w)
+        out = {}
+        for c in channels:
+            where: dict[str, Any] = {"t": region.t, "c": c, "z": region.z, "y": ys, "x": xs}
+            out[c] = np.asarray(arr[tuple(where[a] for a in axes)])
+        return out
+
+    def render(self, image: Image, bound: BoundPreset, region: Region, fmt: str,
+               quality: int, shrink: int = 1) -> bytes:
+        """Encoded tile; ``shrink`` > 1 box-filters the result (DeepZoom's tiny levels)."""
+        from plexhub.ome_pipeline.render import encode, render
+
+        planes = self.planes(image, region, [i for i, _ in bound.active()])
+        rgb = render(planes, bound) if planes else np.zeros((region.h, region.w, 3), np.uint8)
+        if shrink > 1:
+            from PIL import Image as PILImage
+
+            size = (max(1, -(-region.w // shrink)), max(1, -(-region.h // shrink)))
+            rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
+        return encode(rgb, fmt, quality)  # type: ignore[arg-type]
+
+
+def etag(image: Image, preset: RenderPreset, *parts: object) -> str:
+    h = hashlib.sha256()
+    for p in (image.id, image.checksum or image.fingerprint, content_hash(preset), *parts):
+        h.update(str(p).encode())
+        h.update(b"\x00")
+    return f'"{h.hexdigest()[:40]}"'
