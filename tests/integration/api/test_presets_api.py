@@ -38,7 +38,8 @@ def test_default_preset_exists_after_ingest(api: Api, real: Path) -> None:
     image = ready_image(api, real)
     presets = api.get(f"/api/v1/images/{image}/presets").json()
     default = next(p for p in presets if p["is_default"])
-    assert default["name"] == "default" and default["latest_version"] == 1
+    assert default["name"] == "default"
+    assert default["latest_version"] == 1
     doc = api.get(f"/api/v1/presets/{default['id']}").json()["document"]
     assert doc["provenance"]["method"] == "percentile"
     assert [c["label"] for c in doc["channels"]] == ["DAPI", "FITC", "Cy3"]
@@ -51,9 +52,11 @@ def test_save_versions_normalises_colours_and_warns(api: Api, real: Path) -> Non
     r = api.post(f"/api/v1/images/{image}/presets", PRESET)
     assert r.status_code == 201, r.text
     first = r.json()
-    assert first["version"] == 1 and first["warnings"] == []
+    assert first["version"] == 1
+    assert first["warnings"] == []
     again = api.post(f"/api/v1/images/{image}/presets", PRESET).json()
-    assert again["id"] == first["id"] and again["version"] == 2
+    assert again["id"] == first["id"]
+    assert again["version"] == 2
     doc = api.get(f"/api/v1/presets/{first['id']}/versions/1").json()["document"]
     assert [c["color"] for c in doc["channels"]] == ["0000FF", "00FF00", "FF0000"]
     assert api.get(f"/api/v1/presets/{first['id']}/versions").json() == [1, 2]
@@ -143,7 +146,8 @@ def test_formats_round_trip_through_the_api(api: Api, real: Path) -> None:
     r = api.post(f"/api/v1/images/{image}/presets:import",
                  {"format": "omero-query", "content": query, "name": "from-omero"})
     chans = r.json()["document"]["channels"]
-    assert chans[0]["window"]["start"] == 5 and chans[2]["active"] is False
+    assert chans[0]["window"]["start"] == 5
+    assert chans[2]["active"] is False
 
 
 def test_sponsors_read_presets_of_granted_studies_only(api: Api, real: Path) -> None:

@@ -162,7 +162,8 @@ def test_webgateway_render_image_region(api: Api, image: str) -> None:
 def test_deepzoom_description_and_tiles(api: Api, image: str) -> None:
     r = api.get(f"/api/v1/images/{image}/image.dzi")
     assert r.status_code == 200
-    assert 'Width="1920"' in r.text and 'Height="1440"' in r.text
+    assert 'Width="1920"' in r.text
+    assert 'Height="1440"' in r.text
     assert 'TileSize="512"' in r.text
     # 1920 px: the top DeepZoom level is ceil(log2(1920)) = 11
     top = png(api.get(f"/api/v1/images/{image}/image_files/11/1_0.png").content)

@@ -1,0 +1,180 @@
+"""Golden images for THE compositing formula: hand-computed 8-bit values (see render.py)."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from plexhub.errors import InputError
+from plexhub.model import Channel
+from plexhub.ome_pipeline.render import encode, render
+from plexhub.presets import BoundPreset, bind, parse_preset
+
+
+def _bind(channels: list[dict[str, Any]], model: str = "color") -> BoundPreset:
+    preset = parse_preset({"model": model, "channels": channels})
+    image = [Channel(i, f"c{i}", "FFFFFF") for i in range(len(channels))]
+    return bind(preset, image)
+
+
+def _row(*values: float, dtype: Any = np.uint16) -> npt.NDArray[Any]:
+    return np.array([values], dtype=dtype)
+
+
+def test_two_colour_channels_window_gamma_and_addition() -> None:
+    bound = _bind([
+        {"index": 0, "color": "FF0000", "window": {"start": 100, "end": 300}},
+        {"index": 1, "color": "00FF80", "window": {"start": 0, "end": 1000}, "gamma": 2},
+    ])
+    planes = np.stack([_row(50, 100, 150, 200, 300, 400), _row(0, 250, 500, 750, 1000, 1000)])
+    out = render(planes, bound)
+    # ch0: v = 0, 0, .25, .5, 1, 1 -> R = floor(255 v + .5)
+    # ch1: v = 0, .25, .5, .75, 1, 1; v**2 = 0, .0625, .25, .5625, 1, 1
+    #      G = floor(255 v**2 + .5), B = floor(128 v**2 + .5)
+    expected = np.array([[[0, 0, 0], [0, 16, 8], [64, 64, 32], [128, 143, 72],
+                          [255, 255, 128], [255, 255, 128]]], np.uint8)
+    assert out.dtype == np.uint8
+    assert out.shape == (1, 6, 3)
+    assert np.array_equal(out, expected)
+
+
+def test_sum_clips_at_white() -> None:
+    bound = _bind([
+        {"index": 0, "color": "FF0000", "window": {"start": 0, "end": 4}},
+        {"index": 1, "color": "FF8000", "window": {"start": 0, "end": 4}},
+    ])
+    out = render(np.stack([_row(3, 1), _row(3, 1)]), bound)
+    # v = .75 each: R = 1.5 -> clipped 255, G = .75 * 128 -> 96; v = .25: R = 128, G = 32
+    assert out[0].tolist() == [[255, 96, 0], [128, 32, 0]]
+
+
+def test_inverted_fire_lut() -> None:
+    bound = _bind([{"index": 0, "lut": "fire", "window": {"start": 0, "end": 255},
+                    "inverted": True}])
+    out = render(_row(0, 255, 127, dtype=np.uint8)[None], bound)
+    # inverted v = 1, 0, 128/255 -> LUT entries 255, 0, 128; fire[128] = (240, 79, 0)
+    assert out[0].tolist() == [[255, 255, 255], [0, 0, 0], [240, 79, 0]]
+
+
+def test_gamma_below_one_and_nan_on_float_data() -> None:
+    bound = _bind([{"index": 0, "color": "FFFFFF", "window": {"start": 0, "end": 1},
+                    "gamma": 0.5}])
+    out = render(_row(np.nan, 0.25, 1.0, -3.0, dtype=np.float32)[None], bound)
+    # v = (nan -> 0), .25, 1, 0; sqrt -> 0, .5, 1, 0 -> 0, 128, 255, 0
+    assert out[0, :, 0].tolist() == [0, 128, 255, 0]
+    assert np.array_equal(out[..., 0], out[..., 1])
+
+
+def test_greyscale_draws_the_first_active_channel_in_grey() -> None:
+    bound = _bind([
+        {"index": 0, "color": "00FF00", "active": False, "window": {"start": 0, "end": 1}},
+        {"index": 1, "color": "FF0000", "window": {"start": 0, "end": 100}},
+        {"index": 2, "lut": "fire", "window": {"start": 0, "end": 100}},
+    ], model="greyscale")
+    planes = np.stack([_row(1, 1, 1), _row(0, 50, 100), _row(100, 100, 100)])
+    out = render(planes, bound)
+    assert out[0].tolist() == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
+
+
+def test_viridis_lut_ends_and_lut_plus_colour() -> None:
+    bound = _bind([
+        {"index": 0, "lut": "viridis", "window": {"start": 0, "end": 10}},
+        {"index": 1, "color": "000010", "window": {"start": 0, "end": 10}},
+    ])
+    out = render(np.stack([_row(0, 10), _row(0, 10)]), bound)
+    assert out[0].tolist() == [[68, 1, 84], [253, 231, 37 + 16]]
+
+
+def test_integer_tables_match_the_float_path() -> None:
+    rng = np.random.default_rng(3)
+    bound = _bind([
+        {"index": 0, "color": "FF8000", "window": {"start": 120.5, "end": 3000}, "gamma": 0.7},
+        {"index": 1, "lut": "hot", "window": {"start": 10, "end": 900}, "inverted": True},
+        {"index": 2, "color": "00FFFF", "window": {"start": 0, "end": 5000}, "gamma": 1.8},
+    ])
+    planes = rng.integers(0, 6000, (3, 64, 64)).astype(np.uint16)
+    assert np.array_equal(render(planes, bound), render(planes.astype(np.float32), bound))
+    signed = (planes.astype(np.int32) - 3000).astype(np.int16)
+    assert np.array_equal(render(signed, bound), render(signed.astype(np.float32), bound))
+
+
+def test_sixty_channels_bind_and_render() -> None:
+    colours = ["FF0000", "00FF00", "0000FF"]
+    bound = _bind([{"index": i, "color": colours[i % 3], "window": {"start": 0, "end": 100}}
+                   for i in range(60)])
+    planes = np.ones((60, 8, 8), np.uint16)
+    out = render(planes, bound)
+    # 20 channels per primary, v = .01 each -> .2 -> 51
+    assert np.abs(out.astype(int) - 51).max() <= 1
+
+
+def test_only_active_planes_are_needed() -> None:
+    bound = _bind([
+        {"index": 0, "color": "FF0000", "window": {"start": 0, "end": 2}},
+        {"index": 1, "color": "00FF00", "active": False, "window": {"start": 0, "end": 2}},
+    ])
+    out = render({0: _row(0, 1, 2)}, bound)
+    assert out[0, :, 0].tolist() == [0, 128, 255]
+    with pytest.raises(InputError, match="no plane for image channel 0"):
+        render({1: _row(0, 1, 2)}, bound)
+
+
+def test_no_active_channel_is_black() -> None:
+    bound = _bind([{"index": 0, "color": "FF0000", "active": False,
+                    "window": {"start": 0, "end": 2}}])
+    assert not render(np.ones((1, 4, 5), np.uint8), bound).any()
+
+
+def test_render_512_square_four_channels_is_fast() -> None:
+    rng = np.random.default_rng(0)
+    planes = rng.integers(0, 4000, (4, 512, 512)).astype(np.uint16)
+    bound = _bind([{"index": i, "color": c, "window": {"start": 100, "end": 3000}, "gamma": g}
+                   for i, (c, g) in enumerate([("0000FF", 1.0), ("00FF00", 1.5),
+                                               ("FF0000", 1.0), ("FFFF00", 0.7)])])
+    render(planes, bound)
+    best = min(_timed(lambda: render(planes, bound)) for _ in range(5))
+    assert best < 0.05  # typically 2-5 ms; generous for loaded CI machines
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_encode_produces_decodable_images(fmt: str) -> None:
+    from PIL import Image
+
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:, :12, 0] = 200
+    data = encode(rgb, fmt, quality=95)  # type: ignore[arg-type]
+    img = Image.open(io.BytesIO(data))
+    assert img.size == (24, 16)
+    back = np.asarray(img.convert("RGB"))
+    if fmt == "png":
+        assert np.array_equal(back, rgb)
+    else:
+        assert np.abs(back.astype(int) - rgb).mean() < 4
+
+
+def test_encode_refuses_bad_arguments() -> None:
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(InputError, match="not an image format"):
+        encode(rgb, "gif")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="out of range"):
+        encode(rgb, "jpeg", quality=0)
+    with pytest.raises(InputError, match="uint8 image"):
+        encode(rgb.astype(np.float32), "png")
+
+
+def test_planes_must_share_one_shape() -> None:
+    bound = _bind([{"index": i, "color": "FF0000", "window": {"start": 0, "end": 2}}
+                   for i in range(2)])
+    with pytest.raises(InputError, match="same for every channel"):
+        render({0: np.zeros((4, 4), np.uint8), 1: np.zeros((4, 5), np.uint8)}, bound)
