@@ -65,8 +65,46 @@ def _include_optional(app: FastAPI, state: AppState, name: str) -> None:
     module.setup(app, state)
 
 
+ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
+                "properties": {"detail": {"type": "string", "title": "Detail"}}}
+ERROR_STATUSES = {"401": "no or unknown bearer token", "403": "the role may not do this",
+                  "404": "not found, or not visible to the caller",
+                  "409": "conflicts with the current state",
+                  "422": "the request is invalid; detail says what and why"}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Every operation answers errors as {"detail": "..."}; say so in the OpenAPI document
+    (FastAPI would describe its default list-shaped validation errors)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Error"] = ERROR_SCHEMA
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            ref = {"content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Error"}}}}
+            for path, ops in doc.get("paths", {}).items():
+                for op in ops.values():
+                    responses = op.setdefault("responses", {})
+                    for code, text in ERROR_STATUSES.items():
+                        if code == "401" and path == "/api/v1/health":
+                            continue
+                        responses[code] = {"description": text, **ref}
+                    op.setdefault("security", [{"HTTPBearer": []}])
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _openapi_route(app: FastAPI) -> None:
     """The OpenAPI document, behind the same bearer authentication as everything else."""
+    _document_errors(app)
     @app.get("/api/v1/openapi.json", tags=["service"], include_in_schema=False)
     def openapi(user: CurrentUser) -> dict[str, Any]:
         return app.openapi()

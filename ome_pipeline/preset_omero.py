@@ -192,7 +192,11 @@ def from_omero_render(doc: Mapping[str, Any] | str, base: RenderPreset | None = 
     if isinstance(doc, str):
         import yaml
 
-        doc = yaml.safe_load(doc)
+        try:
+            doc = yaml.safe_load(doc)
+        except yaml.YAMLError as exc:
+            raise InputError("omero render file", f"is not valid YAML ({exc})".replace(
+                "\n", " "), "write it as `omero render` does") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("channels"), Mapping):
         raise InputError("omero render file", "has no channels mapping",
                          "expected channels: {1: {start: ..., end: ...}}")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from tiff_writers import (
+from tests.tiff_writers import (
     pattern,
     rgb_image,
     write_bif,

@@ -224,3 +224,13 @@ def test_index_based_formats_need_indices() -> None:
         with pytest.raises(InputError, match="index on every channel"):
             fn(p)
     assert pf.to_napari(p)[0]["name"] == "a"
+
+
+def test_broken_yaml_is_an_input_error() -> None:
+    import pytest
+
+    from plexhub.errors import InputError
+    from plexhub.ome_pipeline.preset_formats import from_omero_render
+
+    with pytest.raises(InputError, match="not valid YAML"):
+        from_omero_render("channels: {1: [\x96")
