@@ -42,27 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plexhub = state
     errors.install(app)
-    from plexhub.api.routes import catalog, images
+    from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 
     app.include_router(catalog.router)
     _openapi_route(app)
     app.include_router(images.router)
-    for name in ("presets", "tiles", "zarr", "webgateway"):
-        _include_optional(app, state, name)
+    for module in (presets, tiles, zarr, webgateway):
+        module.setup(app, state)  # routers that also need app state (caches, hooks)
     return app
-
-
-def _include_optional(app: FastAPI, state: AppState, name: str) -> None:
-    """Routers that live in their own modules; each registers itself with ``setup``."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"plexhub.api.routes.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"plexhub.api.routes.{name}":
-            return
-        raise
-    module.setup(app, state)
 
 
 ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
