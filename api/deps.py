@@ -48,13 +48,20 @@ def session(st: State) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(session)]
 
 
-def current_user(st: State,
+SESSION_COOKIE = "plexhub-session"
+
+
+def current_user(request: Request, st: State,
                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                  ) -> Principal:
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+    """The caller, from ``Authorization: Bearer <token>`` or, for the browser portal, from
+    the session cookie (which holds a token of the same kinds)."""
+    token = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" \
+        else request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise HTTPException(401, "a bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    principal = st.tokens.resolve(creds.credentials)
+    principal = st.tokens.resolve(token)
     if principal is None:
         raise HTTPException(401, "the token is unknown or revoked",
                             headers={"WWW-Authenticate": "Bearer"})
