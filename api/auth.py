@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -32,9 +33,11 @@ def new_token() -> str:
 
 
 class TokenStore:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 fallback: Callable[[str], Principal | None] | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.fallback = fallback  # e.g. JupyterHub token checks in service mode
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
@@ -63,6 +66,8 @@ class TokenStore:
             if row is not None and (row.revoked_at is None or row.revoked_at > utcnow()):
                 principal = Principal(user=row.user, role=row.role,  # type: ignore[arg-type]
                                       groups=frozenset(row.groups or []))
+        if principal is None and row is None and self.fallback is not None:
+            return self.fallback(token)  # the fallback keeps its own short cache
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

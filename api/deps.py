@@ -20,6 +20,7 @@ from plexhub.settings import Settings
 
 if TYPE_CHECKING:
     from plexhub.api.auth import TokenStore
+    from plexhub.api.hubauth import HubAuth
     from plexhub.api.jobs import JobRunner
 
 bearer = HTTPBearer(auto_error=False, description="A plexhub API token")
@@ -31,6 +32,7 @@ class AppState:
     db: Database
     tokens: TokenStore
     jobs: JobRunner
+    hub: HubAuth | None = None  # set when running as a JupyterHub-managed service
 
 
 def state(request: Request) -> AppState:

@@ -14,6 +14,7 @@ from plexhub.api import errors
 from plexhub.api.auth import TokenStore
 from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
+from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.jobs import JobRunner
 from plexhub.settings import Settings, get_settings
 
@@ -25,8 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.catalog_url)
     db.create()
-    state = AppState(settings=settings, db=db, tokens=TokenStore(db, settings),
-                     jobs=JobRunner(db, settings))
+    hub_config = HubConfig.from_env()
+    hub = HubAuth(hub_config) if hub_config is not None else None
+    state = AppState(settings=settings, db=db,
+                     tokens=TokenStore(db, settings, hub.resolve if hub else None),
+                     jobs=JobRunner(db, settings), hub=hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             state.jobs.shutdown()
+            if hub is not None:
+                hub.close()
             db.dispose()
 
     app = FastAPI(title="plexhub API", version=__version__, lifespan=lifespan,
@@ -49,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     for module in (presets, tiles, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
+    if hub is not None:
+        from plexhub.api.routes import hub as hub_routes
+
+        hub_routes.setup(app, state)
     return app
 
 

@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1", root_path=args.root_path)
     return 0
 
 
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8765)
     sv.add_argument("--log-level", default="info")
+    sv.add_argument("--root-path", default="",
+                    help="URL prefix the proxy forwards, e.g. /services/plexhub")
     sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="generate the sample, convert it and print a summary")

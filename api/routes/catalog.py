@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from plexhub.api import audit
 from plexhub.api.db import utcnow
-from plexhub.api.deps import CurrentUser, DbSession, State, grants_of, require, visible_study
+from plexhub.api.deps import (
+    AppState,
+    CurrentUser,
+    DbSession,
+    State,
+    grants_of,
+    require,
+    visible_study,
+)
 from plexhub.api.models import AuditEvent, Grant, Study
 from plexhub.api.schemas import (
     AuditPublic,
@@ -26,6 +36,22 @@ from plexhub.errors import ConflictError, NotFoundError
 from plexhub.policies.access import can_see_study
 
 router = APIRouter(prefix="/api/v1")
+log = logging.getLogger("plexhub.api")
+
+
+def mirror_grants(st: AppState, session: Session, study: Study) -> None:
+    """In service mode, keep hub group ``study-<code>`` in step with the active grants.
+
+    The catalog owns membership; the hub group is a copy for hub-side features, so a hub
+    that cannot be reached is logged, not an error for the caller."""
+    if st.hub is None:
+        return
+    now = utcnow()
+    active = {g.principal for g in grants_of(session, study.id) if g.active(now)}
+    try:
+        st.hub.sync_study_group(study.code, active)
+    except Exception:
+        log.exception("could not mirror the grants of %s into the hub", study.code)
 
 
 @router.get("/health", tags=["service"])
@@ -90,7 +116,7 @@ def _grant_public(g: Grant, code: str) -> GrantPublic:
 
 @router.post("/studies/{code}/grants", response_model=IdPublic, status_code=201,
              tags=["sharing"])
-def create_grant(code: str, body: GrantCreate, user: CurrentUser,
+def create_grant(code: str, body: GrantCreate, user: CurrentUser, st: State,
                  session: DbSession) -> IdPublic:
     study = visible_study(session, user, code)
     require(user, "grants:write")
@@ -101,6 +127,7 @@ def create_grant(code: str, body: GrantCreate, user: CurrentUser,
     audit.record(session, user, "grant.create", "grant", grant.id, study_code=code,
                  after=body.model_dump(mode="json"), reason=body.reason)
     session.commit()
+    mirror_grants(st, session, study)
     return IdPublic(id=grant.id)
 
 
@@ -114,7 +141,7 @@ def list_grants(code: str, user: CurrentUser, session: DbSession) -> list[GrantP
 
 
 @router.delete("/grants/{grant_id}", response_model=GrantPublic, tags=["sharing"])
-def revoke_grant(grant_id: str, user: CurrentUser, session: DbSession,
+def revoke_grant(grant_id: str, user: CurrentUser, st: State, session: DbSession,
                  reason: str = Query(default="", max_length=2000)) -> GrantPublic:
     require(user, "grants:write")
     grant = session.get(Grant, grant_id)
@@ -128,6 +155,7 @@ def revoke_grant(grant_id: str, user: CurrentUser, session: DbSession,
                      before={"revoked_at": None},
                      after={"revoked_at": grant.revoked_at.isoformat()}, reason=reason)
         session.commit()
+        mirror_grants(st, session, study)
     return _grant_public(grant, study.code)
 
 

@@ -1,0 +1,52 @@
+"""OAuth login through JupyterHub (service mode): ``/hub-login`` starts it, the hub sends the
+browser back to ``/oauth_callback``, which keeps the hub token in the session cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import RedirectResponse
+
+from plexhub.api.deps import SESSION_COOKIE, AppState, state
+from plexhub.errors import PermissionDeniedError
+
+router = APIRouter(tags=["service"], include_in_schema=False)
+
+
+def _safe_next(next_url: str, request: Request) -> str:
+    """Only same-site paths: never redirect a login to another host."""
+    root = request.scope.get("root_path", "")
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        return f"{root}/portal/"
+    return next_url
+
+
+@router.get("/hub-login")
+def hub_login(request: Request,
+              next: Annotated[str, Query(max_length=2000)] = "") -> RedirectResponse:
+    hub = state(request).hub
+    assert hub is not None
+    return RedirectResponse(hub.login_url(_safe_next(next, request)), status_code=302)
+
+
+@router.get("/oauth_callback")
+def oauth_callback(request: Request, code: Annotated[str, Query(max_length=500)],
+                   state_: Annotated[str, Query(alias="state", max_length=200)]
+                   ) -> RedirectResponse:
+    hub = state(request).hub
+    assert hub is not None
+    try:
+        token, next_url = hub.finish_login(code, state_)
+    except PermissionError as exc:
+        raise PermissionDeniedError("OAuth login", str(exc), "start again from the portal") \
+            from exc
+    response = RedirectResponse(_safe_next(next_url, request), status_code=302)
+    root = request.scope.get("root_path", "") or "/"
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path=root,
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def setup(app: FastAPI, st: AppState) -> None:
+    app.include_router(router)
