@@ -32,8 +32,24 @@ def _pad_even(a: Array) -> Array:
     return np.pad(a, pad, mode="edge")
 
 
+BAND_ROWS = 256  # output rows per step: bounds the temporaries of big blocks
+
+
 def downsample_mean(a: Array) -> Array:
-    """2x2 mean over the last two axes; integers round half up, floats stay exact-ish."""
+    """2x2 mean over the last two axes; integers round half up, floats stay exact-ish.
+
+    Works in bands of output rows so that temporaries stay small whatever the block size."""
+    h = a.shape[-2]
+    if h <= 2 * BAND_ROWS:
+        return _mean_band(a)
+    out = np.empty((*a.shape[:-2], (h + 1) // 2, (a.shape[-1] + 1) // 2), a.dtype)
+    for r in range(0, h, 2 * BAND_ROWS):
+        out[..., r // 2:(min(r + 2 * BAND_ROWS, h) + 1) // 2, :] = \
+            _mean_band(a[..., r:r + 2 * BAND_ROWS, :])
+    return out
+
+
+def _mean_band(a: Array) -> Array:
     a = _pad_even(a)
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
         acc = a.astype(np.int32 if a.dtype.kind == "i" else np.uint32)

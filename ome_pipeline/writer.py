@@ -154,6 +154,24 @@ def _read_back(plan: ImagePlan, store: OutputStore, level: int, task: Task,
     return out
 
 
+def _shrunk_from_previous(plan: ImagePlan, store: OutputStore, task: Task, src_level: int,
+                          shrink: Any) -> Array:
+    """The task's block at ``src_level + 1``, made from the 2x2 blocks of ``src_level`` one
+    quadrant at a time, so a later pass never holds more than one block of source pixels."""
+    ly, lx = plan.levels[src_level]
+    b = plan.block
+    y0, x0 = task.by * 2 * b, task.bx * 2 * b
+    h, w = min(2 * b, ly - y0), min(2 * b, lx - x0)
+    out = np.empty((len(task.channels), (h + 1) // 2, (w + 1) // 2), np.dtype(plan.dtype))
+    for qy in range(0, h, b):  # b is even, so quadrant edges are even and the halves line up
+        for qx in range(0, w, b):
+            ys = slice(y0 + qy, y0 + min(qy + b, h))
+            xs = slice(x0 + qx, x0 + min(qx + b, w))
+            part = shrink(_read_back(plan, store, src_level, task, ys, xs))
+            out[:, qy // 2:qy // 2 + part.shape[1], qx // 2:qx // 2 + part.shape[2]] = part
+    return out
+
+
 def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,
              store: OutputStore) -> TaskResult:
     """Read one block, write it and its halvings, return its histograms (pass 0 only)."""
@@ -170,12 +188,7 @@ def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,
         if not plan.is_label:
             hists = {c: PartialHistogram.of(data[i]) for i, c in enumerate(task.channels)}
     else:
-        src_level = first - 1
-        ly, lx = plan.levels[src_level]
-        edge = plan.block * 2
-        ys = slice(task.by * edge, min((task.by + 1) * edge, ly))
-        xs = slice(task.bx * edge, min((task.bx + 1) * edge, lx))
-        data = shrink(_read_back(plan, store, src_level, task, ys, xs))
+        data = _shrunk_from_previous(plan, store, task, first - 1, shrink)
     for j in range(lpp):
         level = first + j
         if level >= len(plan.levels):

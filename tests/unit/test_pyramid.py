@@ -65,3 +65,12 @@ def test_mode_output_values_come_from_the_block(a: np.ndarray) -> None:
             block = p[2 * i:2 * i + 2, 2 * j:2 * j + 2].ravel().tolist()
             counts = {v: block.count(v) for v in block}
             assert counts[out[i, j]] == max(counts.values())
+
+
+@pytest.mark.parametrize("shape", [(1301, 7), (2, 1030, 9), (1024, 3)])
+def test_banded_mean_equals_the_whole_array_mean(shape: tuple[int, ...]) -> None:
+    from plexhub.ome_pipeline.pyramid import BAND_ROWS, _mean_band
+
+    assert shape[-2] > 2 * BAND_ROWS
+    a = np.random.default_rng(0).integers(0, 65535, shape).astype(np.uint16)
+    assert np.array_equal(downsample_mean(a), _mean_band(a))
