@@ -78,7 +78,12 @@ class PartialHistogram:
             flat = flat[np.isfinite(flat)]
         if flat.size == 0:
             return cls.empty()
-        counts = np.bincount(keys_of(flat), minlength=NKEYS).astype(np.int64)
+        counts = np.bincount(keys_of(flat), minlength=NKEYS).astype(np.int64, copy=False)
+        if flat.dtype.kind in "ui" and flat.dtype.itemsize <= 2:
+            # one bin per value: the extremes are the first and last non-empty bins
+            nz = np.flatnonzero(counts)
+            lo, hi = key_edges(flat.dtype, nz[[0, -1]])
+            return cls(counts, float(lo), float(hi))
         return cls(counts, float(flat.min()), float(flat.max()))
 
     def merge(self, other: PartialHistogram) -> None:

@@ -52,10 +52,11 @@ def downsample_mean(a: Array) -> Array:
 def _mean_band(a: Array) -> Array:
     a = _pad_even(a)
     if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
-        acc = a.astype(np.int32 if a.dtype.kind == "i" else np.uint32)
-        s = acc[..., 0::2, 0::2] + acc[..., 1::2, 0::2]
-        s += acc[..., 0::2, 1::2]
-        s += acc[..., 1::2, 1::2]
+        # widen only the quarter-size sum, never the whole block
+        s = a[..., 0::2, 0::2].astype(np.int32 if a.dtype.kind == "i" else np.uint32)
+        s += a[..., 1::2, 0::2]
+        s += a[..., 0::2, 1::2]
+        s += a[..., 1::2, 1::2]
         s += 2
         s >>= 2  # floor((s + 2) / 4) for non-negative and negative int32 alike
         return s.astype(a.dtype)

@@ -143,12 +143,18 @@ class TiffPixels(PixelSource):
         out = np.empty((len(channels), h, w), next(iter(pages.values())).keyframe.dtype)
         for page_index, targets in by_page.items():
             page = pages[page_index]
+            if page.keyframe.samplesperpixel == 1 and len(targets) == 1:
+                # decode straight into the output plane: no intermediate copy
+                self._region(state, page, ys, xs, out[targets[0][0]][..., None])
+                continue
             region = self._region(state, page, ys, xs)  # (h, w, samples)
             for i, s in targets:
                 out[i] = region[..., s]
         return out
 
-    def _region(self, state: dict[str, Any], page: Any, ys: slice, xs: slice) -> Array:
+    def _region(self, state: dict[str, Any], page: Any, ys: slice, xs: slice,
+                out: Array | None = None) -> Array:
+        """(h, w, samples) pixels of ``page``; decoded into ``out`` when it is given."""
         kf = page.keyframe
         h, w = ys.stop - ys.start, xs.stop - xs.start
         nsamples = kf.samplesperpixel
@@ -156,7 +162,10 @@ class TiffPixels(PixelSource):
             raise UnsupportedFormatError(
                 self.path, "volumetric TIFF pages (ImageDepth > 1) are not supported",
                 "save one page per z plane")
-        out = np.zeros((h, w, nsamples), kf.dtype)
+        if out is None:
+            out = np.zeros((h, w, nsamples), kf.dtype)
+        else:
+            self._zero_uncovered(kf, ys, xs, out)
         th, tw = kf.chunks[0], kf.chunks[1]
         separate = kf.planarconfig == 2 and nsamples > 1
         ny = math.ceil(kf.imagelength / th)
@@ -166,7 +175,10 @@ class TiffPixels(PixelSource):
                 for ix in range(xs.start // tw, math.ceil(xs.stop / tw)):
                     idx = (s * ny + iy) * nx + ix
                     seg, (sep, _, y0, x0, s0) = self._segment(state, page, idx)
-                    if seg is None:
+                    if seg is None:  # an empty (sparse) tile reads as zeros
+                        ty0, tx0 = iy * th, ix * tw
+                        out[max(ty0, ys.start) - ys.start:min(ty0 + th, ys.stop) - ys.start,
+                            max(tx0, xs.start) - xs.start:min(tx0 + tw, xs.stop) - xs.start] = 0
                         continue
                     sy0, sy1 = max(y0, ys.start), min(y0 + seg.shape[0], ys.stop)
                     sx0, sx1 = max(x0, xs.start), min(x0 + seg.shape[1], xs.stop)
@@ -179,6 +191,14 @@ class TiffPixels(PixelSource):
                     else:
                         dst[..., s0:s0 + block.shape[2]] = block
         return out
+
+    @staticmethod
+    def _zero_uncovered(kf: Any, ys: slice, xs: slice, out: Array) -> None:
+        """Rows/columns past the page's extent get no tile: clear them (out was np.empty)."""
+        if ys.stop > kf.imagelength:
+            out[max(0, kf.imagelength - ys.start):] = 0
+        if xs.stop > kf.imagewidth:
+            out[:, max(0, kf.imagewidth - xs.start):] = 0
 
     def _segment(self, state: dict[str, Any], page: Any,
                  idx: int) -> tuple[Array | None, tuple[int, ...]]:
