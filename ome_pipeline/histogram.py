@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 Array = npt.NDArray[Any]
 NKEYS = 1 << 16
+BINCOUNT_SLICE = 1 << 19
 MAX_STORED_BINS = 4096
 
 
@@ -78,7 +79,11 @@ class PartialHistogram:
             flat = flat[np.isfinite(flat)]
         if flat.size == 0:
             return cls.empty()
-        counts = np.bincount(keys_of(flat), minlength=NKEYS).astype(np.int64, copy=False)
+        keys = keys_of(flat)
+        # bincount widens its input to intp: in slices, so the temporary stays small
+        counts = np.zeros(NKEYS, np.int64)
+        for start in range(0, keys.size, BINCOUNT_SLICE):
+            counts += np.bincount(keys[start:start + BINCOUNT_SLICE], minlength=NKEYS)
         if flat.dtype.kind in "ui" and flat.dtype.itemsize <= 2:
             # one bin per value: the extremes are the first and last non-empty bins
             nz = np.flatnonzero(counts)

@@ -129,6 +129,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """The local deployment: hub, proxy, API service, demo study; Ctrl-C stops it."""
+    from plexhub.hub.up import run_up
+
+    return run_up(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plexhub", description="plexhub: multiplex imaging hub")
     p.add_argument("--version", action="version", version=f"plexhub {__version__}")
@@ -179,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--root-path", default="",
                     help="URL prefix the proxy forwards, e.g. /services/plexhub")
     sv.set_defaults(func=cmd_serve)
+
+    up = sub.add_parser("up", help="start the local deployment (hub, proxy, API, demo study)")
+    up.add_argument("--port", type=int, default=None,
+                    help="port of the hub on 127.0.0.1 (default: PLEXHUB_HUB_PORT, 8000)")
+    up.set_defaults(func=cmd_up)
 
     d = sub.add_parser("demo", help="generate the sample, convert it and print a summary")
     d.add_argument("--size", type=int, default=4096)

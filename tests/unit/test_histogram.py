@@ -55,3 +55,13 @@ def test_nan_is_ignored_and_empty_is_safe() -> None:
     h = PartialHistogram.of(v)
     assert int(h.counts.sum()) == 2
     assert finalize(PartialHistogram.empty(), np.dtype(np.uint8))["count"] == 0
+
+
+def test_sliced_counting_equals_one_bincount() -> None:
+    from plexhub.ome_pipeline.histogram import BINCOUNT_SLICE
+
+    v = np.random.default_rng(3).integers(0, 65535, (1100, 1000)).astype(np.uint16)
+    assert v.size > 2 * BINCOUNT_SLICE
+    h = PartialHistogram.of(v)
+    assert np.array_equal(h.counts, np.bincount(v.ravel(), minlength=65536))
+    assert (h.vmin, h.vmax) == (float(v.min()), float(v.max()))
