@@ -1,15 +1,24 @@
-# The two commands of the README: `make demo` (the main job) and `make test`.
+# The commands of the README: `make up` (the main job: the local deployment), `make test`;
+# `make demo` converts the synthetic sample only.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# the hub's proxy (npm); plexhub finds it in <venv>/node without PATH
+CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: up demo test lint typecheck unit bench clean portal
 
 $(BIN)/.plexhub-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
+
+$(CHP):
+	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error configurable-http-proxy@5
+
+up: $(BIN)/.plexhub-dev $(CHP)
+	$(BIN)/plexhub up
 
 demo: $(BIN)/.plexhub-dev
 	$(BIN)/plexhub demo
@@ -23,8 +32,13 @@ typecheck: $(BIN)/.plexhub-dev
 unit: $(BIN)/.plexhub-dev
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck
+test: lint typecheck $(CHP) portal
 	$(BIN)/pytest -q
+
+# the portal's OpenSeadragon (npm, pinned): fail when the committed copy in
+# api/portal/static/vendor differs; `scripts/build_portal.sh` refreshes it
+portal:
+	scripts/build_portal.sh --check
 
 bench: $(BIN)/.plexhub-dev
 	$(BIN)/python bench/convert.py --quick

@@ -16,6 +16,7 @@ from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.jobs import JobRunner
+from plexhub.api.prefix import ForwardedPrefix
 from plexhub.settings import Settings, get_settings
 
 log = logging.getLogger("plexhub.api")
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plexhub = state
     errors.install(app)
+    app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 
     app.include_router(catalog.router)
@@ -55,6 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     for module in (presets, tiles, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
+    from plexhub.api.portal import pages as portal
+    from plexhub.api.routes import notebooks, thumbnails
+
+    for extra in (notebooks, thumbnails, portal):  # published notebooks, the sponsor portal
+        extra.setup(app, state)
     if hub is not None:
         from plexhub.api.routes import hub as hub_routes
 

@@ -35,6 +35,8 @@ class Study(Base):
     state: Mapped[str] = mapped_column(String(20), default="open")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    # image metadata keys that only staff see (sponsors get them removed)
+    internal_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Grant(Base):
@@ -116,6 +118,21 @@ class PresetVersion(Base):
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class PublishedNotebook(Base):
+    """One published version of a notebook; versions are immutable and stay readable."""
+
+    __tablename__ = "published_notebooks"
+    __table_args__ = (UniqueConstraint("study_id", "name", "version"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    ipynb: Mapped[str] = mapped_column(Text)  # nbformat 4 JSON as published (and executed)
+    content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the canonical JSON
+    published_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
 
 

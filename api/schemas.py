@@ -75,6 +75,29 @@ class StudyPublic(BaseModel):
     profile: str
     state: str
     created_at: UtcDateTime
+    internal_fields: list[str] | None = Field(
+        default=None, description="image metadata keys sponsors never see (staff only)")
+
+
+_FIELD = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
+class StudyUpdate(Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    internal_fields: list[str] | None = Field(
+        default=None, max_length=200,
+        description="image metadata keys that only staff see; sponsors get them removed")
+    reason: str = Field(default="", max_length=2000)
+
+    @field_validator("internal_fields")
+    @classmethod
+    def _fields(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [f for f in v if not _FIELD.match(f)]
+        if bad:
+            raise ValueError(f"metadata keys use letters, digits and . _ -: {bad[:5]}")
+        return sorted(set(v))
 
 
 class GrantCreate(Strict):

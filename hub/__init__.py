@@ -1,1 +1,1 @@
-"""plexhub.hub (later issues build it)."""
+"""plexhub.hub: the JupyterHub deployment (config, authenticator, ``plexhub up``)."""

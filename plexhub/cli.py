@@ -129,6 +129,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish a notebook to a study over the API (see plexhub.api.publish_cli)."""
+    from plexhub.api.publish_cli import cmd_publish as publish
+
+    return publish(args)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """The local deployment: hub, proxy, API service, demo study; Ctrl-C stops it."""
     from plexhub.hub.up import run_up
@@ -191,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None,
                     help="port of the hub on 127.0.0.1 (default: PLEXHUB_HUB_PORT, 8000)")
     up.set_defaults(func=cmd_up)
+
+    from plexhub.api.publish_cli import add_arguments as publish_arguments
+
+    pb = sub.add_parser("publish", help="publish a notebook to a study (read-only for sponsors)")
+    publish_arguments(pb)
+    pb.set_defaults(func=cmd_publish)
 
     d = sub.add_parser("demo", help="generate the sample, convert it and print a summary")
     d.add_argument("--size", type=int, default=4096)

@@ -68,6 +68,87 @@ class Settings(BaseSettings):
     )
     max_concurrent_jobs: int = Field(default=1, ge=1, le=64,
                                      description="Conversions that run at the same time.")
+    notebook_timeout: float = Field(
+        default=600.0, gt=0, le=24 * 3600,
+        description="Seconds one cell may run when a notebook is executed at publication "
+        "(execute=true); the publication fails with a 422 past that.",
+    )
+
+    # --- the JupyterHub deployment (``plexhub up``, hub/) -----------------------------
+    hub_port: int = Field(
+        default=8000, ge=1, le=65535,
+        description="Port of the public proxy (configurable-http-proxy): the hub answers at "
+        "http://<hub_bind>:<hub_port>/hub/ and the API at /services/plexhub/.",
+    )
+    hub_bind: str = Field(
+        default="127.0.0.1",
+        description="Address the public proxy listens on; keep 127.0.0.1 and put a TLS proxy "
+        "in front for anything but a local deployment.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The hub's public URL (https://hub.example.org/) when a TLS proxy sits in "
+        "front; JupyterHub uses it for absolute links (share links, OAuth).",
+    )
+    hub_internal_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the hub process on 127.0.0.1 (behind the proxy); 0 picks a free "
+        "port at start.",
+    )
+    proxy_api_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the proxy's REST API on 127.0.0.1; 0 picks a free port at start.",
+    )
+    api_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the API service the hub starts (plexhub serve on 127.0.0.1, "
+        "reached through /services/plexhub/); 0 picks a free port at start.",
+    )
+    chp_command: str | None = Field(
+        default=None,
+        description="Path of configurable-http-proxy. Unset: <venv>/node/node_modules/.bin/"
+        "configurable-http-proxy, then <data_dir>/node/..., then PATH; plexhub up installs it "
+        "with npm when none is found.",
+    )
+    demo_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the demo users scientist, analyst and sponsor (at least 8 "
+        "characters). plexhub up generates and prints one when unset; the hub keeps only "
+        "scrypt hashes.",
+    )
+    hub_users_file: Path | None = Field(
+        default=None,
+        description="JSON file of the hub's local users (role, organisations, scrypt password "
+        "hash); <data_dir>/hub/users.json when unset.",
+    )
+    hub_api_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the hub service plexhub-ops (hub admin role) for operators' "
+        "scripts and tests (at least 16 characters); no such service when unset.",
+    )
+
+    @field_validator("demo_password")
+    @classmethod
+    def _demo_password(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 8:
+            raise ValueError("demo_password must have at least 8 characters")
+        return v
+
+    @field_validator("hub_api_token")
+    @classmethod
+    def _hub_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("hub_api_token must be a real secret of at least 16 characters")
+        return v
+
+    @property
+    def hub_dir(self) -> Path:
+        """The hub's state: its database, cookie secret, users file, logs, user homes."""
+        return self.data_dir / "hub"
+
+    @property
+    def hub_users_path(self) -> Path:
+        return self.hub_users_file or self.hub_dir / "users.json"
 
     @field_validator("admin_token")
     @classmethod

@@ -29,11 +29,12 @@ from plexhub.api.schemas import (
     IdPublic,
     StudyCreate,
     StudyPublic,
+    StudyUpdate,
     TokenCreate,
     TokenPublic,
 )
 from plexhub.errors import ConflictError, NotFoundError
-from plexhub.policies.access import can_see_study
+from plexhub.policies.access import INTERNAL_ROLES, Principal, can_see_study
 
 router = APIRouter(prefix="/api/v1")
 log = logging.getLogger("plexhub.api")
@@ -76,9 +77,12 @@ def create_token(body: TokenCreate, user: CurrentUser, st: State,
     return TokenPublic(token=token, user=body.user, role=body.role, groups=sorted(body.groups))
 
 
-def _study_public(s: Study) -> StudyPublic:
+def _study_public(s: Study, user: Principal | None = None) -> StudyPublic:
+    """``internal_fields`` only for staff (``user`` None: the caller is staff)."""
+    staff = user is None or user.role in INTERNAL_ROLES
     return StudyPublic(code=s.code, title=s.title, sponsor=s.sponsor, profile=s.profile,
-                       state=s.state, created_at=s.created_at)
+                       state=s.state, created_at=s.created_at,
+                       internal_fields=list(s.internal_fields or []) if staff else None)
 
 
 @router.post("/studies", response_model=StudyPublic, status_code=201, tags=["studies"])
@@ -99,13 +103,35 @@ def create_study(body: StudyCreate, user: CurrentUser, session: DbSession) -> St
 def list_studies(user: CurrentUser, session: DbSession) -> list[StudyPublic]:
     now = utcnow()
     studies = session.scalars(select(Study).order_by(Study.code)).all()
-    return [_study_public(s) for s in studies
+    return [_study_public(s, user) for s in studies
             if can_see_study(user, grants_of(session, s.id), now)]
 
 
 @router.get("/studies/{code}", response_model=StudyPublic, tags=["studies"])
 def get_study(code: str, user: CurrentUser, session: DbSession) -> StudyPublic:
-    return _study_public(visible_study(session, user, code))
+    return _study_public(visible_study(session, user, code), user)
+
+
+@router.patch("/studies/{code}", response_model=StudyPublic, tags=["studies"])
+def update_study(code: str, body: StudyUpdate, user: CurrentUser,
+                 session: DbSession) -> StudyPublic:
+    """Change the title or the study-internal metadata fields (audited, with a reason)."""
+    study = visible_study(session, user, code)
+    require(user, "studies:write")
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if body.title is not None and body.title != study.title:
+        before["title"], after["title"] = study.title, body.title
+        study.title = body.title
+    if body.internal_fields is not None and body.internal_fields != study.internal_fields:
+        before["internal_fields"] = list(study.internal_fields or [])
+        after["internal_fields"] = body.internal_fields
+        study.internal_fields = body.internal_fields
+    if after:
+        audit.record(session, user, "study.update", "study", code, study_code=code,
+                     before=before, after=after, reason=body.reason)
+        session.commit()
+    return _study_public(study, user)
 
 
 def _grant_public(g: Grant, code: str) -> GrantPublic:

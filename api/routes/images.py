@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
+from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
 from plexhub.api.deps import CurrentUser, DbSession, State, require, visible_image, visible_study
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
@@ -30,14 +31,17 @@ from plexhub.settings import Settings
 router = APIRouter(prefix="/api/v1")
 
 
-def _image_public(image: Image, code: str) -> ImagePublic:
+def _image_public(image: Image, code: str,
+                  metadata: dict[str, Any] | None = None) -> ImagePublic:
+    """``metadata``: the de-identified LIMS metadata for the caller (default: all of it)."""
     return ImagePublic(
         id=image.id, study=code, name=image.name, status=image.status,
         source_format=image.source_format, ngff_version=image.ngff_version, axes=image.axes,
         levels=[list(lv) for lv in image.levels or []], dtype=image.dtype,
         physical_sizes=image.physical_sizes or {},
         channels=[ChannelPublic(**c) for c in image.channels or []],
-        metadata=image.metadata_ or {}, checksum=image.checksum, tier=image.tier)
+        metadata=(image.metadata_ or {}) if metadata is None else metadata,
+        checksum=image.checksum, tier=image.tier)
 
 
 def ingest_one(session: Session, settings: Settings, study: Study, user: Principal,
@@ -137,13 +141,18 @@ def list_images(code: str, user: CurrentUser, session: DbSession) -> list[ImageP
     study = visible_study(session, user, code)
     rows = session.scalars(select(Image).where(Image.study_id == study.id)
                            .order_by(Image.created_at, Image.series_index)).all()
-    return [_image_public(i, code) for i in rows]
+    labels = can_view_labels(session, user, study)
+    return [_image_public(i, code, image_metadata(i.metadata_, user, study, labels))
+            for i in rows]
 
 
 @router.get("/images/{image_id}", response_model=ImagePublic, tags=["images"])
 def get_image(image_id: str, user: CurrentUser, session: DbSession) -> ImagePublic:
+    """The image; sponsors get de-identified metadata (see ``plexhub.api.deidentify``)."""
     image, study = visible_image(session, user, image_id)
-    return _image_public(image, study.code)
+    labels = can_view_labels(session, user, study)
+    return _image_public(image, study.code,
+                         image_metadata(image.metadata_, user, study, labels))
 
 
 def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
@@ -161,7 +170,7 @@ def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])
 def get_job(job_id: str, user: CurrentUser, session: DbSession) -> Any:
-    return job_public(session, _visible_job(session, user, job_id))
+    return job_view(job_public(session, _visible_job(session, user, job_id)), user)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, tags=["jobs"])

@@ -147,10 +147,13 @@ def _preset_for(session: Session, user: Principal, preset_id: str) -> Preset:
     preset = session.get(Preset, preset_id)
     if preset is None or not preset_store.visible_to(preset, user):
         raise NotFoundError(f"preset {preset_id}", "not found")
-    if preset.scope == "image":
-        visible_image(session, user, preset.target)
-    elif preset.scope == "study":
-        visible_study(session, user, preset.target)
+    try:
+        if preset.scope == "image":
+            visible_image(session, user, preset.target)
+        elif preset.scope == "study":
+            visible_study(session, user, preset.target)
+    except NotFoundError:  # the same answer as an unknown preset: no image id, no study code
+        raise NotFoundError(f"preset {preset_id}", "not found") from None
     return preset
 
 

@@ -71,7 +71,7 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
     fmt = FORMATS[fmt]
     tag = etag(image, doc, level, t, z, row, col, size, fmt, quality)
     headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else SHORT,
-               "Vary": "Authorization"}
+               "Vary": "Authorization, Cookie"}  # the portal sends a cookie
     if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
         return Response(status_code=304, headers=headers)
     data = tiles.cache.get(tag)

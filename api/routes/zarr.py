@@ -15,14 +15,16 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
+from plexhub.api.deidentify import store_path_hidden
 from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
 from plexhub.api.models import Image
 from plexhub.errors import InputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1")
 _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
-# metadata that may carry slide labels, barcodes or other identifying details
-SPONSOR_HIDDEN = ("associated", "OME")
+# Sponsors never read OME/ (the original OME-XML); associated/ (slide label and macro
+# images, which show barcodes and slide IDs) only with the view_labels capability.
+# See plexhub.api.deidentify.
 
 
 def image_root(image: Image) -> Path:
@@ -55,10 +57,9 @@ def safe_file(root: Path, path: str) -> Path:
 def zarr_file(image_id: str, path: str, user: CurrentUser, session: DbSession,
               request: Request) -> Response:
     """One file of the image's OME-Zarr (metadata documents and chunks); 404 when absent."""
-    image, _ = visible_image(session, user, image_id)
+    image, study = visible_image(session, user, image_id)
     root = image_root(image)
-    first = path.split("/", 1)[0]
-    if user.role == "sponsor" and first in SPONSOR_HIDDEN:
+    if store_path_hidden(session, user, study, path):
         raise NotFoundError(f"zarr path {path!r}", "not found")
     target = safe_file(root, path)
     if not target.is_file():

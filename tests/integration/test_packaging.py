@@ -24,6 +24,12 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
         assert f"plexhub/{sub}/__init__.py" in names
     assert "plexhub/ome_pipeline/readers/tiff.py" in names
     assert "plexhub/py.typed" in names
+    # the portal works from a wheel, without npm: templates, static files, vendored viewer
+    for asset in ("templates/image.html", "static/viewer.js", "static/notebook.css",
+                  "static/vendor/openseadragon.min.js", "static/vendor/LICENSE-openseadragon.txt",
+                  "static/vendor/images/zoomin_rest.png"):
+        assert f"plexhub/api/portal/{asset}" in names, asset
+    assert "plexhub/api/migrations/versions/0002_notebooks_internal_fields.py" in names
     assert not any(n.endswith((".czi", ".svs", ".qptiff", ".mcd", ".tiff")) for n in names)
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env)

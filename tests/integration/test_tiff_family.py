@@ -21,6 +21,16 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+
+from plexhub.errors import (
+    CorruptFileError,
+    MissingFileError,
+    PlexhubError,
+    UnsupportedFormatError,
+)
+from plexhub.ome_pipeline import convert
+from plexhub.ome_pipeline.readers import detect_reader
+from plexhub.settings import Settings
 from tests.tiff_writers import (
     pattern,
     rgb_image,
@@ -36,16 +46,6 @@ from tests.tiff_writers import (
     write_scn,
     write_svs,
 )
-
-from plexhub.errors import (
-    CorruptFileError,
-    MissingFileError,
-    PlexhubError,
-    UnsupportedFormatError,
-)
-from plexhub.ome_pipeline import convert
-from plexhub.ome_pipeline.readers import detect_reader
-from plexhub.settings import Settings
 
 FLAVOURS = ("ome", "imagej", "qpi", "svs", "ndpi", "scn", "bif", "philips")
 OME_RED, OME_GREEN, OME_BLUE = -16776961, 16711935, 65535  # signed RGBA int32

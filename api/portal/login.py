@@ -1,0 +1,68 @@
+"""Standalone-mode login for the portal: paste an API token, get the ``plexhub-session``
+cookie (HttpOnly, SameSite=Lax, Secure over HTTPS, scoped to the mount prefix).
+
+In hub mode JupyterHub does the login and ``CurrentUser`` knows the caller; these two
+routes are then simply not linked. Cross-site form posts are refused (Origin check), so a
+page elsewhere cannot log a visitor in as someone else.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from plexhub.api.deps import SESSION_COOKIE, State
+from plexhub.api.portal.web import base, page, safe_next
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+MAX_FORM = 8192
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _cookie_path(request: Request) -> str:
+    return base(request) + "/"
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    return page(request, "login.html", {"next": safe_next(request, next), "error": None})
+
+
+@router.post("/login")
+async def login(request: Request, st: State) -> Response:
+    body = await request.body()
+    form = parse_qs(body[:MAX_FORM].decode("utf-8", "replace"), max_num_fields=10)
+    token = (form.get("token") or [""])[0].strip()
+    target = safe_next(request, (form.get("next") or [""])[0] or None)
+    if not _same_origin(request):
+        return page(request, "login.html", {"next": target,
+                                            "error": "the form came from another site"},
+                    status_code=403)
+    principal = await run_in_threadpool(st.tokens.resolve, token) if token else None
+    if principal is None:
+        return page(request, "login.html", {"next": target,
+                                            "error": "that token is unknown or revoked"},
+                    status_code=401)
+    response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path=_cookie_path(request))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    response = RedirectResponse(f"{base(request)}/portal/login", status_code=303,
+                                headers={"Cache-Control": "no-store"})
+    if _same_origin(request):
+        response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request), httponly=True,
+                               samesite="lax", secure=request.url.scheme == "https")
+    return response

@@ -1,0 +1,67 @@
+/* The portal's image viewer: OpenSeadragon (bundled, see vendor/) on the API's DeepZoom
+   endpoint, a rendering-preset picker, and n / p (or PageDown / PageUp) for the next and
+   previous image of the study. All URLs come from data- attributes the server filled in,
+   so the page works under any mount prefix; the session cookie authenticates (same
+   origin), so no header is set here. */
+(function () {
+  "use strict";
+  var el = document.getElementById("viewer");
+  if (!el || typeof OpenSeadragon !== "function") { return; }
+  var dzi = el.dataset.dzi;
+  var viewer = OpenSeadragon({
+    element: el,
+    prefixUrl: el.dataset.prefix,
+    tileSources: dzi,
+    showNavigator: true,
+    maxZoomPixelRatio: 4,
+    visibilityRatio: 0.5,
+    gestureSettingsMouse: { clickToZoom: false }
+  });
+  window.plexhubViewer = viewer;  // for tests and the browser console
+
+  function openWith(ref) {
+    var center = null, zoom = null;
+    if (viewer.world.getItemCount() > 0) {
+      center = viewer.viewport.getCenter();
+      zoom = viewer.viewport.getZoom();
+    }
+    viewer.addOnceHandler("open", function () {
+      if (center !== null) {
+        viewer.viewport.zoomTo(zoom, null, true);
+        viewer.viewport.panTo(center, true);
+      }
+    });
+    viewer.open(ref ? dzi + "?preset=" + encodeURIComponent(ref) : dzi);
+  }
+
+  var picker = document.getElementById("preset");
+  if (picker) {
+    fetch(el.dataset.presets, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (presets) {
+        presets.forEach(function (p) {
+          var option = document.createElement("option");
+          option.value = p.id + "@" + p.latest_version;
+          option.textContent = p.name + " (" + p.scope + ", v" + p.latest_version + ")";
+          picker.appendChild(option);
+        });
+        picker.disabled = false;
+      })
+      .catch(function () { picker.disabled = true; });
+    picker.addEventListener("change", function () { openWith(picker.value); });
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    var t = ev.target;
+    if (t && t.closest && t.closest("input, select, textarea")) { return; }
+    var to = "";
+    if (ev.key === "n" || ev.key === "PageDown") { to = el.dataset.next; }
+    if (ev.key === "p" || ev.key === "PageUp") { to = el.dataset.prev; }
+    if (to) {
+      ev.preventDefault();
+      ev.stopPropagation();
+      window.location.assign(to);
+    }
+  }, true);
+}());

@@ -1,0 +1,200 @@
+"""Everything ``hub/jupyterhub_config.py`` sets, built from plexhub's Settings.
+
+- Network: the proxy on ``hub_bind:hub_port``; the hub, the proxy API and the API service on
+  127.0.0.1 (free ports unless set).
+- Authentication: :class:`plexhub.hub.auth.PlexhubAuthenticator` (users.json, scrypt).
+- Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start).
+- Roles: JupyterHub's ``user`` role is narrowed so that it cannot start servers (sponsors never
+  get a server or a kernel); ``plexhub-server-users`` (scientists, analysts, admins) adds
+  ``self``; ``admin`` goes to ``plexhub-admins``; the API service may read users and manage
+  groups (it mirrors grants into ``study-<code>`` groups).
+- Spawner: JupyterLab as local processes of the hub's OS user (``--allow-root`` as root),
+  with the single-user servers' hub auth cache at 5 s.
+- The API as the managed service ``plexhub`` at ``/services/plexhub/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from plexhub.hub.users import ensure_demo_users, group_members, load_users
+from plexhub.settings import Settings
+
+CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")  # jupyterhub -f
+SERVICE_NAME = "plexhub"
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
+PORTAL_PATH = f"services/{SERVICE_NAME}/portal/"  # relative to the hub's base_url
+OPS_SERVICE = "plexhub-ops"
+# the same names as plexhub.api.hubauth (hub/ does not import api/; a test checks they agree)
+ROLE_GROUPS = {"admin": "plexhub-admins", "scientist": "plexhub-scientists",
+               "analyst": "plexhub-analysts", "sponsor": "plexhub-sponsors"}
+SERVER_GROUPS = frozenset({"plexhub-admins", "plexhub-scientists", "plexhub-analysts"})
+ORG_PREFIX = "org-"
+CACHE_MAX_AGE = 5  # seconds the single-user servers trust a hub token check
+# what every hub user gets: JupyterHub's default 'self' minus servers!user (starting servers)
+USER_SCOPES = [
+    "read:users!user", "read:users:groups!user", "read:servers!user",
+    "access:servers!user", "users:activity!user", "tokens!user",
+    f"access:services!service={SERVICE_NAME}",
+]
+SERVICE_SCOPES = ["list:users", "read:users", "read:users:groups", "read:groups",
+                  "list:groups", "admin:groups"]
+# the service's own secrets are not the hub's: never pass these on
+_NOT_FOR_SERVICE = frozenset({"demo_password", "hub_api_token"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def roles(ops_service: bool = False) -> list[dict[str, Any]]:
+    """``load_roles``. Re-applied at every start: config is the truth for these roles."""
+    admin: dict[str, Any] = {"name": "admin", "groups": [ROLE_GROUPS["admin"]]}
+    if ops_service:
+        admin["services"] = [OPS_SERVICE]
+    return [
+        {"name": "user", "description": "every user: own model, tokens, the plexhub service; "
+         "no server of their own", "scopes": USER_SCOPES},
+        {"name": "plexhub-server-users", "description": "JupyterLab servers (named too)",
+         "scopes": ["self"], "groups": sorted(SERVER_GROUPS)},
+        admin,
+        {"name": "plexhub-service", "description": "the API: users, groups, study groups",
+         "scopes": SERVICE_SCOPES, "services": [SERVICE_NAME]},
+    ]
+
+
+def load_groups(users_file: Path) -> dict[str, dict[str, Any]]:
+    """Role and organisation groups of the users in ``users_file``. JupyterHub only adds
+    members at start (it never removes them)."""
+    members = group_members(load_users(users_file), ROLE_GROUPS, ORG_PREFIX)
+    return {group: {"users": names} for group, names in members.items()}
+
+
+def landing_url(handler: Any) -> str | None:
+    """``JupyterHub.default_url``: users who may not start a server (sponsors) land on the
+    portal; ``None`` keeps JupyterHub's default (spawn, then the user's JupyterLab)."""
+    user = handler.current_user
+    if user is None:
+        return None
+    groups = {g.name for g in user.groups}
+    if user.admin or groups & SERVER_GROUPS:
+        return None
+    return str(handler.base_url).rstrip("/") + "/" + PORTAL_PATH
+
+
+def service_environment(settings: Settings) -> dict[str, str]:
+    """PLEXHUB_* for the API service: managed services get a clean environment."""
+    env = {}
+    for name in type(settings).model_fields:
+        if name in _NOT_FOR_SERVICE:
+            continue
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = value.absolute()
+        elif isinstance(value, list | dict):
+            import json
+
+            value = json.dumps(value)
+        env[f"PLEXHUB_{name.upper()}"] = str(value)
+    return env
+
+
+def service(settings: Settings, api_port: int) -> dict[str, Any]:
+    """The hub-managed API service (uvicorn behind the proxy at /services/plexhub/)."""
+    return {
+        "name": SERVICE_NAME,
+        "url": f"http://127.0.0.1:{api_port}",
+        "command": [sys.executable, "-m", "plexhub", "serve", "--host", "127.0.0.1",
+                    "--port", str(api_port), "--root-path", SERVICE_PREFIX],
+        "cwd": str(settings.data_dir.absolute()),
+        "environment": service_environment(settings),
+        "oauth_no_confirm": True,
+        # an OAuth token of a browser login may read its own user model, groups included
+        "oauth_client_allowed_scopes": ["read:users:name!user", "read:users:groups!user"],
+        "display": True,
+    }
+
+
+def singleuser_command() -> list[str]:
+    """The venv's jupyterhub-singleuser, by path (the venv need not be on PATH)."""
+    script = Path(sys.executable).parent / "jupyterhub-singleuser"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "jupyterhub.singleuser"]
+
+
+def spawner_args(root: bool | None = None) -> list[str]:
+    """Command-line options of every single-user server."""
+    args = [f"--HubOAuth.cache_max_age={CACHE_MAX_AGE}"]
+    as_root = os.geteuid() == 0 if root is None else root
+    if as_root:
+        args.append("--allow-root")  # jupyter-server refuses root otherwise
+    return args
+
+
+def configure(c: Any, settings: Settings | None = None) -> None:
+    """Fill JupyterHub's config object ``c`` (``get_config()``) from ``settings``."""
+    from plexhub.hub.auth import PlexhubAuthenticator
+    from plexhub.hub.proxy import find_chp
+
+    s = settings or Settings()
+    state = s.hub_dir.absolute()
+    state.mkdir(parents=True, exist_ok=True)
+
+    # network: the public proxy, everything else on loopback
+    c.JupyterHub.bind_url = f"http://{s.hub_bind}:{s.hub_port}"
+    if s.public_url:
+        c.JupyterHub.public_url = s.public_url
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = s.hub_internal_port or free_port()
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port or free_port()}"
+    chp = find_chp(s)
+    if chp is None:
+        raise RuntimeError("configurable-http-proxy not found: run `plexhub up` (installs it) "
+                           "or npm install --prefix .venv/node configurable-http-proxy@5")
+    c.ConfigurableHTTPProxy.command = [chp]
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.JupyterHub.cleanup_proxy = True
+    c.JupyterHub.cleanup_servers = True
+
+    # state
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+
+    # authentication and groups
+    users_file = s.hub_users_path.absolute()
+    if s.demo_password is not None:
+        ensure_demo_users(users_file, s.demo_password.get_secret_value())
+    c.JupyterHub.authenticator_class = PlexhubAuthenticator
+    c.PlexhubAuthenticator.users_file = str(users_file)
+    c.JupyterHub.load_groups = load_groups(users_file)
+    c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
+    c.JupyterHub.default_url = landing_url
+
+    # single-user JupyterLab servers: local processes of the hub's OS user
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
+    c.Spawner.cmd = singleuser_command()
+    c.Spawner.args = spawner_args()
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 5
+
+    # services: the API, and optionally a token-only admin client
+    services = [service(s, s.api_port or free_port())]
+    if s.hub_api_token is not None:
+        services.append({"name": OPS_SERVICE,
+                         "api_token": s.hub_api_token.get_secret_value()})
+    c.JupyterHub.services = services

@@ -1,0 +1,211 @@
+"""A sponsor uses the portal in a real browser (Chromium) against a real uvicorn server:
+token login, only the granted study, the OpenSeadragon viewer (pan, zoom, preset, next
+image), a published notebook whose scripts do not run, 404 for another study by URL, and
+revocation taking effect on the next page load."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Response
+
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.settings import Settings
+from tests.integration.api.conftest import ADMIN
+from tests.integration.api.sample_data import hostile_notebook
+from tests.integration.api.server import running_server
+
+pytestmark = pytest.mark.e2e
+ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@dataclass
+class Site:
+    base: str
+    sponsor: str
+    images: list[str]
+    other_image: str
+    notebook: str
+    grant: str
+
+
+def _ok(r: httpx.Response) -> Any:
+    assert r.status_code < 300, r.text
+    return r.json()
+
+
+def _ingest(base: str, incoming: Path, code: str, name: str, size: int, seed: int) -> str:
+    write_ome_tiff(incoming / name, SyntheticSpec(size_y=size, size_x=size, channels=2,
+                                                  tile=256, seed=seed))
+    body = _ok(httpx.post(f"{base}/api/v1/studies/{code}/images", headers=ADMIN_H,
+                          json={"source": name, "metadata": {"animal_id": f"A-{seed}",
+                                                             "slide_id": f"SL-{seed}"}}))
+    deadline = time.monotonic() + 120
+    while _ok(httpx.get(f"{base}/api/v1/jobs/{body['job_id']}",
+                        headers=ADMIN_H))["state"] != "done":
+        assert time.monotonic() < deadline, "conversion did not finish"
+        time.sleep(0.1)
+    return str(body["image_id"])
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN)
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    with running_server(settings) as base:
+        for code, org in (("E1", "acme"), ("E2", "globex")):
+            _ok(httpx.post(f"{base}/api/v1/studies", headers=ADMIN_H,
+                           json={"code": code, "title": f"Study {code}", "sponsor": org}))
+        images = [_ingest(base, incoming, "E1", f"e1-{i}.ome.tif", 2048, i) for i in (1, 2)]
+        other = _ingest(base, incoming, "E2", "e2.ome.tif", 256, 3)
+        nb = _ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H,
+                            json={"name": "Week 4 report", "notebook": hostile_notebook()}))
+        sponsor = _ok(httpx.post(f"{base}/api/v1/tokens", headers=ADMIN_H, json={
+            "user": "sue", "role": "sponsor", "groups": ["acme"]}))["token"]
+        grant = _ok(httpx.post(f"{base}/api/v1/studies/E1/grants", headers=ADMIN_H, json={
+            "principal": "group:acme", "capabilities": ["view", "view_notebooks"]}))["id"]
+        yield Site(base, sponsor, images, other, nb["id"], grant)
+
+
+def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
+    """Poll a JavaScript expression (page.wait_for_function evaluates strings with eval,
+    which the portal's Content-Security-Policy rightly forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
+class Tiles:
+    """DeepZoom tile responses the page received."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[tuple[str, int, str]] = []
+        page.on("response", self._on)
+
+    def _on(self, response: Response) -> None:
+        if "/image_files/" in response.url:
+            self.seen.append((response.url, response.status,
+                              response.headers.get("content-type", "")))
+
+    def urls(self) -> set[str]:
+        return {u for u, _, _ in self.seen}
+
+    def wait_new(self, page: Page, before: set[str], what: str, timeout: float = 15) -> set[str]:
+        deadline = time.monotonic() + timeout
+        while not (self.urls() - before):
+            assert time.monotonic() < deadline, f"no new tile requests after {what}"
+            page.wait_for_timeout(100)
+        page.wait_for_timeout(500)  # let the rest of that batch arrive
+        new = self.urls() - before
+        for url, status, ctype in self.seen:
+            if url in new:
+                assert status == 200, (url, status)
+                assert ctype.startswith("image/"), (url, ctype)
+        return new
+
+
+def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    tiles = Tiles(page)
+
+    # login with a token: the portal redirects there first
+    page.goto(f"{site.base}/portal/")
+    assert "/portal/login" in page.url
+    page.fill("#token", site.sponsor)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/portal/")
+    studies = page.locator("[data-study]")
+    assert [studies.nth(i).get_attribute("data-study")
+            for i in range(studies.count())] == ["E1"]
+    assert "E2" not in page.content()
+
+    # the study page: thumbnails (loaded) and de-identified metadata
+    page.click("text=E1")
+    page.wait_for_url(re.compile(r".*/portal/studies/E1$"))
+    assert page.locator("img.thumb").count() == 2
+    wait_js(page, "[...document.querySelectorAll('img.thumb')]"
+                  ".every(i => i.complete && i.naturalWidth > 0)")
+    assert "A-1" in page.content()
+    assert "SL-1" not in page.content()
+
+    # the viewer: first tiles, then zoom and pan load more (all 200 images)
+    page.click(f"[data-image='{site.images[0]}'] a")
+    page.wait_for_url(re.compile(rf".*/portal/images/{site.images[0]}$"))
+    first = tiles.wait_new(page, set(), "opening the image")
+    viewer = page.locator("#viewer")
+    box = viewer.bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    for _ in range(6):
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(150)
+    zoomed = tiles.wait_new(page, first, "zooming in")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx - 350, cy - 250, steps=10)
+    page.mouse.up()
+    tiles.wait_new(page, first | zoomed, "panning")
+    assert any("/image_files/11/" in u for u in tiles.urls())  # full resolution (2048 px)
+
+    # another rendering preset: tiles again, pinned to that preset version
+    wait_js(page, "!document.getElementById('preset').disabled")
+    option = page.locator("#preset option").nth(1)
+    value = option.get_attribute("value")
+    assert value
+    assert "@" in value
+    before = tiles.urls()
+    page.select_option("#preset", value)
+    pinned = tiles.wait_new(page, before, "choosing a preset")
+    assert all("preset=" in u for u in pinned)
+
+    # keyboard: n goes to the next image of the study
+    page.locator("h1, nav.crumbs").first.click()
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(rf".*/portal/images/{site.images[1]}$"))
+    page.keyboard.press("p")
+    page.wait_for_url(re.compile(rf".*/portal/images/{site.images[0]}$"))
+
+    # a published notebook, rendered read-only: its scripts never run
+    page.goto(f"{site.base}/portal/studies/E1")
+    page.click("text=Week 4 report")
+    page.wait_for_url(re.compile(rf".*/portal/notebooks/{site.notebook}$"))
+    assert page.locator("#notebook").inner_text().count("Tumour area by dose group.") == 1
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.pwned === undefined")
+    assert page.locator("#notebook script").count() == 0
+
+    # another study, by URL: the 404 page (never a 403)
+    for path in ("/portal/studies/E2", f"/portal/images/{site.other_image}"):
+        response = page.goto(f"{site.base}{path}")
+        assert response is not None
+        assert response.status == 404
+        assert page.locator("#not-found").is_visible()
+        assert "Study E2" not in page.content()
+
+    # revocation: the next page load is refused within 10 s
+    page.goto(f"{site.base}/portal/images/{site.images[0]}")
+    r = httpx.delete(f"{site.base}/api/v1/grants/{site.grant}", headers=ADMIN_H,
+                     params={"reason": "review finished"})
+    assert r.status_code == 200
+    t0 = time.monotonic()
+    while True:
+        response = page.reload()
+        assert response is not None
+        if response.status == 404:
+            break
+        assert time.monotonic() - t0 < 10, "the revoked grant still works after 10 s"
+        page.wait_for_timeout(250)
+    page.goto(f"{site.base}/portal/")
+    assert page.locator("#no-studies").is_visible()
+    assert not errors, errors
