@@ -102,14 +102,22 @@ def visible_study(session: Session, principal: Principal, code: str,
     return study
 
 
+def study_of(session: Session, principal: Principal, study_id: int | None,
+             what: str) -> Study:
+    """The study an entity (``what``, e.g. "image <id>") belongs to, when the caller may see
+    it; otherwise a 404 that names only the entity the caller asked for."""
+    study = session.get(Study, study_id) if study_id is not None else None
+    try:
+        if study is None:
+            raise NotFoundError(what, "not found")
+        visible_study(session, principal, study.code)
+    except NotFoundError:
+        raise NotFoundError(what, "not found") from None
+    return study
+
+
 def visible_image(session: Session, principal: Principal, image_id: str) -> tuple[Image, Study]:
     image = session.get(Image, image_id)
     if image is None:
         raise NotFoundError(f"image {image_id}", "not found")
-    study = session.get(Study, image.study_id)
-    assert study is not None
-    try:
-        visible_study(session, principal, study.code)
-    except NotFoundError:
-        raise NotFoundError(f"image {image_id}", "not found") from None
-    return image, study
+    return image, study_of(session, principal, image.study_id, f"image {image_id}")

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import audit
 from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
-from plexhub.api.deps import CurrentUser, DbSession, State, require, visible_image, visible_study
+from plexhub.api.deps import (
+    CurrentUser,
+    DbSession,
+    State,
+    require,
+    study_of,
+    visible_image,
+    visible_study,
+)
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
 from plexhub.api.models import Image, Job, Study
@@ -159,12 +167,7 @@ def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFoundError(f"job {job_id}", "not found")
-    study = session.get(Study, job.study_id)
-    assert study is not None
-    try:
-        visible_study(session, user, study.code)
-    except NotFoundError:
-        raise NotFoundError(f"job {job_id}", "not found") from None
+    study_of(session, user, job.study_id, f"job {job_id}")
     return job
 
 

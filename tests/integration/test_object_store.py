@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import zarr
 
-import plexhub.ome_pipeline.execute as execute
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
 from plexhub.settings import Settings
+from tests.faults import fail_task
 
 SPEC = SyntheticSpec(size_y=400, size_x=300, channels=2, tile=128, seed=9)
 
@@ -57,22 +57,13 @@ def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
     settings = Settings(chunk_size=64, block_size=128, workers=2, checkpoint_seconds=0.0)
     url = f"{s3}/img.ome.zarr"
     fs = fsspec.filesystem("s3")
-    real_run = execute.run_task
-    calls = {"n": 0}
-
-    def flaky(*args: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 10:
-            raise OSError("network dropped")
-        return real_run(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(execute, "run_task", flaky)
+    restore = fail_task(monkeypatch, 10, "network dropped")
     with pytest.raises(OSError, match="network dropped"):
         convert(source, url, settings=settings)
     # not committed: no root metadata, so readers see no image yet
     assert not fs.exists(f"{url}/zarr.json")
     assert fs.exists(f"{url}/.plexhub/state.npz")
-    monkeypatch.setattr(execute, "run_task", real_run)
+    restore()
     result = convert(source, url, settings=settings)
     assert result.tasks_resumed > 0
     assert fs.exists(f"{url}/zarr.json")

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import zarr
 
-import plexhub.ome_pipeline.execute as execute
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.execute import Accumulator
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
+from tests.faults import fail_task
 
 SPEC = SyntheticSpec(size_y=1536, size_x=1280, channels=3, tile=256, seed=5)
 ENV = {"PLEXHUB_CHUNK_SIZE": "64", "PLEXHUB_BLOCK_SIZE": "128", "PLEXHUB_WORKERS": "1",
@@ -91,22 +91,13 @@ def test_crash_in_a_task_keeps_the_partial_and_resumes(source: Path, tmp_path: P
     settings = Settings(chunk_size=64, block_size=128, workers=2, checkpoint_seconds=0.05)
     ref = tmp_path / "ref.ome.zarr"
     convert(source, ref, settings=settings)
-    real_run = execute.run_task
-    calls = {"n": 0}
-
-    def flaky(*args: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 60:
-            raise OSError("disk went away")
-        return real_run(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(execute, "run_task", flaky)
+    restore = fail_task(monkeypatch, 60, "disk went away")
     dst = tmp_path / "dst.ome.zarr"
     with pytest.raises(OSError, match="disk went away"):
         convert(source, dst, settings=settings)
     assert not dst.exists()
     assert (tmp_path / ".dst.ome.zarr.partial" / ".plexhub" / "state.npz").exists()
-    monkeypatch.setattr(execute, "run_task", real_run)
+    restore()
     result = convert(source, dst, settings=settings)
     assert result.tasks_resumed >= 55  # all finished before the crash
     assert_same_store(ref, dst)
@@ -115,20 +106,11 @@ def test_crash_in_a_task_keeps_the_partial_and_resumes(source: Path, tmp_path: P
 def test_a_partial_from_other_options_is_discarded(source: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(chunk_size=64, block_size=128, workers=1, checkpoint_seconds=0.0)
-    real_run = execute.run_task
-    calls = {"n": 0}
-
-    def flaky(*args: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise OSError("boom")
-        return real_run(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(execute, "run_task", flaky)
+    restore = fail_task(monkeypatch, 30, "boom")
     dst = tmp_path / "dst.ome.zarr"
     with pytest.raises(OSError, match="boom"):
         convert(source, dst, settings=settings)
-    monkeypatch.setattr(execute, "run_task", real_run)
+    restore()
     result = convert(source, dst, settings=settings, ngff_version="0.4")
     assert result.tasks_resumed == 0
     assert (dst / ".zattrs").exists()
