@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -161,6 +163,25 @@ def get_image(image_id: str, user: CurrentUser, session: DbSession) -> ImagePubl
     labels = can_view_labels(session, user, study)
     return _image_public(image, study.code,
                          image_metadata(image.metadata_, user, study, labels))
+
+
+@router.get("/images/{image_id}/original", tags=["images"], response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_original(image_id: str, user: CurrentUser, st: State,
+                      session: DbSession) -> FileResponse:
+    """The source file as it was ingested (staff; sponsors need the ``download``
+    capability). Its path comes from the catalog and must still lie in an ingest root."""
+    image, study = visible_image(session, user, image_id)
+    if user.role == "sponsor":
+        visible_study(session, user, study.code, capability="download")
+    source = resolve_source(image.source_uri, st.settings)
+    if "://" in source or not Path(source).is_file():
+        raise InputError(f"image {image_id}", "has no single original file to download",
+                         "read its store at …/zarr/ instead")
+    audit.record(session, user, "image.download", "image", image_id, study_code=study.code)
+    session.commit()
+    return FileResponse(source, media_type="application/octet-stream",
+                        filename=Path(source).name)
 
 
 def _visible_job(session: Session, user: Principal, job_id: str) -> Job:

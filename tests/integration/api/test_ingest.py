@@ -165,3 +165,21 @@ def test_unfinished_jobs_resume_after_a_restart(api: Api) -> None:
     assert image["status"] == "ready"
     (store,) = (api.settings.stores_dir / "S001").iterdir()
     assert zarr.open_group(store, mode="r")["0"].shape == (2, 200, 200)
+
+
+def test_originals_download_needs_the_download_capability(api: Api, real: Path) -> None:
+    api.study("S001")
+    name = api.add_file(real / "labels" / "E34_mask.tiff")
+    body = api.post("/api/v1/studies/S001/images", {"source": name}).json()
+    assert api.wait_job(body["job_id"])["state"] == "done"
+    url = f"/api/v1/images/{body['image_id']}/original"
+    r = api.get(url)
+    assert r.status_code == 200
+    assert r.content == (real / "labels" / "E34_mask.tiff").read_bytes()
+    sponsor = api.token("sue", "sponsor")
+    api.post("/api/v1/studies/S001/grants", {"principal": "user:sue", "capabilities": ["view"]})
+    assert api.get(url, sponsor).status_code == 404
+    api.post("/api/v1/studies/S001/grants", {"principal": "user:sue",
+                                             "capabilities": ["view", "download"]})
+    assert api.get(url, sponsor).status_code == 200
+    assert any(e["action"] == "image.download" for e in api.get("/api/v1/audit").json())
