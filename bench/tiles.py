@@ -1,7 +1,7 @@
 """Rendered tiles from plexhub's API vs large_image and a static file server (nginx).
 
-    python bench/tiles.py --quick         # 8 x 4,096^2 uint16, 6 s per cell, ~10 min
-    python bench/tiles.py                 # 8 x 8,192^2 uint16, 12 s per cell, ~20 min
+    python bench/tiles.py --quick         # 8 x 4,096^2 uint16, 6 s per cell, ~8 min
+    python bench/tiles.py                 # 8 x 8,192^2 uint16, 12 s per cell, ~15 min
     python bench/tiles.py --phases first cold --conc 1 32 --profile
 
 What it does (everything under ``bench/out/tiles/``, loopback only):
@@ -16,8 +16,11 @@ What it does (everything under ``bench/out/tiles/``, loopback only):
              so lazy imports and opening the level array are included), a second tile of the same
              level, and the first tile of another level (an array never opened, imports done).
              One more fresh server runs under ``strace -ff`` to list what the first tile reads.
+   parts     no server: the steps of one tile (zarr reads, composite, JPEG) in a child process,
+             process CPU per step, at numpy's default BLAS threads and with one.
 3. cold      a server with ``PLEXHUB_TILE_CACHE_BYTES=0``: every request renders (read 4 chunks,
-             composite, JPEG-encode). The chunks themselves come from the OS page cache.
+             composite, JPEG-encode). The chunks themselves come from the OS page cache. Run as
+             shipped and again with ``OPENBLAS_NUM_THREADS=1`` in the server's environment.
 4. warm      a server with the default 256 MB tile cache, pre-warmed with every tile (this pass,
              each tile rendered for the first time, is timed too, and its JPEGs are dumped for
              the static server): every request is a cache hit.
@@ -29,7 +32,9 @@ What it does (everything under ``bench/out/tiles/``, loopback only):
              tiles, composited with a style of the same 4 bands/windows/colours, JPEG q85 4:2:0,
              served by a minimal ``ThreadingHTTPServer`` of this script in large_image's own venv
              (``bench/out/venvs/large_image``; large_image's zarr source needs zarr<3); cold = its
-             tile cache replaced by a no-op, warm = its default cache, pre-warmed.
+             tile cache replaced by a no-op, warm = its in-process cache sized to 1/4 of the
+             memory (``cache_python_memory_portion=4``; the default 1/32 does not hold the
+             8,192^2 image's tiles), pre-warmed.
 
 Load: ``wrk -t1 -cC -dD --timeout 30s`` with a Lua script that walks a shuffled list of every
 level-0 tile of the size (a 1 s unmeasured warm-up first). Per cell: tiles/s (wrk's requests /
@@ -904,6 +909,11 @@ def li_server(args: argparse.Namespace) -> None:
 
     import large_image
 
+    if not args.no_cache:
+        # its default tile cache (1/32 of the memory, counted in 512 KB items) holds the 4,096^2
+        # image's tiles but not the 8,192^2 one's (256 composites + 4 x 256 frame tiles, walked
+        # in a cycle: an LRU then never hits); 1/4 of the memory holds them
+        large_image.config.setConfig("cache_python_memory_portion", 4)
     ts = large_image.open(args.src, style=json.loads(args.style), encoding="JPEG",
                           jpegQuality=QUALITY, jpegSubsampling=2)
     if args.no_cache:

@@ -171,9 +171,10 @@ def download_original(image_id: str, user: CurrentUser, st: State,
                       session: DbSession) -> FileResponse:
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
-    image, study = visible_image(session, user, image_id)
-    if user.role == "sponsor":
-        visible_study(session, user, study.code, capability="download")
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFoundError(f"image {image_id}", "not found")
+    study = study_of(session, user, image.study_id, f"image {image_id}", "download")
     source = resolve_source(image.source_uri, st.settings)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",

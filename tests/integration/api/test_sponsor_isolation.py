@@ -67,6 +67,8 @@ def capability(template: str) -> tuple[str, ...]:
     """The capabilities any one of which makes the endpoint's study visible."""
     if template == "/portal/studies/{code}":
         return ("view", "view_notebooks")
+    if template.endswith("/original"):
+        return ("download",)
     return ("view_notebooks",) if "notebook" in template else ("view",)
 
 
