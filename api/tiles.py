@@ -105,6 +105,12 @@ class TileEngine:
     """Open level arrays and rendered tiles, shared by all requests."""
 
     def __init__(self, cache_bytes: int) -> None:
+        # import what rendering needs now, not inside the first tile request
+        import zarr  # noqa: F401
+        from PIL import Image  # noqa: F401
+
+        import plexhub.ome_pipeline.render  # noqa: F401
+
         self.cache = ByteLRU(cache_bytes)
         self._arrays: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._lock = threading.Lock()

@@ -129,14 +129,17 @@ def render(planes: Planes, bound: BoundPreset) -> RGB8:
     n = h * w
     colour = [(i, ch, ch.color) for i, ch in active if ch.color is not None]
     acc = np.zeros((3, n), np.float32)
-    if colour:
-        vs = np.empty((len(colour), n), np.float32)
-        rgb = np.empty((3, len(colour)), np.float32)
-        for k, (i, ch, hexcolor) in enumerate(colour):
-            normalise(_plane(planes, i, (h, w)).reshape(n), ch, out=vs[k])
-            rgb[:, k] = [int(hexcolor[j:j + 2], 16) / 255.0 for j in (0, 2, 4)]
-        np.matmul(rgb, vs, out=acc)
     tmp = np.empty(n, np.float32)
+    if colour:
+        # multiply-adds, not a matmul: BLAS's worker threads would spin between tiles
+        v = np.empty(n, np.float32)
+        for i, ch, hexcolor in colour:
+            normalise(_plane(planes, i, (h, w)).reshape(n), ch, out=v)
+            for c, j in enumerate((0, 2, 4)):
+                weight = int(hexcolor[j:j + 2], 16)
+                if weight:
+                    np.multiply(v, np.float32(weight / 255.0), out=tmp)
+                    np.add(acc[c], tmp, out=acc[c])
     for i, ch in active:
         if ch.lut is not None:
             idx = _lut_index(_plane(planes, i, (h, w)).reshape(n), ch)
