@@ -123,7 +123,11 @@ class TileEngine:
             if key in self._arrays:
                 self._arrays.move_to_end(key)
                 return self._arrays[key]
-        arr = zarr.open_array(f"{key[0]}/{level}", mode="r")
+        from plexhub.api.chunkread import open_direct
+
+        # stores plexhub wrote are read chunk by chunk directly; anything else through zarr
+        arr = open_direct(Path(key[0]) / str(level)) or \
+            zarr.open_array(f"{key[0]}/{level}", mode="r")
         with self._lock:
             self._arrays[key] = arr
             while len(self._arrays) > 256:
