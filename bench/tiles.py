@@ -260,9 +260,11 @@ class Proc:
     def rss_mb(self) -> float:
         return sum(status_kb(p, "VmRSS") for p in self.pids()) / 1024
 
+    stop_signal = signal.SIGINT
+
     def stop(self) -> None:
         if self.p.poll() is None:
-            self.p.send_signal(signal.SIGINT)
+            self.p.send_signal(self.stop_signal)
             try:
                 self.p.wait(15)
             except subprocess.TimeoutExpired:
@@ -377,15 +379,7 @@ http {{
 
         return [self.p.pid, *(k.pid for k in psutil.Process(self.p.pid).children())]
 
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGQUIT)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self._log.close()
+    stop_signal = signal.SIGQUIT  # nginx's graceful stop
 
 
 class LargeImage(Proc):
