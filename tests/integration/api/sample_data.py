@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,3 +74,14 @@ def ingest_synthetic(api: Api, code: str, name: str, seed: int,
     body = r.json()
     assert api.wait_job(body["job_id"])["state"] == "done"
     return str(body["image_id"]), str(body["job_id"])
+
+
+def ingest_qptiff(api: Api, real: Path, code: str = "S001",
+                  metadata: dict[str, Any] | None = None) -> str:
+    """Study ``code`` holding the real QPTIFF, converted; returns the image id."""
+    api.study(code)
+    name = api.add_file(real / "qptiff" / "small_vectra.qptiff")
+    body = api.post(f"/api/v1/studies/{code}/images",
+                    {"source": name, "metadata": metadata or {}}).json()
+    assert api.wait_job(body["job_id"])["state"] == "done"
+    return str(body["image_id"])

@@ -10,16 +10,11 @@ import pytest
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from tests.integration.api.conftest import Api
+from tests.integration.api.sample_data import ingest_qptiff
 
 
 def ready_image(api: Api, real: Path, code: str = "S001") -> str:
-    api.study(code)
-    name = api.add_file(real / "qptiff" / "small_vectra.qptiff")
-    body = api.post(f"/api/v1/studies/{code}/images",
-                    {"source": name, "metadata": {"stain_panel": {"FITC": "CD8",
-                                                                  "Cy3": "PanCK"}}}).json()
-    assert api.wait_job(body["job_id"])["state"] == "done"
-    return str(body["image_id"])
+    return ingest_qptiff(api, real, code, {"stain_panel": {"FITC": "CD8", "Cy3": "PanCK"}})
 
 
 PRESET: dict[str, Any] = {

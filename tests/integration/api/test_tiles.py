@@ -14,6 +14,7 @@ from PIL import Image
 
 from plexhub.api.tiles import encode_spec
 from tests.integration.api.conftest import Api
+from tests.integration.api.sample_data import ingest_qptiff
 
 PRESET: dict[str, Any] = {
     "name": "golden",
@@ -28,11 +29,7 @@ PRESET: dict[str, Any] = {
 
 @pytest.fixture
 def image(api: Api, real: Path) -> str:
-    api.study("S001")
-    name = api.add_file(real / "qptiff" / "small_vectra.qptiff")
-    body = api.post("/api/v1/studies/S001/images", {"source": name}).json()
-    assert api.wait_job(body["job_id"])["state"] == "done"
-    return str(body["image_id"])
+    return ingest_qptiff(api, real)
 
 
 def expected_tile(api: Api, image: str, level: int, ys: slice, xs: slice) -> np.ndarray:

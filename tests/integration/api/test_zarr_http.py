@@ -10,19 +10,12 @@ import tifffile
 import zarr
 
 from tests.integration.api.conftest import ADMIN, Api
+from tests.integration.api.sample_data import ingest_qptiff
 from tests.integration.api.server import running_server
 
 
-def ingest(api: Api, real: Path) -> str:
-    api.study("S001")
-    name = api.add_file(real / "qptiff" / "small_vectra.qptiff")
-    body = api.post("/api/v1/studies/S001/images", {"source": name}).json()
-    assert api.wait_job(body["job_id"])["state"] == "done"
-    return str(body["image_id"])
-
-
 def test_zarr_python_and_ome_zarr_py_read_the_store_over_http(api: Api, real: Path) -> None:
-    image_id = ingest(api, real)
+    image_id = ingest_qptiff(api, real)
     sponsor = api.token("sue", "sponsor", ["acme"])
     with running_server(api.settings) as base:
         url = f"{base}/api/v1/images/{image_id}/zarr"
