@@ -1,0 +1,284 @@
+"""The notebook viewer's kernel side: tiles, edits from the UI, presets, views, exports,
+on a local OME-Zarr and on an image of a real API server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from PIL import Image
+
+from plexhub.errors import InputError
+from plexhub.ome_pipeline.conversion import convert
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.presets import parse_preset
+from plexhub.widgets import Viewer
+from plexhub.widgets.client import ApiClient
+from plexhub.widgets.source import open_image
+from plexhub.widgets.tiles import TILE, render_region, scale_bar
+from tests.integration.widgets.live_api import LiveApi, live_api
+
+Sent = list[tuple[dict[str, Any], list[bytes]]]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("viewer")
+    write_ome_tiff(tmp / "s.ome.tif", SyntheticSpec(size_y=700, size_x=900, channels=5,
+                                                    tile=256, seed=11))
+    convert(tmp / "s.ome.tif", tmp / "s.zarr")
+    return tmp / "s.zarr"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    with live_api(tmp_path_factory.mktemp("viewer-api")) as live:
+        yield live
+
+
+def capture(v: Viewer) -> Sent:
+    sent: Sent = []
+    v.canvas.send = lambda msg, buffers=None: sent.append((msg, list(buffers or [])))
+    return sent
+
+
+def ui(v: Viewer, op: str, **args: Any) -> None:
+    """What the browser sends when the user edits the panel."""
+    v._on_msg(v.canvas, {"type": "op", "op": op, "args": args}, [])
+
+
+def png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_tiles_are_the_composite_of_the_current_settings(store: Path) -> None:
+    v = Viewer(store)
+    sent = capture(v)
+    v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0,
+                         "tiles": [[0, 0], [2, 3]]}, [])
+    assert [m["row"] for m, _ in sent] == [0, 2]
+    first = png(sent[0][1][0])
+    expect = render_region(v.source, v.preset, 0, slice(0, TILE), slice(0, TILE))
+    assert np.array_equal(first, expect)
+    edge = png(sent[1][1][0])  # row 2 of 700 px: 188 rows; col 3 of 900: 132 columns
+    assert edge.shape == (700 - 2 * TILE, 900 - 3 * TILE, 3)
+    # a request for settings that changed meanwhile is dropped, not rendered
+    ui(v, "solo", index=1)
+    sent.clear()
+    v._on_msg(v.canvas, {"type": "tiles", "gen": "stale", "level": 0, "tiles": [[0, 0]]}, [])
+    assert sent == []
+
+
+def test_ui_edits_reach_python_and_python_edits_reach_the_ui(store: Path) -> None:
+    v = Viewer(store)
+    gen = v.canvas.gen
+    ui(v, "set_active", indices=[3], active=True)
+    ui(v, "set_window", index=3, start=100, end=900)
+    ui(v, "set_color", index=3, color="#ff00ff")
+    assert v.preset.channels[3].active and v.preset.channels[3].window.end == 900
+    assert v.canvas.rows[3]["color"] == "FF00FF" and v.canvas.dirty and v.canvas.can_undo
+    assert v.canvas.gen != gen
+    # Python -> UI: setting the preset updates the rows the browser draws
+    v.preset = {"name": "py", "channels": [{"index": i, "color": "FFFFFF", "active": i == 0,
+                                            "window": {"start": 0, "end": 50}}
+                                           for i in range(5)]}
+    assert [r["active"] for r in v.canvas.rows] == [True, False, False, False, False]
+    assert v.canvas.rows[0]["end"] == 50 and not v.canvas.dirty
+    # a bad edit shows a message and changes nothing
+    ui(v, "set_window", index=0, start=10, end=5)
+    assert "end > start" in v.canvas.message and v.canvas.rows[0]["end"] == 50
+    ui(v, "lock", locked=True)
+    ui(v, "solo", index=2)
+    assert "locked" in v.canvas.message and v.canvas.rows[0]["active"]
+    ui(v, "lock", locked=False)
+    ui(v, "undo")
+    ui(v, "nonsense")
+    assert "unknown" in v.canvas.message
+
+
+def test_histogram_box_sets_the_window_and_follows_the_focus(store: Path) -> None:
+    v = Viewer(store)
+    assert v.hist is not None
+    v.canvas.focus = 2
+    assert v.hist.index == 2
+    assert v.hist.box.left == v.canvas.rows[2]["start"]
+    v.hist.box.right = 4321.0  # the user drags the box's right edge in the browser
+    assert v.preset.channels[2].window.end == 4321.0
+    ui(v, "set_window", index=2, start=5, end=600)
+    assert (v.hist.box.left, v.hist.box.right) == (5.0, 600.0)
+    data = v.hist.source.data
+    assert len(data["top"]) > 10 and min(data["top"]) >= 1  # log scale: no zero bars
+
+
+def test_values_under_the_cursor_are_raw_pixels(store: Path) -> None:
+    v = Viewer(store)
+    sent = capture(v)
+    v.canvas.viewport = {"x": 450.0, "y": 350.0, "zoom": 1.0}  # level 0
+    v._on_msg(v.canvas, {"type": "probe", "x": 123.4, "y": 456.7}, [])
+    values = sent[0][0]["values"]
+    raw = zarr.open_group(str(store), mode="r")["0"]
+    active = [r["index"] for r in v.canvas.rows if r["active"]]
+    assert values == {v.source.channels[c].label: float(raw[c, 456, 123]) for c in active}
+    assert v.values_at(-5, 10) == {}
+
+
+def test_exports_png_with_scale_bar_and_raw_ome_tiff(store: Path, tmp_path: Path) -> None:
+    v = Viewer(store)
+    region = (100, 50, 500, 350)
+    fig = png(v.export_png(tmp_path / "fig.png", region=region, level=0))
+    assert fig.shape == (300, 400, 3) and (tmp_path / "fig.png").is_file()
+    plain = png(v.export_png(region=region, level=0, scale_bar=False))
+    bar = np.all(fig == 255, axis=2) & ~np.all(plain == 255, axis=2)
+    rows, cols = np.nonzero(bar)
+    assert rows.min() > 250 and cols.max() > 380  # bottom-right
+    um, px, label = scale_bar(0.5, 400 / 5)
+    assert label == "20 µm" and px == 40.0
+    assert cols.max() - cols[rows == rows.max()].min() + 1 == pytest.approx(px, abs=1)
+    tiff = v.export_ome_tiff(tmp_path / "raw.ome.tif", region=region, level=1,
+                             channels=[0, 2])
+    with tifffile.TiffFile(io.BytesIO(tiff)) as tf:
+        arr = tf.asarray()
+        ome = tf.ome_metadata or ""
+    raw = zarr.open_group(str(store), mode="r")["1"]
+    assert np.array_equal(arr, raw[[0, 2], 25:175, 50:250])
+    names = [c.label for c in v.source.channels]
+    assert f'Name="{names[0]}"' in ome and f'Name="{names[2]}"' in ome
+    assert 'PhysicalSizeX="1.0"' in ome
+    with pytest.raises(InputError, match="outside the image"):
+        v.export_png(region=(5000, 5000, 6000, 6000))
+
+
+def test_browser_exports_come_back_as_downloads(store: Path) -> None:
+    v = Viewer(store)
+    sent = capture(v)
+    v._on_msg(v.canvas, {"type": "export", "kind": "png"}, [])
+    v._on_msg(v.canvas, {"type": "export", "kind": "ome-tiff"}, [])
+    (m1, b1), (m2, b2) = sent
+    assert m1["filename"].endswith(".png") and b1[0][:4] == b"\x89PNG"
+    assert m2["filename"].endswith(".ome.tif") and b2[0][:2] in (b"II", b"MM")
+
+
+def test_mimebundle_carries_a_png_for_places_without_a_kernel(store: Path) -> None:
+    v = Viewer(store)
+    bundle = v._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    img = png(base64.b64decode(data["image/png"]))
+    assert img.shape[2] == 3 and img.max() > 0
+
+
+def test_view_state_round_trips(store: Path) -> None:
+    a = Viewer(store)
+    ui(a, "solo", index=4)
+    a.canvas.viewport = {"x": 200.0, "y": 100.0, "zoom": 2.0}
+    state = json.loads(json.dumps(a.view_state))
+    b = Viewer(store)
+    b.view_state = state
+    assert b.preset == a.preset and b.canvas.viewport == a.canvas.viewport
+    assert b.view_state["image"] == str(store)
+
+
+def test_real_world_metadata_is_tolerated(store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    odd = tmp_path / "odd.zarr"
+    shutil.copytree(store, odd)
+    meta = json.loads((odd / "zarr.json").read_text())
+    for ch in meta["attributes"]["ome"]["omero"]["channels"]:
+        ch.pop("color", None)
+        ch["window"] = {"start": 500, "end": 500, "min": 0, "max": 0}
+    meta["attributes"]["ome"]["omero"]["channels"][1]["color"] = "#00ff00"
+    (odd / "zarr.json").write_text(json.dumps(meta))
+    (odd / "histograms.json").unlink()
+    src = open_image(odd)
+    assert len({c.color for c in src.channels}) > 1  # the palette, not all one colour
+    p = src.default_preset()
+    assert all(c.window.end > c.window.start for c in p.channels)
+    assert p.channels[1].color == "00FF00"
+    v = Viewer(odd)
+    assert v.hist is not None and len(v.source.histograms()) == 5
+
+
+def test_local_images_cannot_save_presets_or_share(store: Path) -> None:
+    v = Viewer(store)
+    with pytest.raises(InputError, match="needs an API image"):
+        v.save_preset("x")
+    with pytest.raises(InputError, match="needs an API image"):
+        v.share_url()
+
+
+# ----------------------------------------------------------------------------- over the API
+
+def test_api_tiles_match_the_kernel_renderer(api: LiveApi) -> None:
+    client = ApiClient(api.base, api.analyst_token)
+    v = Viewer(api.image_id, client=client)
+    sent = capture(v)
+    v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0,
+                         "tiles": [[0, 0], [2, 2]]}, [])
+    for (msg, bufs) in sent:
+        r, c = msg["row"], msg["col"]
+        local = render_region(v.source, v.preset, 0, slice(r * TILE, (r + 1) * TILE),
+                              slice(c * TILE, (c + 1) * TILE))
+        served = png(bufs[0])
+        assert served.shape == local.shape
+        assert np.abs(served.astype(int) - local.astype(int)).max() <= 1
+
+
+def test_presets_save_versions_apply_compare_and_share(api: LiveApi) -> None:
+    client = ApiClient(api.base, api.analyst_token)
+    v = Viewer(f"{api.base}/api/v1/images/{api.image_id}", client=client)
+    assert v.source.image_id == api.image_id
+    assert any("(default)" in p["label"] for p in v.canvas.preset_list)  # the default preset
+    ui(v, "set_window", index=1, start=11, end=1234)
+    ui(v, "save", name="tumour view")
+    ref1 = v.canvas.preset_ref
+    assert ref1.endswith("@1") and not v.canvas.dirty, v.canvas.message
+    ui(v, "set_gamma", index=1, gamma=0.7)
+    assert v.canvas.dirty
+    ref2 = v.save_preset()
+    assert ref2 == ref1[:-1] + "2"
+    doc = api.get(f"/presets/{ref2.replace('@', '/versions/')}").json()["document"]
+    assert doc["channels"][1]["window"]["end"] == 1234 and doc["channels"][1]["gamma"] == 0.7
+    # apply version 1 from the picker
+    ui(v, "apply", ref=ref1)
+    assert v.preset.channels[1].gamma == 1.0 and v.canvas.preset_ref == ref1
+    cmp = v.compare(ref1, ref2)
+    assert "gamma" in cmp.children[1].value
+    # share: pins image, preset version and viewport; a new viewer reproduces the view
+    v.canvas.viewport = {"x": 300.0, "y": 200.0, "zoom": 1.5}
+    url = v.share_url()
+    assert f"/portal/images/{api.image_id}?" in url and f"preset={ref1.replace('@', '%40')}" in url
+    w = Viewer(url, client=client)
+    assert w.preset == v.preset and w.canvas.viewport == v.canvas.viewport
+    ui(v, "solo", index=0)
+    with pytest.raises(InputError, match="not a saved preset"):
+        v.share_url()
+
+
+def test_api_errors_are_clear(api: LiveApi) -> None:
+    from plexhub.errors import NotFoundError, PermissionDeniedError
+
+    with pytest.raises(NotFoundError, match="image nope"):
+        Viewer("nope", client=ApiClient(api.base, api.analyst_token))
+    with pytest.raises(PermissionDeniedError, match="PLEXHUB_API_TOKEN"):
+        Viewer(api.image_id, client=ApiClient(api.base, "wrong-token"))
+    v = Viewer(api.image_id, client=ApiClient(api.base, api.analyst_token))
+    ui(v, "apply", ref="nonexistent@1")
+    assert "not found" in v.canvas.message
+
+
+def test_viewer_finds_the_api_from_the_environment(api: LiveApi,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLEXHUB_API_URL", api.base)
+    monkeypatch.setenv("PLEXHUB_API_TOKEN", api.analyst_token)
+    v = Viewer(api.image_id)
+    assert v.client is not None and v.canvas.info["api"]
+    assert parse_preset(v.view_state["preset"]) == v.preset

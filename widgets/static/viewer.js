@@ -1,0 +1,276 @@
+// plexhub notebook viewer: tiles on a canvas (pan, zoom), channel panel, scale bar, values
+// under the cursor, exports. Self-contained ES module (anywidget); loads nothing from the
+// network. Every edit is a message to the kernel, which owns the state and syncs it back.
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function niceBar(umPerPx, targetPx) {
+  const raw = umPerPx * targetPx;
+  const exp = Math.floor(Math.log10(raw));
+  let um = Math.pow(10, exp);
+  for (const m of [1, 2, 5, 10]) if (m * Math.pow(10, exp) <= raw) um = m * Math.pow(10, exp);
+  const label = um >= 1000 ? `${+(um / 1000).toPrecision(3)} mm`
+    : um >= 1 ? `${+um.toPrecision(3)} µm` : `${+(um * 1000).toPrecision(3)} nm`;
+  return { px: um / umPerPx, label };
+}
+
+function render({ model, el: root }) {
+  const info = () => model.get("info");
+  const size = () => model.get("size");
+  const op = (name, args = {}) => model.send({ type: "op", op: name, args });
+
+  // ---- layout --------------------------------------------------------------------------
+  root.classList.add("plexhub-viewer");
+  const canvas = el("canvas", { class: "plexhub-canvas", tabindex: "0" });
+  const overlay = el("div", { class: "plexhub-readout" });
+  const stage = el("div", { class: "plexhub-stage" }, canvas, overlay);
+  const status = el("div", { class: "plexhub-status" });
+  const search = el("input", { type: "search", placeholder: "search channels",
+                               class: "plexhub-search" });
+  const regex = el("input", { type: "checkbox", title: "regular expression" });
+  const groups = el("span", { class: "plexhub-groups" });
+  const list = el("div", { class: "plexhub-rows" });
+  const presetSel = el("select", { class: "plexhub-presets" });
+  const nameIn = el("input", { type: "text", placeholder: "preset name",
+                               class: "plexhub-name" });
+  const dirtyMark = el("span", { class: "plexhub-dirty", title: "unsaved changes" });
+  const lockBox = el("input", { type: "checkbox", class: "plexhub-lock" });
+  const btn = (label, fn, cls) => el("button", { class: cls || "", onclick: fn }, label);
+  const filter = () => ({ query: search.value, regex: regex.checked });
+
+  const toolbar = el("div", { class: "plexhub-toolbar" },
+    search, el("label", {}, regex, "regex"),
+    btn("All", () => op("select_all", filter()), "plexhub-all"),
+    btn("None", () => op("select_none", filter()), "plexhub-none"),
+    btn("Auto all", () => op("auto", {}), "plexhub-autoall"),
+    btn("Undo", () => op("undo"), "plexhub-undo"),
+    el("label", {}, lockBox, "lock"), groups);
+  const presetBar = el("div", { class: "plexhub-toolbar" },
+    presetSel, btn("Apply", () => presetSel.value && op("apply", { ref: presetSel.value }),
+                   "plexhub-apply"),
+    nameIn, btn("Save", () => op("save", { name: nameIn.value }), "plexhub-save"), dirtyMark,
+    btn("PNG", () => model.send({ type: "export", kind: "png" }), "plexhub-export-png"),
+    btn("OME-TIFF", () => model.send({ type: "export", kind: "ome-tiff" }),
+        "plexhub-export-tiff"),
+    btn("Share", () => op("share"), "plexhub-share"));
+  const panel = el("div", { class: "plexhub-panel" }, toolbar, list);
+  root.append(el("div", { class: "plexhub-main" }, stage, panel), presetBar, status);
+  lockBox.addEventListener("change", () => op("lock", { locked: lockBox.checked }));
+  search.addEventListener("input", () => drawRows());
+  regex.addEventListener("change", () => drawRows());
+
+  // ---- tiles ---------------------------------------------------------------------------
+  const ctx = canvas.getContext("2d");
+  const tiles = new Map();    // gen/level/row/col -> ImageBitmap
+  const latest = new Map();   // level/row/col -> ImageBitmap of any generation
+  const pending = new Set();
+  let drawQueued = false;
+
+  function level() {
+    const z = model.get("viewport").zoom, lv = info().levels;
+    let best = 0;
+    for (let i = 0; i < lv.length; i++) {
+      const d = Math.max(lv[0][0] / lv[i][0], lv[0][1] / lv[i][1]);
+      if (d <= 1 / z + 1e-9) best = i;
+    }
+    return best;
+  }
+
+  function draw() {
+    drawQueued = false;
+    const { width, height } = size();
+    if (canvas.width !== width) canvas.width = width;
+    if (canvas.height !== height) canvas.height = height;
+    const vp = model.get("viewport"), inf = info();
+    if (!vp || !inf.levels) return;
+    const lv = level(), [lh, lw] = inf.levels[lv], T = inf.tile;
+    const fy = inf.levels[0][0] / lh, fx = inf.levels[0][1] / lw;
+    const x0 = vp.x - width / 2 / vp.zoom, y0 = vp.y - height / 2 / vp.zoom;
+    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, width, height);
+    ctx.imageSmoothingEnabled = false;
+    const gen = model.get("gen"), want = [];
+    const c0 = Math.max(0, Math.floor(x0 / fx / T));
+    const c1 = Math.min(Math.ceil(lw / T) - 1, Math.floor((x0 + width / vp.zoom) / fx / T));
+    const r0 = Math.max(0, Math.floor(y0 / fy / T));
+    const r1 = Math.min(Math.ceil(lh / T) - 1, Math.floor((y0 + height / vp.zoom) / fy / T));
+    for (let r = r0; r <= r1; r++) {
+      for (let c = c0; c <= c1; c++) {
+        const key = `${gen}/${lv}/${r}/${c}`;
+        const bmp = tiles.get(key) || latest.get(`${lv}/${r}/${c}`);
+        if (bmp) {
+          ctx.drawImage(bmp, (c * T * fx - x0) * vp.zoom, (r * T * fy - y0) * vp.zoom,
+                        bmp.width * fx * vp.zoom, bmp.height * fy * vp.zoom);
+        }
+        if (!tiles.has(key) && !pending.has(key)) { pending.add(key); want.push([r, c]); }
+      }
+    }
+    if (want.length) model.send({ type: "tiles", gen, level: lv, tiles: want });
+    drawScaleBar(width, height, vp.zoom);
+  }
+  const redraw = () => { if (!drawQueued) { drawQueued = true; requestAnimationFrame(draw); } };
+
+  function drawScaleBar(width, height, zoom) {
+    const um = info().pixel_size_um;
+    if (!um) return;
+    const bar = niceBar(um / zoom, 120);
+    const x1 = width - 14, y1 = height - 14;
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(x1 - bar.px, y1 - 4, bar.px, 4);
+    ctx.font = "12px sans-serif"; ctx.textAlign = "center";
+    ctx.fillText(bar.label, x1 - bar.px / 2, y1 - 8);
+  }
+
+  model.on("msg:custom", async (msg, buffers) => {
+    if (msg.type === "tile") {
+      const key = `${msg.gen}/${msg.level}/${msg.row}/${msg.col}`;
+      pending.delete(key);
+      const bmp = await createImageBitmap(new Blob([buffers[0]], { type: "image/png" }));
+      tiles.set(key, bmp);
+      latest.set(`${msg.level}/${msg.row}/${msg.col}`, bmp);
+      if (tiles.size > 600) tiles.delete(tiles.keys().next().value);
+      if (msg.gen === model.get("gen")) redraw();
+    } else if (msg.type === "probe") {
+      const parts = Object.entries(msg.values).map(([k, v]) => `${k}: ${+v.toPrecision(6)}`);
+      overlay.textContent = `x ${Math.floor(msg.x)}, y ${Math.floor(msg.y)}  ` + parts.join("  ");
+    } else if (msg.type === "export") {
+      const url = URL.createObjectURL(new Blob([buffers[0]], { type: msg.mime }));
+      const a = el("a", { href: url, download: msg.filename, class: "plexhub-download" },
+                   msg.filename);
+      status.replaceChildren("exported: ", a);
+      a.click();
+    } else if (msg.type === "share") {
+      status.replaceChildren(el("input", { type: "text", readonly: true, value: msg.url,
+                                           class: "plexhub-share-url", size: "80" }));
+    }
+  });
+  model.on("change:gen", () => { pending.clear(); redraw(); });
+  model.on("change:viewport", redraw);
+  model.on("change:size", redraw);
+
+  // ---- pan, zoom, probe ------------------------------------------------------------------
+  let drag = null, probeTimer = null;
+  const setViewport = (vp) => { model.set("viewport", vp); model.save_changes(); redraw(); };
+  canvas.addEventListener("mousedown", (e) => {
+    drag = { x: e.clientX, y: e.clientY, vp: { ...model.get("viewport") } };
+  });
+  window.addEventListener("mouseup", () => { drag = null; });
+  canvas.addEventListener("mousemove", (e) => {
+    const vp = model.get("viewport");
+    if (drag) {
+      setViewport({ ...drag.vp, x: drag.vp.x - (e.clientX - drag.x) / vp.zoom,
+                    y: drag.vp.y - (e.clientY - drag.y) / vp.zoom });
+      return;
+    }
+    const r = canvas.getBoundingClientRect();
+    const x = vp.x + (e.clientX - r.left - r.width / 2) / vp.zoom;
+    const y = vp.y + (e.clientY - r.top - r.height / 2) / vp.zoom;
+    clearTimeout(probeTimer);
+    probeTimer = setTimeout(() => model.send({ type: "probe", x, y }), 80);
+  });
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const vp = model.get("viewport"), r = canvas.getBoundingClientRect();
+    const f = Math.exp(-e.deltaY * 0.0015);
+    const zoom = Math.min(32, Math.max(1e-4, vp.zoom * f));
+    const mx = e.clientX - r.left - r.width / 2, my = e.clientY - r.top - r.height / 2;
+    setViewport({ x: vp.x + mx / vp.zoom - mx / zoom, y: vp.y + my / vp.zoom - my / zoom, zoom });
+  }, { passive: false });
+
+  // ---- channel rows ----------------------------------------------------------------------
+  function matches(row) {
+    const q = search.value;
+    if (!q) return true;
+    const names = [row.label || "", row.marker || ""];
+    if (regex.checked) {
+      try { const re = new RegExp(q, "i"); return names.some((n) => re.test(n)); }
+      catch { return true; }
+    }
+    return names.some((n) => n.toLowerCase().includes(q.toLowerCase()));
+  }
+
+  function num(value, onchange, cls, step) {
+    return el("input", { type: "number", value: String(value), class: cls, step: step || "any",
+                         onchange: (e) => onchange(parseFloat(e.target.value)) });
+  }
+
+  function drawRows() {
+    const rows = model.get("rows"), locked = model.get("locked"), focus = model.get("focus");
+    const frag = document.createDocumentFragment();
+    for (const r of rows) {
+      if (!matches(r)) continue;
+      const i = r.index;
+      const lo = r.min ?? Math.min(r.start, 0), hi = r.max ?? r.end;
+      const range = (v, which) => el("input", {
+        type: "range", min: String(lo), max: String(hi), step: String((hi - lo) / 1000 || 1),
+        value: String(v), class: `plexhub-${which}-slider`,
+        onchange: (e) => {
+          const x = parseFloat(e.target.value);
+          op("set_window", { index: i, start: which === "start" ? x : r.start,
+                             end: which === "end" ? x : r.end });
+        } });
+      const row = el("div", { class: "plexhub-row" + (i === focus ? " focus" : ""),
+                              "data-index": String(i) },
+        el("input", { type: "checkbox", class: "plexhub-active", checked: r.active,
+                      onchange: (e) => op("set_active", { indices: [i], active: e.target.checked }) }),
+        el("input", { type: "color", class: "plexhub-color", value: `#${(r.color || "FFFFFF").toLowerCase()}`,
+                      onchange: (e) => op("set_color", { index: i, color: e.target.value }) }),
+        el("span", { class: "plexhub-label", title: `channel ${i}`,
+                     onclick: () => { model.set("focus", i); model.save_changes(); drawRows(); } },
+           r.marker ? `${r.marker} (${r.label})` : r.label),
+        range(r.start, "start"), range(r.end, "end"),
+        num(r.start, (v) => op("set_window", { index: i, start: v, end: r.end }), "plexhub-start"),
+        num(r.end, (v) => op("set_window", { index: i, start: r.start, end: v }), "plexhub-end"),
+        el("label", {}, "γ", num(r.gamma, (v) => op("set_gamma", { index: i, gamma: v }),
+                                 "plexhub-gamma", "0.05")),
+        el("label", {}, el("input", { type: "checkbox", class: "plexhub-invert", checked: r.inverted,
+          onchange: (e) => op("set_inverted", { index: i, inverted: e.target.checked }) }), "inv"),
+        el("input", { type: "text", class: "plexhub-group", value: r.group || "", placeholder: "group",
+                      onchange: (e) => op("set_group", { indices: [i], group: e.target.value }) }),
+        btn("auto", () => op("auto", { indices: [i] }), "plexhub-auto"),
+        btn("solo", () => op("solo", { index: i }), "plexhub-solo"));
+      for (const input of row.querySelectorAll("input, button")) input.disabled = locked;
+      frag.append(row);
+    }
+    list.replaceChildren(frag);
+    const gs = [...new Set(rows.map((r) => r.group).filter(Boolean))];
+    groups.replaceChildren(...gs.map((g) => btn(g, () => op("toggle_group", { group: g }),
+                                                "plexhub-group-toggle")));
+    for (const b of [...toolbar.querySelectorAll("button"), presetBar.querySelector(".plexhub-apply")]) {
+      b.disabled = locked && !b.classList.contains("plexhub-undo") ? true : false;
+    }
+  }
+
+  function drawStatus() {
+    lockBox.checked = model.get("locked");
+    dirtyMark.textContent = model.get("dirty") ? "● modified" : "";
+    if (document.activeElement !== nameIn) nameIn.value = model.get("preset_name");
+    toolbar.querySelector(".plexhub-undo").disabled = !model.get("can_undo") || model.get("locked");
+    const msg = model.get("message");
+    if (msg) status.textContent = msg;
+  }
+
+  function drawPresets() {
+    const items = model.get("preset_list");
+    presetSel.replaceChildren(el("option", { value: "" }, "— presets —"),
+      ...items.map((p) => el("option", { value: p.ref, selected: p.ref === model.get("preset_ref") }, p.label)));
+  }
+
+  model.on("change:rows", drawRows);
+  model.on("change:locked", () => { drawRows(); drawStatus(); });
+  model.on("change:focus", drawRows);
+  for (const k of ["dirty", "can_undo", "message", "preset_name"]) model.on(`change:${k}`, drawStatus);
+  model.on("change:preset_list", drawPresets);
+  model.on("change:preset_ref", drawPresets);
+  drawRows(); drawStatus(); drawPresets(); redraw();
+}
+
+export default { render };
