@@ -80,6 +80,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
                                 self.source.histograms(), on_change=self._push)
         self.hist = HistogramPanel(self.source.histograms(), on_window=self._on_hist_window) \
             if histogram else None
+        if self.hist is not None:  # BokehModel sends the figure as it is when made
+            self.hist.show(self.state.rows[0])
         children = [self.canvas] + ([self.hist.widget] if self.hist is not None else [])
         super().__init__(children=children, **kwargs)
         self._t = self._z = 0

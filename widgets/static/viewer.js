@@ -198,8 +198,10 @@ function render({ model, el: root }) {
   }
 
   function num(value, onchange, cls, step) {
-    return el("input", { type: "number", value: String(value), class: cls, step: step || "any",
-                         onchange: (e) => onchange(parseFloat(e.target.value)) });
+    return el("input", { type: "number", value: String(+Number(value).toPrecision(6)), class: cls,
+                         step: step || "any",
+                         onchange: (e) => onchange(parseFloat(e.target.value)),
+                         onkeydown: (e) => { if (e.key === "Enter") e.target.blur(); } });
   }
 
   function drawRows() {

@@ -83,21 +83,27 @@ def test_ui_edits_reach_python_and_python_edits_reach_the_ui(store: Path) -> Non
     ui(v, "set_active", indices=[3], active=True)
     ui(v, "set_window", index=3, start=100, end=900)
     ui(v, "set_color", index=3, color="#ff00ff")
-    assert v.preset.channels[3].active and v.preset.channels[3].window.end == 900
-    assert v.canvas.rows[3]["color"] == "FF00FF" and v.canvas.dirty and v.canvas.can_undo
+    assert v.preset.channels[3].active
+    assert v.preset.channels[3].window.end == 900
+    assert v.canvas.rows[3]["color"] == "FF00FF"
+    assert v.canvas.dirty
+    assert v.canvas.can_undo
     assert v.canvas.gen != gen
     # Python -> UI: setting the preset updates the rows the browser draws
     v.preset = {"name": "py", "channels": [{"index": i, "color": "FFFFFF", "active": i == 0,
                                             "window": {"start": 0, "end": 50}}
                                            for i in range(5)]}
     assert [r["active"] for r in v.canvas.rows] == [True, False, False, False, False]
-    assert v.canvas.rows[0]["end"] == 50 and not v.canvas.dirty
+    assert v.canvas.rows[0]["end"] == 50
+    assert not v.canvas.dirty
     # a bad edit shows a message and changes nothing
     ui(v, "set_window", index=0, start=10, end=5)
-    assert "end > start" in v.canvas.message and v.canvas.rows[0]["end"] == 50
+    assert "end > start" in v.canvas.message
+    assert v.canvas.rows[0]["end"] == 50
     ui(v, "lock", locked=True)
     ui(v, "solo", index=2)
-    assert "locked" in v.canvas.message and v.canvas.rows[0]["active"]
+    assert "locked" in v.canvas.message
+    assert v.canvas.rows[0]["active"]
     ui(v, "lock", locked=False)
     ui(v, "undo")
     ui(v, "nonsense")
@@ -115,7 +121,8 @@ def test_histogram_box_sets_the_window_and_follows_the_focus(store: Path) -> Non
     ui(v, "set_window", index=2, start=5, end=600)
     assert (v.hist.box.left, v.hist.box.right) == (5.0, 600.0)
     data = v.hist.source.data
-    assert len(data["top"]) > 10 and min(data["top"]) >= 1  # log scale: no zero bars
+    assert len(data["top"]) > 10
+    assert min(data["top"]) >= 1
 
 
 def test_values_under_the_cursor_are_raw_pixels(store: Path) -> None:
@@ -134,13 +141,16 @@ def test_exports_png_with_scale_bar_and_raw_ome_tiff(store: Path, tmp_path: Path
     v = Viewer(store)
     region = (100, 50, 500, 350)
     fig = png(v.export_png(tmp_path / "fig.png", region=region, level=0))
-    assert fig.shape == (300, 400, 3) and (tmp_path / "fig.png").is_file()
+    assert fig.shape == (300, 400, 3)
+    assert (tmp_path / "fig.png").is_file()
     plain = png(v.export_png(region=region, level=0, scale_bar=False))
     bar = np.all(fig == 255, axis=2) & ~np.all(plain == 255, axis=2)
     rows, cols = np.nonzero(bar)
-    assert rows.min() > 250 and cols.max() > 380  # bottom-right
-    um, px, label = scale_bar(0.5, 400 / 5)
-    assert label == "20 µm" and px == 40.0
+    assert rows.min() > 250
+    assert cols.max() > 380
+    _um, px, label = scale_bar(0.5, 400 / 5)
+    assert label == "20 µm"
+    assert px == 40.0
     assert cols.max() - cols[rows == rows.max()].min() + 1 == pytest.approx(px, abs=1)
     tiff = v.export_ome_tiff(tmp_path / "raw.ome.tif", region=region, level=1,
                              channels=[0, 2])
@@ -150,7 +160,8 @@ def test_exports_png_with_scale_bar_and_raw_ome_tiff(store: Path, tmp_path: Path
     raw = zarr.open_group(str(store), mode="r")["1"]
     assert np.array_equal(arr, raw[[0, 2], 25:175, 50:250])
     names = [c.label for c in v.source.channels]
-    assert f'Name="{names[0]}"' in ome and f'Name="{names[2]}"' in ome
+    assert f'Name="{names[0]}"' in ome
+    assert f'Name="{names[2]}"' in ome
     assert 'PhysicalSizeX="1.0"' in ome
     with pytest.raises(InputError, match="outside the image"):
         v.export_png(region=(5000, 5000, 6000, 6000))
@@ -162,8 +173,10 @@ def test_browser_exports_come_back_as_downloads(store: Path) -> None:
     v._on_msg(v.canvas, {"type": "export", "kind": "png"}, [])
     v._on_msg(v.canvas, {"type": "export", "kind": "ome-tiff"}, [])
     (m1, b1), (m2, b2) = sent
-    assert m1["filename"].endswith(".png") and b1[0][:4] == b"\x89PNG"
-    assert m2["filename"].endswith(".ome.tif") and b2[0][:2] in (b"II", b"MM")
+    assert m1["filename"].endswith(".png")
+    assert b1[0][:4] == b"\x89PNG"
+    assert m2["filename"].endswith(".ome.tif")
+    assert b2[0][:2] in (b"II", b"MM")
 
 
 def test_mimebundle_carries_a_png_for_places_without_a_kernel(store: Path) -> None:
@@ -172,7 +185,8 @@ def test_mimebundle_carries_a_png_for_places_without_a_kernel(store: Path) -> No
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data
     img = png(base64.b64decode(data["image/png"]))
-    assert img.shape[2] == 3 and img.max() > 0
+    assert img.shape[2] == 3
+    assert img.max() > 0
 
 
 def test_view_state_round_trips(store: Path) -> None:
@@ -182,7 +196,8 @@ def test_view_state_round_trips(store: Path) -> None:
     state = json.loads(json.dumps(a.view_state))
     b = Viewer(store)
     b.view_state = state
-    assert b.preset == a.preset and b.canvas.viewport == a.canvas.viewport
+    assert b.preset == a.preset
+    assert b.canvas.viewport == a.canvas.viewport
     assert b.view_state["image"] == str(store)
 
 
@@ -204,7 +219,8 @@ def test_real_world_metadata_is_tolerated(store: Path, tmp_path: Path) -> None:
     assert all(c.window.end > c.window.start for c in p.channels)
     assert p.channels[1].color == "00FF00"
     v = Viewer(odd)
-    assert v.hist is not None and len(v.source.histograms()) == 5
+    assert v.hist is not None
+    assert len(v.source.histograms()) == 5
 
 
 def test_local_images_cannot_save_presets_or_share(store: Path) -> None:
@@ -240,24 +256,29 @@ def test_presets_save_versions_apply_compare_and_share(api: LiveApi) -> None:
     ui(v, "set_window", index=1, start=11, end=1234)
     ui(v, "save", name="tumour view")
     ref1 = v.canvas.preset_ref
-    assert ref1.endswith("@1") and not v.canvas.dirty, v.canvas.message
+    assert ref1.endswith("@1"), v.canvas.message
+    assert not v.canvas.dirty
     ui(v, "set_gamma", index=1, gamma=0.7)
     assert v.canvas.dirty
     ref2 = v.save_preset()
     assert ref2 == ref1[:-1] + "2"
     doc = api.get(f"/presets/{ref2.replace('@', '/versions/')}").json()["document"]
-    assert doc["channels"][1]["window"]["end"] == 1234 and doc["channels"][1]["gamma"] == 0.7
+    assert doc["channels"][1]["window"]["end"] == 1234
+    assert doc["channels"][1]["gamma"] == 0.7
     # apply version 1 from the picker
     ui(v, "apply", ref=ref1)
-    assert v.preset.channels[1].gamma == 1.0 and v.canvas.preset_ref == ref1
+    assert v.preset.channels[1].gamma == 1.0
+    assert v.canvas.preset_ref == ref1
     cmp = v.compare(ref1, ref2)
     assert "gamma" in cmp.children[1].value
     # share: pins image, preset version and viewport; a new viewer reproduces the view
     v.canvas.viewport = {"x": 300.0, "y": 200.0, "zoom": 1.5}
     url = v.share_url()
-    assert f"/portal/images/{api.image_id}?" in url and f"preset={ref1.replace('@', '%40')}" in url
+    assert f"/portal/images/{api.image_id}?" in url
+    assert f"preset={ref1.replace('@', '%40')}" in url
     w = Viewer(url, client=client)
-    assert w.preset == v.preset and w.canvas.viewport == v.canvas.viewport
+    assert w.preset == v.preset
+    assert w.canvas.viewport == v.canvas.viewport
     ui(v, "solo", index=0)
     with pytest.raises(InputError, match="not a saved preset"):
         v.share_url()
@@ -280,5 +301,27 @@ def test_viewer_finds_the_api_from_the_environment(api: LiveApi,
     monkeypatch.setenv("PLEXHUB_API_URL", api.base)
     monkeypatch.setenv("PLEXHUB_API_TOKEN", api.analyst_token)
     v = Viewer(api.image_id)
-    assert v.client is not None and v.canvas.info["api"]
+    assert v.client is not None
+    assert v.canvas.info["api"]
     assert parse_preset(v.view_state["preset"]) == v.preset
+
+
+def test_a_published_notebook_shows_the_viewer_as_an_image(api: LiveApi, store: Path) -> None:
+    """Sponsors read published notebooks without a kernel: the viewer's output carries a PNG
+    of its view, which the read-only page keeps while it drops the widget model."""
+    import httpx
+
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "code", "id": "v", "metadata": {}, "execution_count": None,
+                   "outputs": [], "source": "from plexhub.widgets import Viewer\n"
+                                            f"Viewer({str(store)!r}, histogram=False)"}]}
+    h = {"Authorization": f"Bearer {api.analyst_token}"}
+    r = httpx.post(f"{api.base}/api/v1/studies/VIEW/notebooks", headers=h, timeout=180,
+                   json={"name": "viewer figure", "notebook": nb, "execute": True})
+    assert r.status_code == 201, r.text
+    page = httpx.get(f"{api.base}/api/v1/notebooks/{r.json()['id']}/html", headers=h,
+                     timeout=30)
+    assert page.status_code == 200
+    assert 'src="data:image/png;base64,' in page.text
+    assert "widget-view" not in page.text
