@@ -1,0 +1,1 @@
+"""The napari plugin: reader and presets (ViewerModel), dock widget and parity (Xvfb)."""
