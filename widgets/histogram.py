@@ -18,6 +18,10 @@ _LOADED = False
 
 def ensure_bokehjs() -> None:
     global _LOADED
+    from IPython import get_ipython
+
+    if get_ipython() is None:  # not in a kernel (a script, the tests): nothing to load into
+        return
     if not _LOADED:
         from bokeh.io import output_notebook
         from bokeh.resources import INLINE

@@ -214,10 +214,7 @@ def _build(group: Any, attrs: dict[str, Any], location: str, name: str | None,
     ms = attrs["multiscales"][0]
     arrays = [group[d["path"]] for d in ms["datasets"]]
     axes = _axes_of(ms, arrays[0].ndim)
-    n_c = int(arrays[0].shape[axes.index("c")]) if "c" in axes else 1
-    if "c" not in axes:  # a 2-D image: read it as one channel
-        raise InputError(location, f"has axes {axes!r} without a channel axis",
-                         "plexhub viewers need a c axis (every plexhub store has one)")
+    n_c = int(arrays[0].shape[axes.index("c")]) if "c" in axes else 1  # no c: one channel
     omero: dict[str, Any] = attrs["omero"] if isinstance(attrs.get("omero"), dict) else {}
     stored: list[Any] = omero["channels"] if isinstance(omero.get("channels"), list) else []
     channels = []
