@@ -66,6 +66,11 @@ def roles(ops_service: bool = False) -> list[dict[str, Any]]:
         admin,
         {"name": "plexhub-service", "description": "the API: users, groups, study groups",
          "scopes": SERVICE_SCOPES, "services": [SERVICE_NAME]},
+        # single-user servers' tokens (JUPYTERHUB_API_TOKEN, which kernels inherit): also
+        # read their owner's groups, so the API can tell the owner's role from that token
+        {"name": "server", "description": "post activity; the owner's name and groups",
+         "scopes": ["users:activity!user", "access:servers!server", "read:users:name!user",
+                    "read:users:groups!user"]},
     ]
 
 
@@ -187,6 +192,9 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.Spawner.cmd = singleuser_command()
     c.Spawner.args = spawner_args()
     c.Spawner.default_url = "/lab"
+    # the notebook viewer and the napari plugin find the API here (the proxy, loopback)
+    c.Spawner.environment = {
+        "PLEXHUB_API_URL": f"http://127.0.0.1:{s.hub_port}{SERVICE_PREFIX}"}
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     c.JupyterHub.allow_named_servers = True

@@ -60,3 +60,82 @@ def test_sponsor_lands_on_the_portal(hub: Hub, browser: Any) -> None:
         assert hub.hub_api("GET", "/users/sponsor").json()["servers"] == {}
     finally:
         context.close()
+
+
+def test_sponsor_through_the_hub_sees_only_the_granted_study(hub: Hub, browser: Any) -> None:
+    """The whole sponsor path behind the hub: hub login form, OAuth into the portal, only
+    the granted study, an image whose tiles load and pan, a published notebook, another
+    study by URL is a 404, and a revoked grant is refused within 10 s."""
+    import time
+
+    from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+    from tests.e2e.test_portal_browser import Tiles
+    from tests.integration.api.sample_data import notebook
+
+    def ok(r: Any) -> Any:
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    images = {}
+    for code, seed in (("H1", 1), ("H2", 2)):
+        ok(hub.api("POST", "/studies", json={"code": code, "title": f"Hub study {code}",
+                                             "sponsor": "acme"}))
+        name = f"{code.lower()}.ome.tif"
+        write_ome_tiff(hub.data_dir / "incoming" / name, SyntheticSpec(
+            size_y=1024, size_x=1024, channels=2, tile=256, seed=seed))
+        body = ok(hub.api("POST", f"/studies/{code}/images", json={"source": name}))
+        deadline = time.monotonic() + 120
+        while ok(hub.api("GET", f"/jobs/{body['job_id']}"))["state"] != "done":
+            assert time.monotonic() < deadline, "conversion did not finish"
+            time.sleep(0.2)
+        images[code] = body["image_id"]
+    grant = ok(hub.api("POST", "/studies/H1/grants", json={
+        "principal": "user:sponsor", "capabilities": ["view", "view_notebooks"],
+        "reason": "e2e"}))["id"]
+    nb = ok(hub.api("POST", "/studies/H1/notebooks", json={
+        "name": "Hub report", "notebook": notebook(markdown="# Hub report\n\nDose groups.")}))
+
+    context, page, _ = _login(browser, hub, "sponsor")
+    portal = f"{hub.base}{PREFIX}/portal/"
+    try:
+        tiles = Tiles(page)
+        page.wait_for_url(re.compile(rf"^{re.escape(portal)}"), timeout=60_000)
+        studies = page.locator("[data-study]")
+        assert [studies.nth(i).get_attribute("data-study")
+                for i in range(studies.count())] == ["H1"]
+        page.click("text=H1")
+        page.click(f"[data-image='{images['H1']}'] a")
+        page.wait_for_url(re.compile(rf".*/portal/images/{images['H1']}$"))
+        first = tiles.wait_new(page, set(), "opening the image")
+        box = page.locator("#viewer").bounding_box()
+        assert box is not None
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        for _ in range(4):
+            page.mouse.wheel(0, -400)
+            page.wait_for_timeout(150)
+        page.mouse.down()
+        page.mouse.move(cx - 300, cy - 200, steps=8)
+        page.mouse.up()
+        tiles.wait_new(page, first, "zooming and panning")
+
+        page.goto(f"{portal}notebooks/{nb['id']}")
+        assert "Dose groups." in page.locator("#notebook").inner_text()
+
+        for path in ("studies/H2", f"images/{images['H2']}"):
+            response = page.goto(f"{portal}{path}")
+            assert response is not None
+            assert response.status == 404, path
+
+        page.goto(f"{portal}images/{images['H1']}")
+        ok(hub.api("DELETE", f"/grants/{grant}", params={"reason": "e2e done"}))
+        t0 = time.monotonic()
+        while True:
+            response = page.reload()
+            assert response is not None
+            if response.status == 404:
+                break
+            assert time.monotonic() - t0 < 10, "the revoked grant still works after 10 s"
+            page.wait_for_timeout(250)
+    finally:
+        context.close()

@@ -93,6 +93,21 @@ def test_scientist_and_analyst_servers_spawn(hub: Hub) -> None:
     assert r.status_code == 200
 
 
+def test_kernels_reach_the_api_with_their_servers_token(hub: Hub) -> None:
+    """A notebook's kernel inherits PLEXHUB_API_URL and the server's JUPYTERHUB_API_TOKEN:
+    with those alone the viewer reaches the API as the server's owner."""
+    envs = [p.environ() for p in descendants(hub.proc.pid)
+            if any("jupyterhub-singleuser" in a for a in p.cmdline())]
+    env = next(e for e in envs if e.get("JUPYTERHUB_USER") == "scientist")
+    url = env["PLEXHUB_API_URL"]
+    assert url == f"{hub.base}{PREFIX}"
+    me = httpx.get(f"{url}/api/v1/me", timeout=10,
+                   headers={"Authorization": f"Bearer {env['JUPYTERHUB_API_TOKEN']}"})
+    assert me.status_code == 200, me.text
+    assert me.json()["user"] == "scientist"
+    assert me.json()["role"] == "scientist"
+
+
 def test_singleuser_auth_cache_is_short(hub: Hub) -> None:
     """A revoked token is refused by a running JupyterLab within seconds: the servers run
     with --HubOAuth.cache_max_age=5 (JupyterHub's default would keep it 300 s)."""
