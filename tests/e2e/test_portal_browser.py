@@ -209,3 +209,26 @@ def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
     page.goto(f"{site.base}/portal/")
     assert page.locator("#no-studies").is_visible()
     assert not errors, errors
+
+
+def test_a_share_url_opens_the_pinned_preset_and_viewport(page: Page, site: Site) -> None:
+    """The notebook viewer's share_url() (?preset=<id>@<v>&x=&y=&zoom=) in the portal."""
+    presets = _ok(httpx.get(f"{site.base}/api/v1/images/{site.images[0]}/presets",
+                            headers=ADMIN_H))
+    ref = f"{presets[0]['id']}@1"
+    tiles = Tiles(page)
+    page.goto(f"{site.base}/portal/login")
+    page.fill("#token", site.sponsor)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/portal/")
+    page.goto(f"{site.base}/portal/images/{site.images[0]}?preset={ref}&x=1500&y=600&zoom=2")
+    loaded = tiles.wait_new(page, set(), "opening a share URL")
+    assert all(f"preset={ref.replace('@', '%40')}" in u for u in loaded)
+    wait_js(page, "window.plexhubViewer && window.plexhubViewer.world.getItemCount() > 0")
+    page.wait_for_timeout(500)
+    zoom, cx, cy = page.evaluate("""() => { const vp = window.plexhubViewer.viewport;
+        const c = vp.viewportToImageCoordinates(vp.getCenter(true));
+        return [vp.viewportToImageZoom(vp.getZoom(true)), c.x, c.y]; }""")
+    assert zoom == pytest.approx(2, rel=0.02)
+    assert (cx, cy) == (pytest.approx(1500, abs=5), pytest.approx(600, abs=5))
+    assert page.locator("#preset").input_value() == ref

@@ -2,22 +2,35 @@
    endpoint, a rendering-preset picker, and n / p (or PageDown / PageUp) for the next and
    previous image of the study. All URLs come from data- attributes the server filled in,
    so the page works under any mount prefix; the session cookie authenticates (same
-   origin), so no header is set here. */
+   origin), so no header is set here. A share URL (the notebook viewer's share_url()) adds
+   ?preset=<id>@<version>&x=&y=&zoom= : that preset version, centred on level-0 pixel (x, y)
+   at zoom screen pixels per image pixel. */
 (function () {
   "use strict";
   var el = document.getElementById("viewer");
   if (!el || typeof OpenSeadragon !== "function") { return; }
   var dzi = el.dataset.dzi;
+  var params = new URLSearchParams(window.location.search);
+  var shared = params.get("preset") || "";
+  var sx = parseFloat(params.get("x")), sy = parseFloat(params.get("y"));
+  var sz = parseFloat(params.get("zoom"));
   var viewer = OpenSeadragon({
     element: el,
     prefixUrl: el.dataset.prefix,
-    tileSources: dzi,
+    tileSources: shared ? dzi + "?preset=" + encodeURIComponent(shared) : dzi,
     showNavigator: true,
     maxZoomPixelRatio: 4,
     visibilityRatio: 0.5,
     gestureSettingsMouse: { clickToZoom: false }
   });
   window.plexhubViewer = viewer;  // for tests and the browser console
+  if (isFinite(sx) && isFinite(sy) && isFinite(sz) && sz > 0) {
+    viewer.addOnceHandler("open", function () {
+      var vp = viewer.viewport;
+      vp.zoomTo(vp.imageToViewportZoom(sz), null, true);
+      vp.panTo(vp.imageToViewportCoordinates(sx, sy), true);
+    });
+  }
 
   function openWith(ref) {
     var center = null, zoom = null;
@@ -45,6 +58,16 @@
           option.textContent = p.name + " (" + p.scope + ", v" + p.latest_version + ")";
           picker.appendChild(option);
         });
+        if (shared) {
+          if (!Array.prototype.some.call(picker.options, function (o) {
+            return o.value === shared; })) {
+            var pinned = document.createElement("option");
+            pinned.value = shared;
+            pinned.textContent = "shared: " + shared;
+            picker.appendChild(pinned);
+          }
+          picker.value = shared;
+        }
         picker.disabled = false;
       })
       .catch(function () { picker.disabled = true; });
