@@ -325,3 +325,30 @@ def test_a_published_notebook_shows_the_viewer_as_an_image(api: LiveApi, store: 
     assert page.status_code == 200
     assert 'src="data:image/png;base64,' in page.text
     assert "widget-view" not in page.text
+
+
+def test_sixty_channels_stay_usable(tmp_path: Path) -> None:
+    """A 60-channel panel: search narrows, All/None act on the matches, groups toggle as
+    one, auto-contrast for all, and tiles render only what is switched on."""
+    write_ome_tiff(tmp_path / "p60.ome.tif", SyntheticSpec(size_y=200, size_x=300,
+                                                           channels=60, tile=128, seed=5))
+    convert(tmp_path / "p60.ome.tif", tmp_path / "p60.zarr")
+    v = Viewer(tmp_path / "p60.zarr")
+    assert len(v.canvas.rows) == 60
+    assert sum(r["active"] for r in v.canvas.rows) == 4  # not all 60 at once by default
+    ui(v, "select_none")
+    ui(v, "select_all", query=r"^CD8(_\d+)?$", regex=True)
+    on = [r["label"] for r in v.canvas.rows if r["active"]]
+    assert on
+    assert all(lbl.split("_")[0] == "CD8" for lbl in on)
+    ui(v, "set_group", indices=[0, 10, 20], group="nuclei")
+    ui(v, "toggle_group", group="nuclei")
+    assert all(v.canvas.rows[i]["active"] for i in (0, 10, 20))
+    ui(v, "auto")
+    assert v.canvas.message == ""
+    sent = capture(v)
+    v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0, "tiles": [[0, 0]]},
+              [])
+    expect = render_region(v.source, v.preset, 0, slice(0, TILE), slice(0, TILE))
+    assert np.array_equal(png(sent[0][1][0]), expect)
+    assert v.preset.channels[59].label == v.source.channels[59].label
