@@ -107,12 +107,9 @@ def study_of(session: Session, principal: Principal, study_id: int | None,
     """The study an entity (``what``, e.g. "image <id>") belongs to, when the caller may see
     it; otherwise a 404 that names only the entity the caller asked for."""
     study = session.get(Study, study_id) if study_id is not None else None
-    try:
-        if study is None:
-            raise NotFoundError(what, "not found")
-        visible_study(session, principal, study.code, capability)
-    except NotFoundError:
-        raise NotFoundError(what, "not found") from None
+    if study is None or not can_see_study(principal, grants_of(session, study.id), utcnow(),
+                                          capability):
+        raise NotFoundError(what, "not found")
     return study
 
 

@@ -17,6 +17,7 @@ from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
+from plexhub.malloc import tune_malloc
 from plexhub.settings import Settings, get_settings
 
 log = logging.getLogger("plexhub.api")
@@ -25,6 +26,7 @@ log = logging.getLogger("plexhub.api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tune_malloc()  # tiles allocate MBs per render: reuse the heap instead of fresh pages
     db = Database(settings.catalog_url)
     db.create()
     hub_config = HubConfig.from_env()

@@ -8,7 +8,9 @@ ingest, computed from the stored histograms (no pixel reads).
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,7 @@ def resolve(session: Session, user: Principal, image: Image, study: Study,
                                         image.dtype or "uint16", name=DEFAULT_NAME)
         version = latest_version(session, preset.id)
         assert version is not None
-        return version, parse_preset(version.document)
+        return version, document_of(version)
     pid, number = parse_ref(ref)
     preset = session.get(Preset, pid)
     if preset is None or not applies_to(preset, image, study) or not visible_to(preset, user):
@@ -132,4 +134,37 @@ def resolve(session: Session, user: Principal, image: Image, study: Study,
             PresetVersion.preset_id == preset.id, PresetVersion.version == number))
     if version is None:
         raise NotFoundError(f"preset {ref}", "has no such version")
-    return version, parse_preset(version.document)
+    return version, document_of(version)
+
+
+# Versions are immutable: their parsed documents (and stored content hashes) are kept, so a
+# tile request neither re-validates the document nor re-hashes it for its ETag.
+_PARSED: OrderedDict[tuple[str, int], RenderPreset] = OrderedDict()
+_DIGESTS: dict[int, tuple[RenderPreset, str]] = {}
+_PARSED_LOCK = threading.Lock()
+PARSED_MAX = 1024
+
+
+def document_of(version: PresetVersion) -> RenderPreset:
+    key = (version.preset_id, version.version)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    preset = parse_preset(version.document)
+    with _PARSED_LOCK:
+        _PARSED[key] = preset
+        _DIGESTS[id(preset)] = (preset, version.content_hash)
+        while len(_PARSED) > PARSED_MAX:
+            _, old = _PARSED.popitem(last=False)
+            _DIGESTS.pop(id(old), None)
+    return preset
+
+
+def digest(preset: RenderPreset) -> str:
+    """The content hash of ``preset``: the stored one for a cached version, else computed."""
+    hit = _DIGESTS.get(id(preset))
+    if hit is not None and hit[0] is preset:
+        return hit[1]
+    return content_hash(preset)

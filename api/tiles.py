@@ -19,7 +19,7 @@ import numpy as np
 from plexhub.api.models import Image
 from plexhub.errors import InputError, NotFoundError
 from plexhub.ome_pipeline.source import ByteLRU
-from plexhub.presets import BoundPreset, RenderPreset, content_hash, parse_preset
+from plexhub.presets import BoundPreset, RenderPreset, parse_preset
 
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -107,9 +107,11 @@ class TileEngine:
     def __init__(self, cache_bytes: int) -> None:
         # import what rendering needs now, not inside the first tile request
         import zarr  # noqa: F401
-        from PIL import Image  # noqa: F401
+        from PIL import Image
 
         import plexhub.ome_pipeline.render  # noqa: F401
+
+        Image.preinit()  # the first save() would import Pillow's format plugins: ~100 ms
 
         self.cache = ByteLRU(cache_bytes)
         self._arrays: OrderedDict[tuple[str, int], Any] = OrderedDict()
@@ -166,7 +168,9 @@ class TileEngine:
 
 def etag(image: Image, preset: RenderPreset, *parts: object) -> str:
     h = hashlib.sha256()
-    for p in (image.id, image.checksum or image.fingerprint, content_hash(preset), *parts):
+    from plexhub.api.preset_store import digest
+
+    for p in (image.id, image.checksum or image.fingerprint, digest(preset), *parts):
         h.update(str(p).encode())
         h.update(b"\x00")
     return f'"{h.hexdigest()[:40]}"'

@@ -27,6 +27,7 @@ import numpy as np
 
 from plexhub import __version__
 from plexhub.errors import DestinationExistsError, InputError, PlexhubError
+from plexhub.malloc import tune_malloc
 from plexhub.model import Channel, ImageSummary, LevelInfo
 from plexhub.ome_pipeline.chunkio import Codec, OutputStore, is_remote
 from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
@@ -153,20 +154,6 @@ def _colors(image: SourceImage) -> list[str]:
 
 # --------------------------------------------------------------------------- convert
 
-def _tune_malloc() -> None:
-    """Keep glibc from returning (and the kernel from zeroing again) the block-sized buffers
-    every task allocates: measured, this cut system time by about a third."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 256 * 2**20)
-    libc.mallopt(m_trim_threshold, 1024 * 2**20)
-
-
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             ngff_version: str | None = None, reader: str | None = None,
             labels: dict[str, str] | None = None, as_labels: bool = False,
@@ -176,7 +163,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     """Convert ``src`` into an OME-Zarr store at ``dst``; see the module docstring."""
     t0 = time.perf_counter()
     settings = settings or get_settings()
-    _tune_malloc()
+    tune_malloc()
     version = ngff_version or settings.ngff_version
     if version not in ("0.4", "0.5"):
         raise InputError(f"--ngff-version {version}", "is not supported", "use 0.5 or 0.4")

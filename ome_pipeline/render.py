@@ -187,7 +187,7 @@ def encode(rgb: RGB8, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
     buf = io.BytesIO()
     img = Image.fromarray(np.ascontiguousarray(rgb))
     if fmt == "png":
-        img.save(buf, format="PNG", compress_level=6)
+        img.save(buf, format="PNG", compress_level=1)  # 2-8x faster than 6, ~8 % larger
     elif fmt == "jpeg":
         img.save(buf, format="JPEG", quality=quality)
     else:
