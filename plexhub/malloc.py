@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 _DONE = False
 
@@ -19,7 +20,9 @@ def tune_malloc() -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc
         return
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     libc.mallopt(m_mmap_threshold, 256 * 2**20)
     libc.mallopt(m_trim_threshold, 1024 * 2**20)
+    # every thread of a pool would otherwise get its own arena and keep its freed buffers
+    libc.mallopt(m_arena_max, max(2, os.cpu_count() or 2))
     _DONE = True
