@@ -37,6 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from plexhub.api.tiles import warm_up
+
+        with db.session() as session:  # the first tile should not pay for compiling queries
+            warm_up(session)
         state.jobs.start()
         try:
             yield

@@ -180,3 +180,30 @@ def etag(image: Image, preset: RenderPreset, *parts: object) -> str:
         h.update(str(p).encode())
         h.update(b"\x00")
     return f'"{h.hexdigest()[:40]}"'
+
+
+def warm_up(session: Any) -> None:
+    """Run a tile request's catalog queries and render path once, before the first request:
+    SQLAlchemy compiles its statements and numpy / Pillow load their code paths here rather
+    than in the first tile a user waits for."""
+    from sqlalchemy import select
+
+    from plexhub.api import preset_store
+    from plexhub.api.deps import grants_of
+    from plexhub.api.models import Preset, PresetVersion, Study
+    from plexhub.model import Channel
+    from plexhub.ome_pipeline.render import encode, render
+    from plexhub.presets import bind
+
+    session.get(Image, "-")
+    session.get(Study, 0)
+    grants_of(session, 0)
+    session.get(Preset, "-")
+    preset_store.latest_version(session, "-")
+    session.scalar(select(PresetVersion).where(PresetVersion.preset_id == "-",
+                                               PresetVersion.version == 1))
+    preset = parse_preset({"channels": [{"index": 0, "color": "FFFFFF",
+                                         "window": {"start": 0, "end": 1}}]})
+    rgb = render({0: np.zeros((16, 16), np.uint16)}, bind(preset, [Channel(0, "c", "FFFFFF")]))
+    encode(rgb, "jpeg")
+    encode(rgb, "png")
