@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,6 +155,19 @@ def _colors(image: SourceImage) -> list[str]:
 
 # --------------------------------------------------------------------------- convert
 
+def _prefetch_validator() -> None:
+    """Import the NGFF schema models (~0.2 s of Python) in a background thread while the
+    tasks run (mostly in C code without the GIL), instead of after them."""
+    if "ome_zarr_models" in sys.modules:
+        return
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # validation imports it again and reports
+            import ome_zarr_models  # noqa: F401
+
+    threading.Thread(target=load, name="plexhub-prefetch", daemon=True).start()
+
+
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             ngff_version: str | None = None, reader: str | None = None,
             labels: dict[str, str] | None = None, as_labels: bool = False,
@@ -164,6 +178,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     t0 = time.perf_counter()
     settings = settings or get_settings()
     tune_malloc()
+    _prefetch_validator()
     version = ngff_version or settings.ngff_version
     if version not in ("0.4", "0.5"):
         raise InputError(f"--ngff-version {version}", "is not supported", "use 0.5 or 0.4")
