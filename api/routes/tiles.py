@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
-from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.db import utcnow
+from plexhub.api.deps import AppState, CurrentUser, DbSession, grants_of, visible_image
 from plexhub.api.models import Image, Study
 from plexhub.api.tiles import (
     FORMATS,
@@ -20,6 +21,7 @@ from plexhub.api.tiles import (
     axis_size,
     check_tz,
     etag,
+    generation,
     level_shape,
     parse_spec,
     tile_region,
@@ -61,13 +63,30 @@ def _preset(session: Session, user: Principal, image: Image, study: Study, ref: 
     return preset, pinned
 
 
+def _seconds_to_next_expiry(session: Session, study: Study) -> float:
+    """Until the study's next grant expiry (a cached permission must not outlive it)."""
+    now = utcnow()
+    ahead = [(g.expires_at - now).total_seconds() for g in grants_of(session, study.id)
+             if g.expires_at is not None and g.revoked_at is None and g.expires_at > now]
+    return min(ahead, default=float("inf"))
+
+
 def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
           user: Principal, session: Session, tiles: TileEngine, *, preset: str | None,
           spec: str | None, body: dict[str, Any] | None, z: int, t: int, size: int,
           quality: int) -> Response:
-    image, study = visible_image(session, user, image_id)
+    key = (user, image_id, preset) if spec is None and body is None else None
+    hit = tiles.resolved.get(key) if key is not None else None
+    if hit is not None:
+        image, study, doc, pinned = hit
+    else:
+        gen = generation()
+        image, study = visible_image(session, user, image_id)
+        doc, pinned = _preset(session, user, image, study, preset, spec, body)
+        if key is not None:
+            tiles.resolved.put(key, (image, study, doc, pinned), gen,
+                               _seconds_to_next_expiry(session, study))
     region = tile_region(image, level, row, col, size, t, z)
-    doc, pinned = _preset(session, user, image, study, preset, spec, body)
     fmt = FORMATS[fmt]
     tag = etag(image, doc, level, t, z, row, col, size, fmt, quality)
     headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else SHORT,

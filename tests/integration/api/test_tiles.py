@@ -171,3 +171,30 @@ def test_deepzoom_description_and_tiles(api: Api, image: str) -> None:
     tiny = png(api.get(f"/api/v1/images/{image}/image_files/0/0_0.png").content)
     assert tiny.shape == (1, 1, 3)
     assert api.get(f"/api/v1/images/{image}/image_files/12/0_0.png").status_code == 404
+
+
+def test_cached_permissions_never_outlive_a_revocation_or_an_expiry(api: Api,
+                                                                    image: str) -> None:
+    """Tile requests keep their catalog answers for a second; a commit (the revocation) or
+    the grant's expiry ends that at once."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    sponsor = api.token("sue", "sponsor", ["acme"])
+    url = f"/api/v1/images/{image}/tiles/0/0/0.png"
+    gid = api.post("/api/v1/studies/S001/grants", {"principal": "user:sue"}).json()["id"]
+    assert api.get(url, sponsor).status_code == 200
+    assert api.get(url, sponsor).status_code == 200  # now from the cache
+    assert api.client.app.state.tiles.resolved._items  # type: ignore[attr-defined]
+    api.delete(f"/api/v1/grants/{gid}")
+    assert api.get(url, sponsor).status_code == 404  # at once, not after the cache's second
+
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    api.post("/api/v1/studies/S001/grants", {"principal": "user:sue",
+                                             "expires_at": expires.isoformat()})
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # cached and served until just before the expiry
+        assert api.get(url, sponsor).status_code == 200
+        time.sleep(0.05)
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert api.get(url, sponsor).status_code == 404
