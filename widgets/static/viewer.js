@@ -96,8 +96,28 @@ function render({ model, el: root }) {
     const fy = inf.levels[0][0] / lh, fx = inf.levels[0][1] / lw;
     const x0 = vp.x - width / 2 / vp.zoom, y0 = vp.y - height / 2 / vp.zoom;
     ctx.fillStyle = "#000"; ctx.fillRect(0, 0, width, height);
-    ctx.imageSmoothingEnabled = false;
     const gen = model.get("gen"), want = [];
+    // underneath, the coarsest level (a tile or a few): something to see while tiles load
+    const top = inf.levels.length - 1;
+    if (top > lv) {
+      const [th, tw] = inf.levels[top], ty = inf.levels[0][0] / th, tx = inf.levels[0][1] / tw;
+      ctx.imageSmoothingEnabled = true;
+      for (let r = 0; r < Math.ceil(th / T); r++) {
+        for (let c = 0; c < Math.ceil(tw / T); c++) {
+          const key = `${gen}/${top}/${r}/${c}`;
+          const bmp = tiles.get(key) || latest.get(`${top}/${r}/${c}`);
+          if (bmp) {
+            ctx.drawImage(bmp, (c * T * tx - x0) * vp.zoom, (r * T * ty - y0) * vp.zoom,
+                          bmp.width * tx * vp.zoom, bmp.height * ty * vp.zoom);
+          }
+          if (!tiles.has(key) && !pending.has(key)) {
+            pending.add(key);
+            model.send({ type: "tiles", gen, level: top, tiles: [[r, c]] });
+          }
+        }
+      }
+    }
+    ctx.imageSmoothingEnabled = false;
     const c0 = Math.max(0, Math.floor(x0 / fx / T));
     const c1 = Math.min(Math.ceil(lw / T) - 1, Math.floor((x0 + width / vp.zoom) / fx / T));
     const r0 = Math.max(0, Math.floor(y0 / fy / T));
