@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from plexhub.api.models import Image
+from plexhub.api.preset_store import digest
 from plexhub.errors import InputError, NotFoundError
 from plexhub.ome_pipeline.source import ByteLRU
 from plexhub.presets import BoundPreset, RenderPreset, parse_preset
@@ -175,8 +177,6 @@ class TileEngine:
 
 def etag(image: Image, preset: RenderPreset, *parts: object) -> str:
     h = hashlib.sha256()
-    from plexhub.api.preset_store import digest
-
     for p in (image.id, image.checksum or image.fingerprint, digest(preset), *parts):
         h.update(str(p).encode())
         h.update(b"\x00")
@@ -231,8 +231,6 @@ class Resolved:
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> Any:
-        import time
-
         with self._lock:
             hit = self._items.get(key)
         if hit is None or hit[0] < time.monotonic() or hit[1] != _generation[0]:
@@ -240,8 +238,6 @@ class Resolved:
         return hit[2]
 
     def put(self, key: Any, value: Any, generation: int, ttl: float) -> None:
-        import time
-
         if ttl <= 0:
             return
         with self._lock:

@@ -116,14 +116,14 @@ class Hub:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
-def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=5).status_code == 200:
                 return
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not ready; hub log:\n" +
+            raise RuntimeError(f"{url} not ready; log:\n" +
                                "\n".join(log.read_text(errors="replace").splitlines()[-60:]))
         time.sleep(0.2)
 
@@ -150,8 +150,8 @@ def running_hub(folder: Path, timeout: float = 120) -> Iterator[Hub]:
     hub = Hub(base=base, data_dir=data, log_path=log_path, proc=proc)
     tree: list[psutil.Process] = []
     try:
-        _wait_ok(f"{base}/hub/api/", proc, log_path, timeout)
-        _wait_ok(f"{base}{PREFIX}/api/v1/health", proc, log_path, timeout)
+        wait_ok(f"{base}/hub/api/", proc, log_path, timeout)
+        wait_ok(f"{base}{PREFIX}/api/v1/health", proc, log_path, timeout)
         yield hub
     finally:
         for c in hub.clients:

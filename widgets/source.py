@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -289,3 +290,38 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
         raise InputError(f"image {text!r}", "is neither an existing path nor an API image id "
                          "(no API configured)", "set PLEXHUB_API_URL or pass a path")
     return open_api_image(client, text)
+
+
+def share_params(url: Any) -> dict[str, Any]:
+    """The preset (``<id>@<version>``) and viewport (level-0 x, y; zoom) a share URL's query
+    pins; empty for anything that is not such a URL."""
+    if not isinstance(url, str) or "?" not in url:
+        return {}
+    q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    out: dict[str, Any] = {}
+    if q.get("preset"):
+        out["preset"] = q["preset"]
+    try:
+        if {"x", "y", "zoom"} <= set(q):
+            out["viewport"] = {"x": float(q["x"]), "y": float(q["y"]),
+                               "zoom": float(q["zoom"])}
+    except ValueError:
+        raise InputError(f"share URL {url!r}", "has a non-numeric x, y or zoom") from None
+    return out
+
+
+def resolve_preset(value: RenderPreset | Mapping[str, Any] | str,
+                   client: ApiClient | None) -> tuple[RenderPreset, str]:
+    """A preset from a :class:`RenderPreset`, a preset document or an API reference
+    (``<id>`` or ``<id>@<version>``), and for a reference the version it resolved to
+    (``"<id>@<version>"``; ``""`` otherwise)."""
+    if isinstance(value, RenderPreset):
+        return value, ""
+    if isinstance(value, str):
+        if client is None:
+            raise InputError(f"preset {value!r}", "names an API preset but no API is "
+                             "configured (the image is local)",
+                             "pass a RenderPreset or a preset document")
+        doc = client.preset(value)
+        return parse_preset(doc["document"]), f"{doc['id']}@{doc['version']}"
+    return parse_preset(dict(value)), ""

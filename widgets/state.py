@@ -85,7 +85,7 @@ class PanelState:
             self._push()
         self.rows = [_row(ch, by_index.get(ch.index)) for ch in self.channels]
         self.name, self.model, self.provenance = preset.name, preset.model, preset.provenance
-        self._changed()
+        self._notify()
         return list(bound.warnings)
 
     def to_preset(self, name: str | None = None) -> RenderPreset:
@@ -225,7 +225,7 @@ class PanelState:
         if not self._undo:
             return False
         self.rows = self._undo.pop()
-        self._changed()
+        self._notify()
         return True
 
     @property
@@ -264,9 +264,6 @@ class PanelState:
         self._push()
         for row, change in changes:
             row.update(change)
-        self._changed()
-
-    def _changed(self) -> None:
         self._notify()
 
     def _notify(self) -> None:

@@ -16,17 +16,18 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import anywidget
 import ipywidgets as ipw
 import traitlets as t
 
 from plexhub.errors import InputError, PlexhubError
-from plexhub.presets import RenderPreset, content_hash, parse_preset
+from plexhub.ome_pipeline.render import encode
+from plexhub.presets import RenderPreset, content_hash
 from plexhub.widgets.client import ApiClient
 from plexhub.widgets.histogram import HistogramPanel
-from plexhub.widgets.source import ImageSource, open_image
+from plexhub.widgets.source import ImageSource, open_image, resolve_preset, share_params
 from plexhub.widgets.state import PanelState
 from plexhub.widgets.tiles import (
     TILE,
@@ -72,7 +73,7 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
     def __init__(self, image: str | Path | ImageSource, preset: Any = None, *,
                  client: ApiClient | None = None, histogram: bool = True,
                  width: int = 640, height: int = 420, **kwargs: Any) -> None:
-        share = _share_params(image)
+        share = share_params(image)
         self.source = open_image(image, client)
         self.client = self.source.client or client
         self.canvas = ViewerCanvas(size={"width": int(width), "height": int(height)})
@@ -114,17 +115,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
 
     @preset.setter
     def preset(self, value: RenderPreset | Mapping[str, Any] | str) -> None:
-        ref = ""
-        if isinstance(value, str):
-            if self.client is None:
-                raise InputError(f"preset {value!r}", "is an API reference but no API is "
-                                 "configured", "pass a RenderPreset or a document")
-            doc = self.client.preset(value)
-            ref = f"{doc['id']}@{doc['version']}"
-            value = parse_preset(doc["document"])
-        elif not isinstance(value, RenderPreset):
-            value = parse_preset(dict(value))
-        self.state.apply(value)
+        preset, ref = resolve_preset(value, self.client)
+        self.state.apply(preset)
         self.state.mark_clean()
         self.canvas.preset_ref = ref
         self._push()
@@ -193,8 +185,6 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         images, level, (ys, xs) = [], *self._view_region()
         for p in (pa, pb):
             rgb = render_region(self.source, p, level, ys, xs, self._t, self._z)
-            from plexhub.ome_pipeline.render import encode
-
             images.append(ipw.VBox([ipw.HTML(f"<b>{p.name or 'current'}</b>"),
                                     ipw.Image(value=encode(rgb, "png"), format="png")]))
         rows = []
@@ -208,15 +198,10 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         return ipw.VBox([ipw.HBox(images), table])
 
     def _resolve(self, p: RenderPreset | Mapping[str, Any] | str) -> RenderPreset:
-        if isinstance(p, RenderPreset):
-            return p
-        if isinstance(p, str):
-            if self.client is None:
-                raise InputError(f"preset {p!r}", "needs an API to resolve")
-            doc = self.client.preset(p)
-            return parse_preset(doc["document"]).model_copy(
-                update={"name": f"{doc['name']} v{doc['version']}"})
-        return parse_preset(dict(p))
+        preset, ref = resolve_preset(p, self.client)
+        if not ref:
+            return preset
+        return preset.model_copy(update={"name": f"{preset.name} v{ref.partition('@')[2]}"})
 
     # -- views, values and exports --------------------------------------------------------
 
@@ -381,21 +366,4 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         else:
             raise InputError(f"export {kind!r}", "is not png or ome-tiff")
         self.canvas.send({"type": "export", "filename": name, "mime": mime}, buffers=[data])
-
-
-def _share_params(image: Any) -> dict[str, Any]:
-    """preset and viewport pinned in a share URL's query (empty for anything else)."""
-    if not isinstance(image, str) or "?" not in image:
-        return {}
-    q = {k: v[0] for k, v in parse_qs(urlsplit(image).query).items()}
-    out: dict[str, Any] = {}
-    if q.get("preset"):
-        out["preset"] = q["preset"]
-    try:
-        if {"x", "y", "zoom"} <= set(q):
-            out["viewport"] = {"x": float(q["x"]), "y": float(q["y"]),
-                               "zoom": float(q["zoom"])}
-    except ValueError:
-        raise InputError(f"share URL {image!r}", "has a non-numeric x, y or zoom") from None
-    return out
 

@@ -6,18 +6,18 @@ revocation taking effect on the next page load."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Response
+from playwright.sync_api import Page
 
-from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
+from tests.e2e.browsing import Tiles, wait_js, wait_refused
+from tests.httpapi import ingest, ok
 from tests.integration.api.conftest import ADMIN
 from tests.integration.api.sample_data import hostile_notebook
 from tests.integration.api.server import running_server
@@ -36,23 +36,10 @@ class Site:
     grant: str
 
 
-def _ok(r: httpx.Response) -> Any:
-    assert r.status_code < 300, r.text
-    return r.json()
-
-
 def _ingest(base: str, incoming: Path, code: str, name: str, size: int, seed: int) -> str:
-    write_ome_tiff(incoming / name, SyntheticSpec(size_y=size, size_x=size, channels=2,
-                                                  tile=256, seed=seed))
-    body = _ok(httpx.post(f"{base}/api/v1/studies/{code}/images", headers=ADMIN_H,
-                          json={"source": name, "metadata": {"animal_id": f"A-{seed}",
-                                                             "slide_id": f"SL-{seed}"}}))
-    deadline = time.monotonic() + 120
-    while _ok(httpx.get(f"{base}/api/v1/jobs/{body['job_id']}",
-                        headers=ADMIN_H))["state"] != "done":
-        assert time.monotonic() < deadline, "conversion did not finish"
-        time.sleep(0.1)
-    return str(body["image_id"])
+    return ingest(f"{base}/api/v1", ADMIN, incoming, code, name,
+                  SyntheticSpec(size_y=size, size_x=size, channels=2, tile=256, seed=seed),
+                  {"animal_id": f"A-{seed}", "slide_id": f"SL-{seed}"})
 
 
 @pytest.fixture
@@ -62,55 +49,17 @@ def site(tmp_path: Path) -> Iterator[Site]:
     incoming.mkdir(parents=True)
     with running_server(settings) as base:
         for code, org in (("E1", "acme"), ("E2", "globex")):
-            _ok(httpx.post(f"{base}/api/v1/studies", headers=ADMIN_H,
+            ok(httpx.post(f"{base}/api/v1/studies", headers=ADMIN_H,
                            json={"code": code, "title": f"Study {code}", "sponsor": org}))
         images = [_ingest(base, incoming, "E1", f"e1-{i}.ome.tif", 2048, i) for i in (1, 2)]
         other = _ingest(base, incoming, "E2", "e2.ome.tif", 256, 3)
-        nb = _ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H,
+        nb = ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H,
                             json={"name": "Week 4 report", "notebook": hostile_notebook()}))
-        sponsor = _ok(httpx.post(f"{base}/api/v1/tokens", headers=ADMIN_H, json={
+        sponsor = ok(httpx.post(f"{base}/api/v1/tokens", headers=ADMIN_H, json={
             "user": "sue", "role": "sponsor", "groups": ["acme"]}))["token"]
-        grant = _ok(httpx.post(f"{base}/api/v1/studies/E1/grants", headers=ADMIN_H, json={
+        grant = ok(httpx.post(f"{base}/api/v1/studies/E1/grants", headers=ADMIN_H, json={
             "principal": "group:acme", "capabilities": ["view", "view_notebooks"]}))["id"]
         yield Site(base, sponsor, images, other, nb["id"], grant)
-
-
-def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
-    """Poll a JavaScript expression (page.wait_for_function evaluates strings with eval,
-    which the portal's Content-Security-Policy rightly forbids)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(100)
-
-
-class Tiles:
-    """DeepZoom tile responses the page received."""
-
-    def __init__(self, page: Page) -> None:
-        self.seen: list[tuple[str, int, str]] = []
-        page.on("response", self._on)
-
-    def _on(self, response: Response) -> None:
-        if "/image_files/" in response.url:
-            self.seen.append((response.url, response.status,
-                              response.headers.get("content-type", "")))
-
-    def urls(self) -> set[str]:
-        return {u for u, _, _ in self.seen}
-
-    def wait_new(self, page: Page, before: set[str], what: str, timeout: float = 15) -> set[str]:
-        deadline = time.monotonic() + timeout
-        while not (self.urls() - before):
-            assert time.monotonic() < deadline, f"no new tile requests after {what}"
-            page.wait_for_timeout(100)
-        page.wait_for_timeout(500)  # let the rest of that batch arrive
-        new = self.urls() - before
-        for url, status, ctype in self.seen:
-            if url in new:
-                assert status == 200, (url, status)
-                assert ctype.startswith("image/"), (url, ctype)
-        return new
 
 
 def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
@@ -198,14 +147,7 @@ def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
     r = httpx.delete(f"{site.base}/api/v1/grants/{site.grant}", headers=ADMIN_H,
                      params={"reason": "review finished"})
     assert r.status_code == 200
-    t0 = time.monotonic()
-    while True:
-        response = page.reload()
-        assert response is not None
-        if response.status == 404:
-            break
-        assert time.monotonic() - t0 < 10, "the revoked grant still works after 10 s"
-        page.wait_for_timeout(250)
+    wait_refused(page)
     page.goto(f"{site.base}/portal/")
     assert page.locator("#no-studies").is_visible()
     assert not errors, errors
@@ -213,7 +155,7 @@ def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
 
 def test_a_share_url_opens_the_pinned_preset_and_viewport(page: Page, site: Site) -> None:
     """The notebook viewer's share_url() (?preset=<id>@<v>&x=&y=&zoom=) in the portal."""
-    presets = _ok(httpx.get(f"{site.base}/api/v1/images/{site.images[0]}/presets",
+    presets = ok(httpx.get(f"{site.base}/api/v1/images/{site.images[0]}/presets",
                             headers=ADMIN_H))
     ref = f"{presets[0]['id']}@1"
     tiles = Tiles(page)

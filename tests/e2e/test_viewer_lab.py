@@ -12,10 +12,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Page
 
+from tests.hubtools import wait_ok
 from tests.integration.api.server import free_port
 from tests.integration.widgets.live_api import ADMIN, LiveApi, live_api
 
@@ -57,16 +57,7 @@ def lab(api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "lab.log", "wb"))  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/status?token={token}", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp / "lab.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "JupyterLab did not start"
-            time.sleep(0.2)
+        wait_ok(f"{base}/api/status?token={token}", proc, tmp / "lab.log", timeout=60)
         yield base, token
     finally:
         proc.terminate()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
+from tests.httpapi import ingest
 from tests.integration.api.conftest import ADMIN
 from tests.integration.api.server import running_server
 
@@ -132,18 +132,8 @@ class LiveApi:
     def ingest(self, code: str, name: str, channels: int = 3) -> str:
         incoming = self.settings.data_dir / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
-        write_ome_tiff(incoming / name, SyntheticSpec(size_y=256, size_x=256,
-                                                      channels=channels, tile=64, seed=3))
-        body = self.post(f"/api/v1/studies/{code}/images", {"source": name, "metadata": {}})
-        deadline = time.monotonic() + 120
-        while True:
-            job = self.get(f"/api/v1/jobs/{body['job_id']}")
-            if job["state"] in ("done", "failed", "cancelled"):
-                break
-            assert time.monotonic() < deadline, job
-            time.sleep(0.05)
-        assert job["state"] == "done", job
-        return str(body["image_id"])
+        return ingest(f"{self.base}/api/v1", ADMIN, incoming, code, name,
+                      SyntheticSpec(size_y=256, size_x=256, channels=channels, tile=64, seed=3))
 
     def image_url(self, image_id: str) -> str:
         return f"{self.base}/api/v1/images/{image_id}"

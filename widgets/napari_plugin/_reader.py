@@ -14,13 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from plexhub.errors import InputError
-from plexhub.presets import RenderPreset, parse_preset
+from plexhub.presets import RenderPreset
 from plexhub.widgets.client import ApiClient
 from plexhub.widgets.napari_plugin._layers import META, layer_kwargs
-from plexhub.widgets.source import ImageSource, open_image, parse_image_url
+from plexhub.widgets.source import (
+    ImageSource,
+    open_image,
+    parse_image_url,
+    resolve_preset,
+    share_params,
+)
 
 LayerData = tuple[Any, dict[str, Any], str]
 PresetArg = RenderPreset | Mapping[str, Any] | str | None
@@ -53,27 +57,6 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable[..., list[LayerData
     if "multiscales" not in attrs and "bioformats2raw.layout" not in attrs:
         return None
     return read_image
-
-
-def _split_preset(url: str) -> tuple[str, str | None]:
-    """An image URL without its ``preset`` query parameter, and that parameter."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    refs = query.get("preset") or []
-    return urlunsplit(parts._replace(query="", fragment="")), (refs[0] if refs else None)
-
-
-def _resolve_preset(src: ImageSource, preset: PresetArg) -> RenderPreset:
-    if preset is None:
-        return src.default_preset()
-    if isinstance(preset, RenderPreset):
-        return preset
-    if isinstance(preset, Mapping):
-        return parse_preset(preset)
-    if src.client is None:
-        raise InputError(f"preset {preset!r}", "names an API preset but the image is local",
-                         "pass a RenderPreset or a document dict")
-    return parse_preset(src.client.preset(preset)["document"])
 
 
 def _dask_levels(arrays: Sequence[Any]) -> list[Any]:
@@ -115,7 +98,8 @@ def layers_of(src: ImageSource, preset: PresetArg = None) -> list[LayerData]:
             "name": ch.label, "multiscale": multiscale, "scale": scale, "blending": "additive",
             "metadata": {META: common | {"index": ch.index, "label": ch.label}}}, "labels")
             for ch in src.channels]
-    chosen = _resolve_preset(src, preset)
+    chosen = src.default_preset() if preset is None \
+        else resolve_preset(preset, src.client)[0]
     fallback = src.default_preset() if preset is not None else chosen
     out: list[LayerData] = []
     for ch, kw in zip(src.channels, layer_kwargs(chosen, src.channels, src.dtype, fallback),
@@ -136,8 +120,7 @@ def read_image(path: str | Sequence[str], preset: PresetArg = None,
     if not isinstance(path, str):
         path = str(path[0])
     if path.startswith(("http://", "https://")):
-        path, ref = _split_preset(path)
-        preset = preset if preset is not None else ref
+        preset = preset if preset is not None else share_params(path).get("preset")
     return layers_of(open_image(path, client=client, series=series), preset)
 
 

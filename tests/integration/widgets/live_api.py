@@ -3,7 +3,6 @@ viewer tests that go over HTTP like a notebook does."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
+from tests.httpapi import ingest
 from tests.integration.api.server import running_server
 
 ADMIN = "admin-token-for-viewer-tests-0123"
@@ -37,22 +37,15 @@ def live_api(tmp: Path, size: tuple[int, int] = (600, 700), channels: int = 4,
                         block_size=256)
     incoming = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)
-    write_ome_tiff(incoming / "slide.ome.tif", SyntheticSpec(
-        size_y=size[0], size_x=size[1], channels=channels, tile=128, seed=seed))
     with running_server(settings) as base:
         h = {"Authorization": f"Bearer {ADMIN}"}
         with httpx.Client(base_url=f"{base}/api/v1", headers=h, timeout=30) as c:
             r = c.post("/studies", json={"code": "VIEW", "title": "Viewer study",
                                          "sponsor": "acme", "profile": "non-glp"})
             assert r.status_code == 201, r.text
-            r = c.post("/studies/VIEW/images", json={"source": "slide.ome.tif"})
-            assert r.status_code == 202, r.text
-            image_id, job_id = r.json()["image_id"], r.json()["job_id"]
-            deadline = time.monotonic() + 120
-            while c.get(f"/jobs/{job_id}").json()["state"] not in ("done", "failed"):
-                assert time.monotonic() < deadline, "conversion did not finish"
-                time.sleep(0.1)
-            assert c.get(f"/jobs/{job_id}").json()["state"] == "done"
+            image_id = ingest(f"{base}/api/v1", ADMIN, incoming, "VIEW", "slide.ome.tif",
+                              SyntheticSpec(size_y=size[0], size_x=size[1],
+                                            channels=channels, tile=128, seed=seed))
             r = c.post("/tokens", json={"user": "ana", "role": "analyst", "groups": []})
             assert r.status_code == 201, r.text
             token = r.json()["token"]

@@ -1,0 +1,60 @@
+"""What the browser tests share: waiting on the page, the DeepZoom tiles it loads, and
+waiting until a revoked grant is refused."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, Response
+
+
+def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
+    """Poll a JavaScript expression (page.wait_for_function evaluates strings with eval,
+    which the portal's Content-Security-Policy rightly forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
+class Tiles:
+    """DeepZoom tile responses the page received."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[tuple[str, int, str]] = []
+        page.on("response", self._on)
+
+    def _on(self, response: Response) -> None:
+        if "/image_files/" in response.url:
+            self.seen.append((response.url, response.status,
+                              response.headers.get("content-type", "")))
+
+    def urls(self) -> set[str]:
+        return {u for u, _, _ in self.seen}
+
+    def wait_new(self, page: Page, before: set[str], what: str, timeout: float = 15) -> set[str]:
+        deadline = time.monotonic() + timeout
+        while not (self.urls() - before):
+            assert time.monotonic() < deadline, f"no new tile requests after {what}"
+            page.wait_for_timeout(100)
+        page.wait_for_timeout(500)  # let the rest of that batch arrive
+        new = self.urls() - before
+        for url, status, ctype in self.seen:
+            if url in new:
+                assert status == 200, (url, status)
+                assert ctype.startswith("image/"), (url, ctype)
+        return new
+
+
+def wait_refused(page: Page, within: float = 10.0) -> None:
+    """Reload until the page answers 404 (a revoked or expired grant); fail after
+    ``within`` seconds."""
+    t0 = time.monotonic()
+    while True:
+        response = page.reload()
+        assert response is not None
+        if response.status == 404:
+            return
+        assert time.monotonic() - t0 < within, \
+            f"the revoked grant still works after {within:.0f} s"
+        page.wait_for_timeout(250)
