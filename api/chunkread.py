@@ -38,9 +38,15 @@ class DirectArray:
         """``arr[sel]`` for ints and step-1 slices (ints drop their axis, as numpy does)."""
         ranges = [(s, s + 1) if isinstance(s, int) else (s.start or 0, s.stop)
                   for s in sel]
-        out = np.full(tuple(b - a for a, b in ranges), self.fill, self.dtype)
         grids = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(ranges, self.chunk,
                                                                          strict=True)]
+        if all(len(g) == 1 for g in grids):  # inside one chunk (a tile): a view, no copy
+            data = self._chunk(tuple(g[0] for g in grids))
+            if data is not None:
+                return data[tuple(s - g[0] * c if isinstance(s, int) else
+                                  slice((s.start or 0) - g[0] * c, s.stop - g[0] * c)
+                                  for s, g, c in zip(sel, grids, self.chunk, strict=True))]
+        out = np.full(tuple(b - a for a, b in ranges), self.fill, self.dtype)
         for pos in np.ndindex(*(len(g) for g in grids)):
             cidx = tuple(g[p] for g, p in zip(grids, pos, strict=True))
             data = self._chunk(cidx)

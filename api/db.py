@@ -66,5 +66,8 @@ class Database:
         with self._factory() as s:
             yield s
 
+    def new_session(self) -> Session:
+        return self._factory()
+
     def dispose(self) -> None:
         self.engine.dispose()

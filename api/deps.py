@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from plexhub.api.db import Database, utcnow
 from plexhub.api.models import Grant, Image, Study
@@ -35,16 +36,30 @@ class AppState:
     hub: HubAuth | None = None  # set when running as a JupyterHub-managed service
 
 
-def state(request: Request) -> AppState:
+# Cheap dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, and a tile request would pay a thread hop for each (measured: ~1 ms of its ~7).
+
+def app_state(request: Request) -> AppState:
     return request.app.state.plexhub  # type: ignore[no-any-return]
+
+
+async def state(request: Request) -> AppState:
+    return app_state(request)
 
 
 State = Annotated[AppState, Depends(state)]
 
 
-def session(st: State) -> Iterator[Session]:
-    with st.db.session() as s:
+async def session(st: State) -> AsyncIterator[Session]:
+    """A catalog session; it connects when first used (in the endpoint's thread)."""
+    s = st.db.new_session()
+    try:
         yield s
+    finally:
+        if s.in_transaction():  # returning a connection may wait on the database
+            await run_in_threadpool(s.close)
+        else:
+            s.close()
 
 
 DbSession = Annotated[Session, Depends(session)]
@@ -53,9 +68,9 @@ DbSession = Annotated[Session, Depends(session)]
 SESSION_COOKIE = "plexhub-session"
 
 
-def current_user(request: Request, st: State,
-                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                 ) -> Principal:
+async def current_user(request: Request, st: State,
+                       creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                       ) -> Principal:
     """The caller, from ``Authorization: Bearer <token>`` or, for the browser portal, from
     the session cookie (which holds a token of the same kinds)."""
     token = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" \
@@ -63,7 +78,9 @@ def current_user(request: Request, st: State,
     if not token:
         raise HTTPException(401, "a bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    principal = st.tokens.resolve(token)
+    known, principal = st.tokens.cached(token)
+    if not known:  # looking it up may query the catalog or the hub
+        principal = await run_in_threadpool(st.tokens.resolve, token)
     if principal is None:
         raise HTTPException(401, "the token is unknown or revoked",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -1,18 +1,30 @@
 """Conversion jobs: queued in the catalog, run in a small thread pool (each conversion fans
-out on Dask itself), with progress, cancellation and retry; unfinished jobs are picked up
-again when the service restarts (the conversion resumes from its checkpoint)."""
+out on Dask itself), with progress, cancellation and retry.
+
+Several API processes (``plexhub serve --workers N``, or replicas on several hosts sharing one
+PostgreSQL) may run job runners side by side. A job is *leased*: a runner claims a queued job
+with one conditional UPDATE (only one claim can succeed), renews the lease every
+``HEARTBEAT`` seconds while it converts, and gives the job back to the queue when it stops.
+A job whose owner stopped heartbeating for ``LEASE`` seconds (killed, host lost), or whose
+owner on this host is no longer running, is queued again and picked up by any runner; the
+conversion resumes from its checkpoint. A cancel is stored on the job, so the process that
+runs it sees it whichever process received the request."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
@@ -25,6 +37,7 @@ from plexhub.settings import Settings
 
 log = logging.getLogger("plexhub.api.jobs")
 ImageHook = Callable[[Session, Image], None]
+HOST = socket.gethostname()
 
 
 class JobCancelled(Exception):
@@ -35,35 +48,145 @@ def store_path(settings: Settings, study_code: str, fingerprint: str) -> Path:
     return settings.stores_dir / study_code / f"{fingerprint[:24]}.ome.zarr"
 
 
+def _as_utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def _owner_gone(owner: str | None) -> bool:
+    """True when ``owner`` (``host:pid:nonce``) names a process of this host that has exited."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != HOST or not pid.isdigit():
+        return False  # another host: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class JobRunner:
+    HEARTBEAT = 2.0  # seconds between lease renewals (and queue polls)
+    LEASE = 30.0  # a running job whose owner was silent this long is queued again
+
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = ThreadPoolExecutor(settings.max_concurrent_jobs,
                                        thread_name_prefix="plexhub-job")
         self.cancel_events: dict[str, threading.Event] = {}
         self.image_hooks: list[ImageHook] = []
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._mine: set[str] = set()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Requeue jobs a previous process left queued or running."""
-        with self.db.session() as s:
-            ids = s.scalars(select(Job.id).where(Job.state.in_(("queued", "running")))).all()
-            for job in s.scalars(select(Job).where(Job.state == "running")):
-                job.state = "queued"
-            s.commit()
-        for job_id in ids:
-            self.submit(job_id)
+        """Start claiming queued jobs (also those a stopped process left running)."""
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # after a fork, too
+        self._stopping.clear()
+        self.tick()
+        self._thread = threading.Thread(target=self._loop, name="plexhub-jobs", daemon=True)
+        self._thread.start()
 
     def shutdown(self) -> None:
-        for ev in self.cancel_events.values():
-            ev.set()
+        """Stop: running conversions stop at their next step and go back to the queue."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            for job_id in self._mine:
+                self.cancel_events.setdefault(job_id, threading.Event()).set()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def submit(self, job_id: str) -> None:
+        """A job was queued: claim it now if there is room (any runner may take it)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ leases
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.HEARTBEAT)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.tick()
+            except Exception:  # the database may be briefly unreachable: try again later
+                log.exception("job runner tick failed")
+
+    def tick(self) -> None:
+        """Renew our leases, requeue orphaned jobs, claim queued ones while there is room."""
+        now = utcnow()
         with self._lock:
-            self.cancel_events[job_id] = threading.Event()
-        self.pool.submit(self._run_safely, job_id)
+            mine = set(self._mine)
+        with self.db.session() as s:
+            if mine:
+                s.execute(update(Job).where(Job.id.in_(mine), Job.owner == self.owner,
+                                            Job.state == "running").values(heartbeat_at=now))
+                for job_id, wanted, owner in s.execute(
+                        select(Job.id, Job.cancel_requested, Job.owner)
+                        .where(Job.id.in_(mine))).all():
+                    if wanted or owner != self.owner:  # cancelled, or the lease was lost
+                        self.cancel_events.setdefault(job_id, threading.Event()).set()
+            stale = now - timedelta(seconds=self.LEASE)
+            for job in s.scalars(select(Job).where(Job.state == "running")):
+                if job.owner == self.owner:
+                    continue
+                if job.heartbeat_at is None or _as_utc(job.heartbeat_at) < stale \
+                        or _owner_gone(job.owner):
+                    log.warning("job %s: owner %s stopped; queued again", job.id, job.owner)
+                    job.state, job.owner = "queued", None
+            s.commit()
+            room = self.settings.max_concurrent_jobs - len(mine)
+            if room <= 0 or self._stopping.is_set():
+                return
+            queued = s.scalars(select(Job.id).where(Job.state == "queued")
+                               .order_by(Job.created_at, Job.id).limit(room * 4)).all()
+        for job_id in queued:
+            if room <= 0:
+                break
+            if self._claim(job_id):
+                room -= 1
+                with self._lock:
+                    self._mine.add(job_id)
+                    self.cancel_events[job_id] = threading.Event()
+                self.pool.submit(self._run_safely, job_id)
+
+    def _claim(self, job_id: str) -> bool:
+        """One conditional UPDATE: queued -> running by us, while fewer than the allowed
+        number of jobs run service-wide."""
+        running = select(func.count()).select_from(Job).where(Job.state == "running") \
+            .scalar_subquery()
+        now = utcnow()
+        with self.db.session() as s:
+            res = s.execute(update(Job).where(
+                Job.id == job_id, Job.state == "queued",
+                running < self.settings.max_concurrent_jobs).values(
+                state="running", owner=self.owner, heartbeat_at=now, started_at=now,
+                progress=0.0, cancel_requested=False).execution_options(
+                synchronize_session=False))
+            s.commit()
+            return bool(getattr(res, "rowcount", 0) == 1)
+
+    def _release(self, job_id: str) -> None:
+        """Give a job we were running back to the queue (service stopping)."""
+        with self.db.session() as s:
+            s.execute(update(Job).where(Job.id == job_id, Job.owner == self.owner,
+                                        Job.state == "running")
+                      .values(state="queued", owner=None).execution_options(
+                          synchronize_session=False))
+            s.commit()
+
+    # ------------------------------------------------------------------ requests
 
     def cancel(self, job_id: str, actor: str) -> Job:
         with self.db.session() as s:
@@ -75,13 +198,16 @@ class JobRunner:
             before = {"state": job.state}
             if job.state == "queued":
                 job.state, job.finished_at = "cancelled", utcnow()
+            else:
+                job.cancel_requested = True  # the owner stops it, whichever process that is
             audit.record(s, actor, "job.cancel", "job", job_id, before=before,
                          after={"state": "cancelling" if job.state == "running" else "cancelled"})
             s.commit()
         ev = self.cancel_events.get(job_id)
         if ev is not None:
             ev.set()
-        return self.wait_state(job_id, {"cancelled", "done", "failed"}, timeout=10.0)
+        return self.wait_state(job_id, {"cancelled", "done", "failed"},
+                               timeout=self.HEARTBEAT * 5)
 
     def retry(self, job_id: str, actor: str) -> Job:
         with self.db.session() as s:
@@ -95,6 +221,7 @@ class JobRunner:
                          after={"state": "queued"})
             job.state, job.error, job.progress = "queued", None, 0.0
             job.started_at = job.finished_at = None
+            job.owner, job.cancel_requested = None, False
             s.commit()
         self.submit(job_id)
         return self.get(job_id)
@@ -122,16 +249,19 @@ class JobRunner:
         except Exception:  # never lose a job silently
             log.exception("job %s crashed", job_id)
             self._finish(job_id, "failed", "internal error while converting; see the logs")
+        finally:
+            with self._lock:
+                self._mine.discard(job_id)
+                self.cancel_events.pop(job_id, None)
+            self._wake.set()  # room for the next queued job
 
     def _run(self, job_id: str) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
-            if job is None or job.state != "queued":
+            if job is None or job.state != "running" or job.owner != self.owner:
                 return
             study = s.get(Study, job.study_id)
             assert study is not None
-            job.state, job.started_at, job.progress = "running", utcnow(), 0.0
-            s.commit()
             src, fp, params, code = job.source_uri, job.fingerprint, dict(job.params), study.code
         cancel = self.cancel_events.setdefault(job_id, threading.Event())
         last = [0.0]
@@ -143,10 +273,11 @@ class JobRunner:
             if now - last[0] >= 0.5 or p.fraction >= 1.0:
                 last[0] = now
                 with self.db.session() as s2:
-                    j = s2.get(Job, job_id)
-                    if j is not None:
-                        j.progress = round(min(p.fraction, 0.99), 4)
-                        s2.commit()
+                    s2.execute(update(Job).where(Job.id == job_id, Job.owner == self.owner)
+                               .values(progress=round(min(p.fraction, 0.99), 4),
+                                       heartbeat_at=utcnow())
+                               .execution_options(synchronize_session=False))
+                    s2.commit()
 
         from plexhub.ome_pipeline import convert
 
@@ -157,7 +288,10 @@ class JobRunner:
                              overwrite=True, progress=progress, show_progress=False,
                              settings=self.settings)
         except JobCancelled:
-            self._finish(job_id, "cancelled", None)
+            if self._stopping.is_set():
+                self._release(job_id)  # another runner (or this service, restarted) resumes
+            else:
+                self._finish(job_id, "cancelled", None)
             return
         except PlexhubError as exc:
             self._finish(job_id, "failed", str(exc))
@@ -197,9 +331,10 @@ class JobRunner:
     def _finish(self, job_id: str, state: str, error: str | None) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
-            if job is None:
-                return
+            if job is None or job.owner != self.owner:
+                return  # the lease was lost: the job's new owner finishes it
             job.state, job.error, job.finished_at = state, error, utcnow()
+            job.owner, job.heartbeat_at = None, None
             if state == "done":
                 job.progress = 1.0
             if state == "failed":

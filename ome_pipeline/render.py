@@ -127,30 +127,53 @@ def render(planes: Planes, bound: BoundPreset) -> RGB8:
         return np.repeat(grey[..., None], 3, axis=2)
     h, w = _plane(planes, active[0][0]).shape
     n = h * w
-    colour = [(i, ch, ch.color) for i, ch in active if ch.color is not None]
-    acc = np.zeros((3, n), np.float32)
+    acc = np.empty((3, n), np.float32)
+    # which components already hold a sum: a component's first term is written, not added
+    # (0 + a == a and a * 1.0 == a exactly in float32, so the results are bit-identical to
+    # adding every weighted term to zeros, in the same order)
+    started = [False, False, False]
     tmp = np.empty(n, np.float32)
-    if colour:
-        # multiply-adds, not a matmul: BLAS's worker threads would spin between tiles
-        v = np.empty(n, np.float32)
-        for i, ch, hexcolor in colour:
-            normalise(_plane(planes, i, (h, w)).reshape(n), ch, out=v)
-            for c, j in enumerate((0, 2, 4)):
-                weight = int(hexcolor[j:j + 2], 16)
-                if weight:
-                    np.multiply(v, np.float32(weight / 255.0), out=tmp)
-                    np.add(acc[c], tmp, out=acc[c])
+
+    def add(c: int, term: npt.NDArray[np.float32]) -> None:
+        if started[c]:
+            np.add(acc[c], term, out=acc[c])
+        else:
+            acc[c] = term
+            started[c] = True
+
+    for i, ch in active:  # colour channels first, in image order (the formula's order)
+        if ch.color is None:
+            continue
+        weights = [int(ch.color[j:j + 2], 16) for j in (0, 2, 4)]
+        nonzero = [c for c in range(3) if weights[c]]
+        plane = _plane(planes, i, (h, w)).reshape(n)
+        if len(nonzero) == 1 and weights[nonzero[0]] == 255 and not started[nonzero[0]]:
+            normalise(plane, ch, out=acc[nonzero[0]])  # a primary: straight into its sum
+            started[nonzero[0]] = True
+            continue
+        v = normalise(plane, ch)
+        for c in nonzero:
+            if weights[c] == 255:
+                add(c, v)
+            else:
+                np.multiply(v, np.float32(weights[c] / 255.0), out=tmp)
+                add(c, tmp)
     for i, ch in active:
         if ch.lut is not None:
             idx = _lut_index(_plane(planes, i, (h, w)).reshape(n), ch)
             table = _lut_float(ch.lut)
             for c in range(3):
                 np.take(table[c], idx, out=tmp)
-                np.add(acc[c], tmp, out=acc[c])
-    q = quantise(acc)
+                add(c, tmp)
+    for c in range(3):
+        if not started[c]:
+            acc[c] = 0.0
+    np.minimum(acc, np.float32(1.0), out=acc)  # every term is >= 0: only the top can clip
+    np.multiply(acc, np.float32(255.0), out=acc)
+    np.add(acc, np.float32(0.5), out=acc)
     out = np.empty((n, 3), np.uint8)
     for c in range(3):
-        out[:, c] = q[c]
+        out[:, c] = acc[c]  # truncation == floor for non-negative values
     return out.reshape(h, w, 3)
 
 

@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from plexhub import __version__
 from plexhub.errors import PlexhubError
@@ -123,9 +124,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.admin_token is None:
         print("plexhub: warning: PLEXHUB_ADMIN_TOKEN is not set; only existing tokens work",
               file=sys.stderr)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1", root_path=args.root_path)
+    workers = args.workers or settings.api_workers
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": args.log_level,
+                              "proxy_headers": True, "forwarded_allow_ips": "127.0.0.1",
+                              "root_path": args.root_path}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+    else:  # uvicorn's supervisor forks workers that each build the app from the environment
+        os.environ["PLEXHUB_API_WORKERS"] = str(workers)
+        uvicorn.run("plexhub.api.main:create_app", factory=True, workers=workers, **common)
     return 0
 
 
@@ -190,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8765)
     sv.add_argument("--log-level", default="info")
+    sv.add_argument("--workers", type=int, default=0,
+                    help="worker processes (default: PLEXHUB_API_WORKERS, 1)")
     sv.add_argument("--root-path", default="",
                     help="URL prefix the proxy forwards, e.g. /services/plexhub")
     sv.set_defaults(func=cmd_serve)

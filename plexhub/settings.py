@@ -64,7 +64,14 @@ class Settings(BaseSettings):
         '["<data_dir>/incoming"] when unset.',
     )
     tile_cache_bytes: int = Field(
-        default=256 * 2**20, ge=0, description="Bytes of rendered tiles kept in memory."
+        default=256 * 2**20, ge=0,
+        description="Bytes of rendered tiles kept in memory (per API worker process).",
+    )
+    api_workers: int = Field(
+        default=1, ge=1, le=64,
+        description="API worker processes (`plexhub serve --workers`): one per core renders "
+        "tiles on every core. Each has its own tile cache; conversion jobs are leased through "
+        "the catalog, so any worker may run them.",
     )
     max_concurrent_jobs: int = Field(default=1, ge=1, le=64,
                                      description="Conversions that run at the same time.")

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse
 
-from plexhub.api.deps import SESSION_COOKIE, AppState, state
+from plexhub.api.deps import SESSION_COOKIE, AppState, app_state
 from plexhub.errors import PermissionDeniedError
 
 router = APIRouter(tags=["service"], include_in_schema=False)
@@ -25,7 +25,7 @@ def _safe_next(next_url: str, request: Request) -> str:
 @router.get("/hub-login")
 def hub_login(request: Request,
               next: Annotated[str, Query(max_length=2000)] = "") -> RedirectResponse:
-    hub = state(request).hub
+    hub = app_state(request).hub
     assert hub is not None
     return RedirectResponse(hub.login_url(_safe_next(next, request)), status_code=302)
 
@@ -34,7 +34,7 @@ def hub_login(request: Request,
 def oauth_callback(request: Request, code: Annotated[str, Query(max_length=500)],
                    state_: Annotated[str, Query(alias="state", max_length=200)]
                    ) -> RedirectResponse:
-    hub = state(request).hub
+    hub = app_state(request).hub
     assert hub is not None
     try:
         token, next_url = hub.finish_login(code, state_)

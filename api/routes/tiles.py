@@ -39,7 +39,7 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def engine(request: Request) -> TileEngine:
+async def engine(request: Request) -> TileEngine:
     return request.app.state.tiles  # type: ignore[no-any-return]
 
 
