@@ -65,11 +65,13 @@ def normalise(x: Array, ch: ChannelRender, out: npt.NDArray[np.float32] | None =
               ) -> npt.NDArray[np.float32]:
     """Steps 1-3 for one plane: window, gamma, invert -> float32 in [0, 1].
 
-    8- and 16-bit planes go through a cached table of the same float32 arithmetic (one
-    gather per pixel instead of a power), so both paths give identical values.
+    8- and 16-bit planes with a gamma go through a cached table of the same float32
+    arithmetic (one gather per pixel instead of a power), so both paths give identical
+    values; without a gamma the arithmetic itself is cheaper than the gather (measured on a
+    512² uint16 plane: 0.13 vs 0.41 ms).
     """
     v = np.empty(x.shape, np.float32) if out is None else out
-    if x.dtype.kind in "iub" and x.dtype.itemsize <= 2:
+    if x.dtype.kind in "iub" and x.dtype.itemsize <= 2 and ch.gamma != 1.0:
         dt = np.dtype(np.uint8) if x.dtype.kind == "b" else x.dtype
         table = _transfer(dt.str, ch)
         np.take(table, x.view(f"u{dt.itemsize}"), out=v)

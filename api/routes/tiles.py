@@ -3,8 +3,10 @@ OpenSeadragon-class viewers work against the API."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -71,6 +73,31 @@ def _seconds_to_next_expiry(session: Session, study: Study) -> float:
     return min(ahead, default=float("inf"))
 
 
+def _headers(image: Image, doc: RenderPreset, pinned: bool, region: Region, fmt: str,
+             quality: int, size: int, row: int, col: int) -> tuple[str, dict[str, str]]:
+    tag = etag(image, doc, region.level, region.t, region.z, row, col, size, fmt, quality)
+    return tag, {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else SHORT,
+                 "Vary": "Authorization, Cookie"}  # the portal sends a cookie
+
+
+def _cached(request: Request, tiles: TileEngine, key: Any, level: int, row: int, col: int,
+            fmt: str, z: int, t: int, size: int, quality: int) -> Response | None:
+    """A 304 or a cached tile, answered without a thread or a query: only when this caller's
+    lookups for the image and preset are cached (see ``Resolved``) and the bytes are."""
+    hit = tiles.resolved.get(key) if key is not None else None
+    if hit is None:
+        return None
+    image, _study, doc, pinned = hit
+    region = tile_region(image, level, row, col, size, t, z)
+    tag, headers = _headers(image, doc, pinned, region, FORMATS[fmt], quality, size, row, col)
+    if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
+        return Response(status_code=304, headers=headers)
+    data = tiles.cache.get(tag)
+    if data is None:
+        return None
+    return Response(data, media_type=MEDIA[FORMATS[fmt]], headers=headers)
+
+
 def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
           user: Principal, session: Session, tiles: TileEngine, *, preset: str | None,
           spec: str | None, body: dict[str, Any] | None, z: int, t: int, size: int,
@@ -88,9 +115,7 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
                                _seconds_to_next_expiry(session, study))
     region = tile_region(image, level, row, col, size, t, z)
     fmt = FORMATS[fmt]
-    tag = etag(image, doc, level, t, z, row, col, size, fmt, quality)
-    headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else SHORT,
-               "Vary": "Authorization, Cookie"}  # the portal sends a cookie
+    tag, headers = _headers(image, doc, pinned, region, fmt, quality, size, row, col)
     if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
         return Response(status_code=304, headers=headers)
     data = tiles.cache.get(tag)
@@ -101,34 +126,52 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
     return Response(data, media_type=MEDIA[fmt], headers=headers)
 
 
+async def _serve(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
+                 user: Principal, session: Session, tiles: TileEngine, *, preset: str | None,
+                 spec: str | None, body: dict[str, Any] | None, z: int, t: int, size: int,
+                 quality: int) -> Response:
+    """Cached answers on the event loop; lookups and renders in a thread, first come first
+    served through the engine's limiter (one render per core: a request that waits, waits
+    in line on the event loop instead of as one more thread contending for the GIL)."""
+    key = (user, image_id, preset) if spec is None and body is None else None
+    fast = _cached(request, tiles, key, level, row, col, fmt, z, t, size, quality)
+    if fast is not None:
+        return fast
+    work = partial(_tile, request, image_id, level, row, col, fmt, user, session, tiles,
+                   preset=preset, spec=spec, body=body, z=z, t=t, size=size, quality=quality)
+    return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())
+
+
 @router.get("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
             response_class=Response)
-def get_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-             user: CurrentUser, session: DbSession, tiles: Engine,
-             preset: Annotated[str | None, Query(max_length=80,
-                                                 description="<id>@<version>")] = None,
-             spec: Annotated[str | None, Query(max_length=16000,
-                                               description="inline preset")] = None,
-             z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
-             size: Annotated[int, Query()] = 512,
-             quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
+async def get_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
+                   user: CurrentUser, session: DbSession, tiles: Engine,
+                   preset: Annotated[str | None, Query(max_length=80,
+                                                       description="<id>@<version>")] = None,
+                   spec: Annotated[str | None, Query(max_length=16000,
+                                                     description="inline preset")] = None,
+                   z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
+                   size: Annotated[int, Query()] = 512,
+                   quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
     """Tile (row, col) of ``level`` covers y from row*size and x from col*size; edge tiles
     are cropped to the image. Without preset= the image's default preset renders it."""
-    return _tile(request, image_id, level, row, col, fmt, user, session, tiles,
-                 preset=preset, spec=spec, body=None, z=z, t=t, size=size, quality=quality)
+    return await _serve(request, image_id, level, row, col, fmt, user, session, tiles,
+                        preset=preset, spec=spec, body=None, z=z, t=t, size=size,
+                        quality=quality)
 
 
 @router.post("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
              response_class=Response)
-def post_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-              user: CurrentUser, session: DbSession, tiles: Engine,
-              body: Annotated[dict[str, Any], Body(description="a preset document")],
-              z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
-              size: Annotated[int, Query()] = 512,
-              quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
+async def post_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
+                    user: CurrentUser, session: DbSession, tiles: Engine,
+                    body: Annotated[dict[str, Any], Body(description="a preset document")],
+                    z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
+                    size: Annotated[int, Query()] = 512,
+                    quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
     """The same tile rendered with an inline preset (for 60 channels and more)."""
-    return _tile(request, image_id, level, row, col, fmt, user, session, tiles,
-                 preset=None, spec=None, body=body, z=z, t=t, size=size, quality=quality)
+    return await _serve(request, image_id, level, row, col, fmt, user, session, tiles,
+                        preset=None, spec=None, body=body, z=z, t=t, size=size,
+                        quality=quality)
 
 
 # ----------------------------------------------------------------------------- DeepZoom

@@ -131,7 +131,15 @@ def test_no_active_channel_is_black() -> None:
 
 def _reference(planes: npt.NDArray[Any], bound: BoundPreset) -> npt.NDArray[np.uint8]:
     """The formula written out plainly: every weighted term added to zeros, in order."""
-    from plexhub.ome_pipeline.render import _lut_float, _lut_index, normalise
+    from plexhub.ome_pipeline.render import _lut_float
+
+    def normalise(x: npt.NDArray[Any], ch: Any) -> npt.NDArray[np.float32]:
+        f32 = np.float32
+        v = (x.astype(f32) - f32(ch.window.start)) * f32(1.0 / (ch.window.end - ch.window.start))
+        v = np.clip(v, f32(0), f32(1))
+        if ch.gamma != 1.0:
+            v = v ** f32(ch.gamma)
+        return f32(1) - v if ch.inverted else v
 
     active = bound.active()
     acc = np.zeros((3, *planes.shape[1:]), np.float32)
@@ -143,7 +151,8 @@ def _reference(planes: npt.NDArray[Any], bound: BoundPreset) -> npt.NDArray[np.u
     for i, ch in active:
         if ch.lut is not None:
             table = _lut_float(ch.lut)
-            idx = _lut_index(planes[i], ch)
+            idx = np.floor(normalise(planes[i], ch) * np.float32(255) + np.float32(0.5))
+            idx = idx.astype(np.uint8)
             for c in range(3):
                 acc[c] += table[c][idx]
     q = np.floor(np.clip(acc, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
