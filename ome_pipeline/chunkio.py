@@ -125,6 +125,46 @@ class Codec:
             return data.tobytes()
         return bytes(self.blosc().encode(data))
 
+    def array_metadata(self, shape: tuple[int, ...], chunks: tuple[int, ...],
+                       shards: tuple[int, ...] | None, dtype: np.dtype[Any], zarr_format: int,
+                       dimension_names: list[str] | None = None,
+                       separator: str = "/") -> dict[str, Any]:
+        """The array metadata document (``zarr.json`` or ``.zarray``) that
+        ``zarr.create_array`` writes for these arguments, fill value 0, without importing
+        zarr-python (~0.3 s) on a conversion's critical path. Parity with zarr-python is
+        tested for every dtype and codec plexhub writes."""
+        dtype = np.dtype(dtype)
+        fill: Any = False if dtype.kind == "b" else (0.0 if dtype.kind == "f" else 0)
+        if zarr_format == 2:
+            comp = None if not self.enabled else {
+                "id": "blosc", "cname": self.cname, "clevel": self.clevel,
+                "shuffle": Blosc.SHUFFLE, "blocksize": 0}
+            return {"shape": list(shape), "chunks": list(chunks), "dtype": dtype.str,
+                    "fill_value": fill, "order": "C", "filters": None,
+                    "dimension_separator": separator, "compressor": comp, "zarr_format": 2}
+        little = {"name": "bytes", "configuration": {"endian": "little"}}
+        inner: list[dict[str, Any]] = [little if dtype.itemsize > 1 else {"name": "bytes"}]
+        if self.enabled:
+            inner.append({"name": "blosc", "configuration": {
+                "typesize": dtype.itemsize, "cname": self.cname, "clevel": self.clevel,
+                "shuffle": "shuffle", "blocksize": 0}})
+        codecs = inner
+        grid = list(chunks)
+        if shards is not None:
+            codecs = [{"name": "sharding_indexed", "configuration": {
+                "chunk_shape": list(chunks), "codecs": inner,
+                "index_codecs": [little, {"name": "crc32c"}], "index_location": "end"}}]
+            grid = list(shards)
+        doc: dict[str, Any] = {
+            "shape": list(shape), "data_type": "bool" if dtype.kind == "b" else dtype.name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": grid}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": fill, "codecs": codecs, "attributes": {}}
+        if dimension_names is not None:
+            doc["dimension_names"] = list(dimension_names)
+        doc.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
+        return doc
+
     def zarr_compressors(self, dtype: np.dtype[Any], zarr_format: int) -> Any:
         if not self.enabled:
             return None

@@ -77,26 +77,18 @@ class ImagePlan:
         return self._axes_shape((1, 1, 1, edge, edge))
 
     def create_arrays(self, store: OutputStore, dimension_separator: str = "/") -> None:
-        """Create the metadata of every level that does not exist yet."""
-        import zarr
-
+        """Write the metadata of every level that does not exist yet."""
         meta = "zarr.json" if self.zarr_format == 3 else ".zarray"
-        dtype = np.dtype(self.dtype)
         for level in range(len(self.levels)):
             key = self.level_key(level)
             if store.exists(f"{key}/{meta}"):
                 continue
-            kwargs: dict[str, Any] = {}
-            if self.zarr_format == 3:
-                kwargs["shards"] = self.shard_shape(level)
-                kwargs["dimension_names"] = list(self.axes)
-                kwargs["compressors"] = self.codec.zarr_compressors(dtype, 3)
-            else:
-                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": dimension_separator}
-                kwargs["compressors"] = self.codec.zarr_compressors(dtype, 2)
-            zarr.create_array(store=store.zarr_store(key), shape=self.array_shape(level),
-                              chunks=self.chunk_shape(level), dtype=dtype, fill_value=0,
-                              zarr_format=self.zarr_format, **kwargs)  # type: ignore[arg-type]
+            v3 = self.zarr_format == 3
+            doc = self.codec.array_metadata(
+                self.array_shape(level), self.chunk_shape(level),
+                self.shard_shape(level) if v3 else None, np.dtype(self.dtype),
+                self.zarr_format, list(self.axes) if v3 else None, dimension_separator)
+            store.put_json(f"{key}/{meta}", doc)
 
     def tasks(self, pass_index: int) -> list[Task]:
         t, _, z, _, _ = self.shape

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pylibCZIrw import czi as pyczi
 
 from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
 from plexhub.model import PhysicalSize
@@ -40,6 +39,13 @@ BGR_TYPES = {"Bgr24": np.uint8, "Bgr48": np.uint16, "Bgr96Float": np.float32}
 # CZI compression codes libCZI decodes: none, JPEG-XR, zstd0, zstd1
 SUPPORTED_COMPRESSION = {0: "uncompressed", 4: "JPEG-XR", 5: "zstd", 6: "zstd"}
 COMPRESSION_NAMES = {1: "JPEG", 2: "LZW", 100: "camera-specific"}
+
+
+def _open_czi(path: str) -> Any:
+    """libCZI, imported when a CZI is opened (~0.1 s that other formats need not pay)."""
+    from pylibCZIrw import czi as pyczi
+
+    return pyczi.open_czi(path)
 
 
 # --------------------------------------------------------------------------- file layout
@@ -167,7 +173,7 @@ class CziPixels(PixelSource):
         if self._reader is None:
             stack = contextlib.ExitStack()
             try:
-                self._reader = stack.enter_context(pyczi.open_czi(self.path))
+                self._reader = stack.enter_context(_open_czi(self.path))
             except RuntimeError as exc:
                 raise _libczi_error(self.path, exc, "opening the file") from exc
             self._stack = stack
@@ -344,7 +350,7 @@ class CziReader(Reader):
             raise MissingFileError(path, "no such file", "check the path")
         _check_compression(path, read_layout(path))
         try:
-            with pyczi.open_czi(path) as czi:
+            with _open_czi(path) as czi:
                 doc = self._document(path, czi)
         except RuntimeError as exc:
             raise _libczi_error(path, exc, "reading the CZI structure") from exc
