@@ -211,4 +211,4 @@ def encode_shard(codec: Codec, block: Array, chunk: tuple[int, ...],
         offset += len(data)
     index_bytes = index.tobytes()
     crc = int(google_crc32c.value(index_bytes)).to_bytes(4, "little")
-    return b"".join(parts) + index_bytes + crc
+    return b"".join([*parts, index_bytes, crc])  # one copy of the shard, not three
