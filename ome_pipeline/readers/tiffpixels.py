@@ -237,7 +237,8 @@ class TiffPixels(PixelSource):
         buf = _tile_buffer(dst.shape, dst.dtype)
         data = os.pread(self._fd(state, page.parent.filehandle.path), count, offset)
         try:
-            decoded = imagecodecs.deflate_decode(data, out=buf.reshape(-1).view(np.uint8))
+            target: Any = buf.reshape(-1).view(np.uint8)  # imagecodecs takes any buffer
+            decoded = imagecodecs.deflate_decode(data, out=target)
         except Exception:  # imagecodecs raises its own error classes
             return False
         if len(decoded) != buf.nbytes:
