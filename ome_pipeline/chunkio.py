@@ -30,6 +30,10 @@ def is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+WRITEBACK_BYTES = 256 * 1024
+_FADVISE = hasattr(os, "posix_fadvise")
+
+
 class OutputStore:
     """A key/value view of a folder or an fsspec URL that writes whole objects."""
 
@@ -61,6 +65,10 @@ class OutputStore:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
+            if len(data) >= WRITEBACK_BYTES and _FADVISE:
+                # start writing it to disk now, in the background, instead of leaving GBs of
+                # dirty pages for the end (the kernel would wait until 10 % of RAM is dirty)
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes | None:
