@@ -196,7 +196,7 @@ def _shape(planes: Planes) -> tuple[int, int]:
 
 
 def encode(rgb: RGB8, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
-    """Encode an (H, W, 3) uint8 image as PNG, JPEG or WebP bytes (Pillow).
+    """Encode an (H, W, 3) uint8 image as PNG, JPEG (simplejpeg) or WebP (Pillow) bytes.
 
     ``quality`` (1-100) applies to JPEG and WebP; PNG is lossless and ignores it.
     """
@@ -209,12 +209,17 @@ def encode(rgb: RGB8, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputError(f"array {rgb.dtype}{rgb.shape}", "not an (H, W, 3) uint8 image",
                          "pass the output of render()")
+    if fmt == "jpeg":
+        import simplejpeg
+
+        # libjpeg-turbo straight from the array: 0.58 instead of Pillow's 0.91 ms for a
+        # 512² tile, same size, same 4:2:0 subsampling as Pillow's default
+        return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality,
+                                            colorspace="RGB", colorsubsampling="420"))
     buf = io.BytesIO()
     img = Image.fromarray(np.ascontiguousarray(rgb))
     if fmt == "png":
         img.save(buf, format="PNG", compress_level=1)  # 2-8x faster than 6, ~8 % larger
-    elif fmt == "jpeg":
-        img.save(buf, format="JPEG", quality=quality)
     else:
         img.save(buf, format="WEBP", quality=quality)
     return buf.getvalue()
