@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
 from plexhub.api.db import utcnow
-from plexhub.api.deps import AppState, CurrentUser, DbSession, grants_of, visible_image
+from plexhub.api.deps import (
+    AppState,
+    CurrentUser,
+    DbSession,
+    app_state,
+    grants_of,
+    visible_image,
+)
 from plexhub.api.models import Image, Study
 from plexhub.api.tiles import (
     FORMATS,
@@ -98,21 +105,34 @@ def _cached(request: Request, tiles: TileEngine, key: Any, level: int, row: int,
     return Response(data, media_type=MEDIA[FORMATS[fmt]], headers=headers)
 
 
+def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any, image_id: str,
+            preset: str | None, spec: str | None, body: dict[str, Any] | None
+            ) -> tuple[Image, Study, RenderPreset, bool]:
+    gen = generation()
+    image, study = visible_image(session, user, image_id)
+    doc, pinned = _preset(session, user, image, study, preset, spec, body)
+    if key is not None:
+        tiles.resolved.put(key, (image, study, doc, pinned), gen,
+                           _seconds_to_next_expiry(session, study))
+    return image, study, doc, pinned
+
+
 def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
-          user: Principal, session: Session, tiles: TileEngine, *, preset: str | None,
+          user: Principal, session: Session | None, tiles: TileEngine, *, preset: str | None,
           spec: str | None, body: dict[str, Any] | None, z: int, t: int, size: int,
           quality: int) -> Response:
+    """``session`` None: open one only when the catalog answers are not cached."""
     key = (user, image_id, preset) if spec is None and body is None else None
     hit = tiles.resolved.get(key) if key is not None else None
     if hit is not None:
-        image, study, doc, pinned = hit
+        image, _study, doc, pinned = hit
+    elif session is not None:
+        image, _study, doc, pinned = _lookup(session, user, tiles, key, image_id, preset,
+                                             spec, body)
     else:
-        gen = generation()
-        image, study = visible_image(session, user, image_id)
-        doc, pinned = _preset(session, user, image, study, preset, spec, body)
-        if key is not None:
-            tiles.resolved.put(key, (image, study, doc, pinned), gen,
-                               _seconds_to_next_expiry(session, study))
+        with app_state(request).db.session() as own:
+            image, _study, doc, pinned = _lookup(own, user, tiles, key, image_id, preset,
+                                                 spec, body)
     region = tile_region(image, level, row, col, size, t, z)
     fmt = FORMATS[fmt]
     tag, headers = _headers(image, doc, pinned, region, fmt, quality, size, row, col)
@@ -127,7 +147,7 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
 
 
 async def _serve(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
-                 user: Principal, session: Session, tiles: TileEngine, *, preset: str | None,
+                 user: Principal, tiles: TileEngine, *, preset: str | None,
                  spec: str | None, body: dict[str, Any] | None, z: int, t: int, size: int,
                  quality: int) -> Response:
     """Cached answers on the event loop; lookups and renders in a thread, first come first
@@ -137,7 +157,7 @@ async def _serve(request: Request, image_id: str, level: int, row: int, col: int
     fast = _cached(request, tiles, key, level, row, col, fmt, z, t, size, quality)
     if fast is not None:
         return fast
-    work = partial(_tile, request, image_id, level, row, col, fmt, user, session, tiles,
+    work = partial(_tile, request, image_id, level, row, col, fmt, user, None, tiles,
                    preset=preset, spec=spec, body=body, z=z, t=t, size=size, quality=quality)
     return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())
 
@@ -145,7 +165,7 @@ async def _serve(request: Request, image_id: str, level: int, row: int, col: int
 @router.get("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
             response_class=Response)
 async def get_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-                   user: CurrentUser, session: DbSession, tiles: Engine,
+                   user: CurrentUser, tiles: Engine,
                    preset: Annotated[str | None, Query(max_length=80,
                                                        description="<id>@<version>")] = None,
                    spec: Annotated[str | None, Query(max_length=16000,
@@ -155,7 +175,7 @@ async def get_tile(request: Request, image_id: str, level: int, row: int, col: i
                    quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
     """Tile (row, col) of ``level`` covers y from row*size and x from col*size; edge tiles
     are cropped to the image. Without preset= the image's default preset renders it."""
-    return await _serve(request, image_id, level, row, col, fmt, user, session, tiles,
+    return await _serve(request, image_id, level, row, col, fmt, user, tiles,
                         preset=preset, spec=spec, body=None, z=z, t=t, size=size,
                         quality=quality)
 
@@ -163,13 +183,13 @@ async def get_tile(request: Request, image_id: str, level: int, row: int, col: i
 @router.post("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
              response_class=Response)
 async def post_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-                    user: CurrentUser, session: DbSession, tiles: Engine,
+                    user: CurrentUser, tiles: Engine,
                     body: Annotated[dict[str, Any], Body(description="a preset document")],
                     z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
                     size: Annotated[int, Query()] = 512,
                     quality: Annotated[int, Query(ge=1, le=100)] = 85) -> Response:
     """The same tile rendered with an inline preset (for 60 channels and more)."""
-    return await _serve(request, image_id, level, row, col, fmt, user, session, tiles,
+    return await _serve(request, image_id, level, row, col, fmt, user, tiles,
                         preset=None, spec=None, body=body, z=z, t=t, size=size,
                         quality=quality)
 
