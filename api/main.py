@@ -58,10 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 
+    # tiles first: routes are matched in order, and tiles are most of the requests
+    # (measured: matching the tile route behind the others cost ~0.2 ms per tile)
+    tiles.setup(app, state)
     app.include_router(catalog.router)
     _openapi_route(app)
     app.include_router(images.router)
-    for module in (presets, tiles, zarr, webgateway):
+    for module in (presets, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
     from plexhub.api.portal import pages as portal
     from plexhub.api.routes import notebooks, thumbnails
