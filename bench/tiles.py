@@ -745,7 +745,15 @@ def phase_parts(st: dict[str, Any]) -> dict[str, Any]:
     return {"server path": json.loads(r.stdout.strip().splitlines()[-1])}
 
 
-def parts_child(state_file: str, n: int = 16, settle: float = 0.05) -> None:
+def parts_child(state_file: str) -> None:
+    """Run :func:`parts_steps` on a worker thread, as the server does (Blosc decodes with
+    its own threads when called from the main thread, and only then)."""
+    t = threading.Thread(target=parts_steps, args=(state_file,))
+    t.start()
+    t.join()
+
+
+def parts_steps(state_file: str, n: int = 16, settle: float = 0.05) -> None:
     """No HTTP, one request at a time: the steps of one rendered tile done the way
     ``plexhub.api.tiles.TileEngine`` does them (its direct chunk reader, one read per active
     channel, then ``ome_pipeline.render.render`` and ``encode``, with the API process's malloc
