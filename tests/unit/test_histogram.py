@@ -57,11 +57,21 @@ def test_nan_is_ignored_and_empty_is_safe() -> None:
     assert finalize(PartialHistogram.empty(), np.dtype(np.uint8))["count"] == 0
 
 
-def test_sliced_counting_equals_one_bincount() -> None:
-    from plexhub.ome_pipeline.histogram import BINCOUNT_SLICE
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "uint32", "float32"])
+def test_counts_equal_bincount_of_the_keys(dtype: str) -> None:
+    """Every key in its own bin, exactly, including both ends of the key range."""
+    from plexhub.ome_pipeline.histogram import keys_of
 
-    v = np.random.default_rng(3).integers(0, 65535, (1100, 1000)).astype(np.uint16)
-    assert v.size > 2 * BINCOUNT_SLICE
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype) if dtype != "float32" else None
+    if info is not None:
+        v = rng.integers(info.min, int(info.max) + 1, (1100, 1000), dtype=np.int64)
+        v[0, :2] = [info.min, info.max]
+        v = v.astype(dtype)
+    else:
+        v = rng.normal(0, 1000, (1100, 1000)).astype(dtype)
     h = PartialHistogram.of(v)
-    assert np.array_equal(h.counts, np.bincount(v.ravel(), minlength=65536))
+    keys = keys_of(v.ravel())
+    assert np.array_equal(h.counts, np.bincount(keys, minlength=65536))
+    assert h.counts.dtype == np.int64
     assert (h.vmin, h.vmax) == (float(v.min()), float(v.max()))
