@@ -140,6 +140,12 @@ class JobRunner:
             stale = now - timedelta(seconds=self.LEASE)
             for job in s.scalars(select(Job).where(Job.state == "running")):
                 if job.owner == self.owner:
+                    if job.id in mine:
+                        continue
+                    # ours but no longer running here (its thread ended without finishing it,
+                    # e.g. the catalog was unreachable at that moment): queue it again
+                    log.warning("job %s: left running by this process; queued again", job.id)
+                    job.state, job.owner = "queued", None
                     continue
                 if job.heartbeat_at is None or _as_utc(job.heartbeat_at) < stale \
                         or _owner_gone(job.owner):

@@ -94,12 +94,15 @@ def test_orphaned_jobs_are_queued_again(catalog: tuple[Settings, Database]) -> N
                                    heartbeat_at=fresh),
         "alive here": add_job(db, "d.tif", state="running", owner=f"{HOST}:{os.getpid()}:x",
                               heartbeat_at=fresh),
+        "ours, not running": add_job(db, "e.tif", state="running", owner=runner.owner,
+                                     heartbeat_at=fresh),
     }
     runner._stopping.set()  # requeue only: claim nothing
     runner.tick()
     states = {name: job(db, j).state for name, j in jobs.items()}
     assert states == {"dead pid here": "queued", "silent elsewhere": "queued",
-                      "alive elsewhere": "running", "alive here": "running"}
+                      "alive elsewhere": "running", "alive here": "running",
+                      "ours, not running": "queued"}
     assert job(db, jobs["dead pid here"]).owner is None
 
 
