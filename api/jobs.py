@@ -151,7 +151,8 @@ class JobRunner:
                         or _owner_gone(job.owner):
                     log.warning("job %s: owner %s stopped; queued again", job.id, job.owner)
                     job.state, job.owner = "queued", None
-            s.commit()
+            if mine or s.dirty:  # an idle tick commits nothing: every commit of this process
+                s.commit()       # drops the tile routes' cached lookups (api/tiles.Resolved)
             room = self.settings.max_concurrent_jobs - len(mine)
             if room <= 0 or self._stopping.is_set():
                 return

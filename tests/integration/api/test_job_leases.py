@@ -176,3 +176,22 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_an_idle_tick_keeps_the_tile_routes_cached_lookups(
+        catalog: tuple[Settings, Database]) -> None:
+    """Every commit of the process drops the tiles' cached catalog answers; the runner's
+    polling every 2 s must not be one when there is nothing to do."""
+    from plexhub.api import tiles
+
+    settings, db = catalog
+    runner = JobRunner(db, settings)
+    before = tiles.generation()
+    runner.tick()
+    assert tiles.generation() == before
+    job_id = add_job(db, "x.tif", state="running", owner="elsewhere:1:x", heartbeat_at=None)
+    after_add = tiles.generation()
+    runner._stopping.set()
+    runner.tick()  # requeues it: that is a change, and it is committed
+    assert job(db, job_id).state == "queued"
+    assert tiles.generation() != after_add
