@@ -62,16 +62,11 @@ class TokenStore:
         return False, None
 
     def resolve(self, token: str) -> Principal | None:
-        admin = self.settings.admin_token
-        if admin is not None and hmac.compare_digest(token.encode(),
-                                                     admin.get_secret_value().encode()):
-            return Principal(user="admin", role="admin")
+        known, cached = self.cached(token)
+        if known:
+            return cached
         key = hash_token(token)
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit and now - hit[0] < CACHE_SECONDS:
-                return hit[1]
         with self.db.session() as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == key))
             principal = None

@@ -90,15 +90,14 @@ class DirectArray:
             os.close(fd)
         return self._decode(raw)
 
-    def _shard_index(self, f: str, per: tuple[int, ...]) -> Array | None:
-        key = f
+    def _shard_index(self, key: str, per: tuple[int, ...]) -> Array | None:
         with self._lock:
             if key in self._index:
                 self._index.move_to_end(key)
                 return self._index[key]
         nbytes = int(np.prod(per)) * 16 + 4
         try:
-            with open(f, "rb") as fh:
+            with open(key, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 raw = os.pread(fh.fileno(), nbytes, size - nbytes)
             index: Array | None = np.frombuffer(raw[:-4], "<u8").reshape(*per, 2)

@@ -1,10 +1,11 @@
 """Direct chunk and shard writes for Zarr v2 and v3 arrays.
 
-zarr-python creates the array metadata; the pixel chunks are encoded here (numcodecs Blosc,
-GIL released) and written whole, one file per chunk (v2) or per shard (v3). Every task owns
-whole shards, so no shard is ever written by two writers (the read-modify-write race of
-unaligned concurrent shard writes cannot happen). On a local disk each file is written to a
-temporary name and renamed, so a killed process never leaves a torn chunk.
+The array metadata (the same documents ``zarr.create_array`` writes) is written here, and the
+pixel chunks are encoded here (numcodecs Blosc, GIL released) and written whole, one file per
+chunk (v2) or per shard (v3). Every task owns whole shards, so no shard is ever written by two
+writers (the read-modify-write race of unaligned concurrent shard writes cannot happen). On a
+local disk each file is written to a temporary name and renamed, so a killed process never
+leaves a torn chunk.
 """
 
 from __future__ import annotations
@@ -178,16 +179,6 @@ class Codec:
             doc["dimension_names"] = list(dimension_names)
         doc.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
         return doc
-
-    def zarr_compressors(self, dtype: np.dtype[Any], zarr_format: int) -> Any:
-        if not self.enabled:
-            return None
-        if zarr_format == 2:
-            return self.blosc()
-        from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
-
-        return BloscCodec(cname=BloscCname(self.cname), clevel=self.clevel,
-                          shuffle=BloscShuffle.shuffle, typesize=dtype.itemsize)
 
 
 def pad_to(block: Array, shape: tuple[int, ...], fill: Any = 0) -> Array:

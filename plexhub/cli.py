@@ -131,7 +131,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         uvicorn.run(create_app(settings), **common)
     else:  # uvicorn's supervisor forks workers that each build the app from the environment
-        os.environ["PLEXHUB_API_WORKERS"] = str(workers)
         uvicorn.run("plexhub.api.main:create_app", factory=True, workers=workers, **common)
     return 0
 

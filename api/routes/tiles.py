@@ -87,27 +87,32 @@ def _headers(image: Image, doc: RenderPreset, pinned: bool, region: Region, fmt:
                  "Vary": "Authorization, Cookie"}  # the portal sends a cookie
 
 
-def _cached(request: Request, tiles: TileEngine, key: Any, level: int, row: int, col: int,
-            fmt: str, z: int, t: int, size: int, quality: int) -> Response | None:
-    """A 304 or a cached tile, answered without a thread or a query: only when this caller's
-    lookups for the image and preset are cached (see ``Resolved``) and the bytes are."""
-    hit = tiles.resolved.get(key) if key is not None else None
-    if hit is None:
-        return None
-    image, _study, doc, pinned = hit
+Lookup = tuple[Image, Study, RenderPreset, bool]  # image, study, preset, pinned by the URL
+
+
+def _answer(request: Request, tiles: TileEngine, found: Lookup, level: int, row: int,
+            col: int, fmt: str, z: int, t: int, size: int, quality: int, *,
+            render: bool) -> Response | None:
+    """A 304, the cached tile, or (``render``) a freshly rendered one; None when the tile
+    is not cached and ``render`` is False."""
+    image, _study, doc, pinned = found
     region = tile_region(image, level, row, col, size, t, z)
-    tag, headers = _headers(image, doc, pinned, region, FORMATS[fmt], quality, size, row, col)
+    fmt = FORMATS[fmt]
+    tag, headers = _headers(image, doc, pinned, region, fmt, quality, size, row, col)
     if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
         return Response(status_code=304, headers=headers)
     data = tiles.cache.get(tag)
     if data is None:
-        return None
-    return Response(data, media_type=MEDIA[FORMATS[fmt]], headers=headers)
+        if not render:
+            return None
+        bound = bind(doc, preset_store.image_channels(image))
+        data = tiles.render(image, bound, region, fmt, quality)
+        tiles.cache.put(tag, data, len(data))
+    return Response(data, media_type=MEDIA[fmt], headers=headers)
 
 
 def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any, image_id: str,
-            preset: str | None, spec: str | None, body: dict[str, Any] | None
-            ) -> tuple[Image, Study, RenderPreset, bool]:
+            preset: str | None, spec: str | None, body: dict[str, Any] | None) -> Lookup:
     gen = generation()
     image, study = visible_image(session, user, image_id)
     doc, pinned = _preset(session, user, image, study, preset, spec, body)
@@ -123,27 +128,16 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
           quality: int) -> Response:
     """``session`` None: open one only when the catalog answers are not cached."""
     key = (user, image_id, preset) if spec is None and body is None else None
-    hit = tiles.resolved.get(key) if key is not None else None
-    if hit is not None:
-        image, _study, doc, pinned = hit
-    elif session is not None:
-        image, _study, doc, pinned = _lookup(session, user, tiles, key, image_id, preset,
-                                             spec, body)
-    else:
+    found = tiles.resolved.get(key) if key is not None else None
+    if found is None and session is not None:
+        found = _lookup(session, user, tiles, key, image_id, preset, spec, body)
+    elif found is None:
         with app_state(request).db.session() as own:
-            image, _study, doc, pinned = _lookup(own, user, tiles, key, image_id, preset,
-                                                 spec, body)
-    region = tile_region(image, level, row, col, size, t, z)
-    fmt = FORMATS[fmt]
-    tag, headers = _headers(image, doc, pinned, region, fmt, quality, size, row, col)
-    if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
-        return Response(status_code=304, headers=headers)
-    data = tiles.cache.get(tag)
-    if data is None:
-        bound = bind(doc, preset_store.image_channels(image))
-        data = tiles.render(image, bound, region, fmt, quality)
-        tiles.cache.put(tag, data, len(data))
-    return Response(data, media_type=MEDIA[fmt], headers=headers)
+            found = _lookup(own, user, tiles, key, image_id, preset, spec, body)
+    answer = _answer(request, tiles, found, level, row, col, fmt, z, t, size, quality,
+                     render=True)
+    assert answer is not None
+    return answer
 
 
 async def _serve(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
@@ -154,9 +148,12 @@ async def _serve(request: Request, image_id: str, level: int, row: int, col: int
     served through the engine's limiter (one render per core: a request that waits, waits
     in line on the event loop instead of as one more thread contending for the GIL)."""
     key = (user, image_id, preset) if spec is None and body is None else None
-    fast = _cached(request, tiles, key, level, row, col, fmt, z, t, size, quality)
-    if fast is not None:
-        return fast
+    found = tiles.resolved.get(key) if key is not None else None
+    if found is not None:  # a 304 or a cached tile: no thread, no query
+        fast = _answer(request, tiles, found, level, row, col, fmt, z, t, size, quality,
+                       render=False)
+        if fast is not None:
+            return fast
     work = partial(_tile, request, image_id, level, row, col, fmt, user, None, tiles,
                    preset=preset, spec=spec, body=body, z=z, t=t, size=size, quality=quality)
     return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())

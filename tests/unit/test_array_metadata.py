@@ -13,6 +13,18 @@ import zarr
 from plexhub.ome_pipeline.chunkio import Codec
 
 
+def _zarr_compressors(c: Codec, dtype: np.dtype[Any], zarr_format: int) -> Any:
+    """The same codec as zarr-python objects (what plexhub passed to create_array before)."""
+    if not c.enabled:
+        return None
+    if zarr_format == 2:
+        return c.blosc()
+    from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
+
+    return BloscCodec(cname=BloscCname(c.cname), clevel=c.clevel,
+                      shuffle=BloscShuffle.shuffle, typesize=dtype.itemsize)
+
+
 def _files(root: Path) -> dict[str, Any]:
     return {str(p.relative_to(root)): json.loads(p.read_text())
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -29,10 +41,10 @@ def test_the_same_document_as_zarr_python(tmp_path: Path, zarr_format: int, dtyp
     kwargs: dict[str, Any] = {}
     if zarr_format == 3:
         kwargs.update(shards=shards, dimension_names=["c", "y", "x"],
-                      compressors=c.zarr_compressors(dt, 3))
+                      compressors=_zarr_compressors(c, dt, 3))
     else:
         kwargs.update(chunk_key_encoding={"name": "v2", "separator": "/"},
-                      compressors=c.zarr_compressors(dt, 2))
+                      compressors=_zarr_compressors(c, dt, 2))
     zarr.create_array(store=zarr.storage.LocalStore(tmp_path / "zarr"), shape=shape,
                       chunks=chunks, dtype=dt, fill_value=0, zarr_format=zarr_format,
                       **kwargs)
