@@ -17,6 +17,7 @@ from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
+from plexhub.api.tilelane import TileLane
 from plexhub.malloc import tune_malloc
 from plexhub.settings import Settings, get_settings
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plexhub = state
     errors.install(app)
+    app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 

@@ -90,16 +90,17 @@ def _headers(image: Image, doc: RenderPreset, pinned: bool, region: Region, fmt:
 Lookup = tuple[Image, Study, RenderPreset, bool]  # image, study, preset, pinned by the URL
 
 
-def _answer(request: Request, tiles: TileEngine, found: Lookup, level: int, row: int,
-            col: int, fmt: str, z: int, t: int, size: int, quality: int, *,
-            render: bool) -> Response | None:
-    """A 304, the cached tile, or (``render``) a freshly rendered one; None when the tile
-    is not cached and ``render`` is False."""
+def answer(inm: str | None, tiles: TileEngine, found: Lookup, level: int, row: int,
+           col: int, fmt: str, z: int, t: int, size: int, quality: int, *,
+           render: bool) -> Response | None:
+    """A 304 (``inm``: the request's If-None-Match), the cached tile, or (``render``) a
+    freshly rendered one; None when the tile is not cached and ``render`` is False. The
+    route and the fast lane (``api.tilelane``) both answer through this."""
     image, _study, doc, pinned = found
     region = tile_region(image, level, row, col, size, t, z)
     fmt = FORMATS[fmt]
     tag, headers = _headers(image, doc, pinned, region, fmt, quality, size, row, col)
-    if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
+    if inm in (tag, f"W/{tag}", "*"):
         return Response(status_code=304, headers=headers)
     data = tiles.cache.get(tag)
     if data is None:
@@ -134,10 +135,10 @@ def _tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: 
     elif found is None:
         with app_state(request).db.session() as own:
             found = _lookup(own, user, tiles, key, image_id, preset, spec, body)
-    answer = _answer(request, tiles, found, level, row, col, fmt, z, t, size, quality,
-                     render=True)
-    assert answer is not None
-    return answer
+    done = answer(request.headers.get("if-none-match"), tiles, found, level, row, col, fmt, z,
+                  t, size, quality, render=True)
+    assert done is not None
+    return done
 
 
 async def _serve(request: Request, image_id: str, level: int, row: int, col: int, fmt: str,
@@ -150,8 +151,8 @@ async def _serve(request: Request, image_id: str, level: int, row: int, col: int
     key = (user, image_id, preset) if spec is None and body is None else None
     found = tiles.resolved.get(key) if key is not None else None
     if found is not None:  # a 304 or a cached tile: no thread, no query
-        fast = _answer(request, tiles, found, level, row, col, fmt, z, t, size, quality,
-                       render=False)
+        fast = answer(request.headers.get("if-none-match"), tiles, found, level, row, col,
+                      fmt, z, t, size, quality, render=False)
         if fast is not None:
             return fast
     work = partial(_tile, request, image_id, level, row, col, fmt, user, None, tiles,

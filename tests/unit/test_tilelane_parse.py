@@ -1,0 +1,18 @@
+"""What the tile fast lane (api/tilelane.py) takes from a request: exactly what the route
+would take without complaint, nothing else (the rest goes to FastAPI)."""
+
+from __future__ import annotations
+
+from plexhub.api.tilelane import bearer, query
+
+
+def test_query_parsing_takes_only_what_the_route_takes() -> None:
+    assert query(b"") == {"z": 0, "t": 0, "size": 512, "quality": 85, "preset": None}
+    assert query(b"preset=ab%40c&size=256&quality=90") == {
+        "z": 0, "t": 0, "size": 256, "quality": 90, "preset": "ab@c"}
+    for bad in (b"z=1&z=2", b"spec=xyz", b"preset=", b"z=-1", b"z=1.0", b"quality=101",
+                b"quality=0", b"size=%EF%BC%91", b"z", b"preset=" + b"x" * 81):
+        assert query(bad) is None, bad
+    scope = {"headers": [(b"authorization", b"Bearer abc"), (b"if-none-match", b'"t"')]}
+    assert bearer(scope) == ("abc", '"t"')
+    assert bearer({"headers": [(b"authorization", b"Basic abc")]}) == (None, None)
