@@ -1,19 +1,20 @@
 """The tile route's fast lane: a pure ASGI layer in front of FastAPI for the request a viewer
 sends hundreds of times a minute.
 
-A ``GET`` of a tile by a bearer token this process already knows, for an image and preset
-reference whose catalog lookup is already cached (``api.tiles.Resolved``), is answered here:
-a 304, the cached bytes, or a render through the same limiter and the same code as the
-route (``routes.tiles.answer``). That skips FastAPI's routing, dependency resolution and
-parameter validation, which cost about 1 ms of a rendered 512² tile's ~5 ms of CPU and most
-of a cached tile's.
+A ``GET`` of a tile whose caller's token this process already knows (a bearer token, else
+the portal's session cookie, as the route takes them), for an image and preset reference
+whose catalog lookup is already cached (``api.tiles.Resolved``), is answered here: a 304,
+the cached bytes, or a render through the same limiter and the same code as the route
+(``routes.tiles.answer``). That skips FastAPI's routing, dependency resolution and parameter
+validation: measured with bench/tiles.py, a rendered 512² tile fell from 4.7-5.4 to 3.6-3.8
+CPU ms and a cached one from 0.36 to 0.10.
 
-Everything else goes on to FastAPI unchanged, and FastAPI's route stays the reference: any
-parameter this lane does not recognise exactly (percent-escapes aside), a cookie instead of a
-bearer token, a token or lookup not cached, and any error while answering (a tile outside the
-image, a size that is not 256 or 512, ...) are passed on, so every error is FastAPI's answer
-with its status and ``{"detail": ...}``. Permissions are the route's: the cached lookup is
-the one the route made for this caller, and it expires as the route's does.
+Everything else goes on to FastAPI unchanged, and FastAPI's route stays the reference: a
+parameter this lane does not take exactly as the route would, a token or lookup not cached,
+and any error while answering (a tile outside the image, a size that is not 256 or 512, ...)
+are passed on, so every error is the route's answer, with its status and ``{"detail": ...}``.
+Permissions are the route's: the cached lookup is the one the route made for this caller,
+and it expires as the route's does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import anyio
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from plexhub.api.deps import SESSION_COOKIE
 
 TILE = re.compile(r"/api/v1/images/([^/]+)/tiles/(\d{1,3})/(\d{1,7})/(\d{1,7})\."
                   r"(jpg|jpeg|png|webp)")
@@ -56,17 +60,20 @@ def query(raw: bytes) -> dict[str, Any] | None:
     return out if 1 <= out["quality"] <= 100 else None
 
 
-def bearer(scope: Scope) -> tuple[str | None, str | None]:
-    """The bearer token and If-None-Match of a request (None when absent)."""
-    token = inm = None
+def credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """The caller's token as the route takes it (a bearer token, else the portal's session
+    cookie) and the request's If-None-Match; None when absent."""
+    token = cookie = inm = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, cred = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and cred:
                 token = cred
+        elif name == b"cookie":
+            cookie = cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
         elif name == b"if-none-match":
             inm = value.decode("latin-1")
-    return token, inm
+    return token or cookie, inm
 
 
 class TileLane:
@@ -92,7 +99,7 @@ class TileLane:
         if m is None:
             return None
         params = query(scope.get("query_string", b""))
-        token, inm = bearer(scope)
+        token, inm = credentials(scope)
         app = scope.get("app")
         if params is None or token is None or app is None:
             return None

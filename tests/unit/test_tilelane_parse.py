@@ -3,7 +3,7 @@ would take without complaint, nothing else (the rest goes to FastAPI)."""
 
 from __future__ import annotations
 
-from plexhub.api.tilelane import bearer, query
+from plexhub.api.tilelane import credentials, query
 
 
 def test_query_parsing_takes_only_what_the_route_takes() -> None:
@@ -13,6 +13,9 @@ def test_query_parsing_takes_only_what_the_route_takes() -> None:
     for bad in (b"z=1&z=2", b"spec=xyz", b"preset=", b"z=-1", b"z=1.0", b"quality=101",
                 b"quality=0", b"size=%EF%BC%91", b"z", b"preset=" + b"x" * 81):
         assert query(bad) is None, bad
-    scope = {"headers": [(b"authorization", b"Bearer abc"), (b"if-none-match", b'"t"')]}
-    assert bearer(scope) == ("abc", '"t"')
-    assert bearer({"headers": [(b"authorization", b"Basic abc")]}) == (None, None)
+    scope = {"headers": [(b"authorization", b"Bearer abc"), (b"if-none-match", b'"t"'),
+                         (b"cookie", b"plexhub-session=fromcookie")]}
+    assert credentials(scope) == ("abc", '"t"')  # the bearer token wins, as in the route
+    assert credentials({"headers": [(b"authorization", b"Basic abc")]}) == (None, None)
+    cookie = {"headers": [(b"cookie", b"a=1; plexhub-session=xyz; b=2")]}
+    assert credentials(cookie) == ("xyz", None)

@@ -47,7 +47,8 @@ def test_repeated_tiles_skip_fastapi_with_identical_answers(
     api, image, ref, counter = setup
     url = f"/api/v1/images/{image}/tiles/0/1/2.png"
     first = api.get(url, params={"preset": ref})  # the route: it looks the preset up
-    assert first.status_code == 200 and counter.calls == 1
+    assert first.status_code == 200
+    assert counter.calls == 1
     again = api.get(url, params={"preset": ref})
     assert counter.calls == 1, "the lane should have answered the cached tile"
     assert again.content == first.content
@@ -55,7 +56,8 @@ def test_repeated_tiles_skip_fastapi_with_identical_answers(
         assert again.headers[h] == first.headers[h]
     # not cached yet: the lane renders it, and the route renders the very same pixels
     other = api.get(f"/api/v1/images/{image}/tiles/0/0/1.png", params={"preset": ref})
-    assert other.status_code == 200 and counter.calls == 1
+    assert other.status_code == 200
+    assert counter.calls == 1
     tiles = api.client.app.state.tiles  # type: ignore[attr-defined]
     tiles.cache = type(tiles.cache)(1 << 20)  # empty: the route must render it again
     by_route = api.get(f"/api/v1/images/{image}/tiles/0/0/1.png",
@@ -66,10 +68,11 @@ def test_repeated_tiles_skip_fastapi_with_identical_answers(
     # a revalidation: 304 from the lane
     r = api.client.get(url, params={"preset": ref},
                        headers={**api.h(), "If-None-Match": first.headers["etag"]})
-    assert r.status_code == 304 and counter.calls == 2
+    assert r.status_code == 304
+    assert counter.calls == 2
 
 
-@pytest.mark.parametrize("path, params, status", [
+@pytest.mark.parametrize(("path", "params", "status"), [
     ("0/9/9.png", {}, 404),            # outside the image
     ("0/0/0.png", {"size": "300"}, 422),  # not a tile size
     ("0/0/0.png", {"quality": "0"}, 422),
@@ -85,7 +88,8 @@ def test_errors_are_the_routes_answers(setup: tuple[Api, str, str, Counter], pat
     before = counter.calls
     r = api.get(f"/api/v1/images/{image}/tiles/{path}", params={"preset": ref, **params})
     assert r.status_code == status
-    assert set(r.json()) == {"detail"} and "Traceback" not in r.text
+    assert set(r.json()) == {"detail"}
+    assert "Traceback" not in r.text
     assert counter.calls == before + 1
 
 
@@ -102,4 +106,24 @@ def test_other_callers_and_methods_go_to_fastapi(setup: tuple[Api, str, str, Cou
     assert r.status_code == 401
     assert counter.calls == before + 3
     posted = api.post(url, PRESET)  # an inline preset in a body: the route
-    assert posted.status_code == 200 and counter.calls == before + 4
+    assert posted.status_code == 200
+    assert counter.calls == before + 4
+
+
+def test_the_portals_session_cookie_is_taken_as_the_route_takes_it(
+        setup: tuple[Api, str, str, Counter]) -> None:
+    api, image, ref, counter = setup
+    analyst = api.token("ann", "analyst")
+    url = f"/api/v1/images/{image}/tiles/0/0/0.jpg?preset={ref}"
+    jar = {"Cookie": f"plexhub-session={analyst}"}
+    before = counter.calls
+    first = api.client.get(url, headers=jar)
+    assert first.status_code == 200
+    assert counter.calls == before + 1
+    again = api.client.get(url, headers=jar)
+    assert again.status_code == 200
+    assert counter.calls == before + 1
+    assert again.content == first.content
+    wrong = api.client.get(url, headers={"Cookie": "plexhub-session=nonsense"})
+    assert wrong.status_code == 401
+    assert counter.calls == before + 2
