@@ -8,7 +8,7 @@ CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
 .PHONY: up demo test lint typecheck unit bench clean portal
 
-$(BIN)/.plexhub-dev: pyproject.toml
+$(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e ".[dev]"
