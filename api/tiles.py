@@ -143,7 +143,7 @@ class TileEngine:
             if key in self._arrays:
                 self._arrays.move_to_end(key)
                 return self._arrays[key]
-        from plexhub.api.chunkread import open_direct
+        from plexhub.ome_pipeline.chunkread import open_direct
 
         # stores plexhub wrote are read chunk by chunk directly; anything else through zarr
         arr = open_direct(Path(key[0]) / str(level)) or \

@@ -762,9 +762,9 @@ def parts_steps(state_file: str, n: int = 16, settle: float = 0.05) -> None:
     threads counts too."""
     import numpy as np
 
-    from plexhub.api.chunkread import open_direct
     from plexhub.malloc import tune_malloc
     from plexhub.model import Channel
+    from plexhub.ome_pipeline.chunkread import open_direct
     from plexhub.ome_pipeline.render import encode, render
     from plexhub.presets import bind, parse_preset
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zarr
 
-from plexhub.api.chunkread import open_direct
 from plexhub.ome_pipeline import convert
+from plexhub.ome_pipeline.chunkread import open_direct
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
 
