@@ -37,31 +37,35 @@ class DirectArray:
     def __getitem__(self, sel: tuple[int | slice, ...]) -> Array:
         return self.read(sel)
 
-    def read(self, sel: tuple[int | slice, ...]) -> Array:
-        """``arr[sel]`` for ints and step-1 slices (ints drop their axis, as numpy does)."""
+    def read(self, sel: tuple[int | slice, ...], out: Array | None = None) -> Array:
+        """``arr[sel]`` for ints and step-1 slices (ints drop their axis, as numpy does);
+        with ``out`` (that shape and dtype), into it instead of a new array."""
         ranges = [(s, s + 1) if isinstance(s, int) else (s.start or 0, s.stop)
                   for s in sel]
         grids = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(ranges, self.chunk,
                                                                          strict=True)]
-        if all(len(g) == 1 for g in grids):  # inside one chunk (a tile): a view, no copy
+        if out is None and all(len(g) == 1 for g in grids):  # inside one chunk: a view
             data = self._chunk(tuple(g[0] for g in grids))
             if data is not None:
                 return data[tuple(s - g[0] * c if isinstance(s, int) else
                                   slice((s.start or 0) - g[0] * c, s.stop - g[0] * c)
                                   for s, g, c in zip(sel, grids, self.chunk, strict=True))]
-        out = np.full(tuple(b - a for a, b in ranges), self.fill, self.dtype)
+        shape = tuple(b - a for a, b in ranges)
+        if out is None:
+            whole = np.empty(shape, self.dtype)
+        else:
+            whole = out.view()
+            whole.shape = shape  # the int axes' length-1 dims; raises rather than copy
         for pos in np.ndindex(*(len(g) for g in grids)):
             cidx = tuple(g[p] for g, p in zip(grids, pos, strict=True))
-            data = self._chunk(cidx)
-            if data is None:
-                continue
             src, dst = [], []
             for (a, b), c, i in zip(ranges, self.chunk, cidx, strict=True):
                 lo, hi = max(a, i * c), min(b, (i + 1) * c)
                 src.append(slice(lo - i * c, hi - i * c))
                 dst.append(slice(lo - a, hi - a))
-            out[tuple(dst)] = data[tuple(src)]
-        return out[tuple(0 if isinstance(s, int) else slice(None) for s in sel)]
+            data = self._chunk(cidx)
+            whole[tuple(dst)] = self.fill if data is None else data[tuple(src)]
+        return whole[tuple(0 if isinstance(s, int) else slice(None) for s in sel)]
 
     def _decode(self, raw: bytes) -> Array:
         data = _BLOSC.decode(raw) if self.blosc else raw

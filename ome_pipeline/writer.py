@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from plexhub.ome_pipeline.chunkio import Codec, OutputStore, chunk_key, encode_shard, pad_to
-from plexhub.ome_pipeline.chunkread import open_direct
+from plexhub.ome_pipeline.chunkread import DirectArray, open_direct
 from plexhub.ome_pipeline.histogram import PartialHistogram
 from plexhub.ome_pipeline.pyramid import downsample_mean, downsample_mode, level_shapes
 from plexhub.ome_pipeline.source import Array, SourceImage
@@ -151,7 +151,11 @@ def _read_back(plan: ImagePlan, store: OutputStore, level: int, task: Task,
         # basic indexing, one channel at a time: zarr's orthogonal (list) selection
         # allocates several times the region
         where: dict[str, Any] = {"t": task.t, "c": c, "z": task.z, "y": ys, "x": xs}
-        out[i] = arr[tuple(where[a] for a in plan.axes)]
+        sel = tuple(where[a] for a in plan.axes)
+        if isinstance(arr, DirectArray):
+            arr.read(sel, out=out[i])  # straight into the block: no region-sized copy
+        else:
+            out[i] = arr[sel]
     return out
 
 
