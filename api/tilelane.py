@@ -93,7 +93,7 @@ class TileLane:
     async def _answer(self, scope: Scope) -> Any:
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
+        if root and path.startswith(root + "/"):  # the route path, as Starlette routes it
             path = path[len(root):]
         m = TILE.fullmatch(path)
         if m is None:

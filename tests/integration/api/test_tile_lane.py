@@ -127,3 +127,25 @@ def test_the_portals_session_cookie_is_taken_as_the_route_takes_it(
     wrong = api.client.get(url, headers={"Cookie": "plexhub-session=nonsense"})
     assert wrong.status_code == 401
     assert counter.calls == before + 2
+
+
+def test_the_lane_works_under_a_proxy_prefix(setup: tuple[Api, str, str, Counter]) -> None:
+    from starlette.testclient import TestClient
+
+    from plexhub.api.main import create_app
+
+    api, image, ref, _ = setup
+    prefix = "/services/plexhub"  # JupyterHub's proxy forwards the full path
+    with TestClient(create_app(api.settings), root_path=prefix) as client:
+        url = f"{prefix}/api/v1/images/{image}/tiles/0/0/0.png?preset={ref}"
+        first = client.get(url, headers=api.h())
+        assert first.status_code == 200
+        node: Any = client.app.middleware_stack  # type: ignore[attr-defined]
+        while not isinstance(node, TileLane):
+            node = node.app
+        counter = Counter(node.app)
+        node.app = counter
+        again = client.get(url, headers=api.h())
+        assert again.status_code == 200
+        assert again.content == first.content
+        assert counter.calls == 0
