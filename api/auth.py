@@ -34,10 +34,14 @@ def new_token() -> str:
 
 class TokenStore:
     def __init__(self, db: Database, settings: Settings,
-                 fallback: Callable[[str], Principal | None] | None = None) -> None:
+                 fallback: Callable[[str], Principal | None] | None = None,
+                 fallback_cached: Callable[[str], Principal | None] | None = None) -> None:
         self.db = db
         self.settings = settings
         self.fallback = fallback  # e.g. JupyterHub token checks in service mode
+        # the fallback's callers known without asking it (the hub's short cache): hub users'
+        # requests then need no thread hop and no query (and tiles take the fast lane)
+        self.fallback_cached = fallback_cached
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
@@ -59,6 +63,12 @@ class TokenStore:
             hit = self._cache.get(hash_token(token))
         if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
             return True, hit[1]
+        if self.fallback_cached is not None:
+            # only tokens with no catalog row ever reach the fallback, so its accepted
+            # tokens are not plexhub tokens; refusals go through resolve() again
+            principal = self.fallback_cached(token)
+            if principal is not None:
+                return True, principal
         return False, None
 
     def resolve(self, token: str) -> Principal | None:

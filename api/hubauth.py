@@ -88,6 +88,15 @@ class HubAuth:
         self._client.close()
 
     # -- tokens -------------------------------------------------------------------------
+    def cached(self, token: str) -> Principal | None:
+        """The caller of a token the hub accepted within ``CACHE_SECONDS``, without asking
+        it; None when not cached or refused (the caller then goes through ``resolve``)."""
+        with self._lock:
+            hit = self._cache.get(token)
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        return None
+
     def resolve(self, token: str) -> Principal | None:
         now = time.monotonic()
         with self._lock:

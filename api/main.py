@@ -33,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hub_config = HubConfig.from_env()
     hub = HubAuth(hub_config) if hub_config is not None else None
     state = AppState(settings=settings, db=db,
-                     tokens=TokenStore(db, settings, hub.resolve if hub else None),
+                     tokens=TokenStore(db, settings, hub.resolve if hub else None,
+                                       hub.cached if hub else None),
                      jobs=JobRunner(db, settings), hub=hub)
 
     @asynccontextmanager
