@@ -170,12 +170,9 @@ def render(planes: Planes, bound: BoundPreset) -> RGB8:
     for c in range(3):
         if not started[c]:
             acc[c] = 0.0
-    # every term is >= 0, so this only clips the top; numpy 2.4's minimum() with a scalar
-    # is 3x slower than clip() with both bounds (measured on 3 x 512²: 0.36 vs 0.12 ms)
-    np.clip(acc, np.float32(0.0), np.float32(1.0), out=acc)
-    np.multiply(acc, np.float32(255.0), out=acc)
-    np.add(acc, np.float32(0.5), out=acc)
-    planar = acc.astype(np.uint8)  # truncation == floor for non-negative values
+    # quantise's clip() with both bounds: numpy 2.4's minimum() with a scalar is 3x slower
+    # (measured on 3 x 512²: 0.36 vs 0.12 ms)
+    planar = quantise(acc)
     out = np.empty((n, 3), np.uint8)
     for c in range(3):  # interleave bytes, not floats: 0.28 instead of 0.40 ms for 512²
         out[:, c] = planar[c]
