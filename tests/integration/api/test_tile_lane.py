@@ -29,17 +29,23 @@ class Counter:
         await self.app(scope, receive, send)
 
 
-@pytest.fixture
-def setup(api: Api, real: Path) -> Iterator[tuple[Api, str, str, Counter]]:
-    image = ingest_qptiff(api, real)
-    saved = api.post(f"/api/v1/images/{image}/presets", PRESET).json()
-    node: Any = api.client.app.middleware_stack  # type: ignore[attr-defined]
+def count_behind_lane(app: Any) -> tuple[TileLane, Counter]:
+    """Put a Counter between the app's tile lane and FastAPI (the app has served once)."""
+    node: Any = app.middleware_stack
     while not isinstance(node, TileLane):
         node = node.app
     counter = Counter(node.app)
     node.app = counter
+    return node, counter
+
+
+@pytest.fixture
+def setup(api: Api, real: Path) -> Iterator[tuple[Api, str, str, Counter]]:
+    image = ingest_qptiff(api, real)
+    saved = api.post(f"/api/v1/images/{image}/presets", PRESET).json()
+    lane, counter = count_behind_lane(api.client.app)
     yield api, image, f"{saved['id']}@{saved['version']}", counter
-    node.app = counter.app
+    lane.app = counter.app
 
 
 def test_repeated_tiles_skip_fastapi_with_identical_answers(
@@ -140,11 +146,7 @@ def test_the_lane_works_under_a_proxy_prefix(setup: tuple[Api, str, str, Counter
         url = f"{prefix}/api/v1/images/{image}/tiles/0/0/0.png?preset={ref}"
         first = client.get(url, headers=api.h())
         assert first.status_code == 200
-        node: Any = client.app.middleware_stack  # type: ignore[attr-defined]
-        while not isinstance(node, TileLane):
-            node = node.app
-        counter = Counter(node.app)
-        node.app = counter
+        _, counter = count_behind_lane(client.app)
         again = client.get(url, headers=api.h())
         assert again.status_code == 200
         assert again.content == first.content
