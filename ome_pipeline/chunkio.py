@@ -22,6 +22,15 @@ import numpy as np
 import numpy.typing as npt
 from numcodecs import Blosc
 
+from plexhub.ome_pipeline.diskwrite import (
+    DIRECT_MIN_BYTES,
+    DirectFlag,
+    Parts,
+    PendingWrites,
+    write_now,
+    write_soon,
+)
+
 Array = npt.NDArray[Any]
 MAX_UINT64 = np.uint64(2**64 - 1)
 
@@ -30,14 +39,14 @@ def is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
-WRITEBACK_BYTES = 256 * 1024
-_FADVISE = hasattr(os, "posix_fadvise")
-
-
 class OutputStore:
-    """A key/value view of a folder or an fsspec URL that writes whole objects."""
+    """A key/value view of a folder or an fsspec URL that writes whole objects.
 
-    def __init__(self, root: str) -> None:
+    On a local disk, large objects can go through :meth:`put_soon`: written on a background
+    I/O thread, bypassing the page cache where the filesystem allows (``diskwrite``).
+    """
+
+    def __init__(self, root: str, *, direct: bool = True) -> None:
         self.root = root.rstrip("/")
         self.remote = is_remote(root)
         if self.remote:
@@ -47,20 +56,18 @@ class OutputStore:
         else:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()
+        self.disk = DirectFlag(direct and not self.remote)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root}
+        return {"root": self.root, "direct": self.disk.enabled}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"])  # type: ignore[misc]
+        self.__init__(state["root"], direct=state.get("direct", True))  # type: ignore[misc]
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if not self.remote else f"{self._base}/{key}"
 
-    def put(self, key: str, data: bytes) -> None:
-        if self.remote:
-            self.fs.pipe_file(self._path(key), data)
-            return
+    def _local_target(self, key: str) -> tuple[str, str]:
         # plain strings and a set of folders already made: pathlib and a mkdir per chunk
         # cost ~0.1 ms of GIL-held Python per write, which the other task threads wait on
         path = self._path(key)
@@ -68,14 +75,24 @@ class OutputStore:
         if folder not in self._made:
             os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        tmp = f"{folder}/.{name}.{os.urandom(8).hex()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            if len(data) >= WRITEBACK_BYTES and _FADVISE:
-                # start writing it to disk now, in the background, instead of leaving GBs of
-                # dirty pages for the end (the kernel would wait until 10 % of RAM is dirty)
-                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        os.replace(tmp, path)
+        return path, f"{folder}/.{name}.{os.urandom(8).hex()}.tmp"
+
+    def put(self, key: str, data: bytes | Parts) -> None:
+        """Write ``data`` (bytes, or parts written one after another) as ``key``, now."""
+        parts: Parts = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        if self.remote:
+            self.fs.pipe_file(self._path(key), b"".join(parts))
+            return
+        write_now(*self._local_target(key), parts)
+
+    def put_soon(self, key: str, parts: Parts, pending: PendingWrites) -> None:
+        """Write ``parts`` as ``key`` on the I/O thread (locally; large objects), else now;
+        ``pending.wait()`` returns when it is on disk under its name."""
+        if self.remote or sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
+            self.put(key, parts)
+            return
+        path, tmp = self._local_target(key)
+        write_soon(path, tmp, parts, self.disk, pending)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -195,11 +212,12 @@ def chunk_key(prefix: str, index: tuple[int, ...], zarr_format: int) -> str:
 
 
 def encode_shard(codec: Codec, block: Array, chunk: tuple[int, ...],
-                 shard: tuple[int, ...]) -> bytes:
+                 shard: tuple[int, ...]) -> list[bytes]:
     """Encode ``block`` (the in-bounds part of one shard) as a v3 ``sharding_indexed`` blob.
 
     Inner chunks are in C order, the index (offset, length per chunk, uint64) follows them,
-    then its CRC32C; chunks wholly outside the array are marked empty.
+    then its CRC32C; chunks wholly outside the array are marked empty. Returned as the parts
+    to write one after another (the writer copies them once, into its write buffer).
     """
     grid = tuple(s // c for s, c in zip(shard, chunk, strict=True))
     index = np.full((*grid, 2), MAX_UINT64, dtype="<u8")
@@ -216,4 +234,4 @@ def encode_shard(codec: Codec, block: Array, chunk: tuple[int, ...],
         offset += len(data)
     index_bytes = index.tobytes()
     crc = int(google_crc32c.value(index_bytes)).to_bytes(4, "little")
-    return b"".join([*parts, index_bytes, crc])  # one copy of the shard, not three
+    return [*parts, index_bytes, crc]

@@ -218,7 +218,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         work_root = dst
     else:
         work_root = str(Path(dst).with_name(f".{Path(dst).name}.partial"))
-    store = OutputStore(work_root)
+    store = OutputStore(work_root, direct=settings.direct_writes)
     with contextlib.nullcontext() if remote else _lock(Path(work_root)):
         acc = _load_state(store, fingerprint)
         try:

@@ -9,6 +9,7 @@ atomic write, which is what a resumed conversion starts from.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from plexhub.ome_pipeline.chunkio import OutputStore
+from plexhub.ome_pipeline.diskwrite import PendingWrites
 from plexhub.ome_pipeline.histogram import NKEYS, PartialHistogram
 from plexhub.ome_pipeline.source import SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task, TaskResult, run_task
@@ -101,8 +103,13 @@ class Checkpointer:
 
 
 def _execute(plan: ImagePlan, task: Task, image: SourceImage | None, store: OutputStore,
-             acc: Accumulator) -> None:
-    acc.record(run_task(plan, task, image, store))
+             acc: Accumulator, *, writes: list[PendingWrites]) -> None:
+    # the task's last shards may still be on their way to disk: the next task starts now and
+    # the task counts as done (for the checkpoint) only once they are written
+    pending = PendingWrites()
+    writes.append(pending)
+    result = run_task(plan, task, image, store, pending)
+    pending.when_done(lambda: acc.record(result))
 
 
 def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: OutputStore,
@@ -118,7 +125,10 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
     from dask.callbacks import Callback
 
     by_key = {task.id: (plan, task) for plan, task, _ in jobs}
-    dsk = {task.id: (_execute, plan, task, image, store, acc) for plan, task, image in jobs}
+    writes: list[PendingWrites] = []
+    # (the list goes in through partial: dask would copy a list found among a task's args)
+    execute = functools.partial(_execute, writes=writes)
+    dsk = {task.id: (execute, plan, task, image, store, acc) for plan, task, image in jobs}
 
     class _Progress(Callback):
         def _posttask(self, key: str, result: Any, dsk: Any, state: Any, wid: Any) -> None:
@@ -130,8 +140,14 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
     try:
         with _Progress():  # type: ignore[no-untyped-call]
             dask.threaded.get(dsk, list(dsk), pool=pool)
-    finally:
+    except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
+        for pending in writes:
+            pending.wait(quiet=True)
+        raise
+    pool.shutdown(wait=True)
+    for pending in writes:  # the next pass reads what this one wrote
+        pending.wait()
 
 
 def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],

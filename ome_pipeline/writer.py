@@ -19,6 +19,7 @@ import numpy as np
 
 from plexhub.ome_pipeline.chunkio import Codec, OutputStore, chunk_key, encode_shard, pad_to
 from plexhub.ome_pipeline.chunkread import DirectArray, open_direct
+from plexhub.ome_pipeline.diskwrite import PendingWrites
 from plexhub.ome_pipeline.histogram import PartialHistogram
 from plexhub.ome_pipeline.pyramid import downsample_mean, downsample_mode, level_shapes
 from plexhub.ome_pipeline.source import Array, SourceImage
@@ -177,9 +178,22 @@ def _shrunk_from_previous(plan: ImagePlan, store: OutputStore, task: Task, src_l
     return out
 
 
-def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,
-             store: OutputStore) -> TaskResult:
-    """Read one block, write it and its halvings, return its histograms (pass 0 only)."""
+def run_task(plan: ImagePlan, task: Task, image: SourceImage | None, store: OutputStore,
+             pending: PendingWrites | None = None) -> TaskResult:
+    """Read one block, write it and its halvings, return its histograms (pass 0 only).
+
+    Large objects are written on the I/O thread: with ``pending`` the caller waits for them
+    (and must, before it counts the task as done), else this returns once they are on disk.
+    """
+    if pending is None:
+        own = PendingWrites()
+        try:
+            result = run_task(plan, task, image, store, own)
+        except BaseException:
+            own.wait(quiet=True)  # nothing of a failed task is written after it returns
+            raise
+        own.wait()
+        return result
     lpp = plan.levels_per_pass
     first = task.pass_index * lpp
     shrink = downsample_mode if plan.is_label else downsample_mean
@@ -201,12 +215,12 @@ def run_task(plan: ImagePlan, task: Task, image: SourceImage | None,
         if j:
             data = shrink(data)
         edge = plan.block >> j
-        _write_block(plan, store, level, task, task.by * edge, task.bx * edge, data)
+        _write_block(plan, store, pending, level, task, task.by * edge, task.bx * edge, data)
     return TaskResult(task.id, plan.key, hists)
 
 
-def _write_block(plan: ImagePlan, store: OutputStore, level: int, task: Task, y0: int, x0: int,
-                 data: Array) -> None:
+def _write_block(plan: ImagePlan, store: OutputStore, pending: PendingWrites, level: int,
+                 task: Task, y0: int, x0: int, data: Array) -> None:
     """Write ``data`` (channels, h, w) whose top-left pixel is (y0, x0) at ``level``."""
     prefix = plan.level_key(level)
     chunk = plan.chunk
@@ -226,11 +240,11 @@ def _write_block(plan: ImagePlan, store: OutputStore, level: int, task: Task, y0
                 tuple(plane.shape[0] if a == "y" else plane.shape[1] if a == "x" else 1
                       for a in plan.axes)), inner, shard)
             key = chunk_key(prefix, index(c, y0 // edge, x0 // edge), 3)
-            store.put(key, blob)
+            store.put_soon(key, blob, pending)
             continue
         h, w = plane.shape
         for cy in range(0, h, chunk):
             for cx in range(0, w, chunk):
                 piece = pad_to(plane[cy:cy + chunk, cx:cx + chunk], (chunk, chunk))
                 key = chunk_key(prefix, index(c, (y0 + cy) // chunk, (x0 + cx) // chunk), 2)
-                store.put(key, plan.codec.encode(piece))
+                store.put_soon(key, [plan.codec.encode(piece)], pending)

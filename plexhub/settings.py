@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     ngff_version: Literal["0.4", "0.5"] = Field(
         default="0.5", description="Default OME-NGFF version for conversions."
     )
+    direct_writes: bool = Field(
+        default=True,
+        description="Write large chunks and shards of a local conversion with O_DIRECT (past "
+        "the page cache) on a background I/O thread; filesystems that refuse it get buffered "
+        "writes automatically. Set false to always write through the page cache.",
+    )
     checkpoint_seconds: float = Field(
         default=2.0, ge=0.0,
         description="How often conversion progress is made durable for resuming.",

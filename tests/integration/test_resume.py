@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,9 +15,11 @@ import numpy as np
 import pytest
 import zarr
 
+import plexhub.ome_pipeline.diskwrite as diskwrite
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.execute import Accumulator
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from plexhub.ome_pipeline.writer import TaskResult
 from plexhub.settings import Settings
 from tests.faults import fail_task
 
@@ -115,3 +118,70 @@ def test_a_partial_from_other_options_is_discarded(source: Path, tmp_path: Path,
     assert result.tasks_resumed == 0
     assert (dst / ".zattrs").exists()
     assert not list(dst.glob("zarr.json"))
+
+
+# Shards large enough (1024^2 uint16) to go through the background I/O thread with O_DIRECT.
+BIG = SyntheticSpec(size_y=2048, size_x=2048, channels=2, tile=512, seed=7)
+BIG_SETTINGS = Settings(chunk_size=256, block_size=1024, workers=2, checkpoint_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_ome_tiff(tmp_path_factory.mktemp("resume-big") / "big.ome.tif", BIG)
+
+
+def test_a_task_counts_as_done_only_once_its_shards_are_on_disk(
+        big_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = tmp_path / "ref.ome.zarr"
+    convert(big_source, ref, settings=BIG_SETTINGS)
+    real_direct = diskwrite._write_direct
+    slow_writes = {"n": 0}
+
+    def slow_disk(*args: object) -> bool:
+        slow_writes["n"] += 1
+        time.sleep(0.05)  # the task goes on (and may finish) while its shard is in flight
+        return real_direct(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diskwrite, "_write_direct", slow_disk)
+    work = tmp_path / ".dst.ome.zarr.partial"
+    real_record = Accumulator.record
+    checked: list[str] = []
+
+    def record(self: Accumulator, result: TaskResult) -> None:
+        _image, pass_index, _t, _z, c, by, bx = result.task_id.split(":")
+        if pass_index == "p0":  # its level-0 shard is the file a resume would skip
+            assert (work / "0" / "c" / c[1:] / by / bx).is_file(), result.task_id
+            checked.append(result.task_id)
+        real_record(self, result)
+
+    monkeypatch.setattr(Accumulator, "record", record)
+    dst = tmp_path / "dst.ome.zarr"
+    convert(big_source, dst, settings=BIG_SETTINGS)
+    assert slow_writes["n"] >= 8
+    assert len(checked) == 8
+    assert_same_store(ref, dst)
+
+
+def test_a_failed_background_write_fails_the_conversion_and_it_resumes(
+        big_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = tmp_path / "ref.ome.zarr"
+    convert(big_source, ref, settings=BIG_SETTINGS)
+    real_direct = diskwrite._write_direct
+    calls = {"n": 0}
+
+    def disk_full_once(*args: object) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_direct(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diskwrite, "_write_direct", disk_full_once)
+    dst = tmp_path / "dst.ome.zarr"
+    with pytest.raises(OSError, match="No space left"):
+        convert(big_source, dst, settings=BIG_SETTINGS)
+    assert not dst.exists()
+    partial = tmp_path / ".dst.ome.zarr.partial"
+    assert not list(partial.rglob("*.tmp"))  # no torn or temporary file is left
+    result = convert(big_source, dst, settings=BIG_SETTINGS)
+    assert result.tasks_resumed >= 1
+    assert_same_store(ref, dst)
