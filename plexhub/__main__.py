@@ -1,3 +1,3 @@
-from plexhub.cli import main
+from plexhub.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -219,9 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_ran: list[Any] = []  # the command main() ran last (for entry())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _ran[:] = [args.func]
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -241,5 +245,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The ``plexhub`` command: :func:`main`, and after a conversion an exit without the
+    interpreter's teardown (measured: 0.2-0.3 s of freeing modules and objects after the
+    conversion is complete; every file is closed and renamed by then, the streams and log
+    handlers are flushed here)."""
+    rc = main()
+    if _ran and _ran[0] is cmd_convert:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if "logging" in sys.modules:
+            import logging
+
+            logging.shutdown()
+        os._exit(rc)
+    raise SystemExit(rc)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
