@@ -220,16 +220,31 @@ def encode_shard(codec: Codec, block: Array, chunk: tuple[int, ...],
     to write one after another (the writer copies them once, into its write buffer).
     """
     grid = tuple(s // c for s, c in zip(shard, chunk, strict=True))
-    index = np.full((*grid, 2), MAX_UINT64, dtype="<u8")
-    parts: list[bytes] = []
-    offset = 0
+    pieces: list[bytes | None] = []
     for pos in np.ndindex(*grid):
         sl = tuple(slice(p * c, (p + 1) * c) for p, c in zip(pos, chunk, strict=True))
         piece = block[sl]
-        if piece.size == 0:
+        pieces.append(None if piece.size == 0 else codec.encode(pad_to(piece, chunk)))
+    return shard_parts(pieces, grid)
+
+
+def encode_tile_shard(codec: Codec, tiles: Array, grid: tuple[int, ...]) -> list[bytes]:
+    """Like :func:`encode_shard` for a full shard given as its inner chunks, ``tiles`` of
+    shape (ny, nx, chunk_y, chunk_x) in C order of ``grid``: each is encoded where it is."""
+    return shard_parts([codec.encode(tiles[pos]) for pos in np.ndindex(*tiles.shape[:2])],
+                       grid)
+
+
+def shard_parts(pieces: list[bytes | None], grid: tuple[int, ...]) -> list[bytes]:
+    """The encoded inner chunks (C order of ``grid``; None = empty), their index and CRC."""
+    index = np.full((*grid, 2), MAX_UINT64, dtype="<u8")
+    flat = index.reshape(-1, 2)
+    parts: list[bytes] = []
+    offset = 0
+    for i, data in enumerate(pieces):
+        if data is None:
             continue
-        data = codec.encode(pad_to(piece, chunk))
-        index[pos] = (offset, len(data))
+        flat[i] = (offset, len(data))
         parts.append(data)
         offset += len(data)
     index_bytes = index.tobytes()

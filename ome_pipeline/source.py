@@ -109,6 +109,19 @@ class SourceImage:
             raise ValueError(f"{self.name}: reader returned {data.shape}, expected {expect}")
         return data.astype(self.dtype, copy=False)
 
+    def read_tiles(self, t: int, z: int, channel: int, ys: slice, xs: slice,
+                   tile: int) -> Array | None:
+        """``(ny, nx, tile, tile)`` whole source tiles of one channel's region when the
+        reader can hand them over without assembling a plane (``read_tiles`` of the pixel
+        source), else None: then use :meth:`read_plane_block`."""
+        read = getattr(self.pixels, "read_tiles", None)
+        if read is None:
+            return None
+        tiles: Array | None = read(t, z, channel, ys, xs, tile)
+        if tiles is None or tiles.dtype != self.dtype:
+            return None
+        return tiles
+
     def to_numpy(self) -> Array:
         """The whole image, (t, c, z, y, x), for tests and small images."""
         t, c, z, y, x = self.shape

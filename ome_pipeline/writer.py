@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from plexhub.ome_pipeline.chunkio import Codec, OutputStore, chunk_key, encode_shard, pad_to
+from plexhub.ome_pipeline.chunkio import (
+    Codec,
+    OutputStore,
+    chunk_key,
+    encode_shard,
+    encode_tile_shard,
+    pad_to,
+)
 from plexhub.ome_pipeline.chunkread import DirectArray, open_direct
 from plexhub.ome_pipeline.diskwrite import PendingWrites
 from plexhub.ome_pipeline.histogram import PartialHistogram
@@ -198,25 +205,75 @@ def run_task(plan: ImagePlan, task: Task, image: SourceImage | None, store: Outp
     first = task.pass_index * lpp
     shrink = downsample_mode if plan.is_label else downsample_mean
     hists: dict[int, PartialHistogram] = {}
+    j0 = 0  # the first of the task's levels still to write
     if task.pass_index == 0:
         assert image is not None
         ly, lx = plan.levels[0]
         ys = slice(task.by * plan.block, min((task.by + 1) * plan.block, ly))
         xs = slice(task.bx * plan.block, min((task.bx + 1) * plan.block, lx))
-        data = image.read_plane_block(task.t, task.z, task.channels, ys, xs)
-        if not plan.is_label:
-            hists = {c: PartialHistogram.of(data[i]) for i, c in enumerate(task.channels)}
+        tiles = _whole_tiles(plan, image, task, ys, xs)
+        if tiles is not None:
+            hists = {task.channels[0]: PartialHistogram.of(tiles)}
+            _write_tiles(plan, store, pending, task, tiles)
+            j0 = 1
+            if lpp == 1 or len(plan.levels) == 1:
+                return TaskResult(task.id, plan.key, hists)
+            data = _untile(shrink(tiles))  # each tile halves on its own: its edge is even
+        else:
+            data = image.read_plane_block(task.t, task.z, task.channels, ys, xs)
+            if not plan.is_label:
+                hists = {c: PartialHistogram.of(data[i]) for i, c in enumerate(task.channels)}
     else:
         data = _shrunk_from_previous(plan, store, task, first - 1, shrink)
-    for j in range(lpp):
+    for j in range(j0, lpp):
         level = first + j
         if level >= len(plan.levels):
             break
-        if j:
+        if j > j0:
             data = shrink(data)
         edge = plan.block >> j
         _write_block(plan, store, pending, level, task, task.by * edge, task.bx * edge, data)
     return TaskResult(task.id, plan.key, hists)
+
+
+def _whole_tiles(plan: ImagePlan, image: SourceImage, task: Task, ys: slice,
+                 xs: slice) -> Array | None:
+    """A full level-0 block of one intensity channel as whole source tiles that are exactly
+    the output chunks, when the reader can give them (tiled deflate TIFF, tile = chunk):
+    decoded in place and encoded in place, which saves two block-sized copies (measured:
+    ~3 ms of ~28 per 2048² block and channel). None otherwise."""
+    if plan.is_label or len(task.channels) != 1 or \
+            ys.stop - ys.start != plan.block or xs.stop - xs.start != plan.block:
+        return None
+    return image.read_tiles(task.t, task.z, task.channels[0], ys, xs, plan.chunk)
+
+
+def _untile(tiles: Array) -> Array:
+    """(ny, nx, h, w) tiles -> one (1, ny*h, nx*w) plane."""
+    ny, nx, h, w = tiles.shape
+    return tiles.transpose(0, 2, 1, 3).reshape(1, ny * h, nx * w)
+
+
+def _write_tiles(plan: ImagePlan, store: OutputStore, pending: PendingWrites, task: Task,
+                 tiles: Array) -> None:
+    """Level 0 of a block given as (ny, nx, chunk, chunk) tiles, one output chunk each."""
+    prefix = plan.level_key(0)
+    ny, nx = tiles.shape[:2]
+    tiles = tiles.astype(np.dtype(plan.dtype), copy=False)
+
+    def index(yi: int, xi: int) -> tuple[int, ...]:
+        d = {"t": task.t, "c": task.channels[0], "z": task.z, "y": yi, "x": xi}
+        return tuple(d[a] for a in plan.axes)
+
+    if plan.zarr_format == 3:
+        grid = tuple(ny if a == "y" else nx if a == "x" else 1 for a in plan.axes)
+        store.put_soon(chunk_key(prefix, index(task.by, task.bx), 3),
+                       encode_tile_shard(plan.codec, tiles, grid), pending)
+        return
+    for ty in range(ny):
+        for tx in range(nx):
+            key = chunk_key(prefix, index(task.by * ny + ty, task.bx * nx + tx), 2)
+            store.put_soon(key, [plan.codec.encode(tiles[ty, tx])], pending)
 
 
 def _write_block(plan: ImagePlan, store: OutputStore, pending: PendingWrites, level: int,
