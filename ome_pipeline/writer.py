@@ -190,7 +190,7 @@ def run_task(plan: ImagePlan, task: Task, image: SourceImage | None, store: Outp
     """Read one block, write it and its halvings, return its histograms (pass 0 only).
 
     Large objects are written on the I/O thread: with ``pending`` the caller waits for them
-    (and must, before it counts the task as done), else this returns once they are on disk.
+    (and must, before it counts the task as done), else this returns once they are written.
     """
     if pending is None:
         own = PendingWrites()
