@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from plexhub.ome_pipeline.chunkio import OutputStore
-from plexhub.ome_pipeline.diskwrite import PendingWrites
+from plexhub.ome_pipeline.diskwrite import PendingWrites, release_buffers
 from plexhub.ome_pipeline.histogram import NKEYS, PartialHistogram
 from plexhub.ome_pipeline.source import SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task, TaskResult, run_task
@@ -148,6 +148,7 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
     pool.shutdown(wait=True)
     for pending in writes:  # the next pass reads what this one wrote
         pending.wait()
+    release_buffers()
 
 
 def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
