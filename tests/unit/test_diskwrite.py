@@ -137,3 +137,17 @@ def test_when_done_runs_after_every_write_and_never_after_a_failure(
     with pytest.raises(OSError, match="Input/output"):
         failed.wait()
     assert called == []
+
+
+def test_a_conversion_pass_gives_its_buffers_back(tmp_path: Path) -> None:
+    store = OutputStore(str(tmp_path))
+    pending = PendingWrites()
+    for i in range(diskwrite.IN_FLIGHT + 2):
+        store.put_soon(f"k{i}", [blob(2 << 20, i)], pending)
+    pending.wait()
+    assert diskwrite._buffers._free  # kept for the next writes of the pass
+    diskwrite.release_buffers()
+    assert diskwrite._buffers._free == []
+    store.put_soon("again", [blob(2 << 20)], pending)  # and new ones are made on demand
+    pending.wait()
+    assert (tmp_path / "again").read_bytes() == blob(2 << 20)
