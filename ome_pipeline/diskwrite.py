@@ -63,7 +63,7 @@ class _Buffers:
                 if len(buf) >= size:
                     return self._free.pop(i)
             if self._free:
-                self._free.pop().close()  # too small for this one: replace it
+                _unmap(self._free.pop())  # too small for this one: replace it
             capacity = _round_up(self._largest, 1 << 20)
         try:
             return mmap.mmap(-1, capacity)
@@ -81,7 +81,14 @@ class _Buffers:
         with self._lock:
             free, self._free, self._largest = self._free, [], 0
         for buf in free:
-            buf.close()
+            _unmap(buf)
+
+
+def _unmap(buf: mmap.mmap) -> None:
+    # a view of it may outlive a failed write (in an exception's traceback): then the
+    # garbage collector unmaps it once that is gone
+    with contextlib.suppress(BufferError):
+        buf.close()
 
 
 _lock = threading.Lock()
