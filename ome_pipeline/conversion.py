@@ -176,8 +176,12 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             labels: dict[str, str] | None = None, as_labels: bool = False,
             overwrite: bool = False, progress: ProgressCallback | None = None,
             show_progress: bool | None = None,
-            settings: Settings | None = None) -> ConversionResult:
-    """Convert ``src`` into an OME-Zarr store at ``dst``; see the module docstring."""
+            settings: Settings | None = None,
+            validate: Callable[..., object] | None = None) -> ConversionResult:
+    """Convert ``src`` into an OME-Zarr store at ``dst``; see the module docstring.
+
+    ``validate(path, expect_version=...)`` checks the written store before it is committed
+    (default: :func:`~plexhub.ome_pipeline.validate.validate_store` in this process)."""
     t0 = time.perf_counter()
     settings = settings or get_settings()
     tune_malloc()
@@ -230,7 +234,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             raise
         from plexhub.ome_pipeline.validate import validate_store
 
-        validate_store(work_root, expect_version=version)
+        (validate or validate_store)(work_root, expect_version=version)
         store.remove(".plexhub")
     if not remote:
         _commit(Path(work_root), Path(dst))

@@ -29,16 +29,21 @@ def _labels(values: list[str]) -> dict[str, str]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from plexhub.ome_pipeline import convert
-    from plexhub.settings import get_settings
+    from plexhub.ome_pipeline.validate_child import ValidatorProcess
 
-    settings = get_settings()
-    if args.workers:
-        settings = settings.model_copy(update={"workers": args.workers})
-    result = convert(args.src, args.dst, ngff_version=args.ngff_version, reader=args.reader,
-                     labels=_labels(args.labels), as_labels=args.as_labels,
-                     overwrite=args.overwrite, show_progress=None if not args.quiet else False,
-                     settings=settings)
+    # first: the helper imports the validation's libraries while this process starts up
+    with ValidatorProcess() as validator:
+        from plexhub.ome_pipeline import convert
+        from plexhub.settings import get_settings
+
+        settings = get_settings()
+        if args.workers:
+            settings = settings.model_copy(update={"workers": args.workers})
+        result = convert(args.src, args.dst, ngff_version=args.ngff_version,
+                         reader=args.reader, labels=_labels(args.labels),
+                         as_labels=args.as_labels, overwrite=args.overwrite,
+                         show_progress=None if not args.quiet else False,
+                         settings=settings, validate=validator.validate)
     print(result.summary())
     return 0
 
