@@ -87,7 +87,7 @@ class OutputStore:
 
     def put_soon(self, key: str, parts: Parts, pending: PendingWrites) -> None:
         """Write ``parts`` as ``key`` on the I/O thread (locally; large objects), else now;
-        ``pending.wait()`` returns when it is on disk under its name."""
+        ``pending.wait()`` returns once it is written under its name."""
         if self.remote or sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
             self.put(key, parts)
             return

@@ -259,21 +259,24 @@ def _write_tiles(plan: ImagePlan, store: OutputStore, pending: PendingWrites, ta
     """Level 0 of a block given as (ny, nx, chunk, chunk) tiles, one output chunk each."""
     prefix = plan.level_key(0)
     ny, nx = tiles.shape[:2]
+    c = task.channels[0]
     tiles = tiles.astype(np.dtype(plan.dtype), copy=False)
-
-    def index(yi: int, xi: int) -> tuple[int, ...]:
-        d = {"t": task.t, "c": task.channels[0], "z": task.z, "y": yi, "x": xi}
-        return tuple(d[a] for a in plan.axes)
-
     if plan.zarr_format == 3:
         grid = tuple(ny if a == "y" else nx if a == "x" else 1 for a in plan.axes)
-        store.put_soon(chunk_key(prefix, index(task.by, task.bx), 3),
+        store.put_soon(chunk_key(prefix, _chunk_index(plan, task, c, task.by, task.bx), 3),
                        encode_tile_shard(plan.codec, tiles, grid), pending)
         return
     for ty in range(ny):
         for tx in range(nx):
-            key = chunk_key(prefix, index(task.by * ny + ty, task.bx * nx + tx), 2)
-            store.put_soon(key, [plan.codec.encode(tiles[ty, tx])], pending)
+            index = _chunk_index(plan, task, c, task.by * ny + ty, task.bx * nx + tx)
+            store.put_soon(chunk_key(prefix, index, 2), [plan.codec.encode(tiles[ty, tx])],
+                           pending)
+
+
+def _chunk_index(plan: ImagePlan, task: Task, c: int, yi: int, xi: int) -> tuple[int, ...]:
+    """The grid index (in the plan's axis order) of chunk / shard (yi, xi) of channel c."""
+    d = {"t": task.t, "c": c, "z": task.z, "y": yi, "x": xi}
+    return tuple(d[a] for a in plan.axes)
 
 
 def _write_block(plan: ImagePlan, store: OutputStore, pending: PendingWrites, level: int,
@@ -284,8 +287,7 @@ def _write_block(plan: ImagePlan, store: OutputStore, pending: PendingWrites, le
     data = data.astype(np.dtype(plan.dtype), copy=False)
 
     def index(c: int, yi: int, xi: int) -> tuple[int, ...]:
-        d = {"t": task.t, "c": c, "z": task.z, "y": yi, "x": xi}
-        return tuple(d[a] for a in plan.axes)
+        return _chunk_index(plan, task, c, yi, xi)
 
     for i, c in enumerate(task.channels):
         plane = data[i]
