@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,19 +131,37 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ome_tiff(tmp_path_factory.mktemp("resume-big") / "big.ome.tif", BIG)
 
 
-def test_a_task_counts_as_done_only_once_its_shards_are_on_disk(
-        big_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = tmp_path / "ref.ome.zarr"
+@pytest.fixture(scope="module")
+def big_ref(big_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ref = tmp_path_factory.mktemp("resume-big-ref") / "ref.ome.zarr"
     convert(big_source, ref, settings=BIG_SETTINGS)
-    real_direct = diskwrite._write_direct
-    slow_writes = {"n": 0}
+    return ref
 
-    def slow_disk(*args: object) -> bool:
-        slow_writes["n"] += 1
-        time.sleep(0.05)  # the task goes on (and may finish) while its shard is in flight
+
+def before_each_direct_write(monkeypatch: pytest.MonkeyPatch,
+                             hook: Callable[[int], None]) -> None:
+    """Call ``hook(n)`` before the n-th (from 1) O_DIRECT write of the I/O thread."""
+    real_direct = diskwrite._write_direct
+    calls = {"n": 0}
+
+    def hooked(*args: object) -> bool:
+        calls["n"] += 1
+        hook(calls["n"])
         return real_direct(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(diskwrite, "_write_direct", slow_disk)
+    monkeypatch.setattr(diskwrite, "_write_direct", hooked)
+
+
+def test_a_task_counts_as_done_only_once_its_shards_are_on_disk(
+        big_source: Path, big_ref: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_writes: list[int] = []
+
+    def slow_disk(n: int) -> None:
+        slow_writes.append(n)
+        time.sleep(0.05)  # the task goes on (and may finish) while its shard is in flight
+
+    before_each_direct_write(monkeypatch, slow_disk)
     work = tmp_path / ".dst.ome.zarr.partial"
     real_record = Accumulator.record
     checked: list[str] = []
@@ -157,25 +176,19 @@ def test_a_task_counts_as_done_only_once_its_shards_are_on_disk(
     monkeypatch.setattr(Accumulator, "record", record)
     dst = tmp_path / "dst.ome.zarr"
     convert(big_source, dst, settings=BIG_SETTINGS)
-    assert slow_writes["n"] >= 8
+    assert len(slow_writes) >= 8
     assert len(checked) == 8
-    assert_same_store(ref, dst)
+    assert_same_store(big_ref, dst)
 
 
 def test_a_failed_background_write_fails_the_conversion_and_it_resumes(
-        big_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = tmp_path / "ref.ome.zarr"
-    convert(big_source, ref, settings=BIG_SETTINGS)
-    real_direct = diskwrite._write_direct
-    calls = {"n": 0}
-
-    def disk_full_once(*args: object) -> bool:
-        calls["n"] += 1
-        if calls["n"] == 5:
+        big_source: Path, big_ref: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full_once(n: int) -> None:
+        if n == 5:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_direct(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(diskwrite, "_write_direct", disk_full_once)
+    before_each_direct_write(monkeypatch, disk_full_once)
     dst = tmp_path / "dst.ome.zarr"
     with pytest.raises(OSError, match="No space left"):
         convert(big_source, dst, settings=BIG_SETTINGS)
@@ -184,4 +197,4 @@ def test_a_failed_background_write_fails_the_conversion_and_it_resumes(
     assert not list(partial.rglob("*.tmp"))  # no torn or temporary file is left
     result = convert(big_source, dst, settings=BIG_SETTINGS)
     assert result.tasks_resumed >= 1
-    assert_same_store(ref, dst)
+    assert_same_store(big_ref, dst)
