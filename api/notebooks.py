@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from plexhub.errors import InputError, PlexhubError
+from plexhub.limits import NOTEBOOK_BYTES as MAX_BYTES
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,199}$")
-MAX_BYTES = 50 * 2**20
 KERNEL = "python3"
 NOTEBOOK_CSS = Path(__file__).parent / "portal" / "static" / "notebook.css"
 # what a standalone rendered notebook may load: its own inline CSS and embedded images

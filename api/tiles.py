@@ -21,12 +21,12 @@ import numpy as np
 from plexhub.api.models import Image
 from plexhub.api.preset_store import digest
 from plexhub.errors import InputError, NotFoundError
+from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.ome_pipeline.source import ByteLRU
 from plexhub.presets import BoundPreset, RenderPreset, parse_preset
 
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-MAX_REGION = 4096 * 4096
 
 
 @dataclass(frozen=True)

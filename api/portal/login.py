@@ -16,9 +16,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from plexhub.api.deps import SESSION_COOKIE, State
 from plexhub.api.portal.web import base, page, safe_next
+from plexhub.limits import LOGIN_FORM_BYTES as MAX_FORM
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
-MAX_FORM = 8192
 
 
 def _same_origin(request: Request) -> bool:
