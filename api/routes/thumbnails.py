@@ -17,8 +17,9 @@ from plexhub.api import preset_store
 from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
 from plexhub.api.models import Image
 from plexhub.api.routes.tiles import SHORT, Engine
-from plexhub.api.tiles import MAX_REGION, Region, axis_size, etag
+from plexhub.api.tiles import Region, axis_size, etag
 from plexhub.errors import NotFoundError
+from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.presets import bind
 
 router = APIRouter(prefix="/api/v1", tags=["tiles"])

@@ -12,8 +12,9 @@ from fastapi.responses import Response
 from plexhub.api import preset_store
 from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
 from plexhub.api.routes.tiles import Engine
-from plexhub.api.tiles import MAX_REGION, MEDIA, Region, check_tz, etag, level_shape
+from plexhub.api.tiles import MEDIA, Region, check_tz, etag, level_shape
 from plexhub.errors import InputError, NotFoundError
+from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.presets import bind
 
 router = APIRouter(prefix="/webgateway", tags=["compatibility"])
