@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import re
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from plexhub.errors import (
     CorruptFileError,
     InputError,
     MissingFileError,
+    PlexhubError,
     UnsupportedFormatError,
 )
 from plexhub.model import PhysicalSize
@@ -50,6 +52,20 @@ def open_tiff(path: str, **flags: bool) -> tifffile.TiffFile:
     except (OSError, ValueError, struct_error()) as exc:
         raise CorruptFileError(path, f"cannot be parsed as TIFF ({exc})",
                                "the file may be truncated") from exc
+
+
+class _Complaints(logging.Handler):
+    """tifffile's ERROR records of this thread: it logs a broken IFD chain ("invalid page
+    offset") and reads on with the pages before it, which would silently drop channels."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
 
 
 def struct_error() -> type[Exception]:
@@ -275,19 +291,36 @@ class _TiffBase(Reader):
         return head[:4] in TIFF_MAGICS
 
     def open(self, path: str) -> SourceDocument:
-        tif = open_tiff(path, **self.flags)
+        complaints = _Complaints()
+        tifflog = logging.getLogger("tifffile")
+        tifflog.addHandler(complaints)
         try:
-            doc = self._document(path, tif)
-        except NotImplementedError as exc:  # e.g. tifffile's SCN reader and z-stacks
-            raise UnsupportedFormatError(path, f"uses a layout tifffile cannot read ({exc})",
-                                         "re-export it as OME-TIFF") from exc
+            doc = self._open_document(path)
         finally:
-            tif.close()
+            tifflog.removeHandler(complaints)
+        if complaints.messages:
+            raise CorruptFileError(path, f"is damaged ({complaints.messages[0][:200]})",
+                                   "the file may be truncated: copy it again from the scanner")
         if not doc.images:
             raise InputError(path, "holds no main image (only thumbnails or labels)")
         for image in doc.images:
             image.pixels.check()
         return doc
+
+    def _open_document(self, path: str) -> SourceDocument:
+        tif = open_tiff(path, **self.flags)
+        try:
+            return self._document(path, tif)
+        except NotImplementedError as exc:  # e.g. tifffile's SCN reader and z-stacks
+            raise UnsupportedFormatError(path, f"uses a layout tifffile cannot read ({exc})",
+                                         "re-export it as OME-TIFF") from exc
+        except PlexhubError:
+            raise
+        except (IndexError, KeyError, ValueError, OSError, struct_error()) as exc:
+            raise CorruptFileError(path, f"cannot be read ({type(exc).__name__}: {exc})",
+                                   "the file may be truncated: copy it again") from exc
+        finally:
+            tif.close()
 
     def _document(self, path: str, tif: tifffile.TiffFile) -> SourceDocument:
         images: list[SourceImage] = []
