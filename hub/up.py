@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -236,18 +235,3 @@ def run_up(args: argparse.Namespace) -> int:
             print("plexhub: stopped", flush=True)
         for s, handler in old.items():
             signal.signal(s, handler)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m plexhub.hub.up`` (the same as ``plexhub up``)."""
-    p = argparse.ArgumentParser(prog="plexhub up", description="the local deployment")
-    add_arguments(p)
-    try:
-        return run_up(p.parse_args(argv))
-    except PlexhubError as exc:
-        print(f"plexhub: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from plexhub import __version__
+from plexhub.colors import default_colors
 from plexhub.errors import DestinationExistsError, InputError, PlexhubError
 from plexhub.malloc import tune_malloc
 from plexhub.model import Channel, ImageSummary, LevelInfo
 from plexhub.ome_pipeline.chunkio import Codec, OutputStore, is_remote
 from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
 from plexhub.ome_pipeline.histogram import finalize, percentile
-from plexhub.ome_pipeline.metadata import default_colors
 from plexhub.ome_pipeline.ngff import (
     multiscales_json,
     omero_json,

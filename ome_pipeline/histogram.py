@@ -55,9 +55,7 @@ def key_edges(dtype: np.dtype[Any], keys: Array) -> npt.NDArray[np.float64]:
     if dtype.kind == "f":
         top = (u >> 31).astype(bool)
         bits = np.where(top, u & 0x7FFFFFFF, ~u & 0xFFFFFFFF).astype(np.uint32)
-        out = bits.view(np.float32).astype(np.float64)
-        # keys of negative numbers name their upper edge; use the smaller end
-        return np.where(top, out, out)
+        return bits.view(np.float32).astype(np.float64)
     signed = dtype.kind == "i"
     return (u.astype(np.int64) - ((1 << 31) if signed else 0)).astype(np.float64)
 

@@ -1,17 +1,9 @@
-"""Small metadata helpers: OME colours, default palette, UDUNITS-2 unit names."""
+"""Small metadata helpers: OME colour integers and UDUNITS-2 unit names (the palette and the
+colour parser are :mod:`plexhub.colors`)."""
 
 from __future__ import annotations
 
-import re
-
-from plexhub.errors import InputError
-
-# A palette for channels without a colour: blue first (nuclear stain), then distinct hues.
-PALETTE = ("0000FF", "00FF00", "FF0000", "FFFF00", "FF00FF", "00FFFF", "FF8000", "FFFFFF",
-           "8000FF", "00FF80", "FF0080", "80FF00")
-RGB_COLORS = ("FF0000", "00FF00", "0000FF")
-
-_HEX = re.compile(r"^#?([0-9A-Fa-f]{6})$")
+from plexhub.colors import parse_color
 
 
 def ome_color_to_hex(value: int | str) -> str:
@@ -22,16 +14,8 @@ def ome_color_to_hex(value: int | str) -> str:
 
 def hex_to_ome_color(color: str) -> int:
     """Encode RRGGBB as OME's signed RGBA integer (opaque)."""
-    v = (int(parse_hex_color(color), 16) << 8) | 0xFF
+    v = (int(parse_color(color), 16) << 8) | 0xFF
     return v - (1 << 32) if v >= 1 << 31 else v
-
-
-def parse_hex_color(value: str) -> str:
-    """Accept RRGGBB with or without '#', any case; return upper-case RRGGBB."""
-    m = _HEX.match(value.strip())
-    if not m:
-        raise InputError(repr(value), "not a colour", "expected six hex digits such as 00FF00")
-    return m.group(1).upper()
 
 
 def rgb_triplet_to_hex(text: str) -> str | None:
@@ -41,12 +25,6 @@ def rgb_triplet_to_hex(text: str) -> str | None:
         return None
     r, g, b = (min(255, int(p)) for p in parts)
     return f"{r:02X}{g:02X}{b:02X}"
-
-
-def default_colors(n: int) -> list[str]:
-    if n == 1:
-        return ["FFFFFF"]
-    return [PALETTE[i % len(PALETTE)] for i in range(n)]
 
 
 _UNITS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,16 +43,6 @@ class ArrayPixels(PixelSource):
 
     def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
         return np.ascontiguousarray(self.data[t, list(channels), z, ys, xs])
-
-
-class FunctionPixels(PixelSource):
-    """Pixels computed by a picklable function ``f(t, c, z, ys, xs) -> 2-D array``."""
-
-    def __init__(self, func: Callable[[int, int, int, slice, slice], Array]) -> None:
-        self.func = func
-
-    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
-        return np.stack([self.func(t, c, z, ys, xs) for c in channels])
 
 
 @dataclass

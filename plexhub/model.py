@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AXIS_ORDER = "tczyx"
-
 
 @dataclass(frozen=True)
 class Channel:

@@ -11,14 +11,14 @@ surrounding spaces ignored; an image channel answers to its marker and to its la
 by ``index``. Repeated names (a DAPI per cycle) pair up in order; among channels of the same
 name the one at the entry's ``index`` is preferred.
 
-This module imports only the standard library, pydantic and ``plexhub.errors``.
+This module imports only the standard library, pydantic, ``plexhub.errors`` and
+``plexhub.colors``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -26,12 +26,12 @@ from typing import Any, Literal, Protocol
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from plexhub.colors import parse_color
 from plexhub.errors import InputError
 
 #: Lookup tables every renderer implements (``plexhub.ome_pipeline.luts`` holds the tables).
 LUT_NAMES = ("gray", "fire", "viridis", "hot")
 _LUT_ALIASES = {"grey": "gray", "grays": "gray", "greys": "gray"}
-_HEX = re.compile(r"^#?([0-9A-Fa-f]{6})$")
 
 Family = Literal["linear", "polynomial", "exponential", "logarithmic"]
 
@@ -46,14 +46,6 @@ class PresetMismatchError(InputError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-def parse_color(value: str) -> str:
-    """RRGGBB with or without '#', any case -> upper-case RRGGBB."""
-    m = _HEX.match(value.strip())
-    if not m:
-        raise ValueError(f"colour {value!r} is not six hex digits such as 00FF00")
-    return m.group(1).upper()
 
 
 def parse_lut(value: str) -> str:

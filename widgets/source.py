@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from plexhub.colors import palette_color
 from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
 from plexhub.ome_pipeline import histogram as hist
@@ -33,7 +34,6 @@ from plexhub.presets import RenderPreset, parse_preset
 from plexhub.widgets.client import ApiClient
 
 Array = npt.NDArray[Any]
-PALETTE = ("0000FF", "00FF00", "FF0000", "FFFF00", "FF00FF", "00FFFF", "FF8000", "FFFFFF")
 _IMAGE_URL = re.compile(r"^(?P<base>https?://.+?)(?:/api/v1)?(?:/portal)?/images/"
                         r"(?P<id>[A-Za-z0-9_\-]+)/?(?:view)?(?:[?#].*)?$")
 
@@ -226,7 +226,7 @@ def _build(group: Any, attrs: dict[str, Any], location: str, name: str | None,
         label = str(meta.get("label") or entry.get("label") or f"Channel {i}")
         color = str(meta.get("color") or entry.get("color") or "").lstrip("#").upper()
         if not re.fullmatch(r"[0-9A-F]{6}", color):
-            color = PALETTE[i % len(PALETTE)]
+            color = palette_color(i)
         channels.append(Channel(index=i, label=label, color=color,
                                 marker=meta.get("marker") or None))
     return ImageSource(name=name or str(ms.get("name") or Path(location).name), axes=axes,

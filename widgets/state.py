@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from plexhub.colors import parse_color
 from plexhub.errors import InputError
 from plexhub.model import Channel
 from plexhub.ome_pipeline.autocontrast import Method, auto_window
@@ -24,7 +25,6 @@ from plexhub.presets import (
     RenderPreset,
     bind,
     content_hash,
-    parse_color,
 )
 
 Row = dict[str, Any]

@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from plexhub.colors import RGB_COLORS
 from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
 from plexhub.model import PhysicalSize
-from plexhub.ome_pipeline.metadata import RGB_COLORS
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
 

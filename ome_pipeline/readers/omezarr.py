@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from plexhub.colors import parse_color
 from plexhub.errors import CorruptFileError, InputError
 from plexhub.model import PhysicalSize
-from plexhub.ome_pipeline.metadata import parse_hex_color, udunits
+from plexhub.ome_pipeline.metadata import udunits
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
 
@@ -126,7 +127,7 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
             meta.label = str(ch["label"])
         if ch.get("color"):
             try:
-                meta.color = parse_hex_color(str(ch["color"]))
+                meta.color = parse_color(str(ch["color"]))
             except InputError:
                 meta.color = None
     image = SourceImage(

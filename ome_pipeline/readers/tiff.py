@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tifffile
 
+from plexhub.colors import RGB_COLORS
 from plexhub.errors import (
     CorruptFileError,
     InputError,
@@ -24,7 +25,6 @@ from plexhub.errors import (
 )
 from plexhub.model import PhysicalSize
 from plexhub.ome_pipeline.metadata import (
-    RGB_COLORS,
     ome_color_to_hex,
     rgb_triplet_to_hex,
     to_micrometer,

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from napari.components import ViewerModel
 
+from plexhub.colors import PALETTE
 from plexhub.presets import bind, parse_preset
 from plexhub.widgets.napari_plugin import add_to_viewer, napari_get_reader
 from plexhub.widgets.napari_plugin._layers import apply_preset, preset_from_layers
-from plexhub.widgets.source import PALETTE, open_image
+from plexhub.widgets.source import open_image
 
 
 def _top_colour(layer: Any) -> str:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from plexhub.colors import parse_color
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.metadata import (
     hex_to_ome_color,
     ome_color_to_hex,
-    parse_hex_color,
     rgb_triplet_to_hex,
     udunits,
 )
@@ -21,9 +21,9 @@ def test_ome_color_is_signed_rgba(ome: int, hexa: str) -> None:
 
 
 def test_hex_parsing_accepts_hash_and_any_case() -> None:
-    assert parse_hex_color("#00ff7f") == "00FF7F"
+    assert parse_color("#00ff7f") == "00FF7F"
     with pytest.raises(InputError, match="six hex digits"):
-        parse_hex_color("#FFF")
+        parse_color("#FFF")
 
 
 def test_akoya_triplets_and_units() -> None:

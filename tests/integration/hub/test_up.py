@@ -3,7 +3,6 @@ reuses what exists. Slow (two hub starts and three conversions), but part of eve
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import re
 import signal
@@ -23,14 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def up_command(port: int) -> list[str]:
-    """``plexhub up`` once the CLI has it; the same function through its module until then."""
-    from plexhub.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions
-               if isinstance(a, argparse._SubParsersAction))
-    if "up" in sub.choices:
-        return [sys.executable, "-m", "plexhub", "up", "--port", str(port)]
-    return [sys.executable, "-m", "plexhub.hub.up", "--port", str(port)]
+    return [sys.executable, "-m", "plexhub", "up", "--port", str(port)]
 
 
 class Up:
