@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from plexhub.api.tilelane import TileLane
 from plexhub.errors import PermissionDeniedError
-from plexhub.ome_pipeline import convert
+from plexhub.ome_pipeline import convert, open_source
 from plexhub.ome_pipeline.confine import check_tree
 from plexhub.ome_pipeline.readers.omezarr import OmeZarrReader
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
@@ -351,3 +351,20 @@ def test_a_level_folder_swapped_for_a_link_is_not_read(api: Api, tmp_path: Path)
     assert r.status_code == 403, r.text
     assert "resolves outside" in r.json()["detail"]
     assert api.get(f"/api/v1/images/{image}/zarr/0/c/0/0/0").status_code == 422
+
+
+def test_a_multi_file_ome_tiff_never_reads_a_sibling_outside_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    path = write_ome_tiff(folder / "a.ome.tif",
+                          SyntheticSpec(size_y=64, size_x=64, channels=2, tile=64, seed=9))
+    shutil.copy(path, tmp_path / "outside.ome.tif")  # readable, one folder up
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.pages[0].description
+    sibling = ('<TiffData IFD="0" PlaneCount="2"><UUID FileName="../outside.ome.tif">'
+               'urn:uuid:00000000-0000-0000-0000-000000000000</UUID></TiffData>')
+    hostile = xml.replace('<TiffData IFD="0" PlaneCount="2"/>', sibling)
+    assert hostile != xml
+    tifffile.tiffcomment(path, hostile.encode())
+    with pytest.raises(PermissionDeniedError, match="outside the folder"):
+        open_source(str(path))
