@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from plexhub.api import csrf
 from plexhub.api.db import Database, utcnow
 from plexhub.api.models import Grant, Image, Study
 from plexhub.errors import NotFoundError, PermissionDeniedError
@@ -84,6 +85,8 @@ async def current_user(request: Request, st: State,
     if principal is None:
         raise HTTPException(401, "the token is unknown or revoked",
                             headers={"WWW-Authenticate": "Bearer"})
+    if creds is None or creds.scheme.lower() != "bearer":  # the cookie: writes need proof
+        csrf.check(request, token)
     return principal
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plexhub.api.headers import INERT
 from plexhub.errors import (
     ConflictError,
     DestinationExistsError,
@@ -67,4 +68,4 @@ def install(app: FastAPI) -> None:
         log.exception("internal error %s on %s %s", request_id, request.method,
                       request.url.path)
         return JSONResponse({"detail": f"internal error (request id {request_id})"},
-                            status_code=500)
+                            status_code=500, headers=INERT)  # sent outside InertHeaders

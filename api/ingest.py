@@ -2,6 +2,8 @@
 
 No path from a request reaches the filesystem unchecked: the source must resolve (symlinks
 followed) inside one of the configured roots, or start with one of the configured URI prefixes.
+A folder (OME-Zarr) is read only when no symlink in it resolves outside it: a "chunk" linked
+to a file elsewhere would otherwise be converted into the store and served.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plexhub.errors import InputError, MissingFileError, PermissionDeniedError
+from plexhub.ome_pipeline.confine import check_tree
 from plexhub.settings import Settings
 
 SAMPLE = 1 << 20
@@ -54,6 +57,7 @@ def fingerprint(path: str) -> str:
     h = hashlib.sha256()
     p = Path(path)
     if p.is_dir():
+        check_tree(p)
         for f in sorted(p.rglob("*")):
             if f.is_file() and f.name.endswith((".zattrs", ".zarray", ".zgroup", "zarr.json",
                                                 ".xml")):
@@ -73,6 +77,8 @@ def full_checksum(path: str) -> str:
     """SHA-256 of the whole file (of every file, in order, for a folder)."""
     h = hashlib.sha256()
     p = Path(path)
+    if p.is_dir():
+        check_tree(p)
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     for f in files:
         if p.is_dir():

@@ -14,6 +14,7 @@ from plexhub.api import errors
 from plexhub.api.auth import TokenStore
 from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
+from plexhub.api.headers import InertHeaders
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
+    app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer
     from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 
     # tiles first: routes are matched in order, and tiles are most of the requests

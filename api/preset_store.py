@@ -21,6 +21,7 @@ from plexhub.api import audit
 from plexhub.api.models import Image, Preset, PresetVersion, Study
 from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel
+from plexhub.ome_pipeline.confine import read_inside
 from plexhub.policies.access import Principal
 from plexhub.presets import RenderPreset, content_hash, parse_preset
 
@@ -38,7 +39,7 @@ def histograms(image: Image) -> dict[str, Any]:
         raise NotFoundError(f"image {image.id}", "has no converted store yet")
     root = Path(image.store_uri) / image.store_key if image.store_key else Path(image.store_uri)
     try:
-        return dict(json.loads((root / "histograms.json").read_text()))
+        return dict(json.loads(read_inside(root, "histograms.json")))  # never via a link out
     except FileNotFoundError:
         return {"channels": []}
 

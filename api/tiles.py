@@ -144,10 +144,13 @@ class TileEngine:
                 self._arrays.move_to_end(key)
                 return self._arrays[key]
         from plexhub.ome_pipeline.chunkread import open_direct
+        from plexhub.ome_pipeline.zarr_confined import ConfinedStore
 
-        # stores plexhub wrote are read chunk by chunk directly; anything else through zarr
-        arr = open_direct(Path(key[0]) / str(level)) or \
-            zarr.open_array(f"{key[0]}/{level}", mode="r")
+        # stores plexhub wrote are read chunk by chunk directly; anything else through zarr;
+        # both read only files that resolve inside the image's store
+        root = Path(key[0])
+        arr = open_direct(root / str(level), root) or \
+            zarr.open_array(ConfinedStore(root), path=str(level), mode="r")
         with self._lock:
             self._arrays[key] = arr
             while len(self._arrays) > 256:

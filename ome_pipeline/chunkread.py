@@ -1,7 +1,11 @@
 """Direct reads of the arrays plexhub writes: a chunk's byte range from a cached shard index
 (or the chunk file, NGFF 0.4), Blosc-decoded. Tiles need a few chunks each, and this path costs
 a fraction of zarr-python's general one. Anything not laid out exactly as plexhub writes it is
-refused (``None`` from :func:`open_direct`), and the caller falls back to zarr."""
+refused (``None`` from :func:`open_direct`), and the caller falls back to zarr.
+
+Every file is read through :func:`plexhub.ome_pipeline.confine.open_inside`: a chunk, shard or
+metadata file that resolves outside the array's folder (a symlink put into a store after it
+was written) is refused with a :class:`~plexhub.errors.PermissionDeniedError`, never read."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from numcodecs import Blosc
+
+from plexhub.errors import PermissionDeniedError
+from plexhub.ome_pipeline.confine import inside, open_inside, real_prefix
 
 Array = npt.NDArray[Any]
 EMPTY = 2**64 - 1
@@ -30,6 +37,8 @@ class DirectArray:
         self.fill, self.zarr_format = fill, zarr_format
         self._index: OrderedDict[str, Array | None] = OrderedDict()
         self._root = str(path)
+        self._prefix = real_prefix(path)  # every file read must resolve under it
+        self._label = path.name  # names a refused file in errors: "0/c/1/0/0"
         self._per = tuple(s // c for s, c in zip(shard, chunk, strict=True)) if shard else ()
         self._lock = threading.Lock()
 
@@ -73,10 +82,13 @@ class DirectArray:
 
     def _chunk(self, cidx: tuple[int, ...]) -> Array | None:
         if self.shard is None:
+            name = "/".join(map(str, cidx))
             try:
-                return self._decode(self.path.joinpath(*map(str, cidx)).read_bytes())
+                fd = self._open(f"{self._root}/{name}", name)
             except FileNotFoundError:
                 return None
+            with os.fdopen(fd, "rb") as fh:
+                return self._decode(fh.read())
         per = self._per
         sidx = "/".join(str(i // p) for i, p in zip(cidx, per, strict=True))
         inner = tuple(i % p for i, p in zip(cidx, per, strict=True))
@@ -87,12 +99,16 @@ class DirectArray:
         offset, length = (int(v) for v in index[inner])
         if offset == EMPTY:
             return None
-        fd = os.open(f, os.O_RDONLY)
+        fd = self._open(f, f"c/{sidx}")
         try:
             raw = os.pread(fd, length, offset)
         finally:
             os.close(fd)
         return self._decode(raw)
+
+    def _open(self, path: str, name: str) -> int:
+        """A file of this array, opened for reading, only when it really lies inside it."""
+        return open_inside(path, self._prefix, f"{self._label}/{name}")
 
     def _shard_index(self, key: str, per: tuple[int, ...]) -> Array | None:
         with self._lock:
@@ -101,9 +117,12 @@ class DirectArray:
                 return self._index[key]
         nbytes = int(np.prod(per)) * 16 + 4
         try:
-            with open(key, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                raw = os.pread(fh.fileno(), nbytes, size - nbytes)
+            fd = self._open(key, key[len(self._root) + 1:])
+            try:
+                size = os.fstat(fd).st_size
+                raw = os.pread(fd, nbytes, size - nbytes)
+            finally:
+                os.close(fd)
             index: Array | None = np.frombuffer(raw[:-4], "<u8").reshape(*per, 2)
         except FileNotFoundError:
             index = None
@@ -114,15 +133,30 @@ class DirectArray:
         return index
 
 
-def open_direct(path: Path) -> DirectArray | None:
-    """A direct reader for the array at ``path`` when plexhub wrote it, else None."""
-    try:
-        if (path / "zarr.json").exists():
-            return _v3(path, json.loads((path / "zarr.json").read_text()))
-        if (path / ".zarray").exists():
-            return _v2(path, json.loads((path / ".zarray").read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def open_direct(path: Path, root: Path | None = None) -> DirectArray | None:
+    """A direct reader for the array at ``path`` when plexhub wrote it, else None. Its files
+    are read only from inside ``path``; with ``root`` (the store), ``path`` itself must
+    resolve inside ``root`` too (else :class:`~plexhub.errors.PermissionDeniedError`)."""
+    if root is not None and not inside(root, path):
+        raise PermissionDeniedError(f"{root.name}/{path.relative_to(root)}",
+                                    "resolves outside its store",
+                                    "the store was changed after it was written; convert the "
+                                    "image again")
+    prefix = real_prefix(path)
+    for name, parse in (("zarr.json", _v3), (".zarray", _v2)):
+        try:
+            fd = open_inside(str(path / name), prefix, f"{path.name}/{name}")
+        except FileNotFoundError:
+            continue
+        except PermissionDeniedError:
+            raise
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                return parse(path, json.loads(fh.read()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
     return None
 
 

@@ -4,6 +4,8 @@ headers, and the route class that turns "no session" into a redirect to the logi
 
 Authentication is only ``CurrentUser`` (``plexhub.api.deps``): a bearer token or the
 ``plexhub-session`` cookie today, JupyterHub's login in hub mode; the portal does not care.
+A page's scripts send ``X-Plexhub-CSRF`` (from its ``csrf-token`` meta tag) with any write,
+which the cookie alone does not authorize (``plexhub.api.csrf``).
 Links are built from ``request.scope["root_path"]``, so the pages work when the API is
 proxied under a prefix such as ``/services/plexhub``.
 """
@@ -21,6 +23,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from plexhub.api import csrf
+from plexhub.api.deps import SESSION_COOKIE
 from plexhub.errors import NotFoundError
 from plexhub.policies.access import Principal
 
@@ -43,7 +47,9 @@ def base(request: Request) -> str:
 
 def page(request: Request, name: str, context: Mapping[str, Any],
          user: Principal | None = None, status_code: int = 200) -> Response:
-    ctx = {"base": base(request), "user": user, **context}
+    session = request.cookies.get(SESSION_COOKIE)  # its scripts' writes send the CSRF token
+    ctx = {"base": base(request), "user": user,
+           "csrf": csrf.token_for(session) if session and user else "", **context}
     return templates.TemplateResponse(request, name, ctx, status_code=status_code,
                                       headers=HEADERS)
 

@@ -157,7 +157,8 @@ def get_notebook_html(notebook_id: str, user: CurrentUser, session: DbSession) -
     row, study = visible_notebook(session, user, notebook_id)
     fragment = nbs.CACHE.fragment(row.content_hash, row.ipynb)
     page = nbs.standalone_html(f"{row.name} v{row.version} ({study.code})", fragment)
-    return HTMLResponse(page, headers={"Content-Security-Policy": nbs.HTML_CSP,
+    # sandbox: the page runs no script anyway, and gets an opaque origin (no cookie use)
+    return HTMLResponse(page, headers={"Content-Security-Policy": f"sandbox; {nbs.HTML_CSP}",
                                        "X-Content-Type-Options": "nosniff",
                                        "Cache-Control": "private, no-store"})
 

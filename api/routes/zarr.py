@@ -3,12 +3,16 @@ ome-zarr-py and napari-ome-zarr open ``…/images/{id}/zarr/`` with a bearer tok
 
 The path in the URL never reaches the filesystem unchecked: the image's folder comes from the
 catalog, the path is split into plain names (no '..', no absolute parts, no hidden files) and
-the resolved file must stay inside that folder.
+the resolved file must stay inside that folder (a symlink out of it is refused).
+
+The bytes are the source file's (the original OME-XML is kept verbatim) and are served inert:
+JSON metadata as ``application/json``, everything else (chunks, ``OME/METADATA.ome.xml``) as
+an ``application/octet-stream`` attachment, so no browser renders them as a document of the
+API's origin; ``api.headers`` adds ``nosniff`` and a sandboxing CSP to every response.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from pathlib import Path
 
@@ -49,7 +53,7 @@ def safe_file(root: Path, path: str) -> Path:
     resolved = target.resolve()
     if resolved != resolved_root and not resolved.is_relative_to(resolved_root):
         raise InputError(f"zarr path {path!r}", "leaves the image store")
-    return target
+    return resolved  # what is served is the file checked, not a path a link could redirect
 
 
 @router.get("/images/{image_id}/zarr/{path:path}", tags=["data"],
@@ -64,10 +68,12 @@ def zarr_file(image_id: str, path: str, user: CurrentUser, session: DbSession,
     target = safe_file(root, path)
     if not target.is_file():
         raise NotFoundError(f"zarr path {path!r}", "not found")
-    media = mimetypes.guess_type(target.name)[0] if target.suffix in (".json", ".xml") \
-        else None
-    return FileResponse(target, media_type=media or "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=60"})
+    if target.suffix == ".json":  # zarr.json and friends: JSON, inert under nosniff + CSP
+        return FileResponse(target, media_type="application/json",
+                            headers={"Cache-Control": "private, max-age=60"})
+    return FileResponse(target, media_type="application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=60"},
+                        content_disposition_type="attachment", filename=target.name)
 
 
 def setup(app: FastAPI, state: AppState) -> None:

@@ -1,6 +1,9 @@
 """Existing OME-Zarr stores of any NGFF version (0.1-0.5), bioformats2raw collections and
 SpatialData stores; the output is written at the version asked for (an upgrade or a
-downgrade), with a freshly computed pyramid."""
+downgrade), with a freshly computed pyramid.
+
+A store is read only when no symlink in it leads outside it (checked when it is opened), and
+its pixels are read through a store that refuses such a link if one appears later."""
 
 from __future__ import annotations
 
@@ -11,10 +14,17 @@ from typing import Any
 
 import numpy as np
 
+<<<<<<< HEAD
 from plexhub.colors import parse_color
 from plexhub.errors import CorruptFileError, InputError
 from plexhub.model import PhysicalSize
 from plexhub.ome_pipeline.metadata import udunits
+=======
+from plexhub.errors import CorruptFileError, InputError, PermissionDeniedError
+from plexhub.model import PhysicalSize
+from plexhub.ome_pipeline.confine import check_tree
+from plexhub.ome_pipeline.metadata import parse_hex_color, udunits
+>>>>>>> sec-inert
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
 
@@ -24,26 +34,35 @@ _KNOWN_UNITS = {"micrometer", "nanometer", "millimeter", "centimeter", "meter", 
 
 
 class ZarrPixels(PixelSource):
-    """Region reads from one Zarr array whose axes are a subset of t, c, z, y, x."""
+    """Region reads from one Zarr array whose axes are a subset of t, c, z, y, x; with
+    ``root`` (a folder holding ``url``), only from files that resolve inside ``root``."""
 
-    def __init__(self, url: str, axes: str) -> None:
+    def __init__(self, url: str, axes: str, root: str | None = None) -> None:
         self.url = url
         self.axes = axes
+        self.root = root
         self._array: Any = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "axes": self.axes}
+        return {"url": self.url, "axes": self.axes, "root": self.root}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], state["axes"])  # type: ignore[misc]
+        self.__init__(state["url"], state["axes"], state.get("root"))  # type: ignore[misc]
 
     def _open(self) -> Any:
         with self._lock:
             if self._array is None:
                 import zarr
 
-                self._array = zarr.open_array(self.url, mode="r")
+                if self.root is None:
+                    self._array = zarr.open_array(self.url, mode="r")
+                else:
+                    from plexhub.ome_pipeline.zarr_confined import ConfinedStore
+
+                    key = Path(self.url).relative_to(self.root).as_posix()
+                    self._array = zarr.open_array(ConfinedStore(self.root), mode="r",
+                                                  path="" if key == "." else key)
             return self._array
 
     def check(self) -> None:
@@ -51,6 +70,8 @@ class ZarrPixels(PixelSource):
         sel = tuple(slice(0, min(n, 16)) for n in arr.shape)
         try:
             arr[sel]
+        except PermissionDeniedError:
+            raise  # a link out of the store: not a damaged file
         except Exception as exc:
             raise CorruptFileError(self.url, f"its first chunk cannot be read ({exc})") from exc
 
@@ -63,6 +84,8 @@ class ZarrPixels(PixelSource):
             sel = tuple(c if a == "c" else pos[a] for a in self.axes)
             try:
                 out[i] = arr[sel]
+            except PermissionDeniedError:
+                raise
             except Exception as exc:
                 raise CorruptFileError(self.url, f"chunks cannot be read ({exc})") from exc
         return out
@@ -153,6 +176,7 @@ class OmeZarrReader(Reader):
     def open(self, path: str) -> SourceDocument:
         import zarr
 
+        check_tree(path)  # before any read: a link out of the store would be converted
         try:
             root = zarr.open_group(path, mode="r")
         except Exception as exc:
@@ -188,6 +212,9 @@ class OmeZarrReader(Reader):
             raise InputError(path, "holds no NGFF image", "expected multiscales metadata, a "
                              "bioformats2raw layout or a SpatialData images/ group")
         for image in images:
+            for pixels in (image.pixels, *(label.pixels for label in image.labels.values())):
+                if isinstance(pixels, ZarrPixels):
+                    pixels.root = path  # later reads stay inside the store, too
             image.pixels.check()
         return SourceDocument(path=path, format=self.name, images=images, ome_xml=ome_xml)
 

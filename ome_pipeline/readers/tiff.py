@@ -20,10 +20,12 @@ from plexhub.errors import (
     CorruptFileError,
     InputError,
     MissingFileError,
+    PermissionDeniedError,
     PlexhubError,
     UnsupportedFormatError,
 )
 from plexhub.model import PhysicalSize
+from plexhub.ome_pipeline.confine import inside
 from plexhub.ome_pipeline.metadata import (
     ome_color_to_hex,
     rgb_triplet_to_hex,
@@ -492,6 +494,10 @@ def _check_siblings(path: str, root: ET.Element, q: str, ns: dict[str, str]) -> 
         uuid = td.find(f"{q}UUID", ns)
         if uuid is not None and uuid.get("FileName"):
             sibling = folder / uuid.get("FileName", "")
+            if not inside(folder, sibling):  # "../x" or a link out: never read
+                raise PermissionDeniedError(
+                    str(sibling), f"is outside the folder of the multi-file OME-TIFF "
+                    f"{Path(path).name}", "copy every file of the set into one folder")
             if not sibling.exists():
                 raise MissingFileError(
                     str(sibling), f"is missing: the multi-file OME-TIFF {Path(path).name} "

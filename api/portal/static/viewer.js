@@ -2,7 +2,8 @@
    endpoint, a rendering-preset picker, and n / p (or PageDown / PageUp) for the next and
    previous image of the study. All URLs come from data- attributes the server filled in,
    so the page works under any mount prefix; the session cookie authenticates (same
-   origin), so no header is set here. A share URL (the notebook viewer's share_url()) adds
+   origin). Requests carry X-Plexhub-CSRF from the page's csrf-token meta tag: the API
+   refuses a write that the cookie alone authenticates (plexhub.api.csrf). A share URL (the notebook viewer's share_url()) adds
    ?preset=<id>@<version>&x=&y=&zoom= : that preset version, centred on level-0 pixel (x, y)
    at zoom screen pixels per image pixel. */
 (function () {
@@ -47,9 +48,14 @@
     viewer.open(ref ? dzi + "?preset=" + encodeURIComponent(ref) : dzi);
   }
 
+  function apiHeaders() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? { "X-Plexhub-CSRF": meta.content } : {};
+  }
+
   var picker = document.getElementById("preset");
   if (picker) {
-    fetch(el.dataset.presets, { credentials: "same-origin" })
+    fetch(el.dataset.presets, { credentials: "same-origin", headers: apiHeaders() })
       .then(function (r) { return r.ok ? r.json() : []; })
       .then(function (presets) {
         presets.forEach(function (p) {
