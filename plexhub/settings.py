@@ -86,6 +86,22 @@ class Settings(BaseSettings):
         description="Seconds one cell may run when a notebook is executed at publication "
         "(execute=true); the publication fails with a 422 past that.",
     )
+    token_max_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Longest lifetime of a new API token in days: a token created without "
+        "expires_at then expires after this many days, and a later expires_at is refused "
+        "(422). Unset: tokens without expires_at never expire (revoke them instead).",
+    )
+    portal_session_idle_minutes: int = Field(
+        default=120, ge=1, le=7 * 24 * 60,
+        description="A standalone portal session ends after this many minutes without a "
+        "request (measured in steps of about a minute); log in again with the token.",
+    )
+    portal_session_hours: int = Field(
+        default=12, ge=1, le=30 * 24,
+        description="A standalone portal session ends this many hours after its login, in "
+        "use or not (and never outlives the token it was opened with).",
+    )
 
     # --- the JupyterHub deployment (``plexhub up``, hub/) -----------------------------
     hub_port: int = Field(
@@ -139,7 +155,6 @@ class Settings(BaseSettings):
         description="Token of the hub service plexhub-ops (hub admin role) for operators' "
         "scripts and tests (at least 16 characters); no such service when unset.",
     )
-
     @field_validator("demo_password")
     @classmethod
     def _demo_password(cls, v: SecretStr | None) -> SecretStr | None:
