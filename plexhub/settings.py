@@ -155,6 +155,32 @@ class Settings(BaseSettings):
         description="Token of the hub service plexhub-ops (hub admin role) for operators' "
         "scripts and tests (at least 16 characters); no such service when unset.",
     )
+    hub_login_max_failures: int = Field(
+        default=5, ge=1, le=1000,
+        description="Wrong passwords for one hub user name within hub_login_window_seconds "
+        "that lock the name (the right password is refused too until the lock ends or an "
+        "admin clears it: plexhub hub unlock NAME).",
+    )
+    hub_login_address_max_failures: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Wrong passwords from one client address (any user names) within "
+        "hub_login_window_seconds that lock every login from that address.",
+    )
+    hub_login_window_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600,
+        description="Seconds in which failed hub logins are counted toward a lock.",
+    )
+    hub_login_lock_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600,
+        description="Length of a first hub login lock; each further lock of the same name or "
+        "address doubles it, up to hub_login_max_lock_seconds. A successful login or an "
+        "admin's unlock starts over.",
+    )
+    hub_login_max_lock_seconds: int = Field(
+        default=24 * 3600, ge=1, le=30 * 24 * 3600,
+        description="Longest hub login lock, however often a name or address was locked.",
+    )
+
     @field_validator("demo_password")
     @classmethod
     def _demo_password(cls, v: SecretStr | None) -> SecretStr | None:
