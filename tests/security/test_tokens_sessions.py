@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from plexhub.api.auth import CACHE_SECONDS
@@ -168,7 +169,7 @@ def test_a_longest_lifetime_caps_new_tokens(api: Api) -> None:
 def test_a_revoked_token_is_refused_by_another_process_within_2s(tmp_path: Path) -> None:
     """Two servers on one catalog, each with its own cache: a token (and a portal session
     opened with it) revoked through one is refused by the other within CACHE_SECONDS."""
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN))
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with running_server(settings) as one, running_server(settings) as two:
         made = httpx.post(f"{one}/api/v1/tokens", headers=admin,
@@ -253,7 +254,7 @@ def test_sessions_end_when_idle_too_long_or_past_their_end(api: Api) -> None:
             s.commit()
 
     def status(cookie: str) -> int:
-        return api.client.get("/api/v1/me", headers=with_cookie(cookie)).status_code
+        return int(api.client.get("/api/v1/me", headers=with_cookie(cookie)).status_code)
 
     try:
         now = datetime.now(UTC)
