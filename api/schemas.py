@@ -13,7 +13,10 @@ from plexhub.policies.access import CAPABILITIES
 
 def _utc(v: datetime) -> datetime:
     """Naive datetimes (SQLite, clients) are UTC; everything leaves as aware UTC."""
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    try:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-14:00 is past year 9999 in UTC
+        raise ValueError(f"{v.isoformat()} is out of range in UTC") from exc
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]

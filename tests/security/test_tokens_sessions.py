@@ -139,6 +139,10 @@ def test_expired_tokens_are_refused_like_revoked_ones(api: Api) -> None:
                                        "expires_at": iso(datetime.now(UTC) - timedelta(1))})
     assert past.status_code == 422
     assert "is not in the future" in past.json()["detail"]
+    huge = api.post("/api/v1/tokens", {"user": "x", "role": "analyst",
+                                       "expires_at": "9999-12-31T23:59:59-14:00"})
+    assert huge.status_code == 422  # past year 9999 in UTC: the client's mistake, no 500
+    assert "out of range" in huge.json()["detail"]
     soon = create(api, "ann", "analyst",
                   expires_at=iso(datetime.now(UTC) + timedelta(seconds=3)))
     assert api.get("/api/v1/me", soon["token"]).status_code == 200  # cached now
