@@ -73,17 +73,21 @@ async def current_user(request: Request, st: State,
                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                        ) -> Principal:
     """The caller, from ``Authorization: Bearer <token>`` or, for the browser portal, from
-    the session cookie (which holds a token of the same kinds)."""
-    token = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" \
+    the session cookie (a portal session's secret, or the hub's OAuth token in hub mode;
+    never a bearer token, see ``TokenStore.cookie_resolve``)."""
+    bearer = creds is not None and creds.scheme.lower() == "bearer"
+    token = creds.credentials if creds is not None and bearer \
         else request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(401, "a bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    known, principal = st.tokens.cached(token)
+    tokens = st.tokens
+    known, principal = tokens.cached(token) if bearer else tokens.cookie_cached(token)
     if not known:  # looking it up may query the catalog or the hub
-        principal = await run_in_threadpool(st.tokens.resolve, token)
+        principal = await run_in_threadpool(
+            tokens.resolve if bearer else tokens.cookie_resolve, token)
     if principal is None:
-        raise HTTPException(401, "the token is unknown or revoked",
+        raise HTTPException(401, "the token or session is unknown, revoked or expired",
                             headers={"WWW-Authenticate": "Bearer"})
     if creds is None or creds.scheme.lower() != "bearer":  # the cookie: writes need proof
         csrf.check(request, token)

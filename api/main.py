@@ -61,12 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer
-    from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
+    from plexhub.api.routes import catalog, images, presets, tiles, tokens, webgateway, zarr
 
     # tiles first: routes are matched in order, and tiles are most of the requests
     # (measured: matching the tile route behind the others cost ~0.2 ms per tile)
     tiles.setup(app, state)
     app.include_router(catalog.router)
+    app.include_router(tokens.router)
     _openapi_route(app)
     app.include_router(images.router)
     for module in (presets, zarr, webgateway):

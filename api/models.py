@@ -24,6 +24,8 @@ TS = DateTime(timezone=True)
 
 
 class ApiToken(Base):
+    """A bearer token (only its SHA-256 is kept); revoked or expired tokens stay as rows."""
+
     __tablename__ = "api_tokens"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -32,6 +34,28 @@ class ApiToken(Base):
     groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)  # ~1 min steps
+
+
+class PortalSession(Base):
+    """A browser session of the standalone portal: the cookie holds a random secret whose
+    SHA-256 is kept here, never the token the user logged in with. Ends at logout
+    (``revoked_at``), after ``expires_at``, when idle too long, or with its token."""
+
+    __tablename__ = "portal_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # the catalog token it was opened with; None for the settings' admin token or a hub token
+    token_id: Mapped[str | None] = mapped_column(ForeignKey("api_tokens.id"), nullable=True,
+                                                 index=True)
+    user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(TS)
     revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
 
 

@@ -13,7 +13,10 @@ from plexhub.policies.access import CAPABILITIES
 
 def _utc(v: datetime) -> datetime:
     """Naive datetimes (SQLite, clients) are UTC; everything leaves as aware UTC."""
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    try:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-14:00 is past year 9999 in UTC
+        raise ValueError(f"{v.isoformat()} is out of range in UTC") from exc
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
@@ -30,6 +33,9 @@ class TokenCreate(Strict):
     user: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "scientist", "analyst", "sponsor"]
     groups: list[str] = Field(default_factory=list, max_length=100)
+    expires_at: UtcDateTime | None = Field(
+        default=None, description="when the token stops working (UTC when no offset is "
+        "given); never, or after PLEXHUB_TOKEN_MAX_DAYS when that is set, if absent")
 
     @field_validator("user")
     @classmethod
@@ -48,10 +54,31 @@ class TokenCreate(Strict):
 
 
 class TokenPublic(BaseModel):
+    """The creation answer: the only time the secret is shown."""
+
+    id: str
     token: str
     user: str
     role: str
     groups: list[str]
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+
+
+class TokenRecordPublic(BaseModel):
+    """A token as listed: everything but its secret."""
+
+    id: str
+    user: str
+    role: str
+    groups: list[str]
+    created_by: str
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
+    last_used_at: UtcDateTime | None = Field(
+        description="last use, to about a minute; null when never used")
+    active: bool = Field(description="neither revoked nor expired")
 
 
 class StudyCreate(Strict):

@@ -2,7 +2,8 @@
 
 - Network: the proxy on ``hub_bind:hub_port``; the hub, the proxy API and the API service on
   127.0.0.1 (free ports unless set).
-- Authentication: :class:`plexhub.hub.auth.PlexhubAuthenticator` (users.json, scrypt).
+- Authentication: :class:`plexhub.hub.auth.PlexhubAuthenticator` (users.json, scrypt), with
+  login locks per user name and per address (``hub_login_*`` settings, state in the hub dir).
 - Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start).
 - Roles: JupyterHub's ``user`` role is narrowed so that it cannot start servers (sponsors never
   get a server or a kernel); ``plexhub-server-users`` (scientists, analysts, admins) adds
@@ -147,6 +148,18 @@ def spawner_args(root: bool | None = None) -> list[str]:
     return args
 
 
+def lockout(c: Any, s: Settings) -> None:
+    """Brute-force protection of the login form: counters and audit file in the hub dir,
+    limits from the ``hub_login_*`` settings (see plexhub.hub.lockout)."""
+    a = c.PlexhubAuthenticator
+    a.lockout_dir = str(s.hub_dir.absolute())
+    a.lockout_max_failures = s.hub_login_max_failures
+    a.lockout_address_max_failures = s.hub_login_address_max_failures
+    a.lockout_window = float(s.hub_login_window_seconds)
+    a.lockout_seconds = float(s.hub_login_lock_seconds)
+    a.lockout_max_seconds = float(s.hub_login_max_lock_seconds)
+
+
 def configure(c: Any, settings: Settings | None = None) -> None:
     """Fill JupyterHub's config object ``c`` (``get_config()``) from ``settings``."""
     from plexhub.hub.auth import PlexhubAuthenticator
@@ -182,6 +195,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
         ensure_demo_users(users_file, s.demo_password.get_secret_value())
     c.JupyterHub.authenticator_class = PlexhubAuthenticator
     c.PlexhubAuthenticator.users_file = str(users_file)
+    lockout(c, s)
     c.JupyterHub.load_groups = load_groups(users_file)
     c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
     c.JupyterHub.default_url = landing_url

@@ -154,6 +154,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_up(args)
 
 
+def cmd_hub_unlock(args: argparse.Namespace) -> int:
+    """Clear a hub login lock (a user name or a client address), audited."""
+    import getpass
+
+    from plexhub.hub.lockout import LoginGuard
+    from plexhub.settings import get_settings
+
+    guard = LoginGuard.from_settings(get_settings())
+    cleared = guard.unlock(args.subject, actor=f"cli:{getpass.getuser()}")
+    print(f"{args.subject}: {cleared} failed login(s) cleared; it may log in again")
+    return 0
+
+
+def cmd_hub_lockouts(args: argparse.Namespace) -> int:
+    """List the hub's login locks."""
+    from plexhub.hub.lockout import LoginGuard
+    from plexhub.settings import get_settings
+
+    locks = LoginGuard.from_settings(get_settings()).lockouts()
+    for lock in locks:
+        print(f"{lock['kind']:8} {lock['subject']:30} until {lock['until']} "
+              f"(lock {lock['locks']})")
+    if not locks:
+        print("no login is locked")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plexhub", description="plexhub: multiplex imaging hub")
     p.add_argument("--version", action="version", version=f"plexhub {__version__}")
@@ -211,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None,
                     help="port of the hub on 127.0.0.1 (default: PLEXHUB_HUB_PORT, 8000)")
     up.set_defaults(func=cmd_up)
+
+    hub = sub.add_parser("hub", help="administer the local hub's login locks")
+    hub_sub = hub.add_subparsers(dest="hub_command", required=True)
+    unlock = hub_sub.add_parser("unlock", help="clear the login lock of a user or an address")
+    unlock.add_argument("subject", metavar="USER|ADDRESS")
+    unlock.set_defaults(func=cmd_hub_unlock)
+    hub_sub.add_parser("lockouts", help="list the locked users and addresses"
+                       ).set_defaults(func=cmd_hub_lockouts)
 
     from plexhub.api.publish_cli import add_arguments as publish_arguments
 

@@ -86,6 +86,22 @@ class Settings(BaseSettings):
         description="Seconds one cell may run when a notebook is executed at publication "
         "(execute=true); the publication fails with a 422 past that.",
     )
+    token_max_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Longest lifetime of a new API token in days: a token created without "
+        "expires_at then expires after this many days, and a later expires_at is refused "
+        "(422). Unset: tokens without expires_at never expire (revoke them instead).",
+    )
+    portal_session_idle_minutes: int = Field(
+        default=120, ge=1, le=7 * 24 * 60,
+        description="A standalone portal session ends after this many minutes without a "
+        "request (measured in steps of about a minute); log in again with the token.",
+    )
+    portal_session_hours: int = Field(
+        default=12, ge=1, le=30 * 24,
+        description="A standalone portal session ends this many hours after its login, in "
+        "use or not (and never outlives the token it was opened with).",
+    )
 
     # --- the JupyterHub deployment (``plexhub up``, hub/) -----------------------------
     hub_port: int = Field(
@@ -138,6 +154,31 @@ class Settings(BaseSettings):
         default=None,
         description="Token of the hub service plexhub-ops (hub admin role) for operators' "
         "scripts and tests (at least 16 characters); no such service when unset.",
+    )
+    hub_login_max_failures: int = Field(
+        default=5, ge=1, le=1000,
+        description="Wrong passwords for one hub user name within hub_login_window_seconds "
+        "that lock the name (the right password is refused too until the lock ends or an "
+        "admin clears it: plexhub hub unlock NAME).",
+    )
+    hub_login_address_max_failures: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Wrong passwords from one client address (any user names) within "
+        "hub_login_window_seconds that lock every login from that address.",
+    )
+    hub_login_window_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600,
+        description="Seconds in which failed hub logins are counted toward a lock.",
+    )
+    hub_login_lock_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600,
+        description="Length of a first hub login lock; each further lock of the same name or "
+        "address doubles it, up to hub_login_max_lock_seconds. A successful login or an "
+        "admin's unlock starts over.",
+    )
+    hub_login_max_lock_seconds: int = Field(
+        default=24 * 3600, ge=1, le=30 * 24 * 3600,
+        description="Longest hub login lock, however often a name or address was locked.",
     )
 
     @field_validator("demo_password")

@@ -75,3 +75,13 @@ def can_see_study(principal: Principal, grants: Iterable[GrantFacts], now: datet
         if g.principal in names and capability in g.capabilities and g.active(now):
             return Decision(True, f"granted to {g.principal}")
     return Decision(False, "no active grant")
+
+
+def can_manage_token(principal: Principal, owner: str) -> Decision:
+    """List or revoke an API token: admins any (``tokens:write``), everyone else their own
+    (the token's user is the caller's name); asking for another's token is a 404."""
+    if "tokens:write" in ROLE_SCOPES.get(principal.role, frozenset()):
+        return Decision(True, f"role {principal.role} has tokens:write")
+    if owner == principal.user:
+        return Decision(True, "the caller's own token")
+    return Decision(False, "another user's token")

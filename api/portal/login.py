@@ -1,5 +1,7 @@
 """Standalone-mode login for the portal: paste an API token, get the ``plexhub-session``
-cookie (HttpOnly, SameSite=Lax, Secure over HTTPS, scoped to the mount prefix).
+cookie (HttpOnly, SameSite=Lax, Secure over HTTPS, scoped to the mount prefix). The cookie
+holds the secret of a new portal session (:mod:`plexhub.api.sessions`), never the token;
+logging out ends that session, so a copy of the old cookie is refused too.
 
 In hub mode JupyterHub does the login and ``CurrentUser`` knows the caller; these two
 routes are then simply not linked. Cross-site form posts are refused (Origin check), so a
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from plexhub.api.auth import SESSION_PREFIX
 from plexhub.api.deps import SESSION_COOKIE, State
 from plexhub.api.portal.web import base, page, safe_next
 from plexhub.limits import LOGIN_FORM_BYTES as MAX_FORM
@@ -47,22 +50,26 @@ async def login(request: Request, st: State) -> Response:
         return page(request, "login.html", {"next": target,
                                             "error": "the form came from another site"},
                     status_code=403)
-    principal = await run_in_threadpool(st.tokens.resolve, token) if token else None
-    if principal is None:
-        return page(request, "login.html", {"next": target,
-                                            "error": "that token is unknown or revoked"},
+    info = await run_in_threadpool(st.tokens.lookup, token) if token else None
+    if info is None:
+        return page(request, "login.html", {"next": target, "error": "that token is unknown "
+                                            "or revoked, or it expired"},
                     status_code=401)
+    _, secret = await run_in_threadpool(st.tokens.sessions.open, info)
     response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path=_cookie_path(request))
     return response
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+async def logout(request: Request, st: State) -> Response:
     response = RedirectResponse(f"{base(request)}/portal/login", status_code=303,
                                 headers={"Cache-Control": "no-store"})
     if _same_origin(request):
+        secret = request.cookies.get(SESSION_COOKIE) or ""
+        if secret.startswith(SESSION_PREFIX):
+            await run_in_threadpool(st.tokens.sessions.close, secret)
         response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request), httponly=True,
                                samesite="lax", secure=request.url.scheme == "https")
     return response

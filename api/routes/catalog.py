@@ -1,4 +1,4 @@
-"""Health, tokens, studies, grants and the audit trail."""
+"""Health, studies, grants and the audit trail (tokens: routes/tokens.py)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,6 @@ from plexhub.api.schemas import (
     StudyCreate,
     StudyPublic,
     StudyUpdate,
-    TokenCreate,
-    TokenPublic,
 )
 from plexhub.errors import ConflictError, NotFoundError
 from plexhub.policies.access import INTERNAL_ROLES, Principal, can_see_study
@@ -64,17 +62,6 @@ def health() -> dict[str, str]:
 @router.get("/me", tags=["service"])
 def me(user: CurrentUser) -> dict[str, Any]:
     return {"user": user.user, "role": user.role, "groups": sorted(user.groups)}
-
-
-@router.post("/tokens", response_model=TokenPublic, status_code=201, tags=["service"])
-def create_token(body: TokenCreate, user: CurrentUser, st: State,
-                 session: DbSession) -> TokenPublic:
-    require(user, "tokens:write")
-    token = st.tokens.issue(body.user, body.role, body.groups, created_by=user.user)
-    audit.record(session, user, "token.create", "token", body.user,
-                 after={"user": body.user, "role": body.role, "groups": body.groups})
-    session.commit()
-    return TokenPublic(token=token, user=body.user, role=body.role, groups=sorted(body.groups))
 
 
 def _study_public(s: Study, user: Principal | None = None) -> StudyPublic:

@@ -15,7 +15,8 @@ def test_query_parsing_takes_only_what_the_route_takes() -> None:
         assert query(bad) is None, bad
     scope = {"headers": [(b"authorization", b"Bearer abc"), (b"if-none-match", b'"t"'),
                          (b"cookie", b"plexhub-session=fromcookie")]}
-    assert credentials(scope) == ("abc", '"t"')  # the bearer token wins, as in the route
-    assert credentials({"headers": [(b"authorization", b"Basic abc")]}) == (None, None)
+    # the bearer token wins, as in the route
+    assert credentials(scope) == ("abc", None, '"t"')
+    assert credentials({"headers": [(b"authorization", b"Basic abc")]}) == (None, None, None)
     cookie = {"headers": [(b"cookie", b"a=1; plexhub-session=xyz; b=2")]}
-    assert credentials(cookie) == ("xyz", None)
+    assert credentials(cookie) == (None, "xyz", None)  # a cookie is no bearer token

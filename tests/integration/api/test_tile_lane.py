@@ -120,8 +120,14 @@ def test_the_portals_session_cookie_is_taken_as_the_route_takes_it(
         setup: tuple[Api, str, str, Counter]) -> None:
     api, image, ref, counter = setup
     analyst = api.token("ann", "analyst")
+    login = api.client.post("/portal/login", data={"token": analyst}, follow_redirects=False)
+    assert login.status_code == 303
+    session = api.client.cookies.get("plexhub-session")
+    api.client.cookies.clear()
+    assert session
+    assert session != analyst
     url = f"/api/v1/images/{image}/tiles/0/0/0.jpg?preset={ref}"
-    jar = {"Cookie": f"plexhub-session={analyst}"}
+    jar = {"Cookie": f"plexhub-session={session}"}
     before = counter.calls
     first = api.client.get(url, headers=jar)
     assert first.status_code == 200
@@ -133,6 +139,10 @@ def test_the_portals_session_cookie_is_taken_as_the_route_takes_it(
     wrong = api.client.get(url, headers={"Cookie": "plexhub-session=nonsense"})
     assert wrong.status_code == 401
     assert counter.calls == before + 2
+    # the token itself is no session: neither the lane nor the route take it from a cookie
+    raw = api.client.get(url, headers={"Cookie": f"plexhub-session={analyst}"})
+    assert raw.status_code == 401
+    assert counter.calls == before + 3
 
 
 def test_the_lane_works_under_a_proxy_prefix(setup: tuple[Api, str, str, Counter]) -> None:
