@@ -14,17 +14,11 @@ from typing import Any
 
 import numpy as np
 
-<<<<<<< HEAD
 from plexhub.colors import parse_color
-from plexhub.errors import CorruptFileError, InputError
-from plexhub.model import PhysicalSize
-from plexhub.ome_pipeline.metadata import udunits
-=======
 from plexhub.errors import CorruptFileError, InputError, PermissionDeniedError
 from plexhub.model import PhysicalSize
 from plexhub.ome_pipeline.confine import check_tree
-from plexhub.ome_pipeline.metadata import parse_hex_color, udunits
->>>>>>> sec-inert
+from plexhub.ome_pipeline.metadata import udunits
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
 
