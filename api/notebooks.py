@@ -1,5 +1,6 @@
-"""Published notebooks: parse and validate (nbformat), execute (nbclient), hash, and render
-read-only HTML (nbconvert) that runs nothing from the notebook.
+"""Published notebooks: parse and validate (nbformat), hash, and render read-only HTML
+(nbconvert) that runs nothing from the notebook. Execution at publication is
+:mod:`plexhub.api.nbsandbox`'s (never in this process).
 
 Rendering never starts a kernel. Widget state and JavaScript outputs are dropped before
 nbconvert sees the notebook, and nbconvert's HTML goes through an allowlist sanitizer (nh3,
@@ -14,20 +15,17 @@ import copy
 import hashlib
 import html
 import json
-import os
 import re
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from plexhub.errors import InputError, PlexhubError
+from plexhub.errors import InputError
 from plexhub.limits import NOTEBOOK_BYTES as MAX_BYTES
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,199}$")
-KERNEL = "python3"
 NOTEBOOK_CSS = Path(__file__).parent / "portal" / "static" / "notebook.css"
 # what a standalone rendered notebook may load: its own inline CSS and embedded images
 HTML_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
@@ -90,38 +88,6 @@ def parse_notebook(doc: Any) -> Any:
         message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise InputError("notebook", f"is not valid nbformat 4 ({message})",
                          "open and save it in JupyterLab, or run nbformat.validate") from exc
-    return nb
-
-
-def _kernel_env() -> dict[str, str]:
-    """The kernel must not inherit the service's secrets (admin token, database URL)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PLEXHUB_", "JUPYTERHUB_", "JPY_"))}
-
-
-def execute(nb: Any, timeout: float) -> Any:
-    """Run every cell with the ``python3`` kernel in an empty temporary folder."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    with tempfile.TemporaryDirectory(prefix="plexhub-nb-") as cwd:
-        client = NotebookClient(nb, timeout=int(timeout), kernel_name=KERNEL,
-                                resources={"metadata": {"path": cwd}})
-        try:
-            client.execute(env=_kernel_env(), cwd=cwd)
-        except CellTimeoutError as exc:
-            raise InputError("notebook", f"has a cell that ran longer than {timeout:g} s",
-                             "make it faster, or publish it executed (execute=false)") from exc
-        except CellExecutionError as exc:
-            raise InputError("notebook", f"failed when executed: {exc.ename}: "
-                             f"{str(exc.evalue)[:300]}", "fix the cell and publish again"
-                             ) from exc
-        except DeadKernelError as exc:
-            raise InputError("notebook", "killed its kernel when executed") from exc
-        except NoSuchKernel as exc:
-            raise PlexhubError(f"kernel {KERNEL}", "is not installed on the server",
-                               "install ipykernel next to plexhub") from exc
     return nb
 
 
