@@ -3,10 +3,14 @@
 :mod:`plexhub.api.nbsandbox`'s (never in this process).
 
 Rendering never starts a kernel. Widget state and JavaScript outputs are dropped before
-nbconvert sees the notebook, and nbconvert's HTML goes through an allowlist sanitizer (nh3,
-the Ammonia HTML sanitizer) afterwards: no ``<script>``, no event-handler attributes, no
-``javascript:`` links, images only as embedded ``data:image/...`` URIs. The pages that show
-the result also send a Content-Security-Policy without inline scripts, a second fence.
+nbconvert sees the notebook. Every piece of HTML the notebook brings — each markdown cell,
+each output's ``text/html`` or ``text/markdown``, each raw cell — goes through an allowlist
+sanitizer (nh3, the Ammonia HTML sanitizer) on its own, so an unclosed ``<style>``,
+``<script>``, ``<textarea>`` or ``<!--`` in one of them ends with it instead of swallowing
+the cells after it; each output keeps its own container. The whole page is sanitized once
+more: no ``<script>``, no event-handler attributes, no ``javascript:`` links, images only as
+embedded ``data:image/...`` URIs. The pages that show the result also send a
+Content-Security-Policy without inline scripts, a third fence.
 """
 
 from __future__ import annotations
@@ -150,7 +154,10 @@ def render_fragment(ipynb: str) -> str:
     from nbconvert import HTMLExporter
 
     nb = _strip_active(nbformat.reads(ipynb, as_version=4))  # type: ignore[no-untyped-call]
-    exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
+    # sanitize_html makes the template pass every notebook-made fragment through the
+    # clean_html filter, here nh3 with our allowlist, one fragment at a time
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        template_name="basic", sanitize_html=True, filters={"clean_html": sanitize})
     body, _ = exporter.from_notebook_node(nb)
     return sanitize(body)
 

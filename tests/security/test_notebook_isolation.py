@@ -1,4 +1,5 @@
-"""Code in a published notebook never runs with the API service's privileges.
+"""Code in a published notebook never runs with the API service's privileges, and one
+output of a published notebook cannot hide the others.
 
 The execution proofs run a real ``plexhub serve`` process in hub mode whose own environment
 holds the admin token and the hub's API token; an analyst publishes, with ``execute: true``,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -221,3 +223,70 @@ def test_execute_is_refused_unless_a_separate_user_can_run_it(
     # publishing what was executed elsewhere still works
     assert api.post("/api/v1/studies/S001/notebooks", {**body, "execute": False},
                     analyst).status_code == 201
+
+
+# ----------------------------------------------------------------------- rendering
+
+# openers after which an HTML parser stops reading markup (raw text, RCDATA, plaintext,
+# comments) or leaves HTML (foreign content): one left open would swallow the cells after it
+OPENERS = ("<style>", "<script>", "<textarea>", "<title>", "<!--", "<xmp>", "<plaintext>",
+           "<noscript>", "<iframe>", "<noembed>", "<noframes>", "<svg><style>",
+           "<math><mi>", "<template>", "<select>", "<table><tr><td>")
+SWALLOWING = re.compile(r"<(style|script|textarea|title|xmp|plaintext|noscript|iframe|noembed|"
+                        r"noframes|svg|math|template|select|object|embed)\b|<!--|<!\[CDATA",
+                        re.IGNORECASE)
+
+
+def _isolation_notebook(opener: str) -> dict[str, Any]:
+    html_out = {"output_type": "display_data", "metadata": {},
+                "data": {"text/html": opener, "text/plain": "x"}}
+    second = {"output_type": "display_data", "metadata": {},
+              "data": {"text/html": "<b>MARK-SAME-CELL</b>", "text/plain": "y"}}
+    md_out = {"output_type": "display_data", "metadata": {},
+              "data": {"text/markdown": opener, "text/plain": "z"}}
+    md_next = {"output_type": "display_data", "metadata": {},
+               "data": {"text/markdown": "MARK-MD", "text/plain": "z"}}
+    doc = notebook(markdown=f"# Title\n\n{opener}\n")  # the markdown cell itself opens one
+    doc["cells"][1]["outputs"] = [html_out, second, md_out, md_next]
+    doc["cells"][1]["metadata"]["tags"] = [f'x"{opener}']
+    doc["cells"] += [{"cell_type": "markdown", "id": f"m{i}", "metadata": {},
+                      "source": f"MARK-{i}"} for i in range(3)]
+    doc["cells"].append({"cell_type": "code", "id": "last", "metadata": {},
+                         "execution_count": 2, "source": "x", "outputs": [
+                             {"output_type": "stream", "name": "stdout",
+                              "text": "MARK-STREAM\n"}]})
+    return doc
+
+
+def _assert_visible(html: str, start: str, end: str) -> None:
+    fragment = html.split(start, 1)[1].rsplit(end, 1)[0]
+    assert SWALLOWING.search(fragment) is None, SWALLOWING.search(fragment)
+    for i in range(3):
+        assert f"<p>MARK-{i}</p>" in fragment
+    assert "<b>MARK-SAME-CELL</b>" in fragment
+    assert "MARK-STREAM" in fragment
+    assert "<p>MARK-MD</p>" in fragment
+
+
+def test_an_unclosed_tag_in_one_output_hides_nothing_else(api: Api) -> None:
+    api.study("S001")
+    sponsor = api.token("sue", "sponsor", ["acme"])
+    api.post("/api/v1/studies/S001/grants", {"principal": "group:acme",
+                                             "capabilities": ["view", "view_notebooks"]})
+    c = api.client
+    r = c.post("/portal/login", data={"token": sponsor, "next": "/portal/"},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    for i, opener in enumerate(OPENERS):
+        r = api.post("/api/v1/studies/S001/notebooks",
+                     {"name": f"n{i}", "notebook": _isolation_notebook(opener)})
+        assert r.status_code == 201, r.text
+        nb_id = r.json()["id"]
+        page = api.get(f"/api/v1/notebooks/{nb_id}/html", sponsor)
+        assert page.status_code == 200
+        _assert_visible(page.text, '<main class="plexhub-notebook">', "</main>")
+        assert page.text.endswith("</main></body></html>")
+        portal = c.get(f"/portal/notebooks/{nb_id}")
+        assert portal.status_code == 200, opener
+        _assert_visible(portal.text, '<article class="plexhub-notebook" id="notebook">',
+                        "</article>")
