@@ -1,0 +1,81 @@
+"""Files that hold data or secrets are the service's alone (folders 0700, files 0600)."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from traitlets.config import Config
+
+from plexhub.api.main import create_app
+from plexhub.hub import config as hubconfig
+from plexhub.hub.users import set_user
+from plexhub.settings import Settings
+from tests.integration.api.conftest import ADMIN
+
+PASSWORD = "correct horse battery"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _use_catalog(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as c:  # a write: the WAL and its index exist
+        r = c.post("/api/v1/tokens", json={"user": "u", "role": "analyst", "groups": []},
+                   headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 201, r.text
+        catalog = settings.data_dir / "catalog.sqlite"
+        for path in (settings.data_dir, catalog, catalog.with_name("catalog.sqlite-wal"),
+                     catalog.with_name("catalog.sqlite-shm")):
+            assert path.exists(), path
+            assert mode(path) == (0o700 if path.is_dir() else 0o600), (path, oct(mode(path)))
+
+
+def test_a_new_data_folder_and_catalog_are_private(tmp_path: Path) -> None:
+    _use_catalog(Settings(data_dir=tmp_path / "new" / "data", admin_token=ADMIN))
+
+
+def test_an_existing_data_folder_and_catalog_are_made_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    catalog = data / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:  # an old catalog, as the umask left it
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    for path in (catalog, catalog.with_name("catalog.sqlite-wal")):
+        path.touch()
+        path.chmod(0o644)
+    _use_catalog(Settings(data_dir=data, admin_token=ADMIN))
+
+
+def test_hub_state_is_private(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "d", demo_password=PASSWORD,
+                 chp_command=sys.executable)
+    state = s.hub_dir
+    state.mkdir(parents=True, mode=0o755)
+    state.chmod(0o755)
+    old = ("jupyterhub_cookie_secret", "jupyterhub.log", "jupyterhub.sqlite-journal")
+    for name in old:
+        (state / name).write_text("x")
+        (state / name).chmod(0o644)
+    set_user(s.hub_users_path, "boss", "admin", PASSWORD)
+    s.hub_users_path.chmod(0o644)
+    (state / "homes").mkdir(mode=0o755)
+    (state / "homes").chmod(0o755)
+    hubconfig.configure(Config(), s)
+    assert mode(state) == 0o700
+    assert mode(state / "homes") == 0o700
+    for name in (*old, "users.json", "jupyterhub.sqlite"):
+        assert mode(state / name) == 0o600, name
+    # the hub's database exists before the hub opens it, 0600; SQLite's journals follow
+    with sqlite3.connect(state / "jupyterhub.sqlite") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        assert mode(state / "jupyterhub.sqlite-wal") == 0o600
+        assert mode(state / "jupyterhub.sqlite-shm") == 0o600
