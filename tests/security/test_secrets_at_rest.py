@@ -1,12 +1,17 @@
-"""Files that hold data or secrets are the service's alone (folders 0700, files 0600)."""
+"""Files that hold data or secrets are the service's alone (folders 0700, files 0600), and
+no secret reaches a log: the OAuth ``code``/``state`` of a hub login, tokens, ``_xsrf``."""
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 from traitlets.config import Config
 
@@ -15,6 +20,7 @@ from plexhub.hub import config as hubconfig
 from plexhub.hub.users import set_user
 from plexhub.settings import Settings
 from tests.integration.api.conftest import ADMIN
+from tests.security.service import Service, plexhub_serve
 
 PASSWORD = "correct horse battery"
 
@@ -79,3 +85,31 @@ def test_hub_state_is_private(tmp_path: Path) -> None:
         conn.execute("INSERT INTO t VALUES (1)")
         assert mode(state / "jupyterhub.sqlite-wal") == 0o600
         assert mode(state / "jupyterhub.sqlite-shm") == 0o600
+
+
+@pytest.fixture(scope="module")
+def hub_mode_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """``plexhub serve`` as the hub starts it (hub mode: the OAuth callback exists)."""
+    tmp = tmp_path_factory.mktemp("hubmode")
+    env = {"PLEXHUB_ADMIN_TOKEN": "admin-" + secrets.token_hex(16),
+           "JUPYTERHUB_API_TOKEN": "hub-" + secrets.token_hex(16),
+           "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api"}
+    with plexhub_serve(tmp / "data", tmp / "serve.log", env) as svc:
+        yield svc
+
+
+def test_the_access_log_has_no_oauth_code_state_or_token(hub_mode_service: Service) -> None:
+    svc = hub_mode_service
+    with httpx.Client(base_url=svc.base, timeout=30) as c:
+        r = c.get("/oauth_callback", params={"code": "SECRET-CODE-1", "state": "SECRET-ST-2"})
+        assert r.status_code == 403  # an unknown state: refused without asking the hub
+        r = c.get("/api/v1/health", params={"token": "SECRET-TOK-3", "_xsrf": "SECRET-X-4",
+                                            "api_key": "SECRET-K-5", "page": "keep-me"})
+        assert r.status_code == 200
+        c.get("/portal/login?next=%2Fportal%2F&access_token=SECRET-AT-6")
+    text = svc.log_text()
+    assert '"GET /oauth_callback?code=[redacted]&state=[redacted] HTTP/1.1" 403' in text
+    assert "_xsrf=[redacted]" in text
+    assert "page=keep-me" in text  # only secret-looking values go
+    assert "next=%2Fportal%2F" in text
+    assert "SECRET" not in text
