@@ -7,6 +7,7 @@ import secrets
 import sqlite3
 import stat
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from plexhub.api.main import create_app
 from plexhub.hub import config as hubconfig
 from plexhub.hub.users import set_user
 from plexhub.settings import Settings
+from tests.hubtools import PREFIX, running_hub
 from tests.integration.api.conftest import ADMIN
 from tests.security.service import Service, plexhub_serve
 
@@ -113,3 +115,30 @@ def test_the_access_log_has_no_oauth_code_state_or_token(hub_mode_service: Servi
     assert "page=keep-me" in text  # only secret-looking values go
     assert "next=%2Fportal%2F" in text
     assert "SECRET" not in text
+
+
+@pytest.mark.slow
+def test_a_real_hub_login_leaves_no_oauth_code_in_the_hub_log_and_its_state_private(
+        tmp_path: Path) -> None:
+    """JupyterHub, the proxy and the API service write one log (jupyterhub.log): the code
+    and state of a hub login through the portal appear in none of its lines."""
+    with running_hub(tmp_path) as hub:
+        client, _ = hub.login("sponsor")
+        client.follow_redirects = True
+        r = client.get(f"{PREFIX}/hub-login", params={"next": f"{PREFIX}/api/v1/me"})
+        assert r.status_code == 200, r.text
+        (callback,) = [h.url for h in r.history if h.url.path.endswith("/oauth_callback")]
+        code, state = callback.params["code"], callback.params["state"]
+        assert len(code) >= 16
+        assert len(state) >= 16
+        time.sleep(1)  # the access log line is written after the answer
+        text = hub.log_path.read_text(errors="replace")
+        assert f"{PREFIX}/oauth_callback?code=[redacted]&state=[redacted]" in text
+        assert code not in text
+        assert state not in text
+        hub_dir = hub.data_dir / "hub"
+        assert mode(hub.data_dir) == 0o700
+        assert mode(hub_dir) == 0o700
+        for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "users.json"):
+            assert mode(hub_dir / name) == 0o600, name
+        assert mode(hub.data_dir / "catalog.sqlite") == 0o600
