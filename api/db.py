@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from plexhub.private import DIR_MODE, private_file
 
 
 class Base(DeclarativeBase):
@@ -21,11 +23,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL, else None."""
+    parsed = make_url(url)
+    db = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not db or db == ":memory:" \
+            or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:  # the catalog is the service's alone: 0600, also its journals
+            path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            private_file(path, create=True)
+            for suffix in ("-wal", "-shm", "-journal"):  # SQLite gives them the file's mode
+                private_file(path.with_name(path.name + suffix))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

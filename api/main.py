@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from plexhub import __version__
-from plexhub.api import errors
+from plexhub.api import errors, logredact
 from plexhub.api.auth import TokenStore
 from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
@@ -20,6 +20,7 @@ from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
 from plexhub.api.tilelane import TileLane
 from plexhub.malloc import tune_malloc
+from plexhub.private import private_dir
 from plexhub.settings import Settings, get_settings
 
 log = logging.getLogger("plexhub.api")
@@ -27,7 +28,8 @@ log = logging.getLogger("plexhub.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # 0700: the catalog, stores and hub state are ours alone
+    logredact.install()  # no OAuth code, state or token in the access log
     tune_malloc()  # tiles allocate MBs per render: reuse the heap instead of fresh pages
     db = Database(settings.catalog_url)
     db.create()

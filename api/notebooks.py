@@ -1,11 +1,16 @@
-"""Published notebooks: parse and validate (nbformat), execute (nbclient), hash, and render
-read-only HTML (nbconvert) that runs nothing from the notebook.
+"""Published notebooks: parse and validate (nbformat), hash, and render read-only HTML
+(nbconvert) that runs nothing from the notebook. Execution at publication is
+:mod:`plexhub.api.nbsandbox`'s (never in this process).
 
 Rendering never starts a kernel. Widget state and JavaScript outputs are dropped before
-nbconvert sees the notebook, and nbconvert's HTML goes through an allowlist sanitizer (nh3,
-the Ammonia HTML sanitizer) afterwards: no ``<script>``, no event-handler attributes, no
-``javascript:`` links, images only as embedded ``data:image/...`` URIs. The pages that show
-the result also send a Content-Security-Policy without inline scripts, a second fence.
+nbconvert sees the notebook. Every piece of HTML the notebook brings — each markdown cell,
+each output's ``text/html`` or ``text/markdown``, each raw cell — goes through an allowlist
+sanitizer (nh3, the Ammonia HTML sanitizer) on its own, so an unclosed ``<style>``,
+``<script>``, ``<textarea>`` or ``<!--`` in one of them ends with it instead of swallowing
+the cells after it; each output keeps its own container. The whole page is sanitized once
+more: no ``<script>``, no event-handler attributes, no ``javascript:`` links, images only as
+embedded ``data:image/...`` URIs. The pages that show the result also send a
+Content-Security-Policy without inline scripts, a third fence.
 """
 
 from __future__ import annotations
@@ -14,20 +19,17 @@ import copy
 import hashlib
 import html
 import json
-import os
 import re
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from plexhub.errors import InputError, PlexhubError
+from plexhub.errors import InputError
 from plexhub.limits import NOTEBOOK_BYTES as MAX_BYTES
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,199}$")
-KERNEL = "python3"
 NOTEBOOK_CSS = Path(__file__).parent / "portal" / "static" / "notebook.css"
 # what a standalone rendered notebook may load: its own inline CSS and embedded images
 HTML_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
@@ -93,38 +95,6 @@ def parse_notebook(doc: Any) -> Any:
     return nb
 
 
-def _kernel_env() -> dict[str, str]:
-    """The kernel must not inherit the service's secrets (admin token, database URL)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PLEXHUB_", "JUPYTERHUB_", "JPY_"))}
-
-
-def execute(nb: Any, timeout: float) -> Any:
-    """Run every cell with the ``python3`` kernel in an empty temporary folder."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    with tempfile.TemporaryDirectory(prefix="plexhub-nb-") as cwd:
-        client = NotebookClient(nb, timeout=int(timeout), kernel_name=KERNEL,
-                                resources={"metadata": {"path": cwd}})
-        try:
-            client.execute(env=_kernel_env(), cwd=cwd)
-        except CellTimeoutError as exc:
-            raise InputError("notebook", f"has a cell that ran longer than {timeout:g} s",
-                             "make it faster, or publish it executed (execute=false)") from exc
-        except CellExecutionError as exc:
-            raise InputError("notebook", f"failed when executed: {exc.ename}: "
-                             f"{str(exc.evalue)[:300]}", "fix the cell and publish again"
-                             ) from exc
-        except DeadKernelError as exc:
-            raise InputError("notebook", "killed its kernel when executed") from exc
-        except NoSuchKernel as exc:
-            raise PlexhubError(f"kernel {KERNEL}", "is not installed on the server",
-                               "install ipykernel next to plexhub") from exc
-    return nb
-
-
 def to_text(nb: Any) -> str:
     import nbformat
 
@@ -184,7 +154,10 @@ def render_fragment(ipynb: str) -> str:
     from nbconvert import HTMLExporter
 
     nb = _strip_active(nbformat.reads(ipynb, as_version=4))  # type: ignore[no-untyped-call]
-    exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
+    # sanitize_html makes the template pass every notebook-made fragment through the
+    # clean_html filter, here nh3 with our allowlist, one fragment at a time
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        template_name="basic", sanitize_html=True, filters={"clean_html": sanitize})
     body, _ = exporter.from_notebook_node(nb)
     return sanitize(body)
 

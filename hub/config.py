@@ -160,14 +160,36 @@ def lockout(c: Any, s: Settings) -> None:
     a.lockout_max_seconds = float(s.hub_login_max_lock_seconds)
 
 
+STATE_FILES = ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "jupyterhub.log", "proxy.pid",
+               "users.json")
+
+
+def private_state(settings: Settings) -> Path:
+    """The hub's state folder 0700 and its files 0600 (the database is created empty and
+    0600 before the hub opens it; SQLite gives its journals the same mode), the users file
+    0600 wherever it lies, the users' homes 0700."""
+    from plexhub.private import private_dir, private_file
+
+    state = private_dir(settings.hub_dir.absolute())
+    private_file(state / "jupyterhub.sqlite", create=True)
+    for name in STATE_FILES:
+        for path in (state / name, state / f"{name}-journal", state / f"{name}-wal",
+                     state / f"{name}-shm"):
+            private_file(path)
+    private_file(settings.hub_users_path.absolute())
+    homes = state / "homes"
+    if homes.is_dir():
+        private_dir(homes)
+    return state
+
+
 def configure(c: Any, settings: Settings | None = None) -> None:
     """Fill JupyterHub's config object ``c`` (``get_config()``) from ``settings``."""
     from plexhub.hub.auth import PlexhubAuthenticator
     from plexhub.hub.proxy import find_chp
 
     s = settings or Settings()
-    state = s.hub_dir.absolute()
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_state(s)
 
     # network: the public proxy, everything else on loopback
     c.JupyterHub.bind_url = f"http://{s.hub_bind}:{s.hub_port}"

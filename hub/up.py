@@ -28,6 +28,7 @@ import psutil
 
 from plexhub.errors import ConfigurationError, PlexhubError
 from plexhub.hub.config import CONFIG_FILE
+from plexhub.private import private_dir, private_file
 from plexhub.settings import Settings, get_settings
 
 STOP_TIMEOUT = 60.0
@@ -70,13 +71,15 @@ class Deployment:
         self.tree: dict[int, psutil.Process] = {}
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
+        private_file(self.log_path, create=True)
         with self.log_path.open("ab") as log:
             log.write(f"\n==== plexhub up {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_FILE)],
                 cwd=self.settings.hub_dir.absolute(), env=self.env, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                umask=0o077,  # what the hub, the proxy and the service create is theirs alone
                 start_new_session=True)  # Ctrl-C reaches plexhub up only; it stops the hub
 
     def alive(self) -> bool:
@@ -205,7 +208,8 @@ def run_up(args: argparse.Namespace) -> int:
                "PLEXHUB_DEMO_PASSWORD": password,
                "PLEXHUB_ADMIN_TOKEN": admin,
                "PLEXHUB_CHP_COMMAND": chp}
-        settings.hub_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        private_dir(settings.hub_dir)
         deployment = Deployment(settings, env)
         print(f"plexhub: starting JupyterHub on {deployment.base} (log: "
               f"{deployment.log_path})", flush=True)

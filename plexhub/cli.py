@@ -125,6 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from plexhub.api.main import create_app
     from plexhub.settings import get_settings
 
+    os.umask(0o077)  # whatever the service writes (catalog, stores, hub state) is its own
     settings = get_settings()
     if settings.admin_token is None:
         print("plexhub: warning: PLEXHUB_ADMIN_TOKEN is not set; only existing tokens work",

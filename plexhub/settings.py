@@ -83,8 +83,38 @@ class Settings(BaseSettings):
                                      description="Conversions that run at the same time.")
     notebook_timeout: float = Field(
         default=600.0, gt=0, le=24 * 3600,
-        description="Seconds one cell may run when a notebook is executed at publication "
-        "(execute=true); the publication fails with a 422 past that.",
+        description="Seconds a notebook executed at publication (execute=true) may run in "
+        "all, kernel start and every cell; the sandbox is killed and the publication fails "
+        "with a 422 past that.",
+    )
+    notebook_user: str | None = Field(
+        default="nobody",
+        description="Unprivileged OS user that notebooks executed at publication run as "
+        "(never root, never the service's own user). Execution needs the API service to run "
+        "as root to switch to it; otherwise, or when empty, execute=true is refused with a "
+        "422 and analysts publish notebooks they executed in their own JupyterLab.",
+    )
+    notebook_namespaces: bool = Field(
+        default=True,
+        description="Also give an executed notebook Linux namespaces of its own where the "
+        "host allows them (root with CAP_SYS_ADMIN): no network, a /proc without the "
+        "service, a private /tmp, the data folder hidden. False: the user switch and the "
+        "limits only.",
+    )
+    notebook_memory_bytes: int = Field(
+        default=4 * 2**30, ge=256 * 2**20,
+        description="Address space (RLIMIT_AS) of each process of an executed notebook: the "
+        "sandbox and its kernel.",
+    )
+    notebook_max_processes: int = Field(
+        default=128, ge=16, le=65536,
+        description="Processes and threads (RLIMIT_NPROC) the notebook user may have while "
+        "a notebook executes; counted over every process of that OS user.",
+    )
+    notebook_file_bytes: int = Field(
+        default=1024 * 2**20, ge=64 * 2**20,
+        description="Largest file an executed notebook may write (RLIMIT_FSIZE); also the "
+        "size of its private /tmp where the host allows mount namespaces.",
     )
     token_max_days: int | None = Field(
         default=None, ge=1, le=3650,
