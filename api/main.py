@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from plexhub import __version__
 from plexhub.api import errors
 from plexhub.api.auth import TokenStore
+from plexhub.api.bodylimit import BodyLimit
 from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.hubauth import HubAuth, HubConfig
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
+    app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     from plexhub.api.routes import catalog, images, presets, tiles, webgateway, zarr
 
     # tiles first: routes are matched in order, and tiles are most of the requests
