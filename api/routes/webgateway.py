@@ -12,8 +12,9 @@ from fastapi.responses import Response
 from plexhub.api import preset_store
 from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
 from plexhub.api.routes.tiles import Engine
-from plexhub.api.tiles import MAX_REGION, MEDIA, Region, check_tz, etag, level_shape
+from plexhub.api.tiles import MEDIA, Region, check_tz, etag, level_shape
 from plexhub.errors import InputError, NotFoundError
+from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.presets import bind
 
 router = APIRouter(prefix="/webgateway", tags=["compatibility"])
@@ -75,8 +76,9 @@ def render_image_region(
         return Response(status_code=304, headers={"ETag": tag})
     data = tiles.cache.get(tag)
     if data is None:
-        data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
-                            format, quality)
+        with tiles.heavy.hold(user):  # a 429 for a third region of one caller at once
+            data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
+                                format, quality)
         tiles.cache.put(tag, data, len(data))
     return Response(data, media_type=MEDIA[format],
                     headers={"ETag": tag, "Cache-Control": "private, max-age=3600"})
