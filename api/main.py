@@ -88,7 +88,9 @@ ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
 ERROR_STATUSES = {"401": "no or unknown bearer token", "403": "the role may not do this",
                   "404": "not found, or not visible to the caller",
                   "409": "conflicts with the current state",
-                  "422": "the request is invalid; detail says what and why"}
+                  "413": "the body or a document in it is over a limit (plexhub.limits)",
+                  "422": "the request is invalid; detail says what and why",
+                  "429": "this caller has as many renders in flight as allowed; see Retry-After"}
 
 
 def _document_errors(app: FastAPI) -> None:

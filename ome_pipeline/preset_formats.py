@@ -100,6 +100,8 @@ def _list(what: str, value: Any, example: str) -> list[Any]:
 
 
 def _numbers(what: str, value: Any, n: int, example: str) -> list[float]:
+    if hasattr(value, "tolist"):  # a numpy array, as napari keeps some of its settings
+        value = value.tolist()
     values = _list(what, value, example)
     if len(values) != n or not all(is_number(v) for v in values):
         raise InputError(what, f"is {short(value, 40)}, not {n} numbers", f"for example {example}")
