@@ -143,13 +143,20 @@ def visible_to(preset: Preset, user: Principal) -> bool:
 
 def panel_fits(session: Session, preset: Preset, image: Image) -> bool:
     """Every entry of the panel preset's latest version names a channel of ``image``."""
+    doc = _latest_document(session, preset)
+    return doc is not None and _fits(doc, image)
+
+
+def _latest_document(session: Session, preset: Preset) -> RenderPreset | None:
     version = latest_version(session, preset.id)
-    if version is None:
+    return document_of(version) if version is not None else None
+
+
+def _fits(doc: RenderPreset, image: Image) -> bool:
+    if doc.index_bound:
         return False
-    doc = document_of(version)
-    bound = bind(doc, image_channels(image)) if not doc.index_bound else None
-    return bound is not None and sum(c.render is not None for c in bound.channels) == len(
-        doc.channels)
+    bound = bind(doc, image_channels(image))
+    return sum(c.render is not None for c in bound.channels) == len(doc.channels)
 
 
 def may_see(session: Session, user: Principal, preset: Preset) -> bool:
@@ -164,9 +171,9 @@ def may_see(session: Session, user: Principal, preset: Preset) -> bool:
         return study is not None and _sees_study(session, user, study.id)
     if user.role in INTERNAL_ROLES:
         return True
-    return any(panel_fits(session, preset, image)
-               for image in session.scalars(select(Image).where(
-                   Image.study_id.in_(_granted_studies(session, user)))))
+    doc = _latest_document(session, preset)
+    return doc is not None and any(_fits(doc, image) for image in session.scalars(
+        select(Image).where(Image.study_id.in_(_granted_studies(session, user)))))
 
 
 def _sees_study(session: Session, user: Principal, study_id: int) -> bool:

@@ -13,7 +13,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from plexhub.errors import InputError, NotFoundError, TooLargeError
 from plexhub.limits import (
     CALLER_HEAVY_RENDERS,
     CALLER_TILE_RENDERS,
+    HEAVY_RENDER_PIXELS,
     RENDER_PIXELS_IN_FLIGHT,
     RENDER_STRIP_PIXELS,
     SPEC_CHARS,
@@ -34,6 +35,7 @@ from plexhub.limits import (
 )
 from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.ome_pipeline.source import ByteLRU
+from plexhub.policies.access import Principal
 from plexhub.presets import BoundPreset, RenderPreset, parse_preset
 
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
@@ -152,7 +154,7 @@ class TileEngine:
         self.resolved = Resolved()
         # memory: the pixels renders hold at once, and what one caller may have in flight
         self.budget = PixelBudget(RENDER_PIXELS_IN_FLIGHT)
-        self.heavy = CallerLimit(CALLER_HEAVY_RENDERS, "region renders")
+        self.heavy = CallerLimit(CALLER_HEAVY_RENDERS, "large renders")
         self.tile_renders = CallerLimit(CALLER_TILE_RENDERS, "uncached tile renders")
 
     RENDERS = max(2, os.cpu_count() or 2)
@@ -196,6 +198,12 @@ class TileEngine:
             where: dict[str, Any] = {"t": region.t, "c": c, "z": region.z, "y": ys, "x": xs}
             out[c] = np.asarray(arr[tuple(where[a] for a in axes)])
         return out
+
+    def caller_slot(self, caller: Principal, pixels: int) -> AbstractContextManager[None]:
+        """One of the caller's in-flight renders: heavy above
+        :data:`~plexhub.limits.HEAVY_RENDER_PIXELS`, tile-sized otherwise (429 when full)."""
+        limit = self.heavy if pixels > HEAVY_RENDER_PIXELS else self.tile_renders
+        return limit.hold(caller)
 
     @contextmanager
     def rendering(self, pixels: int) -> Iterator[None]:

@@ -64,12 +64,16 @@ SPEC_CHARS = _limit("spec_chars", 16_000, "characters",
                     "the inline render spec= of a tile request (base64url of zlib JSON)")
 SPEC_JSON_BYTES = _limit("spec_json_bytes", 256 * 1024, "bytes",
                          "a spec= preset once decompressed")
+HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",
+                             "a render larger than this (a region, thumbnail or scaled "
+                             "DeepZoom tile) is heavy: caller_heavy_renders bounds it")
 CALLER_HEAVY_RENDERS = _limit("caller_heavy_renders", 2, "requests",
-                              "region, thumbnail and scaled DeepZoom renders one caller may "
-                              "have in flight (more: 429 with Retry-After)")
+                              "heavy renders one caller may have in flight (more: 429 with "
+                              "Retry-After)")
 CALLER_TILE_RENDERS = _limit("caller_tile_renders", 32, "requests",
-                             "uncached tile renders one caller may have queued or running "
-                             "(more: 429 with Retry-After)")
+                             "uncached tile-sized renders (tiles, small regions and "
+                             "thumbnails) one caller may have queued or running (more: 429 "
+                             "with Retry-After)")
 RENDER_PIXELS_IN_FLIGHT = _limit("render_pixels_in_flight", 2 * REGION_PIXELS, "pixels",
                                  "pixels all renders of one API process hold at once (more "
                                  "wait for their turn)")

@@ -66,7 +66,7 @@ def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSes
     if data is None:
         bound = bind(preset, preset_store.image_channels(image))
         region = Region(level, 0, z, 0, 0, h, w)
-        with tiles.heavy.hold(user), tiles.rendering(h * w):
+        with tiles.caller_slot(user, h * w), tiles.rendering(h * w):
             rgb = tiles.composite(image, bound, region)
             scale = min(1.0, max / float(h if h > w else w))
             if scale < 1.0:

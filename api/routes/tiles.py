@@ -259,7 +259,7 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
 
     from plexhub.ome_pipeline.render import encode
 
-    with tiles.heavy.hold(user), tiles.rendering(region.h * region.w):
+    with tiles.caller_slot(user, region.h * region.w), tiles.rendering(region.h * region.w):
         rgb = tiles.composite(image, bound, region)
         h, w = max(1, -(-region.h // factor)), max(1, -(-region.w // factor))
         small = np.asarray(PILImage.fromarray(rgb).resize((w, h), PILImage.Resampling.BOX))

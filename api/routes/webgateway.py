@@ -76,7 +76,7 @@ def render_image_region(
         return Response(status_code=304, headers={"ETag": tag})
     data = tiles.cache.get(tag)
     if data is None:
-        with tiles.heavy.hold(user):  # a 429 for a third region of one caller at once
+        with tiles.caller_slot(user, box.h * box.w):  # 429 past the caller's in-flight limit
             data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
                                 format, quality)
         tiles.cache.put(tag, data, len(data))

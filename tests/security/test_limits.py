@@ -385,6 +385,23 @@ def test_large_regions_render_in_strips_with_the_same_pixels(
     assert np.array_equal(png(whole.content), png(strips.content))
 
 
+def test_tile_sized_renders_in_parallel_are_not_refused(live: Live) -> None:
+    """A viewer's burst of small regions (OMERO viewers ask tile= through the webgateway)
+    and a portal page's thumbnails stay within the caller's tile-sized limit."""
+    region = f"{live.base}/webgateway/render_image_region/{live.image}/0/0/"
+    thumb = f"{live.api}/images/{live.image}/thumbnail.png"
+    calls = [partial(live.http.get, region, params={"tile": "0,0,0,256,256", "q": f"{q}"})
+             for q in (0.41, 0.42, 0.43, 0.44, 0.45, 0.46, 0.47, 0.48)]
+    calls += [partial(live.http.get, thumb, params={"max": m}) for m in range(20, 28)]
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda c=c: answers.append(c())) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in answers] == [200] * len(calls)
+
+
 @pytest.mark.slow
 def test_parallel_4096_regions_from_one_caller_keep_memory_bounded(live: Live) -> None:
     image = ingest(live.api, ADMIN, live.incoming, "LIM", "big.ome.tif",
