@@ -280,6 +280,8 @@ def load_yaml(text: str, what: str = "omero render file") -> Any:
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
         return yaml.load(text, Loader=loader)  # a safe loader: plain data only
+    except PlexhubError:
+        raise
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())[:200]
         raise InputError(what, f"is not valid YAML ({reason})",
