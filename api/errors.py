@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plexhub.api.headers import INERT
 from plexhub.errors import (
+    BusyError,
     ConflictError,
     DestinationExistsError,
     MissingFileError,
     NotFoundError,
     PermissionDeniedError,
     PlexhubError,
+    TooLargeError,
 )
 
 log = logging.getLogger("plexhub.api")
@@ -28,6 +30,8 @@ STATUS: list[tuple[type[Exception], int]] = [
     (PermissionDeniedError, 403),
     (ConflictError, 409),
     (DestinationExistsError, 409),
+    (TooLargeError, 413),
+    (BusyError, 429),
     (MissingFileError, 422),
     (PlexhubError, 422),
 ]
@@ -51,7 +55,8 @@ def _validation_text(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(PlexhubError)
     async def _plexhub(request: Request, exc: PlexhubError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from plexhub import __version__
 from plexhub.api import errors, logredact
 from plexhub.api.auth import TokenStore
+from plexhub.api.bodylimit import BodyLimit
 from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.headers import InertHeaders
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
+    app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer
     from plexhub.api.routes import catalog, images, presets, tiles, tokens, webgateway, zarr
 
@@ -91,7 +93,9 @@ ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
 ERROR_STATUSES = {"401": "no or unknown bearer token", "403": "the role may not do this",
                   "404": "not found, or not visible to the caller",
                   "409": "conflicts with the current state",
-                  "422": "the request is invalid; detail says what and why"}
+                  "413": "the body or a document in it is over a limit (plexhub.limits)",
+                  "422": "the request is invalid; detail says what and why",
+                  "429": "this caller has as many renders in flight as allowed; see Retry-After"}
 
 
 def _document_errors(app: FastAPI) -> None:

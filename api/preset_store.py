@@ -3,6 +3,12 @@
 Scopes: ``image`` (one image), ``panel`` (any image with those markers, bound by marker or
 label) and ``study`` (the images of one study). Every image gets a ``default`` preset at
 ingest, computed from the stored histograms (no pixel reads).
+
+Who sees a preset (:func:`may_see`): a private one only its owner and admins; any other only
+through what the caller may see: an image preset through its image, a study preset through
+its study, a panel preset through an image whose channels carry every marker of the panel
+(staff see every study, hence every panel). Visibility given with a later version of a
+preset changes it (its owner or an admin only), audited as ``preset.visibility``.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
-from plexhub.api.models import Image, Preset, PresetVersion, Study
-from plexhub.errors import InputError, NotFoundError
+from plexhub.api.db import utcnow
+from plexhub.api.models import Grant, Image, Preset, PresetVersion, Study
+from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.model import Channel
 from plexhub.ome_pipeline.confine import read_inside
-from plexhub.policies.access import Principal
-from plexhub.presets import RenderPreset, content_hash, parse_preset
+from plexhub.policies.access import INTERNAL_ROLES, Principal, can_see_study
+from plexhub.presets import RenderPreset, bind, content_hash, parse_preset
 
 DEFAULT_NAME = "default"
 
@@ -49,20 +56,36 @@ def latest_version(session: Session, preset_id: str) -> PresetVersion | None:
                           .order_by(PresetVersion.version.desc()).limit(1))
 
 
+VISIBILITIES = ("private", "study", "public")
+
+
 def save_version(session: Session, actor: Principal | str, *, name: str, scope: str,
                  target: str, study: Study | None, document: RenderPreset,
-                 visibility: str = "study", is_default: bool = False) -> tuple[Preset,
-                                                                              PresetVersion]:
-    """Save ``document`` as the next version of the preset (scope, target, name)."""
+                 visibility: str | None = None, is_default: bool = False
+                 ) -> tuple[Preset, PresetVersion]:
+    """Save ``document`` as the next version of the preset (scope, target, name).
+
+    ``visibility`` None: ``study`` for a new preset, unchanged for a later version. Given for
+    a later version, it replaces the preset's visibility (owner or admin only, audited). A
+    name taken by a private preset the actor may not see is a conflict, never a new version
+    of someone else's preset."""
     owner = actor if isinstance(actor, str) else actor.user
+    if visibility is not None and visibility not in VISIBILITIES:
+        raise InputError(f"visibility {visibility!r}", "is not private, study or public")
     preset = session.scalar(select(Preset).where(Preset.scope == scope,
                                                  Preset.target == target, Preset.name == name))
     if preset is None:
         preset = Preset(id=uuid.uuid4().hex, name=name, scope=scope, target=target,
                         study_id=study.id if study else None, owner=owner,
-                        visibility=visibility, is_default=is_default)
+                        visibility=visibility or "study", is_default=is_default)
         session.add(preset)
         session.flush()
+    else:
+        if isinstance(actor, Principal) and not visible_to(preset, actor):
+            raise ConflictError(f"preset name {name!r}", "is taken by a preset you cannot see",
+                                "choose another name")
+        if visibility is not None and visibility != preset.visibility:
+            _change_visibility(session, actor, preset, visibility, study)
     number = (session.scalar(select(func.max(PresetVersion.version))
                              .where(PresetVersion.preset_id == preset.id)) or 0) + 1
     doc = document.model_copy(update={"name": name})
@@ -73,8 +96,23 @@ def save_version(session: Session, actor: Principal | str, *, name: str, scope: 
     audit.record(session, actor, "preset.save", "preset", f"{preset.id}@{number}",
                  study_code=study.code if study else None,
                  after={"name": name, "scope": scope, "target": target,
+                        "visibility": preset.visibility,
                         "content_hash": version.content_hash})
     return preset, version
+
+
+def _change_visibility(session: Session, actor: Principal | str, preset: Preset,
+                       visibility: str, study: Study | None) -> None:
+    user = actor if isinstance(actor, str) else actor.user
+    if isinstance(actor, Principal) and actor.role != "admin" and preset.owner != user:
+        raise PermissionDeniedError(user, f"may not change the visibility of preset "
+                                    f"{preset.name!r} (owner {preset.owner}) from "
+                                    f"{preset.visibility} to {visibility}",
+                                    "only its owner or an admin may; save under another name")
+    audit.record(session, actor, "preset.visibility", "preset", preset.id,
+                 study_code=study.code if study else None,
+                 before={"visibility": preset.visibility}, after={"visibility": visibility})
+    preset.visibility = visibility
 
 
 def create_default(session: Session, image: Image) -> None:
@@ -88,16 +126,68 @@ def create_default(session: Session, image: Image) -> None:
                  study=study, document=doc, is_default=True)
 
 
-def applies_to(preset: Preset, image: Image, study: Study) -> bool:
+def applies_to(session: Session, preset: Preset, image: Image, study: Study,
+               user: Principal) -> bool:
+    """Whether ``preset`` is one of ``image``'s presets for ``user`` (who may see the image):
+    its own, its study's, or a panel preset (for staff any, for others one that fits it)."""
     if preset.scope == "image":
         return preset.target == image.id
     if preset.scope == "study":
         return preset.target == study.code
-    return True  # panel presets apply to any image; bind() checks the markers
+    return user.role in INTERNAL_ROLES or panel_fits(session, preset, image)
 
 
 def visible_to(preset: Preset, user: Principal) -> bool:
+    """The private-preset rule alone: a private preset is its owner's and admins'."""
     return preset.visibility != "private" or preset.owner == user.user or user.role == "admin"
+
+
+def panel_fits(session: Session, preset: Preset, image: Image) -> bool:
+    """Every entry of the panel preset's latest version names a channel of ``image``."""
+    doc = _latest_document(session, preset)
+    return doc is not None and _fits(doc, image)
+
+
+def _latest_document(session: Session, preset: Preset) -> RenderPreset | None:
+    version = latest_version(session, preset.id)
+    return document_of(version) if version is not None else None
+
+
+def _fits(doc: RenderPreset, image: Image) -> bool:
+    if doc.index_bound:
+        return False
+    bound = bind(doc, image_channels(image))
+    return sum(c.render is not None for c in bound.channels) == len(doc.channels)
+
+
+def may_see(session: Session, user: Principal, preset: Preset) -> bool:
+    """Whether ``user`` may know that ``preset`` exists (see the module docstring)."""
+    if not visible_to(preset, user):
+        return False
+    if preset.scope == "image":
+        image = session.get(Image, preset.target)
+        return image is not None and _sees_study(session, user, image.study_id)
+    if preset.scope == "study":
+        study = session.scalar(select(Study).where(Study.code == preset.target))
+        return study is not None and _sees_study(session, user, study.id)
+    if user.role in INTERNAL_ROLES:
+        return True
+    doc = _latest_document(session, preset)
+    return doc is not None and any(_fits(doc, image) for image in session.scalars(
+        select(Image).where(Image.study_id.in_(_granted_studies(session, user)))))
+
+
+def _sees_study(session: Session, user: Principal, study_id: int) -> bool:
+    from plexhub.api.deps import grants_of
+
+    return bool(can_see_study(user, grants_of(session, study_id), utcnow()))
+
+
+def _granted_studies(session: Session, user: Principal) -> list[int]:
+    """The studies a non-staff caller may see: those with an active grant to it."""
+    ids = set(session.scalars(select(Grant.study_id).where(
+        Grant.principal.in_(sorted(user.names)))))
+    return [i for i in sorted(ids) if _sees_study(session, user, i)]
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -126,7 +216,8 @@ def resolve(session: Session, user: Principal, image: Image, study: Study,
         return version, document_of(version)
     pid, number = parse_ref(ref)
     preset = session.get(Preset, pid)
-    if preset is None or not applies_to(preset, image, study) or not visible_to(preset, user):
+    if preset is None or not visible_to(preset, user) \
+            or not applies_to(session, preset, image, study, user):
         raise NotFoundError(f"preset {ref}", "not found for this image")
     if number is None:
         version = latest_version(session, preset.id)

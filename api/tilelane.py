@@ -123,7 +123,8 @@ class TileLane:
             fast = work(render=False)  # a 304 or a cached tile: on the event loop
             if fast is not None:
                 return fast
-            return await anyio.to_thread.run_sync(partial(work, render=True),
-                                                  limiter=tiles.limiter())
+            with tiles.tile_renders.hold(user):  # the route's per-caller bound
+                return await anyio.to_thread.run_sync(partial(work, render=True),
+                                                      limiter=tiles.limiter())
         except Exception:  # the route answers (and reports) every error
             return None

@@ -12,7 +12,9 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,20 @@ import numpy as np
 
 from plexhub.api.models import Image
 from plexhub.api.preset_store import digest
-from plexhub.errors import InputError, NotFoundError
+from plexhub.api.renderlimits import CallerLimit, PixelBudget
+from plexhub.errors import InputError, NotFoundError, TooLargeError
+from plexhub.limits import (
+    CALLER_HEAVY_RENDERS,
+    CALLER_TILE_RENDERS,
+    HEAVY_RENDER_PIXELS,
+    RENDER_PIXELS_IN_FLIGHT,
+    RENDER_STRIP_PIXELS,
+    SPEC_CHARS,
+    SPEC_JSON_BYTES,
+)
 from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.ome_pipeline.source import ByteLRU
+from plexhub.policies.access import Principal
 from plexhub.presets import BoundPreset, RenderPreset, parse_preset
 
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
@@ -43,13 +56,28 @@ class Region:
 
 
 def parse_spec(spec: str) -> RenderPreset:
-    """The compact inline render spec: base64url of zlib-compressed preset JSON."""
+    """The compact inline render spec: base64url of zlib-compressed preset JSON.
+
+    Bounded before anything expensive: at most :data:`~plexhub.limits.SPEC_CHARS` characters,
+    decompressed to at most :data:`~plexhub.limits.SPEC_JSON_BYTES` (a zlib bomb stops there),
+    then :func:`~plexhub.presets.parse_preset` with its channel limit."""
+    if len(spec) > SPEC_CHARS:
+        raise TooLargeError("spec", f"has {len(spec)} characters, more than the limit of "
+                            f"{SPEC_CHARS}", "POST the preset document to the tile URL instead")
     try:
         raw = base64.urlsafe_b64decode(spec + "=" * (-len(spec) % 4))
-        text = zlib.decompress(raw)
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(raw, SPEC_JSON_BYTES + 1)
+        complete = inflate.eof
     except (ValueError, zlib.error) as exc:
         raise InputError("spec", "is not base64url(zlib(JSON))",
                          "encode the preset with plexhub.api.tiles.encode_spec") from exc
+    if len(text) > SPEC_JSON_BYTES:
+        raise TooLargeError("spec", f"decompresses to more than {SPEC_JSON_BYTES} bytes",
+                            "send the settings of fewer channels")
+    if not complete:
+        raise InputError("spec", "is a truncated zlib stream",
+                         "encode the preset with plexhub.api.tiles.encode_spec")
     return parse_preset(text)
 
 
@@ -124,6 +152,10 @@ class TileEngine:
         self._slots = threading.BoundedSemaphore(self.RENDERS)
         self._limiter: Any = None
         self.resolved = Resolved()
+        # memory: the pixels renders hold at once, and what one caller may have in flight
+        self.budget = PixelBudget(RENDER_PIXELS_IN_FLIGHT)
+        self.heavy = CallerLimit(CALLER_HEAVY_RENDERS, "large renders")
+        self.tile_renders = CallerLimit(CALLER_TILE_RENDERS, "uncached tile renders")
 
     RENDERS = max(2, os.cpu_count() or 2)
 
@@ -159,9 +191,7 @@ class TileEngine:
 
     def planes(self, image: Image, region: Region, channels: list[int]) -> dict[int, Any]:
         """Raw planes of ``channels`` over ``region`` (one basic read per channel)."""
-        if region.h * region.w > MAX_REGION:
-            raise InputError(f"region {region.w}x{region.h}", "is too large",
-                             f"ask for at most {MAX_REGION} pixels")
+        _check_size(region)
         arr = self.array(image, region.level)
         axes = image.axes or "cyx"
         ys = slice(region.y0, region.y0 + region.h)
@@ -172,21 +202,57 @@ class TileEngine:
             out[c] = np.asarray(arr[tuple(where[a] for a in axes)])
         return out
 
+    def caller_slot(self, caller: Principal, pixels: int) -> AbstractContextManager[None]:
+        """One of the caller's in-flight renders: heavy above
+        :data:`~plexhub.limits.HEAVY_RENDER_PIXELS`, tile-sized otherwise (429 when full)."""
+        limit = self.heavy if pixels > HEAVY_RENDER_PIXELS else self.tile_renders
+        return limit.hold(caller)
+
+    @contextmanager
+    def rendering(self, pixels: int) -> Iterator[None]:
+        """Hold ``pixels`` of the process's pixel budget, then a render slot."""
+        with self.budget.take(pixels), self._slots:
+            yield
+
+    def composite(self, image: Image, bound: BoundPreset, region: Region) -> Any:
+        """The region as (h, w, 3) uint8 RGB. A region larger than
+        :data:`~plexhub.limits.RENDER_STRIP_PIXELS` is read and composited a strip of rows
+        at a time (the formula is per pixel: the result is the same), so that its raw planes
+        and float buffers never exist at full size; the caller holds :meth:`rendering`."""
+        from plexhub.ome_pipeline.render import render
+
+        _check_size(region)
+        active = [i for i, _ in bound.active()]
+        rows = max(1, RENDER_STRIP_PIXELS // max(1, region.w))
+        if not active:
+            return np.zeros((region.h, region.w, 3), np.uint8)
+        if region.h <= rows:
+            return render(self.planes(image, region, active), bound)
+        out = np.empty((region.h, region.w, 3), np.uint8)
+        for y in range(0, region.h, rows):
+            strip = replace(region, y0=region.y0 + y, h=min(rows, region.h - y))
+            out[y:y + strip.h] = render(self.planes(image, strip, active), bound)
+        return out
+
     def render(self, image: Image, bound: BoundPreset, region: Region, fmt: str,
                quality: int, shrink: int = 1) -> bytes:
         """Encoded tile; ``shrink`` > 1 box-filters the result (DeepZoom's tiny levels)."""
-        from plexhub.ome_pipeline.render import encode, render
+        from plexhub.ome_pipeline.render import encode
 
-        with self._slots:
-            planes = self.planes(image, region, [i for i, _ in bound.active()])
-            rgb = render(planes, bound) if planes else np.zeros((region.h, region.w, 3),
-                                                                 np.uint8)
+        with self.rendering(region.h * region.w):
+            rgb = self.composite(image, bound, region)
             if shrink > 1:
                 from PIL import Image as PILImage
 
                 size = (max(1, -(-region.w // shrink)), max(1, -(-region.h // shrink)))
                 rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
             return encode(rgb, fmt, quality)  # type: ignore[arg-type]
+
+
+def _check_size(region: Region) -> None:
+    if region.h * region.w > MAX_REGION:
+        raise InputError(f"region {region.w}x{region.h}", "is too large",
+                         f"ask for at most {MAX_REGION} pixels")
 
 
 def etag(image: Image, preset: RenderPreset, *parts: object) -> str:

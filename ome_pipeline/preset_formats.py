@@ -12,7 +12,9 @@ entry (``BoundPreset.as_preset()`` gives one).
   (:func:`omero_render_yaml` writes it as YAML text)
 - napari layer settings: :func:`to_napari` / :func:`from_napari`
 
-The two OMERO spellings live in ``preset_omero`` and are re-exported here.
+The two OMERO spellings live in ``preset_omero`` and are re-exported here. Every ``from_*``
+reader bounds what it reads (``plexhub.limits``) and raises ``InputError`` for any malformed
+document.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from typing import Any
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.luts import lut as lut_table
 from plexhub.ome_pipeline.preset_omero import (
+    check_count,
     from_omero_query,
     from_omero_render,
     indexed_entries,
+    is_number,
     omero_render_yaml,
+    reads,
+    short,
     to_omero_query,
     to_omero_render,
 )
@@ -79,15 +85,48 @@ def to_ngff_omero(preset: RenderPreset, version: str | None = None) -> Doc:
     return block
 
 
+def _mapping(what: str, value: Any, example: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InputError(what, f"is {type(value).__name__} {short(value, 40)}, not an object",
+                         f"for example {example}")
+    return value
+
+
+def _list(what: str, value: Any, example: str) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InputError(what, f"is {type(value).__name__} {short(value, 40)}, not a list",
+                         f"for example {example}")
+    return list(value)
+
+
+def _numbers(what: str, value: Any, n: int, example: str) -> list[float]:
+    if hasattr(value, "tolist"):  # a numpy array, as napari keeps some of its settings
+        value = value.tolist()
+    values = _list(what, value, example)
+    if len(values) != n or not all(is_number(v) for v in values):
+        raise InputError(what, f"is {short(value, 40)}, not {n} numbers", f"for example {example}")
+    return values
+
+
+@reads("NGFF omero block", 'for example {"channels": [{"color": "FF0000", "window": {...}}]}')
 def from_ngff_omero(block: Mapping[str, Any]) -> RenderPreset:
     """A preset from an NGFF ``omero`` block: entry i gets index i and the block's label.
 
     A window with only min/max uses them as start/end; a window whose end is not above its
     start (constant channels) is widened to one raw unit.
     """
+    block = _mapping("NGFF omero block", block, '{"channels": [...]}')
+    items = _list("NGFF omero channels", block.get("channels") or [], '[{"color": "FF0000"}]')
+    check_count("NGFF omero block", len(items))
     channels = []
-    for i, ch in enumerate(block.get("channels") or []):
-        win = {k: v for k, v in (ch.get("window") or {}).items() if v is not None}
+    for i, item in enumerate(items):
+        ch = _mapping(f"NGFF omero channel {i}", item, '{"color": "FF0000", "window": {...}}')
+        window_in = _mapping(f"NGFF omero channel {i} window", ch.get("window") or {},
+                             '{"start": 0, "end": 255}')
+        win = {k: v for k, v in window_in.items() if v is not None}
+        if not all(is_number(v) for v in win.values()):
+            raise InputError(f"NGFF omero channel {i} window", f"{short(dict(win), 80)} holds "
+                             "a value that is not a number", '{"start": 0, "end": 255}')
         start = win.get("start", win.get("min", 0.0))
         end = win.get("end", win.get("max", 1.0))
         if not end > start:
@@ -103,7 +142,7 @@ def from_ngff_omero(block: Mapping[str, Any]) -> RenderPreset:
         if ch.get("label") not in (None, ""):
             entry["label"] = str(ch["label"])
         channels.append(entry)
-    rdefs = block.get("rdefs") or {}
+    rdefs = _mapping("NGFF omero rdefs", block.get("rdefs") or {}, '{"model": "color"}')
     model = str(rdefs.get("model", "color")).lower()
     doc: Doc = {"model": "greyscale" if model in ("greyscale", "grey", "gray") else "color",
                 "channels": channels}
@@ -169,21 +208,26 @@ def _parse_napari_colormap(cmap: Any) -> Doc:
             return {"color": name}
     if not isinstance(cmap, str) and isinstance(cmap, Sequence) and len(cmap) in (3, 4):
         return {"color": "".join(f"{round(float(v) * 255):02X}" for v in list(cmap)[:3])}
-    raise InputError(f"colormap {cmap!r}", "is not a colour, LUT name or colormap dict",
+    raise InputError(f"colormap {short(cmap)}", "is not a colour, LUT name or colormap dict",
                      "use '#rrggbb', 'gray', 'viridis' or the dict to_napari writes")
 
 
+@reads("napari layers", "use the list of dicts to_napari writes")
 def from_napari(layers: Sequence[Mapping[str, Any]]) -> RenderPreset:
     """A preset from napari layer settings: layer i becomes index i labelled by its name.
 
     Any ``blending`` is read as additive.
     """
+    items = _list("napari layers", layers, '[{"contrast_limits": [0, 255]}]')
+    check_count("napari layers", len(items))
     entries = []
-    for i, layer in enumerate(layers):
+    for i, item in enumerate(items):
+        layer = _mapping(f"napari layer {i}", item, '{"contrast_limits": [0, 255]}')
         if "contrast_limits" not in layer:
             raise InputError(f"napari layer {i}", "has no contrast_limits",
                              "give [start, end] in raw units")
-        start, end = layer["contrast_limits"]
+        start, end = _numbers(f"napari layer {i} contrast_limits", layer["contrast_limits"], 2,
+                              "[0, 255]")
         entry: Doc = {"index": i, "active": layer.get("visible", True),
                       "window": {"start": start, "end": end},
                       "gamma": layer.get("gamma", 1.0)}
@@ -192,6 +236,7 @@ def from_napari(layers: Sequence[Mapping[str, Any]]) -> RenderPreset:
             entry["label"] = str(layer["name"])
         rng = layer.get("contrast_limits_range")
         if rng is not None:
-            entry["domain"] = {"min": rng[0], "max": rng[1]}
+            lo, hi = _numbers(f"napari layer {i} contrast_limits_range", rng, 2, "[0, 65535]")
+            entry["domain"] = {"min": lo, "max": hi}
         entries.append(entry)
     return parse_preset({"channels": entries})

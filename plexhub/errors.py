@@ -58,3 +58,17 @@ class PermissionDeniedError(PlexhubError, PermissionError):
 
 class ConflictError(PlexhubError):
     """The request conflicts with the current state (a duplicate, a finished job...)."""
+
+
+class TooLargeError(InputError):
+    """A request or document is larger than a limit in ``plexhub.limits`` allows (HTTP 413)."""
+
+
+class BusyError(PlexhubError):
+    """The caller already has as many expensive requests in flight as a limit allows; it may
+    try again after ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(self, subject: str, problem: str, hint: str = "",
+                 retry_after: int = 1) -> None:
+        super().__init__(subject, problem, hint)
+        self.retry_after = retry_after

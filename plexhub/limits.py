@@ -36,3 +36,54 @@ LOGIN_FORM_BYTES = _limit("login_form_bytes", 8192, "bytes", "the portal's login
 # --- rendering ----------------------------------------------------------------------------
 REGION_PIXELS = _limit("region_pixels", 4096 * 4096, "pixels",
                        "one rendered region (webgateway render_image_region, tiles)")
+
+# --- request bodies, presets, render specs and concurrent renders (security: limits) -------
+REQUEST_BODY_BYTES = _limit("request_body_bytes", 2**20, "bytes",
+                            "any request body whose route has no larger limit below")
+NOTEBOOK_REQUEST_BYTES = _limit("notebook_request_bytes", NOTEBOOK_BYTES + 2**20, "bytes",
+                                "the body of a notebook publication (the notebook and its "
+                                "envelope)")
+BATCH_REQUEST_BYTES = _limit("batch_request_bytes", 8 * 2**20, "bytes",
+                             "the body of a batch ingest request (items listed inline)")
+PRESET_CHANNELS = _limit("preset_channels", 256, "entries",
+                         "channel entries in one render preset, in any format")
+PRESET_TEXT_CHARS = _limit("preset_text_chars", 200, "characters",
+                           "a preset's name and a channel's label, marker, group, colour or "
+                           "LUT name")
+PRESET_CHANNEL_INDEX = _limit("preset_channel_index", 65535, "index",
+                              "a channel index (and z or t plane) a preset may name")
+PRESET_GAMMA = _limit("preset_gamma", 100, "ratio",
+                      "a channel's gamma and quantization coefficient (above 0, at most 100)")
+PRESET_IMPORT_CHARS = _limit("preset_import_chars", 128 * 1024, "characters",
+                             "an imported preset's text (OMERO query string or render YAML)")
+YAML_NODES = _limit("yaml_nodes", 8192, "nodes",
+                    "YAML nodes in an imported OMERO render file (aliases are refused)")
+YAML_DEPTH = _limit("yaml_depth", 32, "levels",
+                    "nesting depth of an imported OMERO render file")
+SPEC_CHARS = _limit("spec_chars", 16_000, "characters",
+                    "the inline render spec= of a tile request (base64url of zlib JSON)")
+SPEC_JSON_BYTES = _limit("spec_json_bytes", 256 * 1024, "bytes",
+                         "a spec= preset once decompressed")
+HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",
+                             "a render larger than this (a region, thumbnail or scaled "
+                             "DeepZoom tile) is heavy: caller_heavy_renders bounds it")
+CALLER_HEAVY_RENDERS = _limit("caller_heavy_renders", 2, "requests",
+                              "heavy renders one caller may have in flight (more: 429 with "
+                              "Retry-After)")
+CALLER_TILE_RENDERS = _limit("caller_tile_renders", 32, "requests",
+                             "uncached tile-sized renders (tiles, small regions and "
+                             "thumbnails) one caller may have queued or running (more: 429 "
+                             "with Retry-After)")
+RENDER_PIXELS_IN_FLIGHT = _limit("render_pixels_in_flight", 2 * REGION_PIXELS, "pixels",
+                                 "pixels all renders of one API process hold at once (more "
+                                 "wait for their turn)")
+RENDER_STRIP_PIXELS = _limit("render_strip_pixels", 2**21, "pixels",
+                             "pixels a large region is read and composited in at a time "
+                             "(one strip of rows)")
+
+
+def markdown_table() -> str:
+    """The README's limits table: one row per entry of :data:`LIMITS`, in declaration order."""
+    rows = ["| Limit | Value | Unit | Applies to |", "|---|---:|---|---|"]
+    rows += [f"| `{x.name}` | {x.value:,} | {x.unit} | {x.what} |" for x in LIMITS.values()]
+    return "\n".join(rows) + "\n"

@@ -11,8 +11,10 @@ surrounding spaces ignored; an image channel answers to its marker and to its la
 by ``index``. Repeated names (a DAPI per cycle) pair up in order; among channels of the same
 name the one at the entry's ``index`` is preferred.
 
-This module imports only the standard library, pydantic, ``plexhub.errors`` and
-``plexhub.colors``.
+Sizes (entries, text lengths, gamma range, indices) are bounded by ``plexhub.limits``.
+
+This module imports only the standard library, pydantic, ``plexhub.errors``,
+``plexhub.colors`` and ``plexhub.limits``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from plexhub.colors import parse_color
 from plexhub.errors import InputError
+from plexhub.limits import PRESET_CHANNEL_INDEX, PRESET_CHANNELS, PRESET_GAMMA, PRESET_TEXT_CHARS
 
 #: Lookup tables every renderer implements (``plexhub.ome_pipeline.luts`` holds the tables).
 LUT_NAMES = ("gray", "fire", "viridis", "hot")
 _LUT_ALIASES = {"grey": "gray", "grays": "gray", "greys": "gray"}
 
 Family = Literal["linear", "polynomial", "exponential", "logarithmic"]
+_TEXT = PRESET_TEXT_CHARS
+_PROBLEMS_SHOWN = 5  # validation problems a message names before "and N more"
 
 
 class InvalidPresetError(InputError):
@@ -93,19 +98,19 @@ class Domain(_Strict):
 class ChannelRender(_Strict):
     """How one image channel is drawn. Exactly one of ``color`` and ``lut``."""
 
-    index: int | None = Field(default=None, ge=0)
-    label: str | None = Field(default=None, min_length=1)
-    marker: str | None = Field(default=None, min_length=1)
+    index: int | None = Field(default=None, ge=0, le=PRESET_CHANNEL_INDEX)
+    label: str | None = Field(default=None, min_length=1, max_length=_TEXT)
+    marker: str | None = Field(default=None, min_length=1, max_length=_TEXT)
     active: bool = True
-    color: str | None = None
-    lut: str | None = None
+    color: str | None = Field(default=None, max_length=_TEXT)
+    lut: str | None = Field(default=None, max_length=_TEXT)
     window: Window
     domain: Domain | None = None
-    gamma: float = Field(default=1.0, gt=0)
+    gamma: float = Field(default=1.0, gt=0, le=PRESET_GAMMA)
     inverted: bool = False
     family: Family = "linear"
-    coefficient: float = Field(default=1.0, gt=0)
-    group: str | None = None
+    coefficient: float = Field(default=1.0, gt=0, le=PRESET_GAMMA)
+    group: str | None = Field(default=None, max_length=_TEXT)
 
     @field_validator("color")
     @classmethod
@@ -137,9 +142,9 @@ class Provenance(_Strict):
     method: Literal["percentile", "minmax"]
     lower: float | None = Field(default=None, ge=0, le=100)
     upper: float | None = Field(default=None, ge=0, le=100)
-    level: int = Field(default=0, ge=0)
-    pixels: int | None = Field(default=None, ge=0)
-    source: str = ""
+    level: int = Field(default=0, ge=0, le=PRESET_CHANNEL_INDEX)
+    pixels: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    source: str = Field(default="", max_length=_TEXT)
 
     @model_validator(mode="after")
     def _ordered(self) -> Provenance:
@@ -151,13 +156,13 @@ class Provenance(_Strict):
 class RenderPreset(_Strict):
     """A render preset document."""
 
-    name: str = ""
+    name: str = Field(default="", max_length=_TEXT)
     model: Literal["color", "greyscale"] = "color"
     blending: Literal["additive"] = "additive"
-    channels: list[ChannelRender] = Field(min_length=1)
+    channels: list[ChannelRender] = Field(min_length=1, max_length=PRESET_CHANNELS)
     provenance: Provenance | None = None
-    default_z: int | None = Field(default=None, ge=0)
-    default_t: int | None = Field(default=None, ge=0)
+    default_z: int | None = Field(default=None, ge=0, le=PRESET_CHANNEL_INDEX)
+    default_t: int | None = Field(default=None, ge=0, le=PRESET_CHANNEL_INDEX)
 
     @property
     def index_bound(self) -> bool:
@@ -166,17 +171,35 @@ class RenderPreset(_Strict):
 
 
 def parse_preset(doc: Mapping[str, Any] | str | bytes) -> RenderPreset:
-    """Validate a preset from a dict or JSON text, raising :class:`InvalidPresetError`."""
+    """Validate a preset from a dict or JSON text, raising :class:`InvalidPresetError`.
+
+    A dict with more than :data:`~plexhub.limits.PRESET_CHANNELS` channel entries is refused
+    before any entry is validated; the message names at most five problems."""
+    channels = doc.get("channels") if isinstance(doc, Mapping) else None
+    if isinstance(channels, Sequence) and not isinstance(channels, str) \
+            and len(channels) > PRESET_CHANNELS:
+        raise InvalidPresetError("render preset", f"channels: has {len(channels)} entries, more "
+                                 f"than the limit of {PRESET_CHANNELS}",
+                                 "split the preset or drop inactive channels")
     try:
         if isinstance(doc, str | bytes):
             return RenderPreset.model_validate_json(doc)
+        if not isinstance(doc, Mapping):
+            raise InvalidPresetError("render preset", f"is a {type(doc).__name__}, "
+                                     "not a JSON object", 'send {"channels": [...]}')
         return RenderPreset.model_validate(doc)
     except pydantic.ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
-            for err in e.errors())
+        errors = e.errors(include_url=False, include_input=False)
+        problems = "; ".join(_problem(err) for err in errors[:_PROBLEMS_SHOWN])
+        if len(errors) > _PROBLEMS_SHOWN:
+            problems += f"; and {len(errors) - _PROBLEMS_SHOWN} more"
         raise InvalidPresetError("render preset", problems,
                                  "see plexhub.presets.RenderPreset for the fields") from e
+
+
+def _problem(err: Any) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "document"
+    return f"{where}: {' '.join(str(err['msg']).split())[:300]}"
 
 
 def _canonical(value: Any) -> Any:

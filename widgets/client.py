@@ -129,9 +129,10 @@ class ApiClient:
         return dict(self.get_json(path, what=f"preset {ref}"))
 
     def save_preset(self, image_id: str, document: dict[str, Any],
-                    visibility: str = "study") -> dict[str, Any]:
-        """Save ``document`` for the image; the same name again makes the next version."""
-        body = dict(document) | {"visibility": visibility}
+                    visibility: str | None = None) -> dict[str, Any]:
+        """Save ``document`` for the image; the same name again makes the next version.
+        ``visibility`` None keeps a preset's visibility (a new one is visible to its study)."""
+        body = dict(document) | ({"visibility": visibility} if visibility is not None else {})
         return dict(self.post_json(f"/images/{quote(image_id)}/presets", body,
                                    what=f"preset {document.get('name')!r}"))
 

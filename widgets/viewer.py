@@ -160,9 +160,10 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.canvas.preset_list = items
         return items
 
-    def save_preset(self, name: str | None = None, visibility: str = "study") -> str:
+    def save_preset(self, name: str | None = None, visibility: str | None = None) -> str:
         """Save the current settings through the API: a new preset, or the next version when
-        ``name`` exists. Returns ``<id>@<version>``."""
+        ``name`` exists (``visibility`` None: study for a new preset, unchanged for a next
+        version). Returns ``<id>@<version>``."""
         if self.client is None or self.source.image_id is None:
             raise InputError("save_preset", "needs an API image",
                              "open the image by its API id or URL (PLEXHUB_API_URL)")

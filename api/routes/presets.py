@@ -62,7 +62,9 @@ class SharedPresetCreate(BaseModel):
     scope: Literal["panel", "study"]
     target: str = Field(min_length=1, max_length=200,
                         description="panel name, or the study code for study presets")
-    visibility: Literal["private", "study", "public"] = "study"
+    visibility: Literal["private", "study", "public"] | None = Field(
+        default=None, description="who may see it; default study for a new preset, unchanged "
+        "for a later version (changing it: its owner or an admin)")
     document: dict[str, Any]
 
 
@@ -78,11 +80,12 @@ class ImportRequest(BaseModel):
     save: bool = False
 
 
-def _split_body(body: dict[str, Any]) -> tuple[RenderPreset, str]:
+def _split_body(body: dict[str, Any]) -> tuple[RenderPreset, str | None]:
     doc = dict(body)
-    visibility = str(doc.pop("visibility", "study"))
-    if visibility not in ("private", "study", "public"):
-        raise InputError(f"visibility {visibility!r}", "is not private, study or public")
+    visibility = doc.pop("visibility", None)
+    if visibility is not None and visibility not in preset_store.VISIBILITIES:
+        raise InputError(f"visibility {str(visibility)[:40]!r}",
+                         "is not private, study or public")
     preset = parse_preset(doc)
     if not preset.name.strip():
         raise InputError("preset", "needs a name", 'add "name": "..." to the document')
@@ -140,20 +143,16 @@ def list_image_presets(image_id: str, user: CurrentUser,
         (Preset.scope == "image") & (Preset.target == image.id),
         (Preset.scope == "study") & (Preset.target == study.code),
         Preset.scope == "panel")).order_by(Preset.scope, Preset.name)).all()
-    return [_summary(session, p) for p in rows if preset_store.visible_to(p, user)]
+    return [_summary(session, p) for p in rows if preset_store.visible_to(p, user)
+            and preset_store.applies_to(session, p, image, study, user)]
 
 
 def _preset_for(session: Session, user: Principal, preset_id: str) -> Preset:
+    """The preset, or the same 404 as an unknown one when the caller may not see it (a
+    panel preset only through an image the caller may see: ``preset_store.may_see``)."""
     preset = session.get(Preset, preset_id)
-    if preset is None or not preset_store.visible_to(preset, user):
+    if preset is None or not preset_store.may_see(session, user, preset):
         raise NotFoundError(f"preset {preset_id}", "not found")
-    try:
-        if preset.scope == "image":
-            visible_image(session, user, preset.target)
-        elif preset.scope == "study":
-            visible_study(session, user, preset.target)
-    except NotFoundError:  # the same answer as an unknown preset: no image id, no study code
-        raise NotFoundError(f"preset {preset_id}", "not found") from None
     return preset
 
 

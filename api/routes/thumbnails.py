@@ -51,7 +51,7 @@ def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSes
     """The whole image, at most ``max`` pixels on its longest side, default preset."""
     from PIL import Image as PILImage
 
-    from plexhub.ome_pipeline.render import encode, render
+    from plexhub.ome_pipeline.render import encode
 
     image, study = visible_image(session, user, image_id)
     _, preset = preset_store.resolve(session, user, image, study, None)
@@ -66,13 +66,13 @@ def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSes
     if data is None:
         bound = bind(preset, preset_store.image_channels(image))
         region = Region(level, 0, z, 0, 0, h, w)
-        planes = tiles.planes(image, region, [i for i, _ in bound.active()])
-        rgb = render(planes, bound) if planes else np.zeros((h, w, 3), np.uint8)
-        scale = min(1.0, max / float(h if h > w else w))
-        if scale < 1.0:
-            size = (round(w * scale) or 1, round(h * scale) or 1)
-            rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
-        data = encode(rgb, "png")
+        with tiles.caller_slot(user, h * w), tiles.rendering(h * w):
+            rgb = tiles.composite(image, bound, region)
+            scale = min(1.0, max / float(h if h > w else w))
+            if scale < 1.0:
+                size = (round(w * scale) or 1, round(h * scale) or 1)
+                rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
+            data = encode(rgb, "png")
         tiles.cache.put(tag, data, len(data))
     return Response(data, media_type="image/png", headers=headers)
 

@@ -36,6 +36,7 @@ from plexhub.api.tiles import (
     tile_region,
 )
 from plexhub.errors import InputError, NotFoundError
+from plexhub.limits import SPEC_CHARS
 from plexhub.policies.access import Principal
 from plexhub.presets import RenderPreset, bind, parse_preset
 
@@ -157,7 +158,8 @@ async def _serve(request: Request, image_id: str, level: int, row: int, col: int
             return fast
     work = partial(_tile, request, image_id, level, row, col, fmt, user, None, tiles,
                    preset=preset, spec=spec, body=body, z=z, t=t, size=size, quality=quality)
-    return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())
+    with tiles.tile_renders.hold(user):  # queued or rendering: bounded per caller
+        return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())
 
 
 @router.get("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
@@ -166,7 +168,7 @@ async def get_tile(request: Request, image_id: str, level: int, row: int, col: i
                    user: CurrentUser, tiles: Engine,
                    preset: Annotated[str | None, Query(max_length=80,
                                                        description="<id>@<version>")] = None,
-                   spec: Annotated[str | None, Query(max_length=16000,
+                   spec: Annotated[str | None, Query(max_length=SPEC_CHARS,
                                                      description="inline preset")] = None,
                    z: Annotated[int, Query(ge=0)] = 0, t: Annotated[int, Query(ge=0)] = 0,
                    size: Annotated[int, Query()] = 512,
@@ -239,9 +241,10 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
     ours = top - dz_level
     nlevels = len(image.levels or [])
     if ours < nlevels:
-        return _tile(request, image_id, ours, row, col, m[3], user, session, tiles,
-                     preset=preset, spec=None, body=None, z=z, t=t, size=DZI_TILE,
-                     quality=85)
+        with tiles.tile_renders.hold(user):
+            return _tile(request, image_id, ours, row, col, m[3], user, session, tiles,
+                         preset=preset, spec=None, body=None, z=z, t=t, size=DZI_TILE,
+                         quality=85)
     # below our smallest level: scale the smallest one down
     check_tz(image, t, z)
     doc, _ = _preset(session, user, image, study, preset, None, None)
@@ -251,17 +254,17 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
         raise NotFoundError(f"tile {col}_{row}", f"is outside DeepZoom level {dz_level}")
     region = Region(nlevels - 1, t, z, 0, 0, int(shape[-2]), int(shape[-1]))
     bound = bind(doc, preset_store.image_channels(image))
-    from plexhub.ome_pipeline.render import encode, render
-
-    planes = tiles.planes(image, region, [i for i, _ in bound.active()])
     import numpy as np
     from PIL import Image as PILImage
 
-    rgb = render(planes, bound) if planes else np.zeros((region.h, region.w, 3), np.uint8)
-    h, w = max(1, -(-region.h // factor)), max(1, -(-region.w // factor))
-    small = np.asarray(PILImage.fromarray(rgb).resize((w, h), PILImage.Resampling.BOX))
-    return Response(encode(small, fmt), media_type=MEDIA[fmt],  # type: ignore[arg-type]
-                    headers={"Cache-Control": SHORT})
+    from plexhub.ome_pipeline.render import encode
+
+    with tiles.caller_slot(user, region.h * region.w), tiles.rendering(region.h * region.w):
+        rgb = tiles.composite(image, bound, region)
+        h, w = max(1, -(-region.h // factor)), max(1, -(-region.w // factor))
+        small = np.asarray(PILImage.fromarray(rgb).resize((w, h), PILImage.Resampling.BOX))
+        data = encode(small, fmt)  # type: ignore[arg-type]
+    return Response(data, media_type=MEDIA[fmt], headers={"Cache-Control": SHORT})
 
 
 def setup(app: FastAPI, state: AppState) -> None:

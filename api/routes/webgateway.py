@@ -76,8 +76,9 @@ def render_image_region(
         return Response(status_code=304, headers={"ETag": tag})
     data = tiles.cache.get(tag)
     if data is None:
-        data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
-                            format, quality)
+        with tiles.caller_slot(user, box.h * box.w):  # 429 past the caller's in-flight limit
+            data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
+                                format, quality)
         tiles.cache.put(tag, data, len(data))
     return Response(data, media_type=MEDIA[format],
                     headers={"ETag": tag, "Cache-Control": "private, max-age=3600"})

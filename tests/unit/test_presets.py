@@ -166,7 +166,8 @@ def test_presets_module_imports_only_what_the_rules_allow() -> None:
             imported |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
-    allowed_first_party = {"plexhub.model", "plexhub.errors", "plexhub.colors"}
+    allowed_first_party = {"plexhub.model", "plexhub.errors", "plexhub.colors",
+                           "plexhub.limits"}
     for name in imported:
         if name.startswith("plexhub"):
             assert name in allowed_first_party, name
