@@ -165,9 +165,9 @@ def test_configure(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "hub" / "users.json").exists()
 
 
-def test_allow_root_only_as_root() -> None:
-    assert "--allow-root" in hubconfig.spawner_args(root=True)
-    assert "--allow-root" not in hubconfig.spawner_args(root=False)
+def test_servers_never_get_allow_root() -> None:
+    """As root the hub starts each server as its user's own account: never --allow-root."""
+    assert "--allow-root" not in hubconfig.spawner_args()
 
 
 def test_settings_validation() -> None:
