@@ -16,6 +16,7 @@ from traitlets.config import Config
 from plexhub.api import hubauth
 from plexhub.hub import config as hubconfig
 from plexhub.hub.auth import PlexhubAuthenticator
+from plexhub.hub.spawner import PlexhubSpawner
 from plexhub.hub.users import (
     ensure_demo_users,
     hash_password,
@@ -163,6 +164,9 @@ def test_configure(tmp_path: Path) -> None:
     assert names == ["plexhub", "plexhub-ops"]
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:8999"
     assert (tmp_path / "d" / "hub" / "users.json").exists()
+    assert c.JupyterHub.spawner_class is PlexhubSpawner
+    assert str((tmp_path / "d").absolute()) in c.PlexhubSpawner.hidden_paths
+    assert str((tmp_path / "d" / "hub").absolute()) in c.PlexhubSpawner.hidden_paths
 
 
 def test_servers_never_get_allow_root() -> None:
