@@ -2,7 +2,7 @@
 :mod:`plexhub.api.nbsandbox` with an empty environment.
 
 It reads one JSON request on stdin (the notebook and the limits), fences itself in
-(:mod:`plexhub.api.isolation`: namespaces where the host allows them, resource limits, the
+(:mod:`plexhub.isolation`: namespaces where the host allows them, resource limits, the
 unprivileged user), and only then starts the ``python3`` kernel that runs the notebook's cells:
 the kernel inherits all of it. The answer goes to the stdout it was given: one JSON line
 (``{"ok": true, "isolation": ...}`` or ``{"ok": false, "kind": ..., "message": ...}``), then
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plexhub.api import isolation
+from plexhub import isolation
 from plexhub.limits import NOTEBOOK_BYTES
 
 KERNEL = "python3"

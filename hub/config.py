@@ -9,14 +9,15 @@
   get a server or a kernel); ``plexhub-server-users`` (scientists, analysts, admins) adds
   ``self``; ``admin`` goes to ``plexhub-admins``; the API service may read users and manage
   groups (it mirrors grants into ``study-<code>`` groups).
-- Spawner: JupyterLab as local processes of the hub's OS user (``--allow-root`` as root),
+- Spawner: :class:`plexhub.hub.spawner.PlexhubSpawner`, JupyterLab as local processes; as
+  root each user's server runs as its own unprivileged OS account in a mount namespace that
+  hides the data folder, the catalog and the hub's state (otherwise as the hub's OS user),
   with the single-user servers' hub auth cache at 5 s.
 - The API as the managed service ``plexhub`` at ``/services/plexhub/``.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from pathlib import Path
@@ -139,13 +140,23 @@ def singleuser_command() -> list[str]:
     return [sys.executable, "-m", "jupyterhub.singleuser"]
 
 
-def spawner_args(root: bool | None = None) -> list[str]:
-    """Command-line options of every single-user server."""
-    args = [f"--HubOAuth.cache_max_age={CACHE_MAX_AGE}"]
-    as_root = os.geteuid() == 0 if root is None else root
-    if as_root:
-        args.append("--allow-root")  # jupyter-server refuses root otherwise
-    return args
+def spawner_args() -> list[str]:
+    """Command-line options of every single-user server (never ``--allow-root``: a hub
+    running as root starts each server as its user's own unprivileged account)."""
+    return [f"--HubOAuth.cache_max_age={CACHE_MAX_AGE}"]
+
+
+def hidden_folders(settings: Settings) -> list[str]:
+    """Folders a user's server sees as empty: the data folder, the hub's state (homes but the
+    user's own), the folders of a SQLite catalog and of the users file elsewhere."""
+    from sqlalchemy.engine import make_url
+
+    folders = {settings.data_dir.absolute(), settings.hub_dir.absolute(),
+               settings.hub_users_path.absolute().parent}
+    url = make_url(settings.catalog_url)
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        folders.add(Path(str(url.database)).absolute().parent)
+    return sorted(str(f) for f in folders if f != Path("/"))
 
 
 def lockout(c: Any, s: Settings) -> None:
@@ -187,6 +198,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     """Fill JupyterHub's config object ``c`` (``get_config()``) from ``settings``."""
     from plexhub.hub.auth import PlexhubAuthenticator
     from plexhub.hub.proxy import find_chp
+    from plexhub.hub.spawner import PlexhubSpawner
 
     s = settings or Settings()
     state = private_state(s)
@@ -222,9 +234,10 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
     c.JupyterHub.default_url = landing_url
 
-    # single-user JupyterLab servers: local processes of the hub's OS user
-    c.JupyterHub.spawner_class = "simple"
-    c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
+    # single-user JupyterLab servers: local processes, each user's own account as root
+    c.JupyterHub.spawner_class = PlexhubSpawner
+    c.PlexhubSpawner.home_dir_template = str(state / "homes" / "{username}")
+    c.PlexhubSpawner.hidden_paths = hidden_folders(s)
     c.Spawner.cmd = singleuser_command()
     c.Spawner.args = spawner_args()
     c.Spawner.default_url = "/lab"

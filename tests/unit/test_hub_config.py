@@ -16,6 +16,7 @@ from traitlets.config import Config
 from plexhub.api import hubauth
 from plexhub.hub import config as hubconfig
 from plexhub.hub.auth import PlexhubAuthenticator
+from plexhub.hub.spawner import PlexhubSpawner
 from plexhub.hub.users import (
     ensure_demo_users,
     hash_password,
@@ -163,11 +164,14 @@ def test_configure(tmp_path: Path) -> None:
     assert names == ["plexhub", "plexhub-ops"]
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:8999"
     assert (tmp_path / "d" / "hub" / "users.json").exists()
+    assert c.JupyterHub.spawner_class is PlexhubSpawner
+    assert str((tmp_path / "d").absolute()) in c.PlexhubSpawner.hidden_paths
+    assert str((tmp_path / "d" / "hub").absolute()) in c.PlexhubSpawner.hidden_paths
 
 
-def test_allow_root_only_as_root() -> None:
-    assert "--allow-root" in hubconfig.spawner_args(root=True)
-    assert "--allow-root" not in hubconfig.spawner_args(root=False)
+def test_servers_never_get_allow_root() -> None:
+    """As root the hub starts each server as its user's own account: never --allow-root."""
+    assert "--allow-root" not in hubconfig.spawner_args()
 
 
 def test_settings_validation() -> None:

@@ -1,7 +1,6 @@
-"""Operating-system fences around code a user wrote (notebooks executed at publication).
-
-The sandbox child (:mod:`plexhub.api.nbchild`) calls these while it is still root, before
-anything of the notebook runs:
+"""Operating-system fences around code a user wrote, used while still root, before any of it
+runs: by the notebook sandbox (:mod:`plexhub.api.nbchild`, notebooks executed at publication)
+and by the hub's spawner (:mod:`plexhub.hub.spawner`, each user's JupyterLab and kernels).
 
 - :func:`enter_namespaces` then :func:`become_init`: new mount, PID, network, IPC and UTS
   namespaces where the host allows them (root with CAP_SYS_ADMIN; many containers do not);
@@ -68,11 +67,15 @@ def _prctl(option: int, value: int) -> None:
     _check(int(_libc.prctl(option, value, 0, 0, 0)), f"prctl {option}")
 
 
-def enter_namespaces() -> bool:
-    """Unshare mount, PID, network, IPC and UTS namespaces; False where the host refuses."""
+def enter_namespaces(mount_only: bool = False) -> bool:
+    """Unshare mount, PID, network, IPC and UTS namespaces (with ``mount_only``: mount and
+    IPC, for a server that must keep the host's network and its own pid); False where the
+    host refuses."""
+    flags = CLONE_NEWNS | CLONE_NEWIPC
+    if not mount_only:
+        flags |= CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS
     try:
-        _check(int(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
-                                 | CLONE_NEWUTS)), "unshare")
+        _check(int(_libc.unshare(flags)), "unshare")
     except OSError as exc:
         if exc.errno in _UNAVAILABLE:
             return False
@@ -145,11 +148,26 @@ def _first_blocked(needed: Iterable[Path], uid: int, gid: int) -> Path | None:
     return None
 
 
-def private_mounts(needed: list[Path], hidden: list[Path], tmp_bytes: int, uid: int,
-                   gid: int) -> None:
-    """The sandbox's view of the file system (see the module's docstring)."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+def _mount_proc(options: str | None) -> None:
+    """A fresh ``/proc``; with ``options`` (``hidepid=invisible``: only the user's own
+    processes) where the kernel supports them per mount, without them where it does not."""
+    if options is not None:
+        try:
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def private_mounts(needed: list[Path], hidden: list[Path], tmp_bytes: int, uid: int,
+                   gid: int, proc_options: str | None = None) -> None:
+    """The sandbox's view of the file system (see the module's docstring). A hidden folder
+    that holds a needed path (a user's home in the hub's state folder) is replaced by an empty
+    one that holds only the way to it."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount_proc(proc_options)
     _overlay(Path("/tmp"), needed, f"mode=1777,size={tmp_bytes}")
     with contextlib.suppress(OSError):  # no /dev/shm: nothing shared to hide either
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
@@ -159,7 +177,11 @@ def private_mounts(needed: list[Path], hidden: list[Path], tmp_bytes: int, uid: 
             break
         _overlay(blocked, needed, "mode=0755,size=1m")
     for folder in hidden:
-        if folder.is_dir() and not any(p == folder or _under(p, folder) for p in needed):
+        if not folder.is_dir() or any(p == folder for p in needed):
+            continue
+        if any(_under(p, folder) for p in needed):
+            _overlay(folder, needed, "mode=0755,size=1m")
+        else:
             _mount("tmpfs", folder, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                    "mode=000,size=4k")
 
