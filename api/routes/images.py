@@ -171,10 +171,11 @@ def download_original(image_id: str, user: CurrentUser, st: State,
                       session: DbSession) -> FileResponse:
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
+    study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
+    study = study_of(session, user, study_id, f"image {image_id}", "download")
     image = session.get(Image, image_id)
-    if image is None:
+    if image is None:  # deleted meanwhile
         raise NotFoundError(f"image {image_id}", "not found")
-    study = study_of(session, user, image.study_id, f"image {image_id}", "download")
     source = resolve_source(image.source_uri, st.settings)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
@@ -186,10 +187,12 @@ def download_original(image_id: str, user: CurrentUser, st: State,
 
 
 def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
+    # the job is loaded only once its study is visible: the same work when it is missing
+    study_id = session.scalar(select(Job.study_id).where(Job.id == job_id))
+    study_of(session, user, study_id, f"job {job_id}")
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None:  # deleted meanwhile
         raise NotFoundError(f"job {job_id}", "not found")
-    study_of(session, user, job.study_id, f"job {job_id}")
     return job
 
 
