@@ -301,8 +301,13 @@ class JobRunner:
             else:
                 self._finish(job_id, "cancelled", None)
             return
-        except PlexhubError as exc:
+        except PlexhubError as exc:  # bad input; the destination not writable (named)
             self._finish(job_id, "failed", str(exc))
+            return
+        except OSError as exc:  # reading the source failed: say what, not "internal error"
+            log.warning("job %s: %s", job_id, exc)
+            cause = (exc.strerror or str(exc) or type(exc).__name__).lower()
+            self._finish(job_id, "failed", f"{src}: could not be converted: {cause}")
             return
         checksum = full_checksum(src)
         self._register(job_id, result, checksum, code)

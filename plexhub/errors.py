@@ -58,3 +58,8 @@ class PermissionDeniedError(PlexhubError, PermissionError):
 
 class ConflictError(PlexhubError):
     """The request conflicts with the current state (a duplicate, a finished job...)."""
+
+
+class DestinationWriteError(PlexhubError, OSError):
+    """The output could not be written (disk full, quota, a name too long, read-only...);
+    the message names the destination and the cause."""
