@@ -211,3 +211,22 @@ def test_out_of_range_numbers_and_broken_unicode_are_4xx(
     r = api.client.post(f"/api/v1/images/{ids['image_id']}/presets", content=preset,
                         headers={**api.h(), "content-type": "application/json"})
     one_line(r)
+
+
+ZARR_ATTRIBUTES = [{"ome": 5}, {"ome": {"multiscales": "x"}}, {"ome": {"multiscales": [5]}},
+                   {"ome": {"multiscales": [{"datasets": 5, "axes": 3}]}},
+                   {"ome": {"multiscales": [{"datasets": [{"path": "0"}], "axes": [5]}]}},
+                   {"ome": {"bioformats2raw.layout": 3}}, {"ome": {"omero": "x"}}]
+
+
+def test_an_ome_zarr_source_with_metadata_of_the_wrong_shape_is_a_422(
+        api: Api) -> None:  # noqa: F811
+    api.study("S1")
+    for i, attributes in enumerate(ZARR_ATTRIBUTES):
+        store = api.incoming / f"bad{i}.ome.zarr"
+        store.mkdir()
+        (store / "zarr.json").write_text(json.dumps({
+            "zarr_format": 3, "node_type": "group", "attributes": attributes}))
+        r = api.post("/api/v1/studies/S1/images", {"source": store.name})
+        assert f"bad{i}.ome.zarr" in one_line(r), attributes
+    assert api.get("/api/v1/studies/S1/images").json() == []
