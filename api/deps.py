@@ -116,12 +116,36 @@ def _aware(ts: datetime | None) -> datetime | None:
     return ts
 
 
+# A study that exists but is not the caller's and one that does not exist answer the same
+# 404 after the same work, so that the time of the answer does not tell them apart either:
+# first only the study's id is looked up (no row is materialised, so an existing study costs
+# what a missing one does), then the caller's grants on it (for a missing study under an id
+# no study has; only the grants that name the caller, which is all the policy looks at, so a
+# study granted to others loads as many rows as one that does not exist), and the study
+# itself is loaded only once it is visible.
+NO_STUDY = -1
+
+
+def _allowed(session: Session, principal: Principal, study_id: int | None,
+             capability: str) -> bool:
+    """Whether the caller may see study ``study_id`` (None: there is no such study), after
+    the same queries either way."""
+    rows = session.scalars(select(Grant).where(
+        Grant.study_id == (study_id if study_id is not None else NO_STUDY),
+        Grant.principal.in_(sorted(principal.names)))).all()
+    grants = [GrantFacts(g.principal, frozenset(g.capabilities), _aware(g.expires_at),
+                         _aware(g.revoked_at)) for g in rows]
+    allowed = can_see_study(principal, grants, utcnow(), capability)
+    return study_id is not None and bool(allowed)
+
+
 def visible_study(session: Session, principal: Principal, code: str,
                   capability: str = "view") -> Study:
     """The study, or 404 when it does not exist or the caller may not know it exists."""
-    study = session.scalar(select(Study).where(Study.code == code))
-    if study is None or not can_see_study(principal, grants_of(session, study.id), utcnow(),
-                                          capability):
+    study_id = session.scalar(select(Study.id).where(Study.code == code))
+    study = session.get(Study, study_id) \
+        if _allowed(session, principal, study_id, capability) else None
+    if study is None:
         raise NotFoundError(f"study {code}", "not found")
     return study
 
@@ -129,16 +153,23 @@ def visible_study(session: Session, principal: Principal, code: str,
 def study_of(session: Session, principal: Principal, study_id: int | None,
              what: str, capability: str = "view") -> Study:
     """The study an entity (``what``, e.g. "image <id>") belongs to, when the caller may see
-    it; otherwise a 404 that names only the entity the caller asked for."""
-    study = session.get(Study, study_id) if study_id is not None else None
-    if study is None or not can_see_study(principal, grants_of(session, study.id), utcnow(),
-                                          capability):
+    it; otherwise a 404 that names only the entity the caller asked for. ``study_id`` None
+    (the entity does not exist) does the same work and answers the same 404; look the
+    entity's study id up without loading the entity (see :func:`visible_image`)."""
+    study = session.get(Study, study_id) \
+        if _allowed(session, principal, study_id, capability) else None
+    if study is None:
         raise NotFoundError(what, "not found")
     return study
 
 
 def visible_image(session: Session, principal: Principal, image_id: str) -> tuple[Image, Study]:
-    image = session.get(Image, image_id)
-    if image is None:
+    """The image and its study, or 404 (the same work whether the image is missing or in a
+    study the caller may not see)."""
+    study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
+    found = session.execute(select(Image, Study).join(Study, Image.study_id == Study.id)
+                            .where(Image.id == image_id)).first() \
+        if _allowed(session, principal, study_id, "view") else None
+    if found is None:
         raise NotFoundError(f"image {image_id}", "not found")
-    return image, study_of(session, principal, image.study_id, f"image {image_id}")
+    return found[0], found[1]

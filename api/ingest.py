@@ -23,6 +23,35 @@ from plexhub.settings import Settings
 SAMPLE = 1 << 20
 
 
+NAME_MAX = 255  # bytes in one path component (Linux, most filesystems)
+PATH_MAX = 4096  # bytes in a whole path
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else f"{text[:80]}…")
+
+
+def check_path_text(source: str, path: str) -> None:
+    """Refuse, before any filesystem call, a path (``source`` as the caller gave it, ``path``
+    as it would be opened) the filesystem would refuse with an error that is not about the
+    caller's input: a NUL, text that is not valid Unicode, a name over ``NAME_MAX`` bytes
+    (``ENAMETOOLONG``)."""
+    if "\x00" in path:
+        raise InputError(_shown(source), "is not a valid path", "it holds a NUL character")
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        raise InputError(_shown(source), "is not a valid path",
+                         "it holds text that is not valid Unicode") from exc
+    if len(raw) >= PATH_MAX:
+        raise InputError(_shown(source), f"is a path of {len(raw)} bytes",
+                         f"paths are shorter than {PATH_MAX} bytes")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise InputError(_shown(source), f"holds a name of {len(longest)} bytes",
+                         f"each name in a path has at most {NAME_MAX} bytes")
+
+
 def resolve_source(source: str, settings: Settings) -> str:
     """The absolute path (or URI) of ``source`` if it lies inside an ingest root."""
     roots = settings.ingest_root_list
@@ -34,14 +63,14 @@ def resolve_source(source: str, settings: Settings) -> str:
                 return source
         raise PermissionDeniedError(source, "is outside PLEXHUB_INGEST_ROOTS",
                                     f"allowed: {', '.join(roots)}")
-    if "\x00" in source:
-        raise InputError(repr(source), "is not a valid path")
+    check_path_text(source, source)
     local_roots = [Path(r).resolve() for r in roots if "://" not in r]
     candidate = Path(source)
     if not candidate.is_absolute():
         if not local_roots:
             raise PermissionDeniedError(source, "relative paths need a local ingest root")
         candidate = local_roots[0] / candidate
+    check_path_text(source, str(candidate))
     resolved = candidate.resolve()
     if not any(resolved == r or resolved.is_relative_to(r) for r in local_roots):
         raise PermissionDeniedError(source, "is outside PLEXHUB_INGEST_ROOTS",
@@ -89,30 +118,79 @@ def full_checksum(path: str) -> str:
     return h.hexdigest()
 
 
-def read_manifest(path: str) -> list[dict[str, Any]]:
+def read_manifest(path: str, name: str | None = None) -> list[dict[str, Any]]:
     """Rows of a CSV (columns: source, animal_id, tissue, dose_group, stain_panel as JSON or
-    'FITC=CD8;Cy3=PanCK') or a JSON list of {"source", "metadata"} objects."""
-    text = Path(path).read_text(encoding="utf-8-sig")
+    'FITC=CD8;Cy3=PanCK') or a JSON list of {"source", "metadata"} objects, each as
+    ``{"source", "metadata", "where"}`` (``where``: "line 3", "entry 2" for messages).
+    ``name``: the manifest as the caller named it (messages never show the server's path)."""
+    shown = f"manifest {name or path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(shown, f"is not UTF-8 text (byte {exc.start} cannot be decoded)",
+                         "save it as UTF-8 CSV or JSON") from exc
+    except IsADirectoryError as exc:
+        raise InputError(shown, "is a folder", "give a CSV or JSON file, or use folder=") \
+            from exc
     if path.lower().endswith(".json"):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"is not valid JSON ({exc})") from exc
-        if not isinstance(rows, list):
-            raise InputError(path, "must hold a JSON list of {source, metadata} objects")
-        return [dict(r) for r in rows]
+        return _json_rows(shown, text)
+    return _csv_rows(shown, text)
+
+
+def _json_rows(shown: str, text: str) -> list[dict[str, Any]]:
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(shown, f"is not valid JSON ({exc})") from exc
+    shape = 'a JSON list of {"source": ..., "metadata": {...}} objects'
+    if not isinstance(rows, list):
+        raise InputError(shown, f"holds a JSON {_kind(rows)}", f"it must hold {shape}")
     out = []
-    for i, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        if not row.get("source"):
-            raise InputError(f"{path}:{i}", "has no 'source' column value")
-        meta: dict[str, Any] = {k: v for k, v in row.items()
-                                if k not in ("source", "stain_panel") and v not in (None, "")}
-        panel = (row.get("stain_panel") or "").strip()
-        if panel:
-            meta["stain_panel"] = (json.loads(panel) if panel.startswith("{") else
-                                   dict(p.split("=", 1) for p in panel.split(";") if "=" in p))
-        out.append({"source": row["source"], "metadata": meta})
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise InputError(shown, f"entry {i} is a JSON {_kind(row)}", f"it must hold {shape}")
+        out.append({"source": row.get("source"), "metadata": row.get("metadata") or {},
+                    "where": f"entry {i}"})
     return out
+
+
+def _csv_rows(shown: str, text: str) -> list[dict[str, Any]]:
+    out = []
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        if "source" not in (reader.fieldnames or []):
+            raise InputError(shown, "has no 'source' column",
+                             "the first line names the columns: source, tissue, ...")
+        for row in reader:
+            where = f"line {reader.line_num}"
+            if None in row:
+                raise InputError(f"{shown} {where}", "has more values than there are columns")
+            if not row.get("source"):
+                raise InputError(f"{shown} {where}", "has no 'source' column value")
+            meta: dict[str, Any] = {k: v for k, v in row.items()
+                                    if k not in ("source", "stain_panel") and v not in (None, "")}
+            panel = (row.get("stain_panel") or "").strip()
+            if panel:
+                meta["stain_panel"] = _panel(f"{shown} {where}", panel)
+            out.append({"source": row["source"], "metadata": meta, "where": where})
+    except csv.Error as exc:
+        raise InputError(shown, f"is not a valid CSV file ({exc})") from exc
+    return out
+
+
+def _panel(where: str, text: str) -> Any:
+    if not text.startswith("{"):
+        return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(where, f"has a stain_panel that is not valid JSON ({exc})",
+                         'write {"FITC": "CD8"} or FITC=CD8;Cy3=PanCK') from exc
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def list_folder(path: str) -> list[str]:

@@ -202,12 +202,13 @@ class JobRunner:
                 raise NotFoundError(f"job {job_id}", "not found")
             if job.state in ("done", "failed", "cancelled"):
                 raise ConflictError(f"job {job_id}", f"is already {job.state}")
+            code = _study_code(s, job)
             before = {"state": job.state}
             if job.state == "queued":
                 job.state, job.finished_at = "cancelled", utcnow()
             else:
                 job.cancel_requested = True  # the owner stops it, whichever process that is
-            audit.record(s, actor, "job.cancel", "job", job_id, before=before,
+            audit.record(s, actor, "job.cancel", "job", job_id, study_code=code, before=before,
                          after={"state": "cancelling" if job.state == "running" else "cancelled"})
             s.commit()
         ev = self.cancel_events.get(job_id)
@@ -224,8 +225,8 @@ class JobRunner:
             if job.state not in ("failed", "cancelled"):
                 raise ConflictError(f"job {job_id}", f"is {job.state}; only failed or cancelled "
                                     "jobs can be retried")
-            audit.record(s, actor, "job.retry", "job", job_id, before={"state": job.state},
-                         after={"state": "queued"})
+            audit.record(s, actor, "job.retry", "job", job_id, study_code=_study_code(s, job),
+                         before={"state": job.state}, after={"state": "queued"})
             job.state, job.error, job.progress = "queued", None, 0.0
             job.started_at = job.finished_at = None
             job.owner, job.cancel_requested = None, False
@@ -300,14 +301,20 @@ class JobRunner:
             else:
                 self._finish(job_id, "cancelled", None)
             return
-        except PlexhubError as exc:
+        except PlexhubError as exc:  # bad input; the destination not writable (named)
             self._finish(job_id, "failed", str(exc))
             return
+        except OSError as exc:  # reading the source failed: say what, not "internal error"
+            log.warning("job %s: %s", job_id, exc)
+            cause = (exc.strerror or str(exc) or type(exc).__name__).lower()
+            self._finish(job_id, "failed", f"{src}: could not be converted: {cause}")
+            return
         checksum = full_checksum(src)
-        self._register(job_id, result, checksum)
+        self._register(job_id, result, checksum, code)
         self._finish(job_id, "done", None)
 
-    def _register(self, job_id: str, result: ConversionResult, checksum: str) -> None:
+    def _register(self, job_id: str, result: ConversionResult, checksum: str,
+                  study_code: str) -> None:
         with self.db.session() as s:
             images = s.scalars(select(Image).where(Image.job_id == job_id)
                                .order_by(Image.series_index)).all()
@@ -331,6 +338,7 @@ class JobRunner:
                 for hook in self.image_hooks:
                     hook(s, image)
                 audit.record(s, "system", "image.ready", "image", image.id,
+                             study_code=study_code,
                              after={"store": image.store_uri, "key": image.store_key,
                                     "checksum": checksum})
             s.commit()
@@ -348,6 +356,12 @@ class JobRunner:
                 for image in s.scalars(select(Image).where(Image.job_id == job_id)):
                     image.status = "failed"
             s.commit()
+
+
+def _study_code(session: Session, job: Job) -> str | None:
+    """The code of the study ``job`` belongs to (its audit events are filed under it)."""
+    study = session.get(Study, job.study_id)
+    return study.code if study is not None else None
 
 
 def image_ids(session: Session, job_id: str) -> list[str]:

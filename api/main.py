@@ -17,6 +17,7 @@ from plexhub.api.db import Database
 from plexhub.api.deps import AppState, CurrentUser
 from plexhub.api.headers import InertHeaders
 from plexhub.api.hubauth import HubAuth, HubConfig
+from plexhub.api.inputcheck import RejectNul
 from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
 from plexhub.api.tilelane import TileLane
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plexhub = state
     errors.install(app)
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
+    app.add_middleware(RejectNul)  # a NUL in the path or query: 422, before anything else
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer

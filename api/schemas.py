@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from plexhub.policies.access import CAPABILITIES
 
@@ -25,8 +26,43 @@ _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 
 
+def _bad_text(value: Any) -> str | None:
+    """What makes a string anywhere in ``value`` (nested lists and dicts, keys included)
+    unusable as text: a NUL character (PostgreSQL refuses it in any text value, the
+    filesystem ends a name at it) or a lone surrogate (not encodable as UTF-8); None if
+    there is none."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain a NUL character (\\u0000)"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "must be valid Unicode text (it holds a lone surrogate)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return None
+
+
 class Strict(BaseModel):
+    """Request bodies: unknown fields are refused, and so is text no catalog column or file
+    name can hold (see :func:`_bad_text`), in every field at any depth."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _usable_text(cls, value: Any) -> Any:
+        problem = _bad_text(value)
+        if problem is not None:
+            raise PydanticCustomError("text", problem)
+        return value
 
 
 class TokenCreate(Strict):

@@ -5,14 +5,18 @@ pixel chunks are encoded here (numcodecs Blosc, GIL released) and written whole,
 chunk (v2) or per shard (v3). Every task owns whole shards, so no shard is ever written by two
 writers (the read-modify-write race of unaligned concurrent shard writes cannot happen). On a
 local disk each file is written to a temporary name and renamed, so a killed process never
-leaves a torn chunk.
+leaves a torn chunk; what a killed process leaves instead is a temporary file
+(``.<name>.<16 hex digits>.tmp``), which :func:`remove_stale_temporaries` deletes before a
+conversion resumes, so the finished store holds exactly what an uninterrupted run writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,8 @@ from plexhub.ome_pipeline.diskwrite import (
 
 Array = npt.NDArray[Any]
 MAX_UINT64 = np.uint64(2**64 - 1)
+# the temporary name of a file being written (OutputStore._local_target makes them)
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
 
 
 def is_remote(url: str) -> bool:
@@ -75,7 +81,7 @@ class OutputStore:
         if folder not in self._made:
             os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        return path, f"{folder}/.{name}.{os.urandom(8).hex()}.tmp"
+        return path, f"{folder}/.{name}.{os.urandom(8).hex()}.tmp"  # see TEMPORARY
 
     def put(self, key: str, data: bytes | Parts) -> None:
         """Write ``data`` (bytes, or parts written one after another) as ``key``, now."""
@@ -196,6 +202,36 @@ class Codec:
             doc["dimension_names"] = list(dimension_names)
         doc.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
         return doc
+
+
+def remove_stale_temporaries(root: str) -> int:
+    """Delete the temporary files a killed writer left in the local store ``root``; returns
+    how many. Only for a store no one else is writing (the conversion holds its lock). Never
+    follows a symbolic link: a link (even named like a temporary) is left alone, and so is
+    everything behind it; nothing outside ``root`` is touched."""
+    removed = 0
+    try:
+        if stat.S_ISLNK(os.lstat(root).st_mode):
+            return 0
+    except FileNotFoundError:
+        return 0
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 def pad_to(block: Array, shape: tuple[int, ...], fill: Any = 0) -> Array:

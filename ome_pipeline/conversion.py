@@ -3,12 +3,18 @@
 On a local disk the store is built in ``.<name>.partial`` beside DST and renamed into place
 when complete and validated; on an object store (``s3://...``) it is written in place and the
 root metadata, written last, is the commit marker. Either way a conversion that is killed
-resumes from the tasks already finished (``.plexhub/state.npz``).
+resumes from the tasks already finished (``.plexhub/state.npz``); the temporary files a killed
+run left are removed first, so the result is byte for byte what an uninterrupted run writes.
+
+A destination that cannot be written (disk full, quota, read-only, a name too long) fails
+with a :class:`~plexhub.errors.DestinationWriteError` that names DST and the cause; nothing
+appears at DST, and a rerun resumes once the cause is fixed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import importlib
@@ -29,10 +35,20 @@ import numpy as np
 
 from plexhub import __version__
 from plexhub.colors import default_colors
-from plexhub.errors import DestinationExistsError, InputError, PlexhubError
+from plexhub.errors import (
+    DestinationExistsError,
+    DestinationWriteError,
+    InputError,
+    PlexhubError,
+)
 from plexhub.malloc import tune_malloc
 from plexhub.model import Channel, ImageSummary, LevelInfo
-from plexhub.ome_pipeline.chunkio import Codec, OutputStore, is_remote
+from plexhub.ome_pipeline.chunkio import (
+    Codec,
+    OutputStore,
+    is_remote,
+    remove_stale_temporaries,
+)
 from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
 from plexhub.ome_pipeline.histogram import finalize, percentile
 from plexhub.ome_pipeline.ngff import (
@@ -194,9 +210,12 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     labels = dict(labels or {})
     if not remote:
         dst = str(Path(dst).absolute())
-        if Path(dst).exists() and not overwrite:
-            raise DestinationExistsError(dst, "already exists", "pass --overwrite to replace it")
-        if not remote and Path(src).exists() and Path(dst).resolve() == Path(src).resolve():
+        with _writing(dst, dst):
+            if Path(dst).exists() and not overwrite:
+                raise DestinationExistsError(dst, "already exists",
+                                             "pass --overwrite to replace it")
+            same = Path(src).exists() and Path(dst).resolve() == Path(src).resolve()
+        if same:
             raise InputError(dst, "is the source itself", "choose another destination")
     doc = open_source(src, reader)
     for name, path in labels.items():
@@ -222,26 +241,68 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         work_root = dst
     else:
         work_root = str(Path(dst).with_name(f".{Path(dst).name}.partial"))
-    store = OutputStore(work_root, direct=settings.direct_writes)
-    with contextlib.nullcontext() if remote else _lock(Path(work_root)):
-        acc = _load_state(store, fingerprint)
-        try:
-            result = _write_all(doc, store, acc, version, codec, settings, progress,
-                                show_progress)
-        except PlexhubError:
-            if not remote:
-                shutil.rmtree(work_root, ignore_errors=True)
-            raise
-        from plexhub.ome_pipeline.validate import validate_store
+    with _writing(dst, work_root):
+        store = OutputStore(work_root, direct=settings.direct_writes)
+        with contextlib.nullcontext() if remote else _lock(Path(work_root)):
+            if not remote:  # what a killed earlier run was writing: never part of the result
+                remove_stale_temporaries(work_root)
+            acc = _load_state(store, fingerprint)
+            try:
+                result = _write_all(doc, store, acc, version, codec, settings, progress,
+                                    show_progress)
+            except PlexhubError:
+                if not remote:
+                    shutil.rmtree(work_root, ignore_errors=True)
+                raise
+            from plexhub.ome_pipeline.validate import validate_store
 
-        (validate or validate_store)(work_root, expect_version=version)
-        store.remove(".plexhub")
-    if not remote:
-        _commit(Path(work_root), Path(dst))
+            (validate or validate_store)(work_root, expect_version=version)
+            store.remove(".plexhub")
+        if not remote:
+            _commit(Path(work_root), Path(dst))
     result.source, result.destination = src, dst
     result.ngff_version = version
     result.seconds = time.perf_counter() - t0
     return result
+
+
+# errors of the destination's filesystem, whatever file they name: what they mean
+_WRITE_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "a file is larger than the filesystem or a limit allows",
+                 errno.EROFS: "the filesystem is read-only"}
+_HINTS = {errno.ENOSPC: "free space there or choose another destination; a rerun resumes",
+          errno.EDQUOT: "free space there or choose another destination; a rerun resumes",
+          errno.ENAMETOOLONG: "choose a shorter destination path, at most 255 bytes a name"}
+
+
+@contextlib.contextmanager
+def _writing(dst: str, work_root: str) -> Iterator[None]:
+    """Turn an OSError of the destination (``dst`` or its work folder) into a
+    :class:`DestinationWriteError` naming ``dst`` and the cause. Errors of the source pass
+    through unchanged: they name a path elsewhere (or none, with an errno that is not about
+    writing)."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, PlexhubError):
+            raise
+        if exc.errno not in _WRITE_ERRORS and not _names_destination(exc, dst, work_root):
+            raise
+        cause = _WRITE_ERRORS.get(exc.errno or 0) or \
+            (exc.strerror or type(exc).__name__).lower()
+        raise DestinationWriteError(
+            dst, f"could not be written: {cause}",
+            _HINTS.get(exc.errno or 0, "check the destination folder and try again")) from exc
+
+
+def _names_destination(exc: OSError, dst: str, work_root: str) -> bool:
+    """Whether ``exc`` is about a path inside DST or its work folder, or a folder above DST
+    (one that could not be made or entered)."""
+    if exc.filename is None or is_remote(dst):
+        return False
+    name = Path(os.fsdecode(exc.filename)).absolute()
+    return any(name == Path(p) or name.is_relative_to(p) for p in (dst, work_root)) or \
+        Path(dst).is_relative_to(name)
 
 
 def _commit(work: Path, dst: Path) -> None:

@@ -293,6 +293,11 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:  # anything else is a bug, but still one line by default
         if args.debug:
             traceback.print_exc()
+        if isinstance(exc, OSError) and exc.filename is not None:  # the file it is about
+            print(f"plexhub: error: {os.fsdecode(exc.filename)}: "
+                  f"{(exc.strerror or type(exc).__name__).lower()} "
+                  "(rerun with --debug for details)", file=sys.stderr)
+            return 1
         where = getattr(args, "src", None) or getattr(args, "store", None) or ""
         print(f"plexhub: error: {where + ': ' if where else ''}{type(exc).__name__}: {exc} "
               "(rerun with --debug for details)", file=sys.stderr)

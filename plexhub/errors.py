@@ -72,3 +72,8 @@ class BusyError(PlexhubError):
                  retry_after: int = 1) -> None:
         super().__init__(subject, problem, hint)
         self.retry_after = retry_after
+
+
+class DestinationWriteError(PlexhubError, OSError):
+    """The output could not be written (disk full, quota, a name too long, read-only...);
+    the message names the destination and the cause."""

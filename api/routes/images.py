@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,6 @@ from plexhub.api.schemas import (
     IngestAccepted,
     IngestRequest,
     JobPublic,
-    LimsMetadata,
 )
 from plexhub.errors import InputError, NotFoundError
 from plexhub.policies.access import Principal
@@ -110,6 +110,19 @@ def ingest(code: str, body: IngestRequest, user: CurrentUser, st: State,
     return answer
 
 
+def _manifest_item(manifest: str, row: dict[str, Any]) -> IngestRequest:
+    """One manifest row as a request, or an InputError naming the row and its first
+    problem on one line."""
+    try:
+        return IngestRequest.model_validate({"source": row["source"],
+                                             "metadata": row["metadata"]})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "row"
+        raise InputError(f"manifest {manifest} {row['where']}",
+                         f"{where}: {err.get('msg', 'is invalid')}") from exc
+
+
 @router.post("/studies/{code}/images:batch", response_model=list[IngestAccepted],
              status_code=202, tags=["images"])
 def ingest_batch(code: str, body: BatchRequest, user: CurrentUser, st: State,
@@ -124,13 +137,8 @@ def ingest_batch(code: str, body: BatchRequest, user: CurrentUser, st: State,
         items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
                                                                              st.settings))]
     if body.manifest:
-        rows = read_manifest(resolve_source(body.manifest, st.settings))
-        try:
-            items += [IngestRequest(source=r["source"],
-                                    metadata=LimsMetadata(**(r.get("metadata") or {})))
-                      for r in rows]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(body.manifest, f"has an invalid row ({exc})") from exc
+        rows = read_manifest(resolve_source(body.manifest, st.settings), body.manifest)
+        items += [_manifest_item(body.manifest, row) for row in rows]
     if not items:
         raise InputError("batch", "names no sources", "give folder, manifest or items")
     answers, jobs = [], []
@@ -171,10 +179,11 @@ def download_original(image_id: str, user: CurrentUser, st: State,
                       session: DbSession) -> FileResponse:
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
+    study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
+    study = study_of(session, user, study_id, f"image {image_id}", "download")
     image = session.get(Image, image_id)
-    if image is None:
+    if image is None:  # deleted meanwhile
         raise NotFoundError(f"image {image_id}", "not found")
-    study = study_of(session, user, image.study_id, f"image {image_id}", "download")
     source = resolve_source(image.source_uri, st.settings)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
@@ -186,10 +195,12 @@ def download_original(image_id: str, user: CurrentUser, st: State,
 
 
 def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
+    # the job is loaded only once its study is visible: the same work when it is missing
+    study_id = session.scalar(select(Job.study_id).where(Job.id == job_id))
+    study_of(session, user, study_id, f"job {job_id}")
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None:  # deleted meanwhile
         raise NotFoundError(f"job {job_id}", "not found")
-    study_of(session, user, job.study_id, f"job {job_id}")
     return job
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response
 
 from plexhub.api.deidentify import store_path_hidden
 from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.ingest import NAME_MAX, PATH_MAX
 from plexhub.api.models import Image
 from plexhub.errors import InputError, NotFoundError
 
@@ -43,9 +44,16 @@ ZARR_DOTFILES = frozenset({".zattrs", ".zarray", ".zgroup", ".zmetadata"})
 
 def safe_file(root: Path, path: str) -> Path:
     parts = [p for p in path.split("/") if p]
+    shown = repr(path if len(path) <= 80 else f"{path[:80]}…")
+    if len(str(root)) + 1 + len(path) >= PATH_MAX:  # the filesystem: ENAMETOOLONG
+        raise InputError(f"zarr path {shown}", f"is {len(path)} characters long",
+                         "no file of a store has a path that long")
     for p in parts:
         if not _PART.match(p) or p in (".", ".."):
-            raise InputError(f"zarr path {path!r}", "is not a plain relative path")
+            raise InputError(f"zarr path {shown}", "is not a plain relative path")
+        if len(p) > NAME_MAX:
+            raise InputError(f"zarr path {shown}", f"holds a name of {len(p)} characters",
+                             f"no name in a store is longer than {NAME_MAX}")
         if p.startswith(".") and p not in ZARR_DOTFILES:
             raise NotFoundError(f"zarr path {path!r}", "not found")
     target = root.joinpath(*parts)

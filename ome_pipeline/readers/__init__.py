@@ -1,7 +1,9 @@
 """Reader registry: built-in readers in a table, third-party ones by entry point.
 
 Detection is by content (magic bytes, then each reader's own check), never by extension
-alone. ``open_source(path, reader="name")`` skips detection.
+alone. ``open_source(path, reader="name")`` skips detection. A reader that fails on metadata
+of the wrong shape (a ``TypeError``, ``KeyError``...) is reported as a
+:class:`~plexhub.errors.CorruptFileError` naming the file, never as a crash.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ import importlib
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
+from plexhub.errors import (
+    CorruptFileError,
+    MissingFileError,
+    PlexhubError,
+    UnsupportedFormatError,
+)
 from plexhub.ome_pipeline.readers.base import Reader, read_head
 from plexhub.ome_pipeline.source import SourceDocument
 
@@ -88,7 +95,18 @@ def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
     if not Path(path).exists():
         raise MissingFileError(path, "no such file or folder", "check the path")
     r = get_reader(reader) if reader else detect_reader(path)
-    return r.open(path)
+    try:
+        return r.open(path)
+    except PlexhubError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # a reader that trusted the file's metadata (a JSON list where an object belongs, a
+        # missing key...): the file is malformed, and the caller is told so, not a crash
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise CorruptFileError(path, f"has metadata the {r.name} reader cannot use "
+                               f"({type(exc).__name__}{': ' + text if text else ''})",
+                               "the file may be damaged, or not the format it looks like") \
+            from exc
 
 
 __all__ = ["ENTRY_POINT_GROUP", "Reader", "available_readers", "detect_reader", "get_reader",
