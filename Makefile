@@ -1,5 +1,6 @@
 # The commands of the README: `make up` (the main job: the local deployment), `make test`;
 # `make demo` converts the synthetic sample only.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,8 +11,9 @@ CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
 $(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
 	$(PYTHON) -m venv $(VENV)
+	@echo "== installing plexhub and its dependencies into $(VENV) (a few minutes the first time)"
 	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -e ".[dev]" 2>&1 | { grep -E --line-buffered '^(Collecting|Successfully|ERROR)' || true; }; exit $${PIPESTATUS[0]}
 	touch $@
 
 $(CHP):
@@ -25,6 +27,7 @@ demo: $(BIN)/.plexhub-dev
 
 lint: $(BIN)/.plexhub-dev
 	$(BIN)/ruff check .
+	PYTHON=$(CURDIR)/$(BIN)/python scripts/lint_imports.sh
 
 typecheck: $(BIN)/.plexhub-dev
 	PYTHON=$(BIN)/python scripts/typecheck.sh

@@ -7,6 +7,8 @@ study, an already ingested file (same content) or an active grant is reused.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,9 +44,10 @@ SPONSOR_GRANT = "user:sponsor"
 
 
 def make_samples(folder: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Write the samples into ``folder`` (an ingest root) unless present; name -> path."""
-    from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+    """Write the samples into ``folder`` (an ingest root) unless present; name -> path.
 
+    They are written by ``plexhub synth`` in a child process: the hub package uses the
+    conversion pipeline only as a command, never as an import (the layers in pyproject)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for s in SAMPLES:
@@ -52,8 +55,13 @@ def make_samples(folder: Path, log: Callable[[str], None] = print) -> dict[str, 
         if not path.exists():
             log(f"plexhub: generating sample {path}")
             tmp = path.with_name(f".{s.name}.tmp")
-            write_ome_tiff(tmp, SyntheticSpec(size_y=s.size_y, size_x=s.size_x, channels=8,
-                                              seed=s.seed, tile=256))
+            cmd = [sys.executable, "-m", "plexhub", "synth", str(tmp), "--size-y",
+                   str(s.size_y), "--size-x", str(s.size_x), "--channels", "8", "--seed",
+                   str(s.seed), "--tile", "256"]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise PlexhubError(str(path), "the synthetic sample could not be written",
+                                   done.stderr.strip()[-500:])
             os.replace(tmp, path)
         out[s.name] = path
     return out

@@ -70,6 +70,14 @@ class OutputStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["root"], direct=state.get("direct", True))  # type: ignore[misc]
 
+    def top_level_keys(self) -> list[str]:
+        """The names directly under the store's root ([] when it does not exist yet)."""
+        if self.remote:
+            return [p.rsplit("/", 1)[-1] for p in self.fs.ls(self._base, detail=False)] \
+                if self.fs.exists(self._base) else []
+        root = Path(self.root)
+        return [p.name for p in root.iterdir()] if root.exists() else []
+
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if not self.remote else f"{self._base}/{key}"
 

@@ -325,17 +325,10 @@ def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
         except (OSError, ValueError, KeyError):
             pass
     # a different (or unreadable) earlier attempt: start clean
-    for key in _existing_keys(store):
+    for key in store.top_level_keys():
         if key != ".plexhub":
             store.remove(key)
     return Accumulator(fingerprint)
-
-
-def _existing_keys(store: OutputStore) -> list[str]:
-    if store.remote:
-        return [p.rsplit("/", 1)[-1] for p in store.fs.ls(store._base, detail=False)] \
-            if store.fs.exists(store._base) else []
-    return [p.name for p in Path(store.root).iterdir()] if Path(store.root).exists() else []
 
 
 def _require_integer(src: str, image: SourceImage) -> None:

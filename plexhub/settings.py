@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     compression: Literal["lz4", "zstd", "blosclz", "zlib", "none"] = Field(
         default="lz4", description="Blosc codec for written chunks (or none)."
     )
-    compression_level: int = Field(default=5, ge=0, le=9)
+    compression_level: int = Field(default=5, ge=0, le=9,
+                                   description="Blosc compression level (0-9) of written chunks.")
     ngff_version: Literal["0.4", "0.5"] = Field(
         default="0.5", description="Default OME-NGFF version for conversions."
     )

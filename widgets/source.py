@@ -29,7 +29,7 @@ from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
 from plexhub.ome_pipeline import histogram as hist
 from plexhub.ome_pipeline.autocontrast import default_preset
-from plexhub.ome_pipeline.readers.omezarr import _attrs, _axes_of, _sizes
+from plexhub.ome_pipeline.readers.omezarr import axes_of, ome_attrs, physical_sizes_of
 from plexhub.presets import RenderPreset, parse_preset
 from plexhub.widgets.client import ApiClient
 
@@ -196,14 +196,14 @@ def _open_group(store: Any) -> Any:
 
 def _from_group(group: Any, location: str, name: str | None = None,
                 series: int = 0) -> tuple[Any, dict[str, Any], str]:
-    attrs = _attrs(group)
+    attrs = ome_attrs(group)
     if not attrs.get("multiscales") and "bioformats2raw.layout" in attrs:
         try:
             group = group[str(series)]
         except KeyError:
             raise NotFoundError(f"{location}", f"has no series {series}") from None
         location = f"{location}/{series}"
-        attrs = _attrs(group)
+        attrs = ome_attrs(group)
     if not attrs.get("multiscales"):
         raise InputError(location, "has no NGFF multiscales metadata",
                          "is it an OME-Zarr image (or a collection; pick series=)?")
@@ -214,7 +214,7 @@ def _build(group: Any, attrs: dict[str, Any], location: str, name: str | None,
            channels_meta: Sequence[dict[str, Any]] | None = None) -> ImageSource:
     ms = attrs["multiscales"][0]
     arrays = [group[d["path"]] for d in ms["datasets"]]
-    axes = _axes_of(ms, arrays[0].ndim)
+    axes = axes_of(ms, arrays[0].ndim)
     n_c = int(arrays[0].shape[axes.index("c")]) if "c" in axes else 1  # no c: one channel
     omero: dict[str, Any] = attrs["omero"] if isinstance(attrs.get("omero"), dict) else {}
     stored: list[Any] = omero["channels"] if isinstance(omero.get("channels"), list) else []
@@ -231,7 +231,7 @@ def _build(group: Any, attrs: dict[str, Any], location: str, name: str | None,
                                 marker=meta.get("marker") or None))
     return ImageSource(name=name or str(ms.get("name") or Path(location).name), axes=axes,
                        dtype=np.dtype(arrays[0].dtype), channels=channels, arrays=arrays,
-                       physical_sizes=_sizes(ms, axes), omero=dict(omero),
+                       physical_sizes=physical_sizes_of(ms, axes), omero=dict(omero),
                        is_label="image-label" in attrs, location=location)
 
 

@@ -35,7 +35,7 @@ BUILTIN_READERS: dict[str, str] = {
 }
 
 
-def _load(target: str) -> type[Reader]:
+def load_reader(target: str) -> type[Reader]:
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     if not (isinstance(cls, type) and issubclass(cls, Reader)):
@@ -56,7 +56,7 @@ def get_reader(name: str) -> Reader:
             name, "no reader of that name", f"choose one of: {', '.join(readers)}"
         )
     try:
-        return _load(readers[name])()
+        return load_reader(readers[name])()
     except ImportError as exc:
         raise UnsupportedFormatError(name, f"the reader cannot be loaded ({exc})",
                                      "install its dependencies") from exc
@@ -76,7 +76,7 @@ def detect_reader(path: str) -> Reader:
     broken: list[str] = []
     for name, target in available_readers().items():
         try:
-            cls = _load(target)
+            cls = load_reader(target)
         except ImportError as exc:  # one broken reader must not hide the others
             broken.append(f"{name} ({exc})")
             continue
@@ -110,4 +110,5 @@ def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
 
 
 __all__ = ["ENTRY_POINT_GROUP", "Reader", "available_readers", "detect_reader", "get_reader",
+           "load_reader",
            "open_source"]

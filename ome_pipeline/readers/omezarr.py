@@ -85,12 +85,12 @@ class ZarrPixels(PixelSource):
         return out
 
 
-def _attrs(group: Any) -> dict[str, Any]:
+def ome_attrs(group: Any) -> dict[str, Any]:
     attrs = dict(group.attrs)
     return dict(attrs["ome"]) if "ome" in attrs else attrs
 
 
-def _axes_of(ms: dict[str, Any], ndim: int) -> str:
+def axes_of(ms: dict[str, Any], ndim: int) -> str:
     axes = ms.get("axes")
     if axes is None:  # NGFF 0.1 / 0.2: always 5-D t, c, z, y, x
         return "tczyx"[-ndim:]
@@ -101,7 +101,7 @@ def _axes_of(ms: dict[str, Any], ndim: int) -> str:
     return names
 
 
-def _sizes(ms: dict[str, Any], axes: str) -> dict[str, PhysicalSize]:
+def physical_sizes_of(ms: dict[str, Any], axes: str) -> dict[str, PhysicalSize]:
     scale = [1.0] * len(axes)
     datasets = ms.get("datasets") or [{}]
     for source in (datasets[0].get("coordinateTransformations", []),
@@ -125,7 +125,7 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
     import zarr
 
     group = zarr.open_group(url, mode="r")
-    attrs = _attrs(group)
+    attrs = ome_attrs(group)
     ms = (attrs.get("multiscales") or [None])[0]
     if not ms or not ms.get("datasets"):
         raise InputError(url, "has no NGFF multiscales metadata", "is it an OME-Zarr image?")
@@ -134,7 +134,7 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
         arr = zarr.open_array(level0, mode="r")
     except Exception as exc:
         raise CorruptFileError(level0, f"its array metadata cannot be read ({exc})") from exc
-    axes = _axes_of(ms, arr.ndim)
+    axes = axes_of(ms, arr.ndim)
     size = dict.fromkeys("tczyx", 1) | dict(zip(axes, arr.shape, strict=True))
     is_label = "image-label" in attrs
     channels = [ChannelMeta(label=f"Channel {i}") for i in range(size["c"])]
@@ -151,7 +151,7 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
         name=name or str(ms.get("name") or Path(url).name), dtype=arr.dtype,
         shape=(size["t"], size["c"], size["z"], size["y"], size["x"]),
         pixels=ZarrPixels(level0, axes), channels=channels,
-        physical_sizes=_sizes(ms, axes), is_label=is_label,
+        physical_sizes=physical_sizes_of(ms, axes), is_label=is_label,
         keep_axes="".join(a for a in "tz" if a in axes))
     return image
 
@@ -175,7 +175,7 @@ class OmeZarrReader(Reader):
             root = zarr.open_group(path, mode="r")
         except Exception as exc:
             raise CorruptFileError(path, f"is not a readable Zarr group ({exc})") from exc
-        attrs = _attrs(root)
+        attrs = ome_attrs(root)
         ome_xml = None
         xml_path = Path(path) / "OME" / "METADATA.ome.xml"
         if xml_path.exists():
@@ -214,12 +214,12 @@ class OmeZarrReader(Reader):
 
     @staticmethod
     def _numbered(root: Any) -> bool:
-        return "0" in root and "multiscales" in _attrs(root["0"])
+        return "0" in root and "multiscales" in ome_attrs(root["0"])
 
     @staticmethod
     def _series(root: Any, path: str) -> list[str]:
         if "OME" in root:
-            series = _attrs(root["OME"]).get("series")
+            series = ome_attrs(root["OME"]).get("series")
             if series:
                 return [str(s) for s in series]
         keys = sorted((k for k in root.group_keys() if k.isdigit()), key=int)
@@ -232,7 +232,7 @@ class OmeZarrReader(Reader):
         if "labels" not in group:
             return {}
         out = {}
-        for key in _attrs(group["labels"]).get("labels", []):
+        for key in ome_attrs(group["labels"]).get("labels", []):
             label = open_ngff_image(f"{url}/labels/{key}", name=key)
             label.is_label = True
             if label.shape[3:] == image.shape[3:]:

@@ -48,10 +48,10 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable[..., list[LayerData
     if not _is_store(path):
         return None
     try:
-        from plexhub.ome_pipeline.readers.omezarr import _attrs
+        from plexhub.ome_pipeline.readers.omezarr import ome_attrs
         from plexhub.widgets.source import _open_group
 
-        attrs = _attrs(_open_group(path))
+        attrs = ome_attrs(_open_group(path))
     except Exception:  # anything unreadable is not ours
         return None
     if "multiscales" not in attrs and "bioformats2raw.layout" not in attrs:

@@ -1,0 +1,57 @@
+"""The API's subcommands of ``plexhub`` (serve, publish); ``plexhub.cli`` finds
+:func:`register` through the ``plexhub.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The API service under uvicorn (standalone mode, bearer tokens)."""
+    import uvicorn
+
+    from plexhub.api.main import create_app
+    from plexhub.settings import get_settings
+
+    os.umask(0o077)  # whatever the service writes (catalog, stores, hub state) is its own
+    settings = get_settings()
+    if settings.admin_token is None:
+        print("plexhub: warning: PLEXHUB_ADMIN_TOKEN is not set; only existing tokens work",
+              file=sys.stderr)
+    workers = args.workers or settings.api_workers
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": args.log_level,
+                              "proxy_headers": True, "forwarded_allow_ips": "127.0.0.1",
+                              "root_path": args.root_path}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+    else:  # uvicorn's supervisor forks workers that each build the app from the environment
+        uvicorn.run("plexhub.api.main:create_app", factory=True, workers=workers, **common)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish a notebook to a study over the API (see plexhub.api.publish_cli)."""
+    from plexhub.api.publish_cli import cmd_publish as publish
+
+    return publish(args)
+
+
+def register(sub: Any) -> None:
+    """Add the API's subcommands to ``plexhub``'s subparsers ``sub``."""
+    sv = sub.add_parser("serve", help="run the API service (uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8765)
+    sv.add_argument("--log-level", default="info")
+    sv.add_argument("--workers", type=int, default=0,
+                    help="worker processes (default: PLEXHUB_API_WORKERS, 1)")
+    sv.add_argument("--root-path", default="",
+                    help="URL prefix the proxy forwards, e.g. /services/plexhub")
+    sv.set_defaults(func=cmd_serve)
+    from plexhub.api.publish_cli import add_arguments as publish_arguments
+
+    pb = sub.add_parser("publish", help="publish a notebook to a study (read-only for sponsors)")
+    publish_arguments(pb)
+    pb.set_defaults(func=cmd_publish)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The import layers of pyproject's [tool.importlinter], checked on a link tree that looks like
+# the installed `plexhub` namespace (grimp, like mypy, does not follow setuptools' package-dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tree=build/importlint
+rm -rf "$tree" && mkdir -p "$tree/plexhub"
+for f in plexhub/*.py; do ln -s "$PWD/$f" "$tree/plexhub/$(basename "$f")"; done
+for pkg in ome_pipeline api widgets hub policies extensions; do
+  ln -s "$PWD/$pkg" "$tree/plexhub/$pkg"
+done
+# run from the tree: import-linter puts the working folder first on sys.path, and the checkout's
+# own plexhub/ folder (the core only) would shadow the tree
+config="$PWD/pyproject.toml"
+cd "$tree"
+exec "${PYTHON:-python}" -P -c "from importlinter.cli import lint_imports_command as c; c()" \
+  --no-cache "$config"
