@@ -52,6 +52,14 @@ class PresetMismatchError(InputError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """A NUL in a name or label: no catalog (PostgreSQL) or file can hold it."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        return value
+
 
 def parse_lut(value: str) -> str:
     """A LUT name in any case, with or without OMERO's '.lut' suffix -> canonical name."""

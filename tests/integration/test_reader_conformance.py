@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -16,49 +15,24 @@ from plexhub.ome_pipeline.readers.testing import ReaderTests
 from plexhub.ome_pipeline.readers.tiff import OmeTiffReader, QptiffReader, SvsReader, TiffReader
 
 
-class _RealSample(ReaderTests):
-    relative: ClassVar[str]
+def kit(reader: type[Reader], relative: str) -> type[ReaderTests]:
+    """The conformance tests of ``reader`` on ``shared/data/real/<relative>``."""
 
-    @pytest.fixture
-    def sample(self, real: Path) -> Path:
-        return real / self.relative
+    class Kit(ReaderTests):
+        reader_cls = reader
 
+        @pytest.fixture
+        def sample(self, real: Path) -> Path:
+            return real / relative
 
-class TestOmeZarrReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = OmeZarrReader
-    relative = "ome-zarr/exemplar-001.crop.image.ome.zarr"
-
-
-class TestOmeZarrV3Reader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = OmeZarrReader
-    relative = "ome-zarr/blobs_image_v05.ome.zarr"
+    return Kit
 
 
-class TestCziReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = CziReader
-    relative = "czi/DAPI_GFP.czi"
-
-
-class TestMcdReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = McdReader
-    relative = "imc/20210305_NE_mockData2.mcd"
-
-
-class TestOmeTiffReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = OmeTiffReader
-    relative = "imc/20210305_NE_mockData2_s0_a1_ac.ome.tiff"
-
-
-class TestQptiffReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = QptiffReader
-    relative = "qptiff/small_vectra.qptiff"
-
-
-class TestSvsReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = SvsReader
-    relative = "svs/tcga-cr-7395-01a-01-ts1.svs"
-
-
-class TestTiffReader(_RealSample):
-    reader_cls: ClassVar[type[Reader]] = TiffReader
-    relative = "labels/E34_imc.tiff"
+TestOmeZarrReader = kit(OmeZarrReader, "ome-zarr/exemplar-001.crop.image.ome.zarr")
+TestOmeZarrV3Reader = kit(OmeZarrReader, "ome-zarr/blobs_image_v05.ome.zarr")
+TestCziReader = kit(CziReader, "czi/DAPI_GFP.czi")
+TestMcdReader = kit(McdReader, "imc/20210305_NE_mockData2.mcd")
+TestOmeTiffReader = kit(OmeTiffReader, "imc/20210305_NE_mockData2_s0_a1_ac.ome.tiff")
+TestQptiffReader = kit(QptiffReader, "qptiff/small_vectra.qptiff")
+TestSvsReader = kit(SvsReader, "svs/tcga-cr-7395-01a-01-ts1.svs")
+TestTiffReader = kit(TiffReader, "labels/E34_imc.tiff")

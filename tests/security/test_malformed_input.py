@@ -230,3 +230,14 @@ def test_an_ome_zarr_source_with_metadata_of_the_wrong_shape_is_a_422(
         r = api.post("/api/v1/studies/S1/images", {"source": store.name})
         assert f"bad{i}.ome.zarr" in one_line(r), attributes
     assert api.get("/api/v1/studies/S1/images").json() == []
+
+
+def test_a_preset_with_a_nul_in_its_text_is_refused() -> None:
+    """On SQLite a NUL used to be stored (and PostgreSQL refused it with a 500 first, then
+    the net's 422): the preset document itself refuses it, in every format and store."""
+    from plexhub.presets import InvalidPresetError, parse_preset
+
+    for doc in ({"name": "a\x00b", "channels": [{"index": 0}]},
+                {"channels": [{"index": 0, "label": "CD\x003"}]}):
+        with pytest.raises(InvalidPresetError, match="NUL"):
+            parse_preset(doc)
