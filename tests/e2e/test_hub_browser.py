@@ -1,5 +1,5 @@
 """Browser logins through the hub (Debian chromium driven by Playwright; the ``browser``
-fixture is tests/e2e/conftest.py's): a scientist lands in JupyterLab, a sponsor on the portal
+fixture is tests/conftest.py's): a scientist lands in JupyterLab, a sponsor on the portal
 and never on /hub/spawn."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
-from tests.e2e.browsing import Tiles, wait_refused
-from tests.httpapi import ingest, ok
-from tests.hubtools import ADMIN_TOKEN, PASSWORD, PREFIX, Hub, running_hub
-from tests.integration.api.sample_data import notebook
+from tests.helpers.browsing import Tiles, wait_refused
+from tests.helpers.httpapi import ingest, ok
+from tests.helpers.hub import ADMIN_TOKEN, PASSWORD, PREFIX, Hub, running_hub
+from tests.helpers.sample_data import notebook
 
 pytestmark = pytest.mark.e2e
 

@@ -16,11 +16,11 @@ from playwright.sync_api import Page
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
-from tests.e2e.browsing import Tiles, wait_js, wait_refused
-from tests.httpapi import ingest, ok
-from tests.integration.api.conftest import ADMIN
-from tests.integration.api.sample_data import hostile_notebook
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN
+from tests.helpers.browsing import Tiles, wait_js, wait_refused
+from tests.helpers.httpapi import ingest, ok
+from tests.helpers.sample_data import hostile_notebook
+from tests.helpers.server import running_server
 
 pytestmark = pytest.mark.e2e
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from tests.hubtools import wait_ok
-from tests.integration.api.server import free_port
-from tests.integration.widgets.live_api import ADMIN, LiveApi, live_api
+from tests.helpers.hub import wait_ok
+from tests.helpers.live_api import ADMIN, LiveApi, live_api
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.e2e
 

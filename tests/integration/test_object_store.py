@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,15 +13,10 @@ import zarr
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
 from plexhub.settings import Settings
-from tests.faults import fail_task
+from tests.helpers.faults import fail_task
+from tests.helpers.net import free_port
 
 SPEC = SyntheticSpec(size_y=400, size_x=300, channels=2, tile=128, seed=9)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

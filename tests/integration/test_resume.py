@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 import plexhub.ome_pipeline.diskwrite as diskwrite
 from plexhub.ome_pipeline import convert
@@ -22,7 +21,8 @@ from plexhub.ome_pipeline.execute import Accumulator
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.ome_pipeline.writer import TaskResult
 from plexhub.settings import Settings
-from tests.faults import fail_task
+from tests.helpers.faults import fail_task
+from tests.helpers.zarrs import arrays
 
 SPEC = SyntheticSpec(size_y=1536, size_x=1280, channels=3, tile=256, seed=5)
 ENV = {"PLEXHUB_CHUNK_SIZE": "64", "PLEXHUB_BLOCK_SIZE": "128", "PLEXHUB_WORKERS": "1",
@@ -38,17 +38,6 @@ def run_cli(*args: str | Path, **kw: object) -> subprocess.CompletedProcess[str]
     env = {**os.environ, **ENV}
     return subprocess.run([sys.executable, "-m", "plexhub", "convert", "-q", *map(str, args)],
                           env=env, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
-
-
-def arrays(root: Path) -> dict[str, np.ndarray]:
-    out = {}
-    g = zarr.open_group(root, mode="r")
-    for path, arr in g.arrays():
-        out[path] = arr[...]
-    for path, sub in g.groups():
-        for name, arr in sub.arrays():
-            out[f"{path}/{name}"] = arr[...]
-    return out
 
 
 def assert_same_store(a: Path, b: Path) -> None:

@@ -31,7 +31,7 @@ from plexhub.errors import (
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.readers import detect_reader
 from plexhub.settings import Settings
-from tests.tiff_writers import (
+from tests.helpers.tiff_writers import (
     pattern,
     rgb_image,
     write_bif,

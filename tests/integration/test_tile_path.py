@@ -15,7 +15,7 @@ from plexhub.ome_pipeline.readers.tiffpixels import TiffPixels
 from plexhub.ome_pipeline.source import SourceImage
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
-from tests.integration.test_resume import arrays
+from tests.helpers.zarrs import arrays
 
 # 1300 x 1100 in 512-pixel blocks: 2 x 2 full blocks, the rest partial (edge) blocks
 SPEC = SyntheticSpec(size_y=1300, size_x=1100, channels=2, tile=256, seed=11)

@@ -10,7 +10,7 @@ from qtpy.QtCore import Qt
 
 from plexhub.presets import bind, parse_preset
 from plexhub.widgets.source import open_image
-from tests.napari.conftest import LiveApi
+from tests.helpers.napari import LiveApi
 
 pytestmark = pytest.mark.usefixtures("api_env")
 

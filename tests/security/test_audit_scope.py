@@ -8,15 +8,11 @@ import pytest
 
 from plexhub.api.jobs import JobRunner
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api.conftest import (  # the fixture: SQLite and PostgreSQL
-    Api,
-    api,  # noqa: F401
-    pg_server,  # noqa: F401
-)
+from tests.helpers.api import Api
 
 
 def test_job_and_image_events_are_filed_under_their_study(
-        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api.study("S1")
     api.study("S2")
     write_ome_tiff(api.incoming / "a.ome.tif",

@@ -30,10 +30,7 @@ import plexhub.ome_pipeline.diskwrite as diskwrite
 from plexhub.cli import main
 from plexhub.ome_pipeline.chunkio import remove_stale_temporaries
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api.conftest import (  # the fixture (SQLite only here)
-    Api,
-    api,  # noqa: F401
-)
+from tests.helpers.api import Api
 
 SMALL = SyntheticSpec(size_y=1536, size_x=1280, channels=3, tile=256, seed=5)
 SMALL_ENV = {"PLEXHUB_CHUNK_SIZE": "64", "PLEXHUB_BLOCK_SIZE": "128", "PLEXHUB_WORKERS": "2",
@@ -208,7 +205,7 @@ def test_disk_full_cli_names_the_destination(tmp_path: Path,
 
 @pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_disk_full_api_job_names_the_destination_and_a_retry_resumes(
-        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api.study("S1")
     write_ome_tiff(api.incoming / "a.ome.tif",
                    SyntheticSpec(size_y=512, size_x=512, channels=2, tile=128, seed=2))
@@ -252,7 +249,7 @@ def test_cli_names_the_file_an_os_error_is_about(tmp_path: Path,
 
 @pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_an_unreadable_source_fails_the_job_naming_the_source(
-        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """An OSError reading the source: the job says which file and why (before: "internal
     error while converting; see the logs")."""
     import plexhub.ome_pipeline.conversion as conversion

@@ -26,7 +26,7 @@ from plexhub.hub.auth import LoginLockedError, PlexhubAuthenticator
 from plexhub.hub.lockout import AUDIT_NAME, DB_NAME, LoginGuard
 from plexhub.hub.users import ensure_demo_users
 from plexhub.policies.lockout import LockoutRule
-from tests.hubtools import PASSWORD, Hub, clean_env, running_hub
+from tests.helpers.hub import PASSWORD, Hub, clean_env, running_hub
 
 RULE = LockoutRule(max_failures=5, window=900, lock_seconds=900, max_lock_seconds=86400)
 ADDRESS_RULE = LockoutRule(max_failures=20, window=900, lock_seconds=900)

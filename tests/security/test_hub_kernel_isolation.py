@@ -1,6 +1,6 @@
 """A scientist's own JupyterLab kernel never runs with the API service's identity (issue 12).
 
-A real hub (``tests.hubtools.running_hub``: JupyterHub, the proxy, the API as a managed
+A real hub (``tests.helpers.hub.running_hub``: JupyterHub, the proxy, the API as a managed
 service) run as root, as in CI and containers: the scientist starts a server with their own
 token, and code in a kernel of that server (through the Jupyter server's REST API and kernel
 websocket, as JupyterLab does) hunts the service's secrets. It runs as its own unprivileged
@@ -21,7 +21,7 @@ import pytest
 import websocket
 
 from plexhub.hub.spawner import account_name
-from tests.hubtools import ADMIN_TOKEN, OPS_TOKEN, Hub, descendants, running_hub
+from tests.helpers.hub import ADMIN_TOKEN, OPS_TOKEN, Hub, descendants, running_hub
 
 pytestmark = [
     pytest.mark.slow,

@@ -23,10 +23,9 @@ from plexhub.ome_pipeline.confine import check_tree
 from plexhub.ome_pipeline.readers.omezarr import OmeZarrReader
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
-from tests.integration.api.conftest import ADMIN, Api
-from tests.integration.api.conftest import api as api  # the fixture
-from tests.integration.api.sample_data import notebook
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN, Api
+from tests.helpers.sample_data import notebook
+from tests.helpers.server import running_server
 
 # one database is enough here: nothing below depends on the catalog's engine
 sqlite = pytest.mark.parametrize("api", ["sqlite"], indirect=True)

@@ -16,11 +16,9 @@ from playwright.sync_api import Page
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
-from tests.e2e.conftest import browser as browser  # the fixtures
-from tests.e2e.conftest import page as page
-from tests.httpapi import ok
-from tests.integration.api.conftest import ADMIN
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN
+from tests.helpers.httpapi import ok
+from tests.helpers.server import running_server
 
 pytestmark = pytest.mark.e2e
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}

@@ -34,8 +34,8 @@ from plexhub.errors import BusyError
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.policies.access import Principal
 from plexhub.settings import Settings
-from tests.httpapi import ingest, ok
-from tests.integration.api.server import running_server
+from tests.helpers.httpapi import ingest, ok
+from tests.helpers.server import running_server
 
 ADMIN = "admin-token-for-tests-0123456789"
 FAST = 0.1  # seconds: "over a limit is a 413/422 within 100 ms"

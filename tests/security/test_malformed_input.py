@@ -22,12 +22,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.integration.api.conftest import (  # the fixture: SQLite and PostgreSQL
-    Api,
-    api,  # noqa: F401
-    pg_server,  # noqa: F401
-)
-from tests.integration.api.sample_data import ingest_synthetic, notebook
+from tests.helpers.api import Api
+from tests.helpers.sample_data import ingest_synthetic, notebook
 
 NUL = "a\x00b"
 LONG = "x" * 300  # one name over NAME_MAX (255 bytes)
@@ -45,7 +41,7 @@ def one_line(r: httpx.Response, status: int | tuple[int, ...] = 422) -> str:
 
 
 @pytest.fixture
-def ids(api: Api) -> dict[str, str]:  # noqa: F811
+def ids(api: Api) -> dict[str, str]:
     """Study S1 with a converted image, its default preset, a notebook and a grant."""
     api.study("S1")
     image, job = ingest_synthetic(api, "S1", "a.ome.tif", seed=1)
@@ -74,7 +70,7 @@ def _operations(http: Api) -> list[tuple[str, str, list[str]]]:
 
 
 def test_a_nul_anywhere_in_the_url_is_a_422_naming_the_parameter(
-        api: Api, ids: dict[str, str]) -> None:  # noqa: F811
+        api: Api, ids: dict[str, str]) -> None:
     checked = 0
     for method, template, query in _operations(api):
         names = re.findall(r"{(\w+)}", template)
@@ -98,7 +94,7 @@ def test_a_nul_anywhere_in_the_url_is_a_422_naming_the_parameter(
 
 
 def test_a_nul_in_any_json_string_is_a_422_naming_the_field(
-        api: Api, ids: dict[str, str]) -> None:  # noqa: F811
+        api: Api, ids: dict[str, str]) -> None:
     cases: list[tuple[str, str, dict[str, Any], str]] = [
         ("POST", "/api/v1/studies", {"code": "S2", "title": NUL, "sponsor": "acme"}, "title"),
         ("POST", "/api/v1/studies", {"code": "S2", "title": "t", "sponsor": NUL}, "sponsor"),
@@ -140,7 +136,7 @@ def test_a_nul_in_any_json_string_is_a_422_naming_the_field(
     assert api.get("/api/v1/studies/S2").status_code == 404  # nothing was created
 
 
-def test_names_over_255_bytes_are_a_422(api: Api, ids: dict[str, str]) -> None:  # noqa: F811
+def test_names_over_255_bytes_are_a_422(api: Api, ids: dict[str, str]) -> None:
     for body in ({"source": LONG}, {"source": f"{LONG}/{LONG}"},
                  {"source": f"sub/{LONG}.ome.tif"}):
         detail = one_line(api.post("/api/v1/studies/S1/images", body))
@@ -180,7 +176,7 @@ MANIFESTS: dict[str, tuple[bytes, str]] = {
 
 
 def test_manifests_of_the_wrong_shape_are_a_422_naming_the_entry(
-        api: Api) -> None:  # noqa: F811
+        api: Api) -> None:
     api.study("S1")
     from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 
@@ -196,7 +192,7 @@ def test_manifests_of_the_wrong_shape_are_a_422_naming_the_entry(
 
 
 def test_out_of_range_numbers_and_broken_unicode_are_4xx(
-        api: Api, ids: dict[str, str]) -> None:  # noqa: F811
+        api: Api, ids: dict[str, str]) -> None:
     huge = "9" * 25
     for url in (f"/api/v1/presets/{ids['preset_id']}/versions/{huge}",
                 f"/api/v1/audit?after_seq={huge}",
@@ -220,7 +216,7 @@ ZARR_ATTRIBUTES = [{"ome": 5}, {"ome": {"multiscales": "x"}}, {"ome": {"multisca
 
 
 def test_an_ome_zarr_source_with_metadata_of_the_wrong_shape_is_a_422(
-        api: Api) -> None:  # noqa: F811
+        api: Api) -> None:
     api.study("S1")
     for i, attributes in enumerate(ZARR_ATTRIBUTES):
         store = api.incoming / f"bad{i}.ome.zarr"

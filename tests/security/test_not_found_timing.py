@@ -26,7 +26,7 @@ from sqlalchemy import event
 from plexhub.api.main import create_app
 from plexhub.api.models import Image, Job, Study
 from plexhub.settings import Settings
-from tests.integration.api.conftest import ADMIN
+from tests.helpers.api import ADMIN
 
 PAIRS = 200
 WARM_UP = 30

@@ -32,12 +32,10 @@ from fastapi.testclient import TestClient
 from plexhub.api import nbsandbox
 from plexhub.api.main import create_app
 from plexhub.settings import Settings
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import ADMIN, Api
-from tests.integration.api.sample_data import notebook
-from tests.security.service import Service, plexhub_serve
+from tests.helpers.api import ADMIN, Api
+from tests.helpers.sample_data import notebook
+from tests.helpers.service import Service, plexhub_serve
 
-api, pg_server = api_fixtures.api, api_fixtures.pg_server  # the API fixtures, here too
 NOTEBOOK_USER = "nobody"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="executing notebooks needs root "
                              "(the service switches to an unprivileged user)")

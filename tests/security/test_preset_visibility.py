@@ -11,11 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import Api
-
-api = api_fixtures.api  # the API fixtures (SQLite and PostgreSQL), used here by name
-pg_server = api_fixtures.pg_server
+from tests.helpers.api import Api
 
 
 def image_with(api: Api, code: str, channels: int) -> str:

@@ -20,9 +20,9 @@ from plexhub.api.main import create_app
 from plexhub.hub import config as hubconfig
 from plexhub.hub.users import set_user
 from plexhub.settings import Settings
-from tests.hubtools import PREFIX, running_hub
-from tests.integration.api.conftest import ADMIN
-from tests.security.service import Service, plexhub_serve
+from tests.helpers.api import ADMIN
+from tests.helpers.hub import PREFIX, running_hub
+from tests.helpers.service import Service, plexhub_serve
 
 PASSWORD = "correct horse battery"
 

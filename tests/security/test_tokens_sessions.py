@@ -20,12 +20,9 @@ from plexhub.api.db import Database
 from plexhub.api.main import create_app
 from plexhub.api.models import PortalSession
 from plexhub.settings import Settings
-from tests.integration.api import conftest as api_fixtures
-from tests.integration.api.conftest import ADMIN, Api
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN, Api
+from tests.helpers.server import running_server
 
-# the API fixtures (an app on SQLite and on PostgreSQL) of tests/integration/api
-api, pg_server = api_fixtures.api, api_fixtures.pg_server
 COOKIE = "plexhub-session"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.integration.api.conftest import Api
+from tests.helpers.api import Api
 
 
 def test_health_is_open_and_everything_else_needs_a_token(api: Api) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.integration.api.conftest import Api
+from tests.helpers.api import Api
 
 META = {"animal_id": "A-17", "tissue": "tonsil", "dose_group": "high", "slide_id": "SL-0042",
         "notes": "re-stained after QC"}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from plexhub.api.main import create_app
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api.conftest import Api
+from tests.helpers.api import Api
 
 
 def test_ingest_converts_and_registers_with_lims_metadata(api: Api, real: Path) -> None:

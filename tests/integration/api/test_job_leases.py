@@ -20,9 +20,9 @@ from plexhub.api.jobs import HOST, JobRunner
 from plexhub.api.models import Job, Study
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
-from tests.httpapi import ingest, ok
-from tests.hubtools import wait_ok
-from tests.integration.api.server import free_port
+from tests.helpers.httpapi import ingest, ok
+from tests.helpers.hub import wait_ok
+from tests.helpers.net import free_port
 
 TOKEN = "lease-admin-token-0123456789abcdef"
 

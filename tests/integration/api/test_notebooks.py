@@ -13,9 +13,9 @@ import pytest
 
 from plexhub.api.publish_cli import add_arguments, cmd_publish, hub_api_url
 from plexhub.errors import PlexhubError
-from tests.integration.api.conftest import Api
-from tests.integration.api.sample_data import hostile_notebook, notebook
-from tests.integration.api.server import running_server
+from tests.helpers.api import Api
+from tests.helpers.sample_data import hostile_notebook, notebook
+from tests.helpers.server import running_server
 
 
 def canonical_hash(doc: dict[str, object]) -> str:

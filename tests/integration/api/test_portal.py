@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from plexhub.api.main import create_app
-from tests.integration.api.conftest import Api
-from tests.integration.api.sample_data import hostile_notebook, ingest_synthetic, notebook
+from tests.helpers.api import Api
+from tests.helpers.sample_data import hostile_notebook, ingest_synthetic, notebook
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "api" / "portal" / "templates"
 PAGES = ("/portal/", "/portal/studies/S001", "/portal/images/x", "/portal/notebooks/x")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api.conftest import Api
-from tests.integration.api.sample_data import ingest_qptiff
+from tests.helpers.api import Api
+from tests.helpers.sample_data import ingest_qptiff
 
 
 def ready_image(api: Api, real: Path, code: str = "S001") -> str:

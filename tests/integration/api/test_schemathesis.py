@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from plexhub.settings import Settings
-from tests.integration.api.conftest import ADMIN
-from tests.integration.api.sample_data import notebook
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN
+from tests.helpers.sample_data import notebook
+from tests.helpers.server import running_server
 
 # role name -> (token body, examples per operation)
 ROLES: dict[str, tuple[dict[str, object] | None, int]] = {

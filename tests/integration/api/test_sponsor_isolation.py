@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from plexhub.api.main import create_app
 from plexhub.settings import Settings
-from tests.integration.api.conftest import ADMIN, Api
-from tests.integration.api.sample_data import ingest_synthetic, notebook
+from tests.helpers.api import ADMIN, Api
+from tests.helpers.sample_data import ingest_synthetic, notebook
 
 USERS = ("sue", "sam", "oli")
 GROUPS = ("acme", "globex", "initech")

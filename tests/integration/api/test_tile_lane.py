@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from plexhub.api.tilelane import TileLane
-from tests.integration.api.conftest import Api
-from tests.integration.api.sample_data import ingest_qptiff
-from tests.integration.api.test_tiles import PRESET, png
+from tests.helpers.api import Api
+from tests.helpers.sample_data import ingest_qptiff
+from tests.helpers.tiles import PRESET, png
 
 pytestmark = pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 

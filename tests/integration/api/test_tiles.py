@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any
@@ -10,21 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from PIL import Image
 
 from plexhub.api.tiles import encode_spec
-from tests.integration.api.conftest import Api
-from tests.integration.api.sample_data import ingest_qptiff
-
-PRESET: dict[str, Any] = {
-    "name": "golden",
-    "channels": [
-        {"label": "DAPI", "color": "0000FF", "window": {"start": 10, "end": 120}},
-        {"label": "FITC", "color": "00FF00", "window": {"start": 5, "end": 200}, "gamma": 2.0},
-        {"label": "Cy3", "color": "FF0000", "window": {"start": 0, "end": 255},
-         "inverted": True, "active": False},
-    ],
-}
+from tests.helpers.api import Api
+from tests.helpers.sample_data import ingest_qptiff
+from tests.helpers.tiles import PRESET, png
 
 
 @pytest.fixture
@@ -47,10 +36,6 @@ def expected_tile(api: Api, image: str, level: int, ys: slice, xs: slice) -> np.
         rgb = [int(ch["color"][i:i + 2], 16) / 255 for i in (0, 2, 4)]
         acc += v[..., None] * np.array(rgb)
     return np.floor(np.clip(acc, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def test_png_tiles_match_the_formula_and_edges_are_cropped(api: Api, image: str) -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import tifffile
 import zarr
 
-from tests.integration.api.conftest import ADMIN, Api
-from tests.integration.api.sample_data import ingest_qptiff
-from tests.integration.api.server import running_server
+from tests.helpers.api import ADMIN, Api
+from tests.helpers.sample_data import ingest_qptiff
+from tests.helpers.server import running_server
 
 
 def test_zarr_python_and_ome_zarr_py_read_the_store_over_http(api: Api, real: Path) -> None:

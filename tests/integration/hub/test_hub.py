@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.hubtools import ADMIN_TOKEN, PREFIX, Hub, descendants, running_hub
+from tests.helpers.hub import ADMIN_TOKEN, PREFIX, Hub, descendants, running_hub
 
 REFUSED_WITHIN = 10.0  # seconds: the bound for revocation and removal
 

@@ -16,7 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.hubtools import PREFIX, assert_all_gone, clean_env, descendants, free_port
+from tests.helpers.hub import PREFIX, assert_all_gone, clean_env, descendants
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.slow
 

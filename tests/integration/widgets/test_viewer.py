@@ -24,7 +24,7 @@ from plexhub.widgets import Viewer
 from plexhub.widgets.client import ApiClient
 from plexhub.widgets.source import open_image
 from plexhub.widgets.tiles import TILE, render_region, scale_bar
-from tests.integration.widgets.live_api import LiveApi, live_api
+from tests.helpers.live_api import LiveApi, live_api
 
 Sent = list[tuple[dict[str, Any], list[bytes]]]
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.integration.api.conftest import Api
+from tests.helpers.api import Api
 
 SCRIPT_MD = "# Results\n\nTumour area by dose group.\n\n<script>window.pwned = 1</script>\n" \
             '<img src="x" onerror="window.pwned = 2"> [click](javascript:window.pwned=3)'

@@ -12,8 +12,8 @@ import httpx
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
-from tests.httpapi import ingest
-from tests.integration.api.server import running_server
+from tests.helpers.httpapi import ingest
+from tests.helpers.server import running_server
 
 ADMIN = "admin-token-for-viewer-tests-0123"
 

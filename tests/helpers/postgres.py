@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.helpers.net import free_port
 
 
 def _bin() -> Path:
@@ -23,12 +24,6 @@ def _bin() -> Path:
         raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql "
                            "(.ci/run does this)")
     return found[-1].parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(args: list[str]) -> None:
@@ -44,7 +39,7 @@ def postgres_server() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="plexhub-pg-"))
     os.chmod(base, 0o777)
     data = base / "data"
-    port = _free_port()
+    port = free_port()
     try:
         _run([str(pg / "initdb"), "-D", str(data), "-A", "trust", "-U", "plexhub",
               "--no-sync"])

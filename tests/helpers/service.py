@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.api.server import free_port
+from tests.helpers.net import free_port
 
 
 @dataclass

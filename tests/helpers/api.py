@@ -1,29 +1,20 @@
-"""An API app per test, on SQLite and on a real PostgreSQL server."""
+"""The API app in a test client (the ``api`` fixture of tests/conftest.py yields one per
+database): requests as the admin or another token, studies, tokens and conversions."""
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from plexhub.api.main import create_app
 from plexhub.settings import Settings
-from tests.postgres import fresh_database, postgres_server
 
 ADMIN = "admin-token-for-tests-0123456789"
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @dataclass
@@ -69,16 +60,3 @@ class Api:
         else:
             shutil.copy(src, dst)
         return dst.name
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    url = None
-    if request.param == "postgresql":
-        url = fresh_database(request.getfixturevalue("pg_server"))
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN, database_url=url,
-                        chunk_size=64, block_size=128)
-    incoming = tmp_path / "data" / "incoming"
-    incoming.mkdir(parents=True)
-    with TestClient(create_app(settings)) as client:
-        yield Api(client, settings, incoming)

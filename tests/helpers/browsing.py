@@ -1,11 +1,16 @@
-"""What the browser tests share: waiting on the page, the DeepZoom tiles it loads, and
-waiting until a revoked grant is refused."""
+"""What the browser tests share: the Chromium they drive (Debian's package, never
+``playwright install``: CI installs ``chromium`` with apt and nothing is downloaded), waiting
+on the page, the DeepZoom tiles it loads, and waiting until a revoked grant is refused."""
 
 from __future__ import annotations
 
 import time
 
 from playwright.sync_api import Page, Response
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 def wait_js(page: Page, expression: str, timeout: float = 15) -> None:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,12 @@ import psutil
 from plexhub.hub.config import CONFIG_FILE
 from plexhub.hub.proxy import ensure_chp
 from plexhub.settings import Settings
+from tests.helpers.net import free_port
 
 OPS_TOKEN = "ops-token-for-hub-tests-0123456789"
 ADMIN_TOKEN = "admin-token-for-hub-tests-0123456789"
 PASSWORD = "demo-password-for-tests"
 PREFIX = "/services/plexhub"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
