@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from plexhub.api.models import JobState
 from plexhub.policies.access import CAPABILITIES
 
 
@@ -235,7 +236,7 @@ class IngestAccepted(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    state: JobState
     progress: float
     error: str | None
     study: str
