@@ -23,11 +23,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from cachetools import FIFOCache, TTLCache
 
 from plexhub.policies.access import Principal, Role
 
 log = logging.getLogger("plexhub.api.hub")
 CACHE_SECONDS = 5.0
+STATE_SECONDS = 600.0  # how long a login may take between the hub's page and the callback
+STATES_MAX = 100_000  # logins under way at once; past it the oldest is forgotten
 ROLE_GROUPS: dict[str, Role] = {"plexhub-admins": "admin", "plexhub-scientists": "scientist",
                                 "plexhub-analysts": "analyst", "plexhub-sponsors": "sponsor"}
 ORG_PREFIX = "org-"
@@ -78,8 +81,12 @@ class HubAuth:
 
     def __init__(self, config: HubConfig) -> None:
         self.config = config
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._states: dict[str, tuple[float, str]] = {}
+        # (checked, caller): the oldest goes first when full; the age is checked on read
+        # against CACHE_SECONDS as it is at that moment; cachetools is not thread-safe: the lock
+        self._cache: FIFOCache[str, tuple[float, Principal | None]] = FIFOCache(10_000)
+        # OAuth states waiting for their callback, each for STATE_SECONDS
+        self._states: TTLCache[str, str] = TTLCache(STATES_MAX, STATE_SECONDS,
+                                                    timer=time.monotonic)
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=10.0, headers={
             "Authorization": f"token {config.api_token}"})
@@ -112,8 +119,6 @@ class HubAuth:
         except httpx.HTTPError as exc:
             log.warning("hub not reachable to check a token: %s", exc)
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
             self._cache[token] = (now, principal)
         return principal
 
@@ -122,9 +127,7 @@ class HubAuth:
         """Where to send a browser without a session: the hub's OAuth authorize page."""
         state = secrets.token_urlsafe(24)
         with self._lock:
-            cutoff = time.monotonic() - 600
-            self._states = {k: v for k, v in self._states.items() if v[0] > cutoff}
-            self._states[state] = (time.monotonic(), next_url)
+            self._states[state] = next_url
         hub_prefix = self.config.api_url.split("/hub/api", 1)[0] if \
             self.config.public_hub else ""
         query = urlencode({"client_id": self.config.client_id,
@@ -138,14 +141,14 @@ class HubAuth:
         with self._lock:
             entry = self._states.pop(state, None)
         if entry is None:
-            raise PermissionError("unknown or expired OAuth state")
+            raise PermissionError("unknown or expired OAuth state")  # expired: TTLCache
         r = self._client.post(f"{self.config.api_url}/oauth2/token", data={
             "client_id": self.config.client_id, "client_secret": self.config.api_token,
             "grant_type": "authorization_code", "code": code,
             "redirect_uri": self.config.callback_url})
         if r.status_code != 200:
             raise PermissionError(f"the hub refused the OAuth code ({r.status_code})")
-        return str(r.json()["access_token"]), entry[1]
+        return str(r.json()["access_token"]), entry
 
     # -- study groups mirrored from grants ------------------------------------------------
     def group_members(self, group: str) -> set[str]:

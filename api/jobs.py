@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from plexhub.api import audit
 from plexhub.api.db import Database, utcnow
 from plexhub.api.ingest import full_checksum
-from plexhub.api.models import Image, Job, Study
+from plexhub.api.models import FINISHED, Image, Job, JobState, Study
 from plexhub.errors import ConflictError, NotFoundError, PlexhubError
 from plexhub.ome_pipeline.conversion import ConversionResult, Progress
 from plexhub.settings import Settings
@@ -131,32 +131,32 @@ class JobRunner:
         with self.db.session() as s:
             if mine:
                 s.execute(update(Job).where(Job.id.in_(mine), Job.owner == self.owner,
-                                            Job.state == "running").values(heartbeat_at=now))
+                                            Job.state == JobState.RUNNING).values(heartbeat_at=now))
                 for job_id, wanted, owner in s.execute(
                         select(Job.id, Job.cancel_requested, Job.owner)
                         .where(Job.id.in_(mine))).all():
                     if wanted or owner != self.owner:  # cancelled, or the lease was lost
                         self.cancel_events.setdefault(job_id, threading.Event()).set()
             stale = now - timedelta(seconds=self.LEASE)
-            for job in s.scalars(select(Job).where(Job.state == "running")):
+            for job in s.scalars(select(Job).where(Job.state == JobState.RUNNING)):
                 if job.owner == self.owner:
                     if job.id in mine:
                         continue
                     # ours but no longer running here (its thread ended without finishing it,
                     # e.g. the catalog was unreachable at that moment): queue it again
                     log.warning("job %s: left running by this process; queued again", job.id)
-                    job.state, job.owner = "queued", None
+                    job.state, job.owner = JobState.QUEUED, None
                     continue
                 if job.heartbeat_at is None or _as_utc(job.heartbeat_at) < stale \
                         or _owner_gone(job.owner):
                     log.warning("job %s: owner %s stopped; queued again", job.id, job.owner)
-                    job.state, job.owner = "queued", None
+                    job.state, job.owner = JobState.QUEUED, None
             if mine or s.dirty:  # an idle tick commits nothing: every commit of this process
                 s.commit()       # drops the tile routes' cached lookups (api/tiles.Resolved)
             room = self.settings.max_concurrent_jobs - len(mine)
             if room <= 0 or self._stopping.is_set():
                 return
-            queued = s.scalars(select(Job.id).where(Job.state == "queued")
+            queued = s.scalars(select(Job.id).where(Job.state == JobState.QUEUED)
                                .order_by(Job.created_at, Job.id).limit(room * 4)).all()
         for job_id in queued:
             if room <= 0:
@@ -171,14 +171,14 @@ class JobRunner:
     def _claim(self, job_id: str) -> bool:
         """One conditional UPDATE: queued -> running by us, while fewer than the allowed
         number of jobs run service-wide."""
-        running = select(func.count()).select_from(Job).where(Job.state == "running") \
+        running = select(func.count()).select_from(Job).where(Job.state == JobState.RUNNING) \
             .scalar_subquery()
         now = utcnow()
         with self.db.session() as s:
             res = s.execute(update(Job).where(
-                Job.id == job_id, Job.state == "queued",
+                Job.id == job_id, Job.state == JobState.QUEUED,
                 running < self.settings.max_concurrent_jobs).values(
-                state="running", owner=self.owner, heartbeat_at=now, started_at=now,
+                state=JobState.RUNNING, owner=self.owner, heartbeat_at=now, started_at=now,
                 progress=0.0, cancel_requested=False).execution_options(
                 synchronize_session=False))
             s.commit()
@@ -188,8 +188,8 @@ class JobRunner:
         """Give a job we were running back to the queue (service stopping)."""
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job_id, Job.owner == self.owner,
-                                        Job.state == "running")
-                      .values(state="queued", owner=None).execution_options(
+                                        Job.state == JobState.RUNNING)
+                      .values(state=JobState.QUEUED, owner=None).execution_options(
                           synchronize_session=False))
             s.commit()
 
@@ -200,21 +200,22 @@ class JobRunner:
             job = s.get(Job, job_id)
             if job is None:
                 raise NotFoundError(f"job {job_id}", "not found")
-            if job.state in ("done", "failed", "cancelled"):
+            if job.state in FINISHED:
                 raise ConflictError(f"job {job_id}", f"is already {job.state}")
             code = _study_code(s, job)
             before = {"state": job.state}
-            if job.state == "queued":
-                job.state, job.finished_at = "cancelled", utcnow()
+            if job.state == JobState.QUEUED:
+                job.state, job.finished_at = JobState.CANCELLED, utcnow()
             else:
                 job.cancel_requested = True  # the owner stops it, whichever process that is
             audit.record(s, actor, "job.cancel", "job", job_id, study_code=code, before=before,
-                         after={"state": "cancelling" if job.state == "running" else "cancelled"})
+                         after={"state": "cancelling" if job.state == JobState.RUNNING
+                                else JobState.CANCELLED})
             s.commit()
         ev = self.cancel_events.get(job_id)
         if ev is not None:
             ev.set()
-        return self.wait_state(job_id, {"cancelled", "done", "failed"},
+        return self.wait_state(job_id, FINISHED,
                                timeout=self.HEARTBEAT * 5)
 
     def retry(self, job_id: str, actor: str) -> Job:
@@ -222,12 +223,12 @@ class JobRunner:
             job = s.get(Job, job_id)
             if job is None:
                 raise NotFoundError(f"job {job_id}", "not found")
-            if job.state not in ("failed", "cancelled"):
+            if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 raise ConflictError(f"job {job_id}", f"is {job.state}; only failed or cancelled "
                                     "jobs can be retried")
             audit.record(s, actor, "job.retry", "job", job_id, study_code=_study_code(s, job),
-                         before={"state": job.state}, after={"state": "queued"})
-            job.state, job.error, job.progress = "queued", None, 0.0
+                         before={"state": job.state}, after={"state": JobState.QUEUED})
+            job.state, job.error, job.progress = JobState.QUEUED, None, 0.0
             job.started_at = job.finished_at = None
             job.owner, job.cancel_requested = None, False
             s.commit()
@@ -241,7 +242,7 @@ class JobRunner:
                 raise NotFoundError(f"job {job_id}", "not found")
             return job
 
-    def wait_state(self, job_id: str, states: set[str], timeout: float) -> Job:
+    def wait_state(self, job_id: str, states: Collection[str], timeout: float) -> Job:
         deadline = time.monotonic() + timeout
         while True:
             job = self.get(job_id)
@@ -256,7 +257,7 @@ class JobRunner:
             self._run(job_id)
         except Exception:  # never lose a job silently
             log.exception("job %s crashed", job_id)
-            self._finish(job_id, "failed", "internal error while converting; see the logs")
+            self._finish(job_id, JobState.FAILED, "internal error while converting; see the logs")
         finally:
             with self._lock:
                 self._mine.discard(job_id)
@@ -266,7 +267,7 @@ class JobRunner:
     def _run(self, job_id: str) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
-            if job is None or job.state != "running" or job.owner != self.owner:
+            if job is None or job.state != JobState.RUNNING or job.owner != self.owner:
                 return
             study = s.get(Study, job.study_id)
             assert study is not None
@@ -299,19 +300,19 @@ class JobRunner:
             if self._stopping.is_set():
                 self._release(job_id)  # another runner (or this service, restarted) resumes
             else:
-                self._finish(job_id, "cancelled", None)
+                self._finish(job_id, JobState.CANCELLED, None)
             return
         except PlexhubError as exc:  # bad input; the destination not writable (named)
-            self._finish(job_id, "failed", str(exc))
+            self._finish(job_id, JobState.FAILED, str(exc))
             return
         except OSError as exc:  # reading the source failed: say what, not "internal error"
             log.warning("job %s: %s", job_id, exc)
             cause = (exc.strerror or str(exc) or type(exc).__name__).lower()
-            self._finish(job_id, "failed", f"{src}: could not be converted: {cause}")
+            self._finish(job_id, JobState.FAILED, f"{src}: could not be converted: {cause}")
             return
         checksum = full_checksum(src)
         self._register(job_id, result, checksum, code)
-        self._finish(job_id, "done", None)
+        self._finish(job_id, JobState.DONE, None)
 
     def _register(self, job_id: str, result: ConversionResult, checksum: str,
                   study_code: str) -> None:
@@ -343,16 +344,16 @@ class JobRunner:
                                     "checksum": checksum})
             s.commit()
 
-    def _finish(self, job_id: str, state: str, error: str | None) -> None:
+    def _finish(self, job_id: str, state: JobState, error: str | None) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None or job.owner != self.owner:
                 return  # the lease was lost: the job's new owner finishes it
             job.state, job.error, job.finished_at = state, error, utcnow()
             job.owner, job.heartbeat_at = None, None
-            if state == "done":
+            if state == JobState.DONE:
                 job.progress = 1.0
-            if state == "failed":
+            if state == JobState.FAILED:
                 for image in s.scalars(select(Image).where(Image.job_id == job_id)):
                     image.status = "failed"
             s.commit()

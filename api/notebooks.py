@@ -22,9 +22,10 @@ import json
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from plexhub.errors import InputError
 from plexhub.limits import NOTEBOOK_BYTES as MAX_BYTES
@@ -168,19 +169,17 @@ class RenderCache:
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
-        self._items: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRUCache[str, str] = LRUCache(size)
+        self._lock = threading.Lock()  # cachetools is not thread-safe
 
     def fragment(self, key: str, ipynb: str) -> str:
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
+            hit = self._items.get(key)
+        if hit is not None:
+            return hit
         out = render_fragment(ipynb)
         with self._lock:
             self._items[key] = out
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
         return out
 
 

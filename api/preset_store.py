@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -231,26 +231,36 @@ def resolve(session: Session, user: Principal, image: Image, study: Study,
 
 # Versions are immutable: their parsed documents (and stored content hashes) are kept, so a
 # tile request neither re-validates the document nor re-hashes it for its ETag.
-_PARSED: OrderedDict[tuple[str, int], RenderPreset] = OrderedDict()
-_DIGESTS: dict[int, tuple[RenderPreset, str]] = {}
-_PARSED_LOCK = threading.Lock()
 PARSED_MAX = 1024
+_DIGESTS: dict[int, tuple[RenderPreset, str]] = {}
+
+
+class _Parsed(LRUCache[tuple[str, int], RenderPreset]):
+    """The parsed documents, least recently used dropped first, with their digests."""
+
+    def popitem(self) -> tuple[tuple[str, int], RenderPreset]:
+        key, old = super().popitem()
+        _DIGESTS.pop(id(old), None)
+        return key, old
+
+
+_PARSED = _Parsed(PARSED_MAX)
+_PARSED_LOCK = threading.Lock()  # cachetools is not thread-safe
 
 
 def document_of(version: PresetVersion) -> RenderPreset:
     key = (version.preset_id, version.version)
     with _PARSED_LOCK:
         hit = _PARSED.get(key)
-        if hit is not None:
-            _PARSED.move_to_end(key)
-            return hit
+    if hit is not None:
+        return hit
     preset = parse_preset(version.document)
     with _PARSED_LOCK:
+        first = _PARSED.get(key)  # another thread parsed it meanwhile: keep one
+        if first is not None:
+            return first
         _PARSED[key] = preset
         _DIGESTS[id(preset)] = (preset, version.content_hash)
-        while len(_PARSED) > PARSED_MAX:
-            _, old = _PARSED.popitem(last=False)
-            _DIGESTS.pop(id(old), None)
     return preset
 
 

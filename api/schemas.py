@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from plexhub.api.models import JobState
 from plexhub.policies.access import CAPABILITIES
 
 
@@ -235,7 +236,7 @@ class IngestAccepted(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    state: JobState
     progress: float
     error: str | None
     study: str
@@ -281,3 +282,100 @@ class AuditPublic(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str
+
+
+# --------------------------------------------------------------------------- presets
+
+PresetFormat = Literal["ngff-omero", "omero-query", "omero-yaml", "napari"]
+
+
+class PresetSaved(BaseModel):
+    id: str
+    version: int
+    content_hash: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PresetSummary(BaseModel):
+    id: str
+    name: str
+    scope: str
+    target: str
+    owner: str
+    visibility: str
+    is_default: bool
+    latest_version: int
+
+
+class PresetDocument(BaseModel):
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    created_by: str
+    document: dict[str, Any]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SharedPresetCreate(Strict):
+    scope: Literal["panel", "study"]
+    target: str = Field(min_length=1, max_length=200,
+                        description="panel name, or the study code for study presets")
+    visibility: Literal["private", "study", "public"] | None = Field(
+        default=None, description="who may see it; default study for a new preset, unchanged "
+        "for a later version (changing it: its owner or an admin)")
+    document: dict[str, Any]
+
+
+class ApplyRequest(Strict):
+    preset: str | None = Field(default=None, description="<id> or <id>@<version>")
+    document: dict[str, Any] | None = None
+
+
+class ImportRequest(Strict):
+    format: PresetFormat
+    content: Any = Field(description="text (omero-query, omero-yaml) or JSON (others)")
+    name: str = Field(min_length=1, max_length=200)
+    save: bool = False
+
+
+# ------------------------------------------------------------------------- notebooks
+
+class NotebookPublish(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    notebook: dict[str, Any] = Field(description="the .ipynb document (nbformat 4)")
+    execute: bool = Field(default=False, description="run it first (python3 kernel, in a "
+                          "sandbox as an unprivileged user; 422 where the server cannot)")
+    reason: str = Field(default="", max_length=2000)
+
+
+class NotebookPublished(BaseModel):
+    id: str
+    name: str
+    version: int
+    content_hash: str
+
+
+class NotebookVersion(BaseModel):
+    id: str
+    version: int
+    content_hash: str
+    published_by: str
+    created_at: UtcDateTime
+
+
+class NotebookSummary(BaseModel):
+    name: str
+    latest: NotebookVersion
+    versions: list[NotebookVersion]
+
+
+class NotebookPublic(BaseModel):
+    id: str
+    study: str
+    name: str
+    version: int
+    content_hash: str
+    published_by: str
+    created_at: UtcDateTime
+    ipynb: dict[str, Any]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 from numcodecs import Blosc
 
 from plexhub.errors import PermissionDeniedError
@@ -35,7 +35,8 @@ class DirectArray:
         self.path, self.shape, self.dtype = path, shape, dtype
         self.chunk, self.shard, self.blosc = chunk, shard, blosc
         self.fill, self.zarr_format = fill, zarr_format
-        self._index: OrderedDict[str, Array | None] = OrderedDict()
+        # shard indexes by file (None: no such shard); cachetools is not thread-safe: the lock
+        self._index: LRUCache[str, Array | None] = LRUCache(4096)
         self._root = str(path)
         self._prefix = real_prefix(path)  # every file read must resolve under it
         self._label = path.name  # names a refused file in errors: "0/c/1/0/0"
@@ -112,9 +113,10 @@ class DirectArray:
 
     def _shard_index(self, key: str, per: tuple[int, ...]) -> Array | None:
         with self._lock:
-            if key in self._index:
-                self._index.move_to_end(key)
-                return self._index[key]
+            try:
+                return self._index[key]  # not .get(): None is a value here
+            except KeyError:
+                pass
         nbytes = int(np.prod(per)) * 16 + 4
         try:
             fd = self._open(key, key[len(self._root) + 1:])
@@ -128,8 +130,6 @@ class DirectArray:
             index = None
         with self._lock:  # shards never change once a store is committed
             self._index[key] = index
-            while len(self._index) > 4096:
-                self._index.popitem(last=False)
         return index
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 
 from plexhub.model import PhysicalSize
 
@@ -138,30 +138,31 @@ class SourceDocument:
 
 
 class ByteLRU:
-    """A thread-safe LRU cache bounded by the bytes of the arrays it holds."""
+    """A thread-safe LRU cache bounded by the bytes of the values it holds (a
+    ``cachetools.LRUCache`` sized by each entry's byte count, behind a lock: cachetools is not
+    thread-safe). A value larger than the whole cache is not kept; a key already held keeps
+    its first value."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._data: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
+        self._data: LRUCache[Any, tuple[Any, int]] = LRUCache(max(1, max_bytes),
+                                                               getsizeof=_entry_bytes)
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> Any:
         with self._lock:
-            item = self._data.get(key)
-            if item is None:
+            try:
+                return self._data[key][0]  # not .get(): that looks the key up twice
+            except KeyError:
                 return None
-            self._data.move_to_end(key)
-            return item[0]
 
     def put(self, key: Any, value: Any, nbytes: int) -> None:
         if nbytes > self.max_bytes:
             return
         with self._lock:
-            if key in self._data:
-                return
-            self._data[key] = (value, nbytes)
-            self._bytes += nbytes
-            while self._bytes > self.max_bytes:
-                _, (_, old) = self._data.popitem(last=False)
-                self._bytes -= old
+            if key not in self._data:
+                self._data[key] = (value, nbytes)
+
+
+def _entry_bytes(item: tuple[Any, int]) -> int:
+    return item[1]

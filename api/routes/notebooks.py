@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,52 +16,18 @@ from plexhub.api import audit, nbsandbox
 from plexhub.api import notebooks as nbs
 from plexhub.api.deps import AppState, CurrentUser, DbSession, State, require, visible_study
 from plexhub.api.models import PublishedNotebook, Study
-from plexhub.api.schemas import Strict, UtcDateTime
+from plexhub.api.schemas import (
+    NotebookPublic,
+    NotebookPublish,
+    NotebookPublished,
+    NotebookSummary,
+    NotebookVersion,
+)
 from plexhub.errors import ConflictError, NotFoundError
 from plexhub.policies.access import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["notebooks"])
 CAPABILITY = "view_notebooks"
-
-
-class NotebookPublish(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    notebook: dict[str, Any] = Field(description="the .ipynb document (nbformat 4)")
-    execute: bool = Field(default=False, description="run it first (python3 kernel, in a "
-                          "sandbox as an unprivileged user; 422 where the server cannot)")
-    reason: str = Field(default="", max_length=2000)
-
-
-class NotebookPublished(BaseModel):
-    id: str
-    name: str
-    version: int
-    content_hash: str
-
-
-class NotebookVersion(BaseModel):
-    id: str
-    version: int
-    content_hash: str
-    published_by: str
-    created_at: UtcDateTime
-
-
-class NotebookSummary(BaseModel):
-    name: str
-    latest: NotebookVersion
-    versions: list[NotebookVersion]
-
-
-class NotebookPublic(BaseModel):
-    id: str
-    study: str
-    name: str
-    version: int
-    content_hash: str
-    published_by: str
-    created_at: UtcDateTime
-    ipynb: dict[str, Any]
 
 
 def _version(row: PublishedNotebook) -> NotebookVersion:

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, FastAPI, Query
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -22,62 +21,20 @@ from plexhub.api.deps import (
     visible_study,
 )
 from plexhub.api.models import Image, Preset, PresetVersion, Study
+from plexhub.api.schemas import (
+    ApplyRequest,
+    ImportRequest,
+    PresetDocument,
+    PresetFormat,
+    PresetSaved,
+    PresetSummary,
+    SharedPresetCreate,
+)
 from plexhub.errors import InputError, NotFoundError
 from plexhub.policies.access import Principal
 from plexhub.presets import RenderPreset, bind, parse_preset
 
 router = APIRouter(prefix="/api/v1", tags=["presets"])
-Format = Literal["ngff-omero", "omero-query", "omero-yaml", "napari"]
-
-
-class PresetSaved(BaseModel):
-    id: str
-    version: int
-    content_hash: str
-    warnings: list[str] = Field(default_factory=list)
-
-
-class PresetSummary(BaseModel):
-    id: str
-    name: str
-    scope: str
-    target: str
-    owner: str
-    visibility: str
-    is_default: bool
-    latest_version: int
-
-
-class PresetDocument(BaseModel):
-    id: str
-    name: str
-    version: int
-    content_hash: str
-    created_by: str
-    document: dict[str, Any]
-    warnings: list[str] = Field(default_factory=list)
-
-
-class SharedPresetCreate(BaseModel):
-    scope: Literal["panel", "study"]
-    target: str = Field(min_length=1, max_length=200,
-                        description="panel name, or the study code for study presets")
-    visibility: Literal["private", "study", "public"] | None = Field(
-        default=None, description="who may see it; default study for a new preset, unchanged "
-        "for a later version (changing it: its owner or an admin)")
-    document: dict[str, Any]
-
-
-class ApplyRequest(BaseModel):
-    preset: str | None = Field(default=None, description="<id> or <id>@<version>")
-    document: dict[str, Any] | None = None
-
-
-class ImportRequest(BaseModel):
-    format: Format
-    content: Any = Field(description="text (omero-query, omero-yaml) or JSON (others)")
-    name: str = Field(min_length=1, max_length=200)
-    save: bool = False
 
 
 def _split_body(body: dict[str, Any]) -> tuple[RenderPreset, str | None]:
@@ -198,7 +155,7 @@ def get_version(preset_id: str, version: int, user: CurrentUser,
 @router.get("/presets/{preset_id}/versions/{version}/export", response_model=None,
             responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
 def export_version(preset_id: str, version: int, user: CurrentUser, session: DbSession,
-                   format: Format = Query(...),
+                   format: PresetFormat = Query(...),
                    image: str | None = Query(default=None, max_length=64,
                                              description="bind to this image first")
                    ) -> Response:

@@ -45,7 +45,12 @@ COORD_COLUMNS = 3  # every pixel record starts with X, Y, Z
 
 class AcquisitionCache:
     """Whole acquisitions by key, thread-safe, bounded in bytes; each is decoded only once
-    even when several threads ask for it together."""
+    even when several threads ask for it together.
+
+    Hand-written on purpose: a cachetools cache refuses a value larger than its bound, and an
+    acquisition larger than the whole budget must still be kept (alone) while its regions are
+    read, or each region would decode it again; the per-key loading locks are not
+    cachetools' either."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes

@@ -1,0 +1,30 @@
+"""Every request body refuses a field it does not know (a 422 naming it) instead of dropping
+it silently: a misspelt option must not look as if it had been applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.api.conftest import Api
+
+PRESET = {"name": "p", "channels": [{"index": 0, "color": "FFFFFF",
+                                     "window": {"start": 0, "end": 1}}]}
+BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("/api/v1/presets", {"scope": "panel", "target": "IO-panel", "document": PRESET}),
+    ("/api/v1/images/some-image/presets:apply", {"document": PRESET}),
+    ("/api/v1/images/some-image/presets:import",
+     {"format": "ngff-omero", "content": {}, "name": "p"}),
+    ("/api/v1/studies/S001/notebooks", {"name": "nb", "notebook": {}}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BODIES, ids=[p for p, _ in BODIES])
+def test_an_unknown_field_is_a_422_naming_it(api: Api, path: str, body: dict[str, Any]) -> None:
+    r = api.post(path, {**body, "visiblity": "public"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str)
+    assert "\n" not in detail
+    assert "visiblity" in detail
