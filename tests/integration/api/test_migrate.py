@@ -110,7 +110,8 @@ def test_two_services_started_together_on_an_empty_catalog_both_serve(
                     proc.send_signal(signal.SIGTERM)
             codes = [proc.wait(60) for proc in procs]
         # a graceful stop (uvicorn re-raises the SIGTERM it handled once it has shut down)
-        assert set(codes) <= {0, -signal.SIGTERM}, (round_, codes, [log.read_text(errors="replace") for log in logs])
+        assert set(codes) <= {0, -signal.SIGTERM}, (
+            round_, codes, [log.read_text(errors="replace") for log in logs])
         said = sorted(line for log in logs for line in log.read_text().splitlines()
                       if "catalog schema" in line)
         assert said == [f"plexhub: catalog schema already at revision {head()}",
