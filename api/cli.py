@@ -1,4 +1,4 @@
-"""The API's subcommands of ``plexhub`` (serve, publish); ``plexhub.cli`` finds
+"""The API's subcommands of ``plexhub`` (serve, migrate, publish); ``plexhub.cli`` finds
 :func:`register` through the ``plexhub.commands`` entry point."""
 
 from __future__ import annotations
@@ -6,7 +6,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plexhub.settings import Settings
+
+
+def migrate_catalog(settings: Settings) -> str:
+    """Bring the catalog to the newest schema, once, under the lock; say what was done."""
+    from plexhub.api.schema import migrate_catalog as migrate
+    from plexhub.private import private_dir
+
+    os.umask(0o077)  # the catalog (and its lock file) are the service's alone
+    private_dir(settings.data_dir)
+    before, after = migrate(settings.catalog_url)
+    if before == after:
+        return f"catalog schema already at revision {after}"
+    return f"catalog schema migrated from revision {before or 'none (empty)'} to {after}"
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Migrate the catalog (PLEXHUB_DATA_DIR or PLEXHUB_DATABASE_URL) to the newest schema."""
+    from plexhub.settings import get_settings
+
+    print(f"plexhub: {migrate_catalog(get_settings())}")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -18,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     os.umask(0o077)  # whatever the service writes (catalog, stores, hub state) is its own
     settings = get_settings()
+    # once, before any worker builds the app (workers only check the schema is current)
+    print(f"plexhub: {migrate_catalog(settings)}", file=sys.stderr)
     if settings.admin_token is None:
         print("plexhub: warning: PLEXHUB_ADMIN_TOKEN is not set; only existing tokens work",
               file=sys.stderr)
@@ -50,6 +76,8 @@ def register(sub: Any) -> None:
     sv.add_argument("--root-path", default="",
                     help="URL prefix the proxy forwards, e.g. /services/plexhub")
     sv.set_defaults(func=cmd_serve)
+    mg = sub.add_parser("migrate", help="migrate the catalog to the newest schema (once, locked)")
+    mg.set_defaults(func=cmd_migrate)
     from plexhub.api.publish_cli import add_arguments as publish_arguments
 
     pb = sub.add_parser("publish", help="publish a notebook to a study (read-only for sponsors)")

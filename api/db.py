@@ -55,18 +55,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the catalog schema to the newest Alembic revision."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -74,7 +62,16 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     def create(self) -> None:
+        """Migrate the schema to the newest revision, under the lock (plexhub.api.schema)."""
+        from plexhub.api.schema import migrate
+
         migrate(self.engine)
+
+    def check(self) -> None:
+        """Raise CatalogSchemaError unless the schema is current (``plexhub migrate``)."""
+        from plexhub.api.schema import check
+
+        check(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

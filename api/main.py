@@ -28,13 +28,23 @@ from plexhub.settings import Settings, get_settings
 log = logging.getLogger("plexhub.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, migrate: bool = False) -> FastAPI:
+    """The app on ``settings`` (default: from the environment). The catalog's schema must be
+    current (``plexhub migrate``, which ``plexhub serve`` runs before its workers start), else
+    CatalogSchemaError; ``migrate=True`` migrates it first, under the same lock (tests)."""
     settings = settings or get_settings()
     private_dir(settings.data_dir)  # 0700: the catalog, stores and hub state are ours alone
     logredact.install()  # no OAuth code, state or token in the access log
     tune_malloc()  # tiles allocate MBs per render: reuse the heap instead of fresh pages
     db = Database(settings.catalog_url)
-    db.create()
+    try:
+        if migrate:
+            db.create()
+        else:
+            db.check()
+    except BaseException:
+        db.dispose()
+        raise
     hub_config = HubConfig.from_env()
     hub = HubAuth(hub_config) if hub_config is not None else None
     state = AppState(settings=settings, db=db,

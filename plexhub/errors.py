@@ -77,3 +77,8 @@ class BusyError(PlexhubError):
 class DestinationWriteError(PlexhubError, OSError):
     """The output could not be written (disk full, quota, a name too long, read-only...);
     the message names the destination and the cause."""
+
+
+class CatalogSchemaError(PlexhubError, RuntimeError):
+    """The catalog's schema is not the one this plexhub needs (not migrated yet, or newer);
+    the service refuses to start on it and names the command that fixes it."""

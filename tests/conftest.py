@@ -63,7 +63,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
                         chunk_size=64, block_size=128)
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, migrate=True)) as client:
         yield Api(client, settings, incoming)
 
 

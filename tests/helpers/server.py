@@ -18,7 +18,7 @@ from tests.helpers.net import free_port
 @contextmanager
 def running_server(settings: Settings) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(settings, migrate=True), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -37,7 +37,7 @@ ATTEMPTS = 3
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("timing") / "data", admin_token=ADMIN)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings, migrate=True)) as c:
         yield c
 
 

@@ -163,7 +163,7 @@ def test_sandbox_limits_memory_and_wall_clock(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN,
                         notebook_memory_bytes=1024 * 2**20, notebook_timeout=20)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, migrate=True)) as client:
         api = Api(client, settings, tmp_path)
         api.study("S001")
         # the address-space limit holds in the kernel: 2 GiB cannot be had

@@ -32,7 +32,8 @@ def mode(path: Path) -> int:
 
 
 def _use_catalog(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as c:  # a write: the WAL and its index exist
+    # a write: the WAL and its index exist
+    with TestClient(create_app(settings, migrate=True)) as c:
         r = c.post("/api/v1/tokens", json={"user": "u", "role": "analyst", "groups": []},
                    headers={"Authorization": f"Bearer {ADMIN}"})
         assert r.status_code == 201, r.text

@@ -145,7 +145,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
                          block_size=128)
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
-    with TestClient(create_app(settings_)) as client:
+    with TestClient(create_app(settings_, migrate=True)) as client:
         yield Harness(Api(client, settings_, incoming))
 
 
