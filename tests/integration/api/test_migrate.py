@@ -22,9 +22,9 @@ from plexhub.api.main import create_app
 from plexhub.api.schema import head, migrate_catalog
 from plexhub.errors import CatalogSchemaError
 from plexhub.settings import Settings
-from tests.integration.api.conftest import ADMIN
-from tests.integration.api.server import free_port
-from tests.postgres import fresh_database
+from tests.helpers.api import ADMIN
+from tests.helpers.net import free_port
+from tests.helpers.postgres import fresh_database
 
 ROUNDS = 4
 

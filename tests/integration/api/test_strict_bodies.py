@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.conftest import Api
+from tests.helpers.api import Api
 
 PRESET = {"name": "p", "channels": [{"index": 0, "color": "FFFFFF",
                                      "window": {"start": 0, "end": 1}}]}
