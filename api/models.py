@@ -189,7 +189,8 @@ class PublishedNotebook(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; the hash chain and GLP rules arrive with the compliance issue."""
+    """Append-only by convention (no route changes or deletes a row); no hash chain and no
+    database-level protection yet: the compliance issue (GLP) adds both."""
 
     __tablename__ = "audit_events"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

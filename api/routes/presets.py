@@ -20,7 +20,7 @@ from plexhub.api.deps import (
     visible_image,
     visible_study,
 )
-from plexhub.api.models import Image, Preset, PresetVersion, Study
+from plexhub.api.models import Preset, PresetVersion
 from plexhub.api.schemas import (
     ApplyRequest,
     ImportRequest,
@@ -257,12 +257,6 @@ def autocontrast(image_id: str, user: CurrentUser, session: DbSession,
                          image.dtype or "uint16", method=method, lower=lower, upper=upper,
                          max_active=active, name="auto")
     return doc.model_dump(mode="json", exclude_none=True)
-
-
-def _study_of(session: Session, image: Image) -> Study:
-    study = session.get(Study, image.study_id)
-    assert study is not None
-    return study
 
 
 def setup(app: FastAPI, state: AppState) -> None:
