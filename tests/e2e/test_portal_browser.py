@@ -53,7 +53,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
                            json={"code": code, "title": f"Study {code}", "sponsor": org}))
         images = [_ingest(base, incoming, "E1", f"e1-{i}.ome.tif", 2048, i) for i in (1, 2)]
         other = _ingest(base, incoming, "E2", "e2.ome.tif", 256, 3)
-        nb = ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H,
+        nb = ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H, timeout=60,
                             json={"name": "Week 4 report", "notebook": hostile_notebook()}))
         sponsor = ok(httpx.post(f"{base}/api/v1/tokens", headers=ADMIN_H, json={
             "user": "sue", "role": "sponsor", "groups": ["acme"]}))["token"]
