@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 
 from plexhub.api.main import create_app
 from plexhub.settings import Settings
-from tests.helpers.net import free_port
+from tests.helpers.net import free_port, wait_healthy
 
 
 @contextmanager
@@ -24,16 +22,7 @@ def running_server(settings: Settings) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
+    wait_healthy(base, 30)
     try:
         yield base
     finally:

@@ -6,15 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.helpers.net import free_port
+from tests.helpers.net import free_port, wait_healthy
 
 
 @dataclass
@@ -40,16 +37,8 @@ def plexhub_serve(data_dir: Path, log: Path, env: dict[str, str]) -> Iterator[Se
                                 cwd=log.parent)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"plexhub serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_healthy(base, 180, lambda: None if proc.poll() is None
+                     else f"plexhub serve exited:\n{log.read_text()[-3000:]}", interval=0.1)
         yield Service(base, proc.pid, data_dir, log)
     finally:
         proc.terminate()

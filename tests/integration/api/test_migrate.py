@@ -11,10 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -23,7 +21,7 @@ from plexhub.api.schema import head, migrate_catalog
 from plexhub.errors import CatalogSchemaError
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN
-from tests.helpers.net import free_port
+from tests.helpers.net import free_port, wait_healthy
 from tests.helpers.postgres import fresh_database
 
 ROUNDS = 4
@@ -69,17 +67,9 @@ def test_two_migrations_started_together_both_succeed_once(
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"plexhub serve did not start (exit {proc.poll()}):\n"
-                                 f"{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.1)
+    wait_healthy(base, 120, lambda: None if proc.poll() is None else
+                 f"exit {proc.poll()}:\n{log.read_text(errors='replace')[-3000:]}",
+                 interval=0.1)
 
 
 @pytest.mark.slow
