@@ -6,18 +6,16 @@ study, an already ingested file (same content) or an active grant is reused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from plexhub.errors import PlexhubError
+from plexhub.client import ApiClient
+from plexhub.errors import ConflictError, PlexhubError
 
 
 @dataclass(frozen=True)
@@ -67,55 +65,33 @@ def make_samples(folder: Path, log: Callable[[str], None] = print) -> dict[str, 
     return out
 
 
-def _check(r: httpx.Response, *ok: int) -> Any:
-    if r.status_code not in ok:
-        raise PlexhubError(f"{r.request.method} {r.request.url.path}",
-                           f"the API answered {r.status_code}: {r.text[:500]}")
-    return r.json() if r.content else None
-
-
-def _wait_job(api: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = _check(api.get(f"/jobs/{job_id}"), 200)
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        if time.monotonic() > deadline:
-            raise PlexhubError(f"job {job_id}", f"still {job['state']} after {timeout:.0f} s")
-        time.sleep(0.25)
-
-
-def seed_demo(api: httpx.Client, samples: dict[str, Path], timeout: float = 600,
+def seed_demo(api: ApiClient, samples: dict[str, Path], timeout: float = 600,
               log: Callable[[str], None] = print) -> dict[str, int]:
     """Create DEMO and DEMO-2, ingest the samples, grant DEMO to ``sponsor``.
-    ``api`` has base URL ``…/api/v1`` and the admin token. Returns images per study."""
+    ``api`` holds the admin token. Returns images per study."""
     for code, title in STUDIES.items():
-        _check(api.post("/studies", json={"code": code, "title": title, "sponsor": "acme",
-                                          "profile": "non-glp"}), 201, 409)
+        api.create_study(code, title, "acme", "non-glp", exist_ok=True)
     jobs = []
     for s in SAMPLES:
-        body = {"source": str(samples[s.name]),
-                "metadata": {"animal_id": s.animal_id, "tissue": "liver",
-                             "dose_group": s.dose_group}}
-        answer = _check(api.post(f"/studies/{s.study}/images", json=body), 202)
+        answer = api.ingest(s.study, str(samples[s.name]),
+                            {"animal_id": s.animal_id, "tissue": "liver",
+                             "dose_group": s.dose_group})
         job_id = answer.get("job_id")
-        if job_id and not (answer.get("existing") and
-                           _check(api.get(f"/jobs/{job_id}"), 200)["state"] == "done"):
+        if job_id and not (answer.get("existing") and api.job(job_id)["state"] == "done"):
             jobs.append(job_id)
     if jobs:
         log(f"plexhub: converting {len(jobs)} sample(s) into OME-Zarr")
     for job_id in jobs:
-        job = _wait_job(api, job_id, timeout)
+        job = api.wait_for_job(job_id, timeout)
         if job["state"] != "done":  # e.g. interrupted by a previous Ctrl-C: try once more
-            _check(api.post(f"/jobs/{job_id}/retry"), 200, 409)
-            job = _wait_job(api, job_id, timeout)
+            with contextlib.suppress(ConflictError):  # it was already requeued
+                api.retry_job(job_id)
+            job = api.wait_for_job(job_id, timeout)
         if job["state"] != "done":
             raise PlexhubError(f"sample {job.get('source')}", f"conversion {job['state']}: "
                                f"{job.get('error')}")
-    grants = _check(api.get("/studies/DEMO/grants"), 200)
     if not any(g["principal"] == SPONSOR_GRANT and g["revoked_at"] is None
-               and g["expires_at"] is None for g in grants):
-        _check(api.post("/studies/DEMO/grants", json={
-            "principal": SPONSOR_GRANT, "capabilities": ["view", "view_notebooks"],
-            "reason": "demo deployment (plexhub up)"}), 201)
-    return {code: len(_check(api.get(f"/studies/{code}/images"), 200)) for code in STUDIES}
+               and g["expires_at"] is None for g in api.grants("DEMO")):
+        api.grant("DEMO", SPONSOR_GRANT, ["view", "view_notebooks"],
+                  "demo deployment (plexhub up)")
+    return {code: len(api.images(code)) for code in STUDIES}

@@ -177,6 +177,7 @@ def _banner(settings: Settings, base: str, password: str, generated: bool, admin
 
 def run_up(args: argparse.Namespace) -> int:
     """Start everything, seed the demo, print the logins, run until SIGINT/SIGTERM."""
+    from plexhub.client import ApiClient
     from plexhub.hub.demo import make_samples, seed_demo
     from plexhub.hub.proxy import ensure_chp
 
@@ -217,8 +218,7 @@ def run_up(args: argparse.Namespace) -> int:
         deployment.wait_for(f"{deployment.base}/hub/api/", "the hub")
         api_base = f"{deployment.base}/services/plexhub/api/v1"
         deployment.wait_for(f"{api_base}/health", "the API service")
-        with httpx.Client(base_url=api_base, timeout=60,
-                          headers={"Authorization": f"Bearer {admin}"}) as api:
+        with ApiClient(api_base, admin) as api:
             counts = seed_demo(api, samples, log=_say)
         deployment.remember_tree()
         print(_banner(settings, deployment.base, password, generated, admin, admin_generated,

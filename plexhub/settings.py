@@ -134,6 +134,20 @@ class Settings(BaseSettings):
         "use or not (and never outlives the token it was opened with).",
     )
 
+    # --- clients of the API (plexhub.client: viewers, napari, plexhub publish) -------
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL of the plexhub API that clients (viewers, napari, plexhub "
+        "publish) talk to, without /api/v1 (http://127.0.0.1:8000/services/plexhub); the hub "
+        "sets it for single-user servers. Unset inside a hub's JupyterLab: the hub's plexhub "
+        "service; elsewhere: no API.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token clients send to the API; unset inside a hub's JupyterLab: "
+        "the server's own hub token (JUPYTERHUB_API_TOKEN).",
+    )
+
     # --- the JupyterHub deployment (``plexhub up``, hub/) -----------------------------
     hub_port: int = Field(
         default=8000, ge=1, le=65535,
@@ -270,6 +284,31 @@ class Settings(BaseSettings):
         if v & (v - 1):
             raise ValueError(f"chunk_size must be a power of two, got {v}")
         return v
+
+
+class HubServerEnvironment(BaseSettings):
+    """What JupyterHub puts in the environment of a server it spawns (and so of its kernels
+    and terminals): ``JUPYTERHUB_<FIELD>``. These are JupyterHub's names, not plexhub
+    settings; plexhub reads them here and nowhere else on the client side."""
+
+    model_config = SettingsConfigDict(env_prefix="JUPYTERHUB_", extra="ignore")
+
+    service_prefix: str | None = Field(
+        default=None, description="The server's URL prefix (/user/<name>/); set only in a "
+        "server the hub spawned (or a hub service), so it tells that we run there.")
+    api_token: SecretStr | None = Field(
+        default=None, description="The server's own hub token; the API accepts it in hub "
+        "mode as its user's bearer token.")
+    base_url: str = Field(default="/", description="The hub's base URL path (/ or /jh/).")
+    public_url: str | None = Field(
+        default=None, description="The server's public URL, when the hub has one.")
+    public_hub_url: str | None = Field(
+        default=None, description="The hub's public URL (https://hub.example.org/hub/), when "
+        "it has one.")
+
+    @property
+    def in_hub_server(self) -> bool:
+        return bool(self.service_prefix)
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from plexhub.client import ApiClient
 from plexhub.colors import palette_color
 from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
@@ -31,7 +32,6 @@ from plexhub.ome_pipeline import histogram as hist
 from plexhub.ome_pipeline.autocontrast import default_preset
 from plexhub.ome_pipeline.readers.omezarr import axes_of, ome_attrs, physical_sizes_of
 from plexhub.presets import RenderPreset, parse_preset
-from plexhub.widgets.client import ApiClient
 
 Array = npt.NDArray[Any]
 _IMAGE_URL = re.compile(r"^(?P<base>https?://.+?)(?:/api/v1)?(?:/portal)?/images/"
@@ -279,13 +279,13 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
     if parsed is not None:
         base, image_id = parsed
         if client is None or not parsed[0].startswith(client.base_url):
-            env = ApiClient.from_env()
+            env = ApiClient.from_settings()
             client = env if env is not None and base.startswith(env.base_url) \
                 else ApiClient(base, client.token if client else None)
         return open_api_image(client, image_id)
     if isinstance(image, Path) or Path(text).expanduser().exists() or "/" in text:
         return open_path(text, series)
-    client = client or ApiClient.from_env()
+    client = client or ApiClient.from_settings()
     if client is None:
         raise InputError(f"image {text!r}", "is neither an existing path nor an API image id "
                          "(no API configured)", "set PLEXHUB_API_URL or pass a path")

@@ -22,10 +22,10 @@ import anywidget
 import ipywidgets as ipw
 import traitlets as t
 
+from plexhub.client import ApiClient
 from plexhub.errors import InputError, PlexhubError
 from plexhub.ome_pipeline.render import encode
 from plexhub.presets import RenderPreset, content_hash
-from plexhub.widgets.client import ApiClient
 from plexhub.widgets.histogram import HistogramPanel
 from plexhub.widgets.source import ImageSource, open_image, resolve_preset, share_params
 from plexhub.widgets.state import PanelState

@@ -4,7 +4,6 @@ database): requests as the admin or another token, studies, tokens and conversio
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from plexhub.client import ApiClient
 from plexhub.settings import Settings
 
 ADMIN = "admin-token-for-tests-0123456789"
@@ -45,13 +45,13 @@ class Api:
                                           "sponsor": sponsor, "profile": "non-glp"})
         assert r.status_code == 201, r.text
 
-    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.get(f"/api/v1/jobs/{job_id}").json()
-            if job["state"] in ("done", "failed", "cancelled") or time.monotonic() > deadline:
-                return dict(job)
-            time.sleep(0.05)
+    def client_as(self, token: str = ADMIN) -> ApiClient:
+        """plexhub's API client over this test client."""
+        return ApiClient(str(self.client.base_url), token, http=self.client)
+
+    def wait_job(self, job_id: str, timeout: float = 120, token: str = ADMIN) -> dict[str, Any]:
+        """The job once it is done, failed or cancelled (ApiTimeoutError past ``timeout``)."""
+        return dict(self.client_as(token).wait_for_job(job_id, timeout, interval=0.05))
 
     def add_file(self, src: Path, name: str | None = None) -> str:
         dst = self.incoming / (name or src.name)

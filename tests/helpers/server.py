@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import uvicorn
 
 from plexhub.api.main import create_app
+from plexhub.client import wait_healthy
 from plexhub.settings import Settings
-from tests.helpers.net import free_port, wait_healthy
+from tests.helpers.net import free_port
 
 
 @contextmanager

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers.net import free_port, wait_healthy
+from plexhub.client import wait_healthy
+from tests.helpers.net import free_port
 
 
 @dataclass

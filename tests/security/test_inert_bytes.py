@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +47,7 @@ def hostile_ome_tiff(path: Path) -> Path:
 
 
 def wait_ready(api: Api, job_id: str, token: str = ADMIN) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        state = api.get(f"/api/v1/jobs/{job_id}", token).json()["state"]
-        if state in ("done", "failed", "cancelled"):
-            assert state == "done"
-            return
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert api.wait_job(job_id, token=token)["state"] == "done"
 
 
 def ingest(api: Api, source: str, token: str = ADMIN, code: str = "S1") -> str:

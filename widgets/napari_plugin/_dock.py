@@ -21,9 +21,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from plexhub.client import ApiClient
 from plexhub.errors import PlexhubError
 from plexhub.presets import RenderPreset, parse_preset
-from plexhub.widgets.client import ApiClient
 from plexhub.widgets.napari_plugin._layers import (
     META,
     apply_preset,
@@ -127,7 +127,7 @@ class PresetWidget(QWidget):
         if self._client is not None and str(url).startswith(self._client.base_url):
             return self._client
         if url not in self._clients:
-            env = ApiClient.from_env()
+            env = ApiClient.from_settings()
             self._clients[url] = env if env is not None and env.base_url == url \
                 else ApiClient(url, env.token if env is not None else None)
         return self._clients[url]

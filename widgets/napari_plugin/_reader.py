@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plexhub.client import ApiClient
 from plexhub.presets import RenderPreset
-from plexhub.widgets.client import ApiClient
 from plexhub.widgets.napari_plugin._layers import META, layer_kwargs
 from plexhub.widgets.source import (
     ImageSource,

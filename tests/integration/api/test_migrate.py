@@ -18,10 +18,11 @@ from sqlalchemy import create_engine, inspect, text
 
 from plexhub.api.main import create_app
 from plexhub.api.schema import head, migrate_catalog
+from plexhub.client import wait_healthy
 from plexhub.errors import CatalogSchemaError
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN
-from tests.helpers.net import free_port, wait_healthy
+from tests.helpers.net import free_port
 from tests.helpers.postgres import fresh_database
 
 ROUNDS = 4

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plexhub.api.publish_cli import add_arguments, cmd_publish, hub_api_url
+from plexhub.api.publish_cli import add_arguments, cmd_publish
 from plexhub.errors import PlexhubError
 from tests.helpers.api import Api
 from tests.helpers.sample_data import hostile_notebook, notebook
@@ -173,12 +173,3 @@ def test_publish_cli(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             cmd_publish(parser.parse_args([str(path), "--study", "S001"]))
     names = [n["name"] for n in api.get("/api/v1/studies/S001/notebooks").json()]
     assert names == ["qc", "weekly qc"]
-
-
-def test_hub_url_derivation() -> None:
-    assert hub_api_url({}) is None
-    env = {"JUPYTERHUB_SERVICE_PREFIX": "/user/ann/", "JUPYTERHUB_BASE_URL": "/"}
-    assert hub_api_url(env) == "http://127.0.0.1:8000/services/plexhub"
-    env |= {"JUPYTERHUB_PUBLIC_HUB_URL": "https://hub.example.org/jh/hub/",
-            "JUPYTERHUB_BASE_URL": "/jh/"}
-    assert hub_api_url(env) == "https://hub.example.org/jh/services/plexhub"

@@ -16,12 +16,12 @@ import tifffile
 import zarr
 from PIL import Image
 
+from plexhub.client import ApiClient
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.presets import parse_preset
 from plexhub.widgets import Viewer
-from plexhub.widgets.client import ApiClient
 from plexhub.widgets.source import open_image
 from plexhub.widgets.tiles import TILE, render_region, scale_bar
 from tests.helpers.live_api import LiveApi, live_api
