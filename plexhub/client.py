@@ -349,7 +349,15 @@ class ApiClient:
             time.sleep(pause)
             pause = min(pause * 1.5, interval)
 
-    # -- studies, ingest, grants, notebooks -----------------------------------------------
+    # -- tokens, studies, ingest, grants, notebooks ---------------------------------------
+
+    def create_token(self, user: str, role: str, groups: list[str] | None = None
+                     ) -> dict[str, Any]:
+        """A new API token for ``user`` (admins only); ``["token"]`` is its secret, shown
+        this once."""
+        return dict(self.post_json("/tokens", {"user": user, "role": role,
+                                               "groups": groups or []},
+                                   what=f"a token for {user}"))
 
     def create_study(self, code: str, title: str, sponsor: str, profile: str = "non-glp",
                      *, exist_ok: bool = False) -> dict[str, Any] | None:
