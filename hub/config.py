@@ -45,8 +45,9 @@ USER_SCOPES = [
 ]
 SERVICE_SCOPES = ["list:users", "read:users", "read:users:groups", "read:groups",
                   "list:groups", "admin:groups"]
-# the service's own secrets are not the hub's: never pass these on
-_NOT_FOR_SERVICE = frozenset({"demo_password", "hub_api_token"})
+# the service's own secrets are not the hub's: never pass these on (nor the settings of API
+# clients, plexhub.client's, which the service does not read)
+_NOT_FOR_SERVICE = frozenset({"demo_password", "hub_api_token", "api_url", "api_token"})
 
 
 def free_port() -> int:

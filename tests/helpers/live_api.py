@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
 from tests.helpers.httpapi import ingest
@@ -38,15 +39,10 @@ def live_api(tmp: Path, size: tuple[int, int] = (600, 700), channels: int = 4,
     incoming = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)
     with running_server(settings) as base:
-        h = {"Authorization": f"Bearer {ADMIN}"}
-        with httpx.Client(base_url=f"{base}/api/v1", headers=h, timeout=30) as c:
-            r = c.post("/studies", json={"code": "VIEW", "title": "Viewer study",
-                                         "sponsor": "acme", "profile": "non-glp"})
-            assert r.status_code == 201, r.text
-            image_id = ingest(f"{base}/api/v1", ADMIN, incoming, "VIEW", "slide.ome.tif",
+        with ApiClient(base, ADMIN) as api:
+            api.create_study("VIEW", "Viewer study", "acme")
+            image_id = ingest(base, ADMIN, incoming, "VIEW", "slide.ome.tif",
                               SyntheticSpec(size_y=size[0], size_x=size[1],
                                             channels=channels, tile=128, seed=seed))
-            r = c.post("/tokens", json={"user": "ana", "role": "analyst", "groups": []})
-            assert r.status_code == 201, r.text
-            token = r.json()["token"]
+            token = str(api.create_token("ana", "analyst")["token"])
         yield LiveApi(base, image_id, token, tmp / "data")

@@ -84,3 +84,18 @@ def test_bad_api_url_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PLEXHUB_API_URL", "localhost:8000")
     with pytest.raises(InputError, match="'localhost:8000'"):
         ApiClient.from_settings()
+
+
+def test_a_clients_settings_do_not_reach_the_hub_managed_service() -> None:
+    """An operator's own client token (PLEXHUB_API_TOKEN in the shell that runs plexhub up)
+    is no setting of the API service: the hub does not pass it on."""
+    from pydantic import SecretStr
+
+    from plexhub.hub.config import service_environment
+    from plexhub.settings import Settings
+
+    env = service_environment(Settings(api_url="http://127.0.0.1:1",
+                                       api_token=SecretStr("client-tok")))
+    assert "PLEXHUB_API_TOKEN" not in env
+    assert "PLEXHUB_API_URL" not in env
+    assert "client-tok" not in env.values()
