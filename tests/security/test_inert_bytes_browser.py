@@ -4,7 +4,6 @@ the portal's own page can still write, with the CSRF token it carries."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import tifffile
 from playwright.sync_api import Page
 
+from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN
@@ -57,10 +57,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         h = {"Authorization": f"Bearer {scientist}"}
         body = ok(httpx.post(f"{api}/studies/S1/images", headers=h,
                              json={"source": "hostile.ome.tif"}))
-        deadline = time.monotonic() + 120
-        while ok(httpx.get(f"{api}/jobs/{body['job_id']}", headers=h))["state"] != "done":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        with ApiClient(base, scientist) as client:
+            assert client.wait_for_job(body["job_id"], 120, interval=0.1)["state"] == "done"
         yield Site(base, scientist, body["image_id"])
 
 

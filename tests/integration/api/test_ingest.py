@@ -9,8 +9,9 @@ import zarr
 from fastapi.testclient import TestClient
 
 from plexhub.api.main import create_app
+from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.helpers.api import Api
+from tests.helpers.api import ADMIN, Api
 
 
 def test_ingest_converts_and_registers_with_lims_metadata(api: Api, real: Path) -> None:
@@ -152,15 +153,8 @@ def test_unfinished_jobs_resume_after_a_restart(api: Api) -> None:
         job.state, job.progress = "running", 0.3
         s.commit()
     with TestClient(create_app(api.settings)) as client:
-        h = api.h()
-        for _ in range(400):
-            state = client.get(f"/api/v1/jobs/{body['job_id']}", headers=h).json()["state"]
-            if state == "done":
-                break
-            import time
-
-            time.sleep(0.05)
-        assert state == "done"
+        resumed = ApiClient(str(client.base_url), ADMIN, http=client)
+        assert resumed.wait_for_job(body["job_id"], 20, interval=0.05)["state"] == "done"
     image = api.get(f"/api/v1/images/{body['image_id']}").json()
     assert image["status"] == "ready"
     (store,) = (api.settings.stores_dir / "S001").iterdir()

@@ -15,12 +15,12 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from plexhub.client import ApiClient
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN
 from tests.helpers.sample_data import notebook
@@ -86,10 +86,9 @@ def _seed(base: str) -> tuple[dict[str, str], dict[str, str]]:
                    json={"code": "S001", "title": "t", "sponsor": "acme"}))
     job = _ok(httpx.post(f"{base}/api/v1/studies/S001/images", headers=h,
                          json={"source": "small_vectra.qptiff"}))
-    deadline = time.monotonic() + 120
-    while _ok(httpx.get(f"{base}/api/v1/jobs/{job['job_id']}", headers=h))["state"] != "done":
-        assert time.monotonic() < deadline, "the sample did not convert"
-        time.sleep(0.1)
+    with ApiClient(base, ADMIN) as client:
+        converted = client.wait_for_job(job["job_id"], 120, interval=0.1)
+    assert converted["state"] == "done", f"the sample did not convert: {converted}"
     _ok(httpx.post(f"{base}/api/v1/studies/S001/grants", headers=h, json={
         "principal": "group:acme", "capabilities": ["view", "view_notebooks", "download"]}))
     nb = _ok(httpx.post(f"{base}/api/v1/studies/S001/notebooks", headers=h,
