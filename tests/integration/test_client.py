@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from plexhub.api.publish_cli import add_arguments, cmd_publish
 from plexhub.client import (
@@ -30,12 +29,9 @@ from plexhub.client import (
 )
 from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from plexhub.settings import Settings
+from tests.helpers.live_api import ADMIN, live_api
 from tests.helpers.net import free_port
 from tests.helpers.sample_data import notebook
-from tests.helpers.server import running_server
-
-ADMIN = "admin-token-for-client-tests-0123"
 
 
 @dataclass
@@ -46,15 +42,11 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("client")
-    settings = Settings(data_dir=tmp / "data", admin_token=SecretStr(ADMIN), chunk_size=64,
-                        block_size=128)
-    incoming = tmp / "data" / "incoming"
-    incoming.mkdir(parents=True)
-    with running_server(settings) as base:
-        with ApiClient(base, ADMIN) as api:
+    """A real API with the study CLI (and the viewer tests' study VIEW with one image)."""
+    with live_api(tmp_path_factory.mktemp("client"), size=(128, 128), channels=2) as live:
+        with ApiClient(live.base, ADMIN) as api:
             api.create_study("CLI", "Client study", "acme")
-        yield Server(base, incoming)
+        yield Server(live.base, live.data_dir / "incoming")
 
 
 @pytest.fixture
