@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,6 +66,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return publish(args)
 
 
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """Print the compliance profiles (built-in and PLEXHUB_PROFILES_DIR) as Markdown."""
+    from plexhub.policies.profiles import load_profiles, markdown
+    from plexhub.settings import get_settings
+
+    print(markdown(load_profiles(args.dir or get_settings().profiles_dir)), end="")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the API's subcommands to ``plexhub``'s subparsers ``sub``."""
     sv = sub.add_parser("serve", help="run the API service (uvicorn)")
@@ -83,3 +93,7 @@ def register(sub: Any) -> None:
     pb = sub.add_parser("publish", help="publish a notebook to a study (read-only for sponsors)")
     publish_arguments(pb)
     pb.set_defaults(func=cmd_publish)
+    pr = sub.add_parser("profiles", help="document the compliance profiles (Markdown)")
+    pr.add_argument("--dir", type=Path, default=None,
+                    help="a folder of extra profiles (default: PLEXHUB_PROFILES_DIR)")
+    pr.set_defaults(func=cmd_profiles)
