@@ -6,22 +6,36 @@ include ``prev_hash`` (the hash of the event before it: the global chain) and
 ``study_prev_hash`` (the hash of the study's event before it, for an event of a study: the
 study's chain). The first event of a chain points at :data:`GENESIS`.
 
-``tools/verify_audit.py`` repeats this in plain Python for auditors (no plexhub install);
-``tests/integration/api/test_audit_chain.py`` keeps the two in agreement.
+This file is also the auditors' standalone verifier: it needs only Python 3.11's standard
+library, so ``python3 auditchain.py study-S1-audit.json`` (or ``.csv``) checks an export
+without plexhub installed (``GET /api/v1/audit/verifier.py`` serves this file). It exits 0
+when the study's chain holds and 1 naming the first broken event.
+
+Export formats (``GET /api/v1/studies/{code}/audit?format=json|csv``): JSON is an object
+with ``study`` and ``events`` (each with ``seq``, the :data:`HASHED` fields and ``hash``;
+``ts`` as text); CSV has one row per event with the columns :data:`COLUMNS`, ``before`` and
+``after`` as canonical JSON, and an empty cell for a null of a :data:`NULLABLE` column.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 GENESIS = "0" * 64
 HASHED = ("ts", "actor", "role", "action", "entity_type", "entity_id", "study_code",
           "before", "after", "reason", "request_id", "client", "prev_hash", "study_prev_hash")
+COLUMNS = ("seq", *HASHED, "hash")
+NULLABLE = frozenset({"role", "study_code", "before", "after", "request_id", "client",
+                      "prev_hash", "study_prev_hash", "hash"})
 
 
 def timestamp(ts: datetime) -> str:
@@ -95,3 +109,79 @@ def verify(events: Iterable[Mapping[str, Any]], study: str | None = None
                                            "inserted or moved)")
             heads[code] = stored
     return checked, None
+
+
+# --- exports and the standalone verifier -------------------------------------------------------
+
+def export_event(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as an export holds it: the :data:`COLUMNS`, ``ts`` as canonical text."""
+    out = {k: fields.get(k) for k in COLUMNS}
+    ts = out["ts"]
+    out["ts"] = timestamp(ts) if isinstance(ts, datetime) else ts
+    return out
+
+
+def to_json(study: str, events: Iterable[Mapping[str, Any]], **about: Any) -> str:
+    return json.dumps({"study": study, **about,
+                       "events": [export_event(e) for e in events]}, ensure_ascii=False,
+                      indent=1)
+
+
+def to_csv(events: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(COLUMNS)
+    for e in events:
+        row = export_event(e)
+        out.writerow(["" if row[k] is None else
+                      canonical(row[k]).decode() if k in ("before", "after") else row[k]
+                      for k in COLUMNS])
+    return buf.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, Any]]:
+    events = []
+    for row in csv.DictReader(io.StringIO(text)):
+        e: dict[str, Any] = {}
+        for k in COLUMNS:
+            cell = row.get(k, "")
+            if cell == "" and k in NULLABLE:
+                e[k] = None
+            elif k in ("before", "after"):
+                e[k] = json.loads(cell)
+            else:
+                e[k] = cell
+        events.append(e)
+    return events
+
+
+def read_export(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """(the study, its events) of a JSON or CSV export."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        events = from_csv(text)
+        codes = {e["study_code"] for e in events}
+        return (codes.pop() if len(codes) == 1 else None), events
+    doc = json.loads(text)
+    return doc.get("study"), list(doc["events"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python3 auditchain.py EXPORT``: verify a study's audit export (0: intact)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python3 auditchain.py STUDY-AUDIT.json|.csv", file=sys.stderr)
+        return 2
+    study, events = read_export(Path(args[0]))
+    events.sort(key=lambda e: int(e["seq"]))
+    checked, broken = verify(events, study)
+    if broken is not None:
+        print(f"study {study}: audit chain BROKEN at {broken}", file=sys.stderr)
+        return 1
+    last = events[-1]["hash"] if events else GENESIS
+    print(f"study {study}: audit chain intact: {checked} events, last hash {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,9 +92,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     for module in (presets, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
     from plexhub.api.portal import pages as portal
-    from plexhub.api.routes import notebooks, thumbnails
+    from plexhub.api.routes import compliance, notebooks, thumbnails
 
-    for extra in (notebooks, thumbnails, portal):  # published notebooks, the sponsor portal
+    # published notebooks, thumbnails, the sponsor portal, study locks and audit exports
+    for extra in (notebooks, thumbnails, portal, compliance):
         extra.setup(app, state)
     if hub is not None:
         from plexhub.api.routes import hub as hub_routes

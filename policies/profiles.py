@@ -44,7 +44,10 @@ ACTIONS: dict[str, str] = {
     "notebook.publish": "publish a notebook version to the study's sponsors",
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
+    "audit.export": "export a study's audit trail (CSV or JSON)",
 }
+# actions that read: a locked study still takes them
+READS = frozenset({"image.download", "audit.export"})
 
 Meaning = Literal["approved", "reviewed", "authored"]
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")  # fits Study.profile (20 characters)
@@ -120,8 +123,9 @@ def signature_meaning(profile: ComplianceProfile, action: str) -> Meaning | None
 
 
 def change_decision(profile: ComplianceProfile, study_state: str, action: str) -> Decision:
-    """Whether a study in ``study_state`` takes ``action``: a locked study only its unlock."""
-    if study_state != "locked" or action == "study.unlock":
+    """Whether a study in ``study_state`` takes ``action``: a locked study only its unlock
+    and reads (:data:`READS`)."""
+    if study_state != "locked" or action == "study.unlock" or action in READS:
         return Decision(True, f"the study is {study_state}")
     return Decision(False, "the study is locked; unlock it first "
                     f"(profile {profile.name}: {', '.join(sorted(profile.unlock_roles))})")

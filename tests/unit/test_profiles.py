@@ -70,6 +70,8 @@ def test_lock_unlock_delete_and_retention_decisions() -> None:
     assert not locked
     assert "locked" in locked.reason
     assert change_decision(glp, "locked", "study.unlock")
+    assert change_decision(glp, "locked", "image.download")
+    assert change_decision(glp, "locked", "audit.export")
     assert change_decision(glp, "open", "preset.save")
     assert unlock_decision(glp, "admin")
     assert not unlock_decision(glp, "scientist")
