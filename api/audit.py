@@ -88,7 +88,10 @@ def record(session: Session, actor: Principal | str, action: str, entity_type: s
     The reason is ``reason`` or, when that is blank, the request's reason header."""
     facts = requestctx.current()
     reason = reason.strip() or facts.reason
-    user, role = (actor, SYSTEM) if isinstance(actor, str) else (actor.user, actor.role)
+    if isinstance(actor, Principal):
+        user, role = actor.user, actor.role
+    else:  # the service itself, or a user named without a role (its role is not known)
+        user, role = actor, (SYSTEM if actor == SYSTEM else None)
     if study_code is not None and role != SYSTEM:
         check_change(session, study_code, action, reason)
     event = AuditEvent(ts=utcnow(), actor=user, role=role, action=action,

@@ -9,7 +9,11 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
+from plexhub.api import audit
+from plexhub.api.jobs import JobRunner
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from tests.helpers.api import Api
 
 REASON = "X-Plexhub-Reason"
@@ -109,3 +113,24 @@ def test_bad_reason_headers_and_unknown_profiles_are_refused(api: Api) -> None:
     assert r.json()["detail"] == \
         "profile 'gcp': is not a known compliance profile (choose one of glp, non-glp)"
     assert api.get("/api/v1/studies/C1").status_code == 404
+
+
+def test_glp_ingest_and_job_cancel_need_a_reason_and_name_the_user(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _glp(api)
+    write_ome_tiff(api.incoming / "a.ome.tif",
+                   SyntheticSpec(size_y=96, size_x=96, channels=2, tile=64, seed=3))
+    monkeypatch.setattr(JobRunner, "_claim", lambda self, job_id: False)  # stays queued
+    _refused(api.post("/api/v1/studies/G1/images", {"source": "a.ome.tif"}), "image.ingest")
+    r = api.client.post("/api/v1/studies/G1/images", json={"source": "a.ome.tif"},
+                        headers={**api.h(), REASON: "slide 1 of 40"})
+    assert r.status_code == 202, r.text
+    job = r.json()["job_id"]
+    _refused(api.post(f"/api/v1/jobs/{job}/cancel"), "job.cancel")
+    r = api.client.post(f"/api/v1/jobs/{job}/cancel", headers={**api.h(), REASON: "wrong slide"})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "cancelled"
+    with api.client.app.state.plexhub.db.session() as s:  # type: ignore[attr-defined]
+        got = [(e["action"], e["actor"], e["role"], e["reason"]) for e in audit.rows(s, "G1")]
+    assert got[1:] == [("image.ingest", "admin", "admin", "slide 1 of 40"),
+                       ("job.cancel", "admin", "admin", "wrong slide")]
