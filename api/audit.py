@@ -88,6 +88,7 @@ def record(session: Session, actor: Principal | str, action: str, entity_type: s
     The reason is ``reason`` or, when that is blank, the request's reason header."""
     facts = requestctx.current()
     reason = reason.strip() or facts.reason
+    role: str | None
     if isinstance(actor, Principal):
         user, role = actor.user, actor.role
     else:  # the service itself, or a user named without a role (its role is not known)
