@@ -80,6 +80,7 @@ def verify_audit(url: str, study: str | None = None) -> tuple[bool, str]:
     from plexhub.api import audit
     from plexhub.api.auditchain import verify
     from plexhub.api.db import Database
+    from plexhub.errors import NotFoundError
 
     db = Database(url)
     try:
@@ -89,6 +90,9 @@ def verify_audit(url: str, study: str | None = None) -> tuple[bool, str]:
     finally:
         db.dispose()
     scope = f"study {study}'s audit chain" if study else "the audit chains"
+    if study is not None and checked == 0:
+        raise NotFoundError(f"study {study}", "has no audit events in this catalog",
+                            "check the study code; codes are case-sensitive")
     if broken is not None:
         return False, f"{scope} BROKEN at {broken} ({checked - 1} events before it hold)"
     return True, f"{scope} intact: {checked} events"

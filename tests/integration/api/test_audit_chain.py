@@ -177,6 +177,10 @@ def test_the_command_exits_0_when_intact_and_1_naming_the_break(api: Api) -> Non
     done = run("--study", "S1")
     assert done.returncode == 1
     assert f"study S1's audit chain BROKEN at event {broken_at}:" in done.stderr
+    done = run("--study", "s1")  # no such study: an error, not an empty intact chain
+    assert done.returncode == 2
+    assert done.stderr == ("plexhub: error: study s1: has no audit events in this catalog "
+                           "(check the study code; codes are case-sensitive)\n")
 
 
 WRITERS, EACH = 6, 8
