@@ -1,7 +1,8 @@
 """Study locks and the auditor's export (issue 14), on SQLite and PostgreSQL: a locked study
 refuses every change with 403 naming the lock until a role its profile allows unlocks it;
 reads and exports still work; the per-study export (JSON, CSV) verifies with the standalone
-verifier run by a bare Python (no plexhub), and fails naming the event once edited."""
+verifier run by a bare Python (no plexhub), and fails naming the event once edited. Sponsors:
+tests/security/test_compliance_access.py."""
 
 from __future__ import annotations
 
@@ -118,23 +119,3 @@ def test_the_export_verifies_without_plexhub_and_an_edit_is_named(api: Api,
     done = _verify_bare(tmp_path / "edited.csv", verifier)
     assert done.returncode == 1
     assert "does not match its hash" in done.stderr
-
-
-def test_sponsors_get_404_without_a_grant_and_403_with_one(api: Api) -> None:
-    _glp(api, "G1")
-    outsider = api.token("out", "sponsor", ["other-org"])
-    granted = api.token("spon", "sponsor", ["acme"])
-    r = _post(api, "/api/v1/studies/G1/grants", {"principal": "group:acme"}, headers=REASON)
-    assert r.status_code == 201, r.text
-    calls = [("post", "/api/v1/studies/G1/lock"), ("post", "/api/v1/studies/G1/unlock"),
-             ("get", "/api/v1/studies/G1/audit"), ("get", "/api/v1/studies/G1/audit?format=csv")]
-    for method, url in calls:
-        for code in ("G1", "NOPE"):
-            r = api.client.request(method, url.replace("G1", code), json={},
-                                   headers=api.h(outsider))
-            assert r.status_code == 404, (url, code, r.text)
-            assert r.json() == {"detail": f"study {code}: not found"}
-        r = api.client.request(method, url, json={}, headers=api.h(granted))
-        assert r.status_code == 403, (url, r.text)
-    assert api.get("/api/v1/audit/verifier.py", token=outsider).status_code == 403
-    assert api.get("/api/v1/studies/G1").json()["state"] == "open"
