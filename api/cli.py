@@ -1,11 +1,12 @@
-"""The API's subcommands of ``plexhub`` (serve, migrate, publish); ``plexhub.cli`` finds
-:func:`register` through the ``plexhub.commands`` entry point."""
+"""The API's subcommands of ``plexhub`` (serve, migrate, publish, profiles, audit verify);
+``plexhub.cli`` finds :func:`register` through the ``plexhub.commands`` entry point."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,6 +66,47 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return publish(args)
 
 
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """Print the compliance profiles (built-in and PLEXHUB_PROFILES_DIR) as Markdown."""
+    from plexhub.policies.profiles import load_profiles, markdown
+    from plexhub.settings import get_settings
+
+    print(markdown(load_profiles(args.dir or get_settings().profiles_dir)), end="")
+    return 0
+
+
+def verify_audit(url: str, study: str | None = None) -> tuple[bool, str]:
+    """Walk the catalog's audit chains (or one study's); (intact, what to say)."""
+    from plexhub.api import audit
+    from plexhub.api.auditchain import verify
+    from plexhub.api.db import Database
+    from plexhub.errors import NotFoundError
+
+    db = Database(url)
+    try:
+        db.check()
+        with db.session() as session:
+            checked, broken = verify(audit.rows(session, study), study)
+    finally:
+        db.dispose()
+    scope = f"study {study}'s audit chain" if study else "the audit chains"
+    if study is not None and checked == 0:
+        raise NotFoundError(f"study {study}", "has no audit events in this catalog",
+                            "check the study code; codes are case-sensitive")
+    if broken is not None:
+        return False, f"{scope} BROKEN at {broken} ({checked - 1} events before it hold)"
+    return True, f"{scope} intact: {checked} events"
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Verify the audit trail's hash chains: 0 when they hold, 1 naming the first break."""
+    from plexhub.settings import get_settings
+
+    intact, said = verify_audit(get_settings().catalog_url, args.study)
+    print(f"plexhub: {said}", file=sys.stdout if intact else sys.stderr)
+    return 0 if intact else 1
+
+
 def register(sub: Any) -> None:
     """Add the API's subcommands to ``plexhub``'s subparsers ``sub``."""
     sv = sub.add_parser("serve", help="run the API service (uvicorn)")
@@ -83,3 +125,12 @@ def register(sub: Any) -> None:
     pb = sub.add_parser("publish", help="publish a notebook to a study (read-only for sponsors)")
     publish_arguments(pb)
     pb.set_defaults(func=cmd_publish)
+    pr = sub.add_parser("profiles", help="document the compliance profiles (Markdown)")
+    pr.add_argument("--dir", type=Path, default=None,
+                    help="a folder of extra profiles (default: PLEXHUB_PROFILES_DIR)")
+    pr.set_defaults(func=cmd_profiles)
+    au = sub.add_parser("audit", help="the audit trail")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    av = au_sub.add_parser("verify", help="check the audit trail's hash chains (exit 0: intact)")
+    av.add_argument("--study", default=None, help="only this study's chain (its code)")
+    av.set_defaults(func=cmd_audit_verify)

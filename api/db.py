@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,10 +56,13 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, profiles: Mapping[str, Any] | None = None) -> None:
+        """``profiles``: the compliance profiles by name, on every session's ``info``
+        (``plexhub.api.audit`` enforces them; the built-in ones when None)."""
         self.url = url
         self.engine = make_engine(url)
-        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        info = {"profiles": profiles} if profiles is not None else None
+        self._factory = sessionmaker(self.engine, expire_on_commit=False, info=info)
 
     def create(self) -> None:
         """Migrate the schema to the newest revision, under the lock (plexhub.api.schema)."""

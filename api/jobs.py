@@ -33,6 +33,7 @@ from plexhub.api.ingest import full_checksum
 from plexhub.api.models import FINISHED, Image, Job, JobState, Study
 from plexhub.errors import ConflictError, NotFoundError, PlexhubError
 from plexhub.ome_pipeline.conversion import ConversionResult, Progress
+from plexhub.policies.access import Principal
 from plexhub.settings import Settings
 
 log = logging.getLogger("plexhub.api.jobs")
@@ -195,7 +196,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------ requests
 
-    def cancel(self, job_id: str, actor: str) -> Job:
+    def cancel(self, job_id: str, actor: Principal | str) -> Job:
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None:
@@ -218,7 +219,7 @@ class JobRunner:
         return self.wait_state(job_id, FINISHED,
                                timeout=self.HEARTBEAT * 5)
 
-    def retry(self, job_id: str, actor: str) -> Job:
+    def retry(self, job_id: str, actor: Principal | str) -> Job:
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None:

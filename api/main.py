@@ -20,8 +20,10 @@ from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.inputcheck import RejectNul
 from plexhub.api.jobs import JobRunner
 from plexhub.api.prefix import ForwardedPrefix
+from plexhub.api.requestctx import RequestContext
 from plexhub.api.tilelane import TileLane
 from plexhub.malloc import tune_malloc
+from plexhub.policies.profiles import load_profiles
 from plexhub.private import private_dir
 from plexhub.settings import Settings, get_settings
 
@@ -36,7 +38,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     private_dir(settings.data_dir)  # 0700: the catalog, stores and hub state are ours alone
     logredact.install()  # no OAuth code, state or token in the access log
     tune_malloc()  # tiles allocate MBs per render: reuse the heap instead of fresh pages
-    db = Database(settings.catalog_url)
+    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
     try:
         if migrate:
             db.create()
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plexhub = state
     errors.install(app)
+    app.add_middleware(RequestContext)  # request id, client, reason header (the audit's)
     app.add_middleware(TileLane)  # most tile requests, answered before FastAPI's routing
     app.add_middleware(RejectNul)  # a NUL in the path or query: 422, before anything else
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
@@ -89,9 +92,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     for module in (presets, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
     from plexhub.api.portal import pages as portal
-    from plexhub.api.routes import notebooks, thumbnails
+    from plexhub.api.routes import compliance, notebooks, thumbnails
 
-    for extra in (notebooks, thumbnails, portal):  # published notebooks, the sponsor portal
+    # published notebooks, thumbnails, the sponsor portal, study locks and audit exports
+    for extra in (notebooks, thumbnails, portal, compliance):
         extra.setup(app, state)
     if hub is not None:
         from plexhub.api.routes import hub as hub_routes

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -189,10 +190,15 @@ class PublishedNotebook(Base):
 
 
 class AuditEvent(Base):
-    """Append-only by convention (no route changes or deletes a row); no hash chain and no
-    database-level protection yet: the compliance issue (GLP) adds both."""
+    """Append-only: the database refuses UPDATE and DELETE of a row (triggers, migration
+    0005; a later migration that rebuilds this table on SQLite must create them again).
+
+    Tamper-evident: ``hash`` is the SHA-256 of the event's canonical JSON, which includes
+    ``prev_hash`` (the previous event's hash: the global chain) and ``study_prev_hash`` (the
+    previous event of the same study: the study's chain); see ``api/auditchain.py``."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_study_seq", "study_code", "seq"),)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(TS, default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
@@ -203,3 +209,9 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    role: Mapped[str | None] = mapped_column(String(20), nullable=True)  # "system": no user
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)  # client address
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    study_prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -122,7 +122,9 @@ class StudyCreate(Strict):
     code: str
     title: str = Field(min_length=1, max_length=500)
     sponsor: str = Field(min_length=1, max_length=200)
-    profile: Literal["glp", "non-glp"] = "non-glp"
+    profile: str = Field(default="non-glp", pattern=r"^[a-z][a-z0-9-]{0,19}$",
+                         description="a compliance profile: glp, non-glp or one of the "
+                         "installation's own (plexhub profiles)")
 
     @field_validator("code")
     @classmethod

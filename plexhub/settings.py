@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token accepted as admin (at least 16 characters)."
     )
+    profiles_dir: Path | None = Field(
+        default=None,
+        description="Folder of the CRO's own compliance profiles (<name>.yaml each, beside "
+        "the built-in glp and non-glp; see `plexhub profiles`); built-ins only when unset.",
+    )
     ingest_roots: list[str] | None = Field(
         default=None,
         description='Folders or URI prefixes sources may be read from (JSON list); '

@@ -213,7 +213,7 @@ def get_job(job_id: str, user: CurrentUser, session: DbSession) -> Any:
 def cancel_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
     _visible_job(session, user, job_id)
     require(user, "jobs:write")
-    job = st.jobs.cancel(job_id, user.user)
+    job = st.jobs.cancel(job_id, user)
     return job_public(session, job)
 
 
@@ -221,7 +221,7 @@ def cancel_job(job_id: str, user: CurrentUser, st: State, session: DbSession) ->
 def retry_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
     _visible_job(session, user, job_id)
     require(user, "jobs:write")
-    job = st.jobs.retry(job_id, user.user)
+    job = st.jobs.retry(job_id, user)
     return job_public(session, job)
 
 
