@@ -80,15 +80,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer
-    from plexhub.api.portal.web import STATIC
     from plexhub.api.tiles import TileEngine
 
     app.state.tiles = TileEngine(settings.tile_cache_bytes)  # rendered tiles, shared
+    include_routes(app, hub=hub is not None)
+    return app
+
+
+def include_routes(app: FastAPI, *, hub: bool) -> None:
+    """The routes of :func:`routers`, the portal's static files and the OpenAPI document
+    (with plexhub's error shape) on ``app``."""
+    from plexhub.api.portal.web import STATIC
+
     _document_errors(app)
-    for router in routers(hub=hub is not None):
+    for router in routers(hub=hub):
         app.include_router(router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
-    return app
 
 
 ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
