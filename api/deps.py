@@ -12,8 +12,11 @@ test walks the app's routes and fails on a route that declares none):
 
 A resource comes before a scope in a route's parameters (FastAPI resolves dependencies in
 that order): a caller who may not know the resource exists gets its 404, never a 403 that
-confirms it. The functions behind them (:func:`visible_study`, :func:`visible_image`, ...)
-stay callable for the checks that depend on the request's body or a cache.
+confirms it. They run before the route's own query and body are validated, so such a
+caller gets that 404 (or 403) rather than a 422. The functions behind them
+(:func:`visible_study`, :func:`visible_image`, ...) stay callable for the checks that depend
+on the request's body or an optional parameter; a route whose check must stay elsewhere
+(e.g. cached with its tile lookups) registers that check with :func:`authorizes`.
 """
 
 from __future__ import annotations
