@@ -195,17 +195,15 @@ def get_job(job: VisibleJob, user: CurrentUser, session: DbSession) -> Any:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, tags=["jobs"])
-def cancel_job(job_id: str, job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")],
-               st: State, session: DbSession) -> Any:
-    job = st.jobs.cancel(job_id, user.user)
-    return job_public(session, job)
+def cancel_job(job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")], st: State,
+               session: DbSession) -> Any:
+    return job_public(session, st.jobs.cancel(job.id, user.user))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobPublic, tags=["jobs"])
-def retry_job(job_id: str, job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")],
-              st: State, session: DbSession) -> Any:
-    job = st.jobs.retry(job_id, user.user)
-    return job_public(session, job)
+def retry_job(job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")], st: State,
+              session: DbSession) -> Any:
+    return job_public(session, st.jobs.retry(job.id, user.user))
 
 
 __all__ = ["image_ids", "router"]
