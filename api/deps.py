@@ -1,13 +1,33 @@
-"""Request dependencies: the app state, the caller, and access to a study or image."""
+"""Request dependencies: the app state, the caller, and authorization.
+
+Every route declares who may call it with the dependencies at the end of this module (a
+test walks the app's routes and fails on a route that declares none):
+
+- a resource it names, visible to the caller, else the 404 of an unknown one
+  (:data:`VisibleStudy`, :data:`VisibleImage`, :data:`VisibleJob`, :data:`VisiblePreset`,
+  :data:`VisibleNotebook`, :data:`ManagedToken`, ...);
+- a scope of the caller's role, else 403: ``Annotated[Principal, Scope("images:write")]``
+  or ``dependencies=[Scope("audit:read")]``;
+- or, for the few open routes (health, the login pages), :data:`Public`.
+
+A resource comes before a scope in a route's parameters (FastAPI resolves dependencies in
+that order): a caller who may not know the resource exists gets its 404, never a 403 that
+confirms it. They run before the route's own query and body are validated, so such a
+caller gets that 404 (or 403) rather than a 422. The functions behind them
+(:func:`visible_study`, :func:`visible_image`, ...) stay callable for the checks that depend
+on the request's body or an optional parameter; a route whose check must stay elsewhere
+(e.g. cached with its tile lookups) registers that check with :func:`authorizes`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,9 +35,16 @@ from starlette.concurrency import run_in_threadpool
 
 from plexhub.api import csrf
 from plexhub.api.db import Database, utcnow
-from plexhub.api.models import Grant, Image, Study
+from plexhub.api.models import ApiToken, Grant, Image, Job, Preset, PublishedNotebook, Study
 from plexhub.errors import NotFoundError, PermissionDeniedError
-from plexhub.policies.access import GrantFacts, Principal, can_see_study, has_scope
+from plexhub.policies.access import (
+    ROLE_SCOPES,
+    GrantFacts,
+    Principal,
+    can_manage_token,
+    can_see_study,
+    has_scope,
+)
 from plexhub.settings import Settings
 
 if TYPE_CHECKING:
@@ -163,7 +190,14 @@ def study_of(session: Session, principal: Principal, study_id: int | None,
     return study
 
 
-def visible_image(session: Session, principal: Principal, image_id: str) -> tuple[Image, Study]:
+class ImageAccess(NamedTuple):
+    """An image the caller may see, and its study."""
+
+    image: Image
+    study: Study
+
+
+def visible_image(session: Session, principal: Principal, image_id: str) -> ImageAccess:
     """The image and its study, or 404 (the same work whether the image is missing or in a
     study the caller may not see)."""
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
@@ -172,4 +206,165 @@ def visible_image(session: Session, principal: Principal, image_id: str) -> tupl
         if _allowed(session, principal, study_id, "view") else None
     if found is None:
         raise NotFoundError(f"image {image_id}", "not found")
-    return found[0], found[1]
+    return ImageAccess(found[0], found[1])
+
+
+def visible_job(session: Session, principal: Principal, job_id: str) -> Job:
+    """The job, or 404; it is loaded only once its study is visible (the same work when it
+    is missing)."""
+    study_id = session.scalar(select(Job.study_id).where(Job.id == job_id))
+    study_of(session, principal, study_id, f"job {job_id}")
+    job = session.get(Job, job_id)
+    if job is None:  # deleted meanwhile
+        raise NotFoundError(f"job {job_id}", "not found")
+    return job
+
+
+def visible_preset(session: Session, principal: Principal, preset_id: str) -> Preset:
+    """The preset, or the same 404 as an unknown one when the caller may not see it (a
+    panel preset only through an image the caller may see: ``preset_store.may_see``)."""
+    from plexhub.api import preset_store
+
+    preset = session.get(Preset, preset_id)
+    if preset is None or not preset_store.may_see(session, principal, preset):
+        raise NotFoundError(f"preset {preset_id}", "not found")
+    return preset
+
+
+NOTEBOOK_CAPABILITY = "view_notebooks"  # what a sponsor's grant needs for published notebooks
+
+
+class NotebookAccess(NamedTuple):
+    """A published notebook the caller may read, and its study."""
+
+    notebook: PublishedNotebook
+    study: Study
+
+
+def visible_notebook(session: Session, principal: Principal,
+                     notebook_id: str) -> NotebookAccess:
+    """The notebook, or 404 when it does not exist or its study is not visible to the
+    caller with ``view_notebooks``."""
+    row = session.get(PublishedNotebook, notebook_id)
+    study = session.get(Study, row.study_id) if row is not None else None
+    if row is None or study is None:
+        raise NotFoundError(f"notebook {notebook_id}", "not found")
+    try:
+        visible_study(session, principal, study.code, capability=NOTEBOOK_CAPABILITY)
+    except NotFoundError:
+        raise NotFoundError(f"notebook {notebook_id}", "not found") from None
+    return NotebookAccess(row, study)
+
+
+# ----------------------------------------------------------------- authorization
+# Each dependency below is registered in AUTHORIZATION with its kind; the route test
+# (tests/unit/test_route_auth.py) reads it.
+
+AuthKind = Literal["public", "resource", "scope"]
+AUTHORIZATION: dict[Callable[..., Any], tuple[AuthKind, str]] = {}
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def authorizes(kind: AuthKind, what: str) -> Callable[[_F], _F]:
+    """Register a dependency as an authorization check of ``kind`` (``what``: the check,
+    in words)."""
+    def mark(fn: _F) -> _F:
+        AUTHORIZATION[fn] = (kind, what)
+        return fn
+    return mark
+
+
+@authorizes("public", "open to anyone, without authentication")
+async def public() -> None:
+    """Declares an open route (health, the login pages)."""
+
+
+Public: Any = Depends(public)
+"""``dependencies=[Public]``: the route needs no authentication (it says so on purpose)."""
+
+SCOPES = frozenset().union(*ROLE_SCOPES.values())
+
+
+@cache
+def _scope_check(scope: str) -> Callable[..., Awaitable[Principal]]:
+    @authorizes("scope", scope)
+    async def scope_check(user: CurrentUser) -> Principal:
+        require(user, scope)
+        return user
+
+    return scope_check
+
+
+def Scope(scope: str) -> Any:  # a capital: it reads as a type in Annotated[...]
+    """The caller, whose role has ``scope`` (else 403): ``Annotated[Principal,
+    Scope("images:write")]`` as a parameter, or ``dependencies=[Scope("audit:read")]``
+    (put a resource's dependency before it: see this module's docstring)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not in policies.access.ROLE_SCOPES "
+                         f"(known: {', '.join(sorted(SCOPES))})")
+    return Depends(_scope_check(scope))
+
+
+@authorizes("resource", "study {code}, visible to the caller")
+def study_in_path(code: str, user: CurrentUser, session: DbSession) -> Study:
+    return visible_study(session, user, code)
+
+
+@authorizes("resource", "study {code}, its published notebooks visible to the caller")
+def notebook_study_in_path(code: str, user: CurrentUser, session: DbSession) -> Study:
+    return visible_study(session, user, code, capability=NOTEBOOK_CAPABILITY)
+
+
+@authorizes("resource", "image {image_id}, visible to the caller")
+def image_in_path(image_id: str, user: CurrentUser, session: DbSession) -> ImageAccess:
+    return visible_image(session, user, image_id)
+
+
+@authorizes("resource", "image {image_id}, its study granted with download")
+def downloadable_image_in_path(image_id: str, user: CurrentUser,
+                               session: DbSession) -> ImageAccess:
+    """The image when the caller may download its original (staff; sponsors need the
+    ``download`` capability); the image is loaded only once its study is allowed."""
+    study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
+    study = study_of(session, user, study_id, f"image {image_id}", "download")
+    image = session.get(Image, image_id)
+    if image is None:  # deleted meanwhile
+        raise NotFoundError(f"image {image_id}", "not found")
+    return ImageAccess(image, study)
+
+
+@authorizes("resource", "job {job_id}, its study visible to the caller")
+def job_in_path(job_id: str, user: CurrentUser, session: DbSession) -> Job:
+    return visible_job(session, user, job_id)
+
+
+@authorizes("resource", "preset {preset_id}, visible to the caller")
+def preset_in_path(preset_id: str, user: CurrentUser, session: DbSession) -> Preset:
+    return visible_preset(session, user, preset_id)
+
+
+@authorizes("resource", "notebook {notebook_id}, its study granted with view_notebooks")
+def notebook_in_path(notebook_id: str, user: CurrentUser,
+                     session: DbSession) -> NotebookAccess:
+    return visible_notebook(session, user, notebook_id)
+
+
+@authorizes("resource", "token {token_id}: any for tokens:write, else the caller's own")
+def token_in_path(token_id: Annotated[str, Path(max_length=64)], user: CurrentUser,
+                  session: DbSession) -> ApiToken:
+    """The token, or 404 when it is unknown or the caller may not manage it."""
+    row = session.get(ApiToken, token_id)
+    if row is None or not can_manage_token(user, row.user):
+        raise NotFoundError(f"token {token_id}", "not found",
+                            "GET /api/v1/tokens lists the tokens you may revoke")
+    return row
+
+
+VisibleStudy = Annotated[Study, Depends(study_in_path)]
+NotebookStudy = Annotated[Study, Depends(notebook_study_in_path)]
+VisibleImage = Annotated[ImageAccess, Depends(image_in_path)]
+DownloadableImage = Annotated[ImageAccess, Depends(downloadable_image_in_path)]
+VisibleJob = Annotated[Job, Depends(job_in_path)]
+VisiblePreset = Annotated[Preset, Depends(preset_in_path)]
+VisibleNotebook = Annotated[NotebookAccess, Depends(notebook_in_path)]
+ManagedToken = Annotated[ApiToken, Depends(token_in_path)]

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,14 +74,17 @@ class JobRunner:
     HEARTBEAT = 2.0  # seconds between lease renewals (and queue polls)
     LEASE = 30.0  # a running job whose owner was silent this long is queued again
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 image_hooks: Iterable[ImageHook] = ()) -> None:
+        """``image_hooks``: called with the session and each image a conversion made ready,
+        before the commit (the app factory adds the default preset's)."""
         self.db = db
         self.settings = settings
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = ThreadPoolExecutor(settings.max_concurrent_jobs,
                                        thread_name_prefix="plexhub-job")
         self.cancel_events: dict[str, threading.Event] = {}
-        self.image_hooks: list[ImageHook] = []
+        self.image_hooks: list[ImageHook] = list(image_hooks)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()

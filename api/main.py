@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from plexhub import __version__
-from plexhub.api import errors, logredact
+from plexhub.api import errors, logredact, preset_store
 from plexhub.api.auth import TokenStore
 from plexhub.api.bodylimit import BodyLimit
 from plexhub.api.db import Database
-from plexhub.api.deps import AppState, CurrentUser
+from plexhub.api.deps import AppState, Scope
 from plexhub.api.headers import InertHeaders
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.inputcheck import RejectNul
@@ -52,7 +53,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     state = AppState(settings=settings, db=db,
                      tokens=TokenStore(db, settings, hub.resolve if hub else None,
                                        hub.cached if hub else None),
-                     jobs=JobRunner(db, settings), hub=hub)
+                     # a converted image gets its default preset
+                     jobs=JobRunner(db, settings, image_hooks=[preset_store.create_default]),
+                     hub=hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,28 +83,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     app.add_middleware(ForwardedPrefix)  # proxies that forward the full /services/... path
     app.add_middleware(BodyLimit)  # 413 before a body over its route's limit is read
     app.add_middleware(InertHeaders)  # outermost: nosniff and a sandbox CSP on every answer
-    from plexhub.api.routes import catalog, images, presets, tiles, tokens, webgateway, zarr
+    from plexhub.api.tiles import TileEngine
 
-    # tiles first: routes are matched in order, and tiles are most of the requests
-    # (measured: matching the tile route behind the others cost ~0.2 ms per tile)
-    tiles.setup(app, state)
-    app.include_router(catalog.router)
-    app.include_router(tokens.router)
-    _openapi_route(app)
-    app.include_router(images.router)
-    for module in (presets, zarr, webgateway):
-        module.setup(app, state)  # routers that also need app state (caches, hooks)
-    from plexhub.api.portal import pages as portal
-    from plexhub.api.routes import compliance, notebooks, thumbnails
-
-    # published notebooks, thumbnails, the sponsor portal, study locks and audit exports
-    for extra in (notebooks, thumbnails, portal, compliance):
-        extra.setup(app, state)
-    if hub is not None:
-        from plexhub.api.routes import hub as hub_routes
-
-        hub_routes.setup(app, state)
+    app.state.tiles = TileEngine(settings.tile_cache_bytes)  # rendered tiles, shared
+    include_routes(app, hub=hub is not None)
     return app
+
+
+def include_routes(app: FastAPI, *, hub: bool) -> None:
+    """The routes of :func:`routers`, the portal's static files and the OpenAPI document
+    (with plexhub's error shape) on ``app``."""
+    from plexhub.api.portal.web import STATIC
+
+    _document_errors(app)
+    for router in routers(hub=hub):
+        app.include_router(router)
+    app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
 
 
 ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
@@ -143,9 +140,40 @@ def _document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _openapi_route(app: FastAPI) -> None:
+service = APIRouter(tags=["service"], include_in_schema=False)
+
+
+@service.get("/api/v1/openapi.json", dependencies=[Scope("read")])
+def openapi(request: Request) -> dict[str, Any]:
     """The OpenAPI document, behind the same bearer authentication as everything else."""
-    _document_errors(app)
-    @app.get("/api/v1/openapi.json", tags=["service"], include_in_schema=False)
-    def openapi(user: CurrentUser) -> dict[str, Any]:
-        return app.openapi()
+    return request.app.openapi()  # type: ignore[no-any-return]
+
+
+def routers(*, hub: bool) -> list[APIRouter]:
+    """Every router of the app, in the order their routes are matched. Each routes module
+    exposes ``router`` and nothing else to register: what its routes need of the app (the
+    state, the tile engine, the caller, authorization) comes through ``plexhub.api.deps``.
+    ``hub``: with the JupyterHub OAuth login routes (service mode)."""
+    from plexhub.api.portal import login, pages
+    from plexhub.api.routes import (
+        catalog,
+        compliance,
+        images,
+        notebooks,
+        presets,
+        thumbnails,
+        tiles,
+        tokens,
+        webgateway,
+        zarr,
+    )
+    from plexhub.api.routes import hub as hub_routes
+
+    # tiles first: routes are matched in order, and tiles are most of the requests
+    # (measured: matching the tile route behind the others cost ~0.2 ms per tile)
+    found = [tiles.router, catalog.router, tokens.router, service, images.router,
+             presets.router, zarr.router, webgateway.router,
+             notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
+             compliance.router,  # study locks and audit exports
+             login.router, pages.router]  # the sponsor portal
+    return [*found, hub_routes.router] if hub else found

@@ -17,11 +17,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from plexhub.api.auth import SESSION_PREFIX
-from plexhub.api.deps import SESSION_COOKIE, State
+from plexhub.api.deps import SESSION_COOKIE, Public, State
 from plexhub.api.portal.web import base, page, safe_next
 from plexhub.limits import LOGIN_FORM_BYTES as MAX_FORM
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+# logging in and out: open (the login checks the token it is given)
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Public])
 
 
 def _same_origin(request: Request) -> bool:

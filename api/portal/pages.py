@@ -8,20 +8,28 @@ that does not exist.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from typing import Annotated, NamedTuple
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import notebooks as nbs
 from plexhub.api.db import utcnow
 from plexhub.api.deidentify import can_view_labels, image_metadata
-from plexhub.api.deps import AppState, CurrentUser, DbSession, grants_of, visible_image
+from plexhub.api.deps import (
+    CurrentUser,
+    DbSession,
+    Scope,
+    VisibleImage,
+    VisibleNotebook,
+    authorizes,
+    grants_of,
+)
 from plexhub.api.models import Image, Study
-from plexhub.api.portal import login
-from plexhub.api.portal.web import STATIC, PortalRoute, not_found, page
-from plexhub.api.routes.notebooks import study_notebooks, versions_of, visible_notebook
+from plexhub.api.portal.web import PortalRoute, not_found, page
+from plexhub.api.routes.notebooks import study_notebooks, versions_of
 from plexhub.errors import NotFoundError
 from plexhub.policies.access import Principal, can_see_study
 
@@ -45,22 +53,37 @@ def portal_study(session: Session, user: Principal, code: str) -> tuple[Study, b
     return study, images, notebooks
 
 
+class PortalStudy(NamedTuple):
+    """A study page's study and what of it the caller may see."""
+
+    study: Study
+    images: bool
+    notebooks: bool
+
+
+@authorizes("resource", "study {code}, its images or notebooks visible to the caller")
+def portal_study_in_path(code: str, user: CurrentUser, session: DbSession) -> PortalStudy:
+    return PortalStudy(*portal_study(session, user, code))
+
+
 def study_images(session: Session, study: Study) -> list[Image]:
     return list(session.scalars(select(Image).where(Image.study_id == study.id)
                                 .order_by(Image.created_at, Image.series_index)).all())
 
 
 @router.get("/")
-def my_studies(request: Request, user: CurrentUser, session: DbSession) -> Response:
+def my_studies(request: Request, user: Annotated[Principal, Scope("read")],
+               session: DbSession) -> Response:
     studies = [s for s in session.scalars(select(Study).order_by(Study.code))
                if any(study_access(session, user, s))]
     return page(request, "studies.html", {"studies": studies}, user)
 
 
 @router.get("/studies/{code}")
-def study_page(request: Request, code: str, user: CurrentUser,
-               session: DbSession) -> Response:
-    study, images_ok, notebooks_ok = portal_study(session, user, code)
+def study_page(request: Request,
+               found: Annotated[PortalStudy, Depends(portal_study_in_path)],
+               user: CurrentUser, session: DbSession) -> Response:
+    study, images_ok, notebooks_ok = found
     images = study_images(session, study) if images_ok else []
     labels = can_view_labels(session, user, study)
     rows = [(im, image_metadata(im.metadata_, user, study, labels)) for im in images]
@@ -70,9 +93,9 @@ def study_page(request: Request, code: str, user: CurrentUser,
 
 
 @router.get("/images/{image_id}")
-def image_page(request: Request, image_id: str, user: CurrentUser,
+def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     ids = [im.id for im in study_images(session, study)]
     at = ids.index(image.id)
     labels = can_view_labels(session, user, study)
@@ -85,19 +108,13 @@ def image_page(request: Request, image_id: str, user: CurrentUser,
 
 
 @router.get("/notebooks/{notebook_id}")
-def notebook_page(request: Request, notebook_id: str, user: CurrentUser,
+def notebook_page(request: Request, found: VisibleNotebook, user: CurrentUser,
                   session: DbSession) -> Response:
-    row, study = visible_notebook(session, user, notebook_id)
+    row, study = found
     fragment = nbs.CACHE.fragment(row.content_hash, row.ipynb)
     return page(request, "notebook.html", {
         "notebook": row, "study": study, "fragment": fragment,
         "versions": versions_of(session, study.id, row.name)}, user)
 
 
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(login.router)
-    app.include_router(router)
-    app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
-
-
-__all__ = ["not_found", "router", "setup"]
+__all__ = ["not_found", "router"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
@@ -16,9 +16,11 @@ from plexhub.api.deps import (
     AppState,
     CurrentUser,
     DbSession,
+    Public,
+    Scope,
     State,
+    VisibleStudy,
     grants_of,
-    require,
     visible_study,
 )
 from plexhub.api.models import AuditEvent, Grant, Study
@@ -53,14 +55,14 @@ def mirror_grants(st: AppState, session: Session, study: Study) -> None:
         log.exception("could not mirror the grants of %s into the hub", study.code)
 
 
-@router.get("/health", tags=["service"])
+@router.get("/health", tags=["service"], dependencies=[Public])
 def health() -> dict[str, str]:
     """Liveness; the only endpoint without authentication."""
     return {"status": "ok"}
 
 
 @router.get("/me", tags=["service"])
-def me(user: CurrentUser) -> dict[str, Any]:
+def me(user: Annotated[Principal, Scope("read")]) -> dict[str, Any]:
     return {"user": user.user, "role": user.role, "groups": sorted(user.groups)}
 
 
@@ -73,8 +75,8 @@ def _study_public(s: Study, user: Principal | None = None) -> StudyPublic:
 
 
 @router.post("/studies", response_model=StudyPublic, status_code=201, tags=["studies"])
-def create_study(body: StudyCreate, user: CurrentUser, session: DbSession) -> StudyPublic:
-    require(user, "studies:write")
+def create_study(body: StudyCreate, user: Annotated[Principal, Scope("studies:write")],
+                 session: DbSession) -> StudyPublic:
     if session.scalar(select(Study).where(Study.code == body.code)) is not None:
         raise ConflictError(f"study {body.code}", "already exists")
     study = Study(code=body.code, title=body.title, sponsor=body.sponsor,
@@ -87,7 +89,9 @@ def create_study(body: StudyCreate, user: CurrentUser, session: DbSession) -> St
 
 
 @router.get("/studies", response_model=list[StudyPublic], tags=["studies"])
-def list_studies(user: CurrentUser, session: DbSession) -> list[StudyPublic]:
+def list_studies(user: Annotated[Principal, Scope("read")],
+                 session: DbSession) -> list[StudyPublic]:
+    """The studies visible to the caller."""
     now = utcnow()
     studies = session.scalars(select(Study).order_by(Study.code)).all()
     return [_study_public(s, user) for s in studies
@@ -95,16 +99,15 @@ def list_studies(user: CurrentUser, session: DbSession) -> list[StudyPublic]:
 
 
 @router.get("/studies/{code}", response_model=StudyPublic, tags=["studies"])
-def get_study(code: str, user: CurrentUser, session: DbSession) -> StudyPublic:
-    return _study_public(visible_study(session, user, code), user)
+def get_study(study: VisibleStudy, user: CurrentUser) -> StudyPublic:
+    return _study_public(study, user)
 
 
 @router.patch("/studies/{code}", response_model=StudyPublic, tags=["studies"])
-def update_study(code: str, body: StudyUpdate, user: CurrentUser,
+def update_study(code: str, body: StudyUpdate, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("studies:write")],
                  session: DbSession) -> StudyPublic:
     """Change the title or the study-internal metadata fields (audited, with a reason)."""
-    study = visible_study(session, user, code)
-    require(user, "studies:write")
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     if body.title is not None and body.title != study.title:
@@ -129,10 +132,9 @@ def _grant_public(g: Grant, code: str) -> GrantPublic:
 
 @router.post("/studies/{code}/grants", response_model=IdPublic, status_code=201,
              tags=["sharing"])
-def create_grant(code: str, body: GrantCreate, user: CurrentUser, st: State,
+def create_grant(code: str, body: GrantCreate, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("grants:write")], st: State,
                  session: DbSession) -> IdPublic:
-    study = visible_study(session, user, code)
-    require(user, "grants:write")
     grant = Grant(id=uuid.uuid4().hex, study_id=study.id, principal=body.principal,
                   capabilities=body.capabilities, expires_at=body.expires_at,
                   granted_by=user.user, reason=body.reason)
@@ -145,18 +147,18 @@ def create_grant(code: str, body: GrantCreate, user: CurrentUser, st: State,
 
 
 @router.get("/studies/{code}/grants", response_model=list[GrantPublic], tags=["sharing"])
-def list_grants(code: str, user: CurrentUser, session: DbSession) -> list[GrantPublic]:
-    study = visible_study(session, user, code)
-    require(user, "grants:write")
+def list_grants(code: str, study: VisibleStudy,
+                user: Annotated[Principal, Scope("grants:write")],
+                session: DbSession) -> list[GrantPublic]:
     rows = session.scalars(select(Grant).where(Grant.study_id == study.id)
                            .order_by(Grant.created_at)).all()
     return [_grant_public(g, code) for g in rows]
 
 
 @router.delete("/grants/{grant_id}", response_model=GrantPublic, tags=["sharing"])
-def revoke_grant(grant_id: str, user: CurrentUser, st: State, session: DbSession,
+def revoke_grant(grant_id: str, user: Annotated[Principal, Scope("grants:write")], st: State,
+                 session: DbSession,
                  reason: str = Query(default="", max_length=2000)) -> GrantPublic:
-    require(user, "grants:write")
     grant = session.get(Grant, grant_id)
     if grant is None:
         raise NotFoundError(f"grant {grant_id}", "not found")
@@ -173,12 +175,11 @@ def revoke_grant(grant_id: str, user: CurrentUser, st: State, session: DbSession
 
 
 @router.get("/audit", response_model=list[AuditPublic], tags=["audit"])
-def list_audit(user: CurrentUser, session: DbSession, study: str | None = None,
-               after_seq: int = Query(default=0, ge=0),
+def list_audit(user: Annotated[Principal, Scope("audit:read")], session: DbSession,
+               study: str | None = None, after_seq: int = Query(default=0, ge=0),
                limit: int = Query(default=100, ge=1, le=1000)) -> list[AuditPublic]:
-    require(user, "audit:read")
     q = select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)
-    if study is not None:
+    if study is not None:  # a query parameter, optional: checked here
         visible_study(session, user, study)
         q = q.where(AuditEvent.study_code == study)
     return [AuditPublic(seq=e.seq, ts=e.ts, actor=e.actor, action=e.action,

@@ -10,19 +10,20 @@ yet: a later slice adds re-authentication with meaning.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field
 
 from plexhub import __version__
 from plexhub.api import audit, auditchain
 from plexhub.api.db import utcnow
-from plexhub.api.deps import AppState, CurrentUser, DbSession, require, visible_study
+from plexhub.api.deps import DbSession, Scope, VisibleStudy
 from plexhub.api.models import Study
 from plexhub.api.schemas import Strict, StudyPublic
 from plexhub.errors import ConflictError, PermissionDeniedError
+from plexhub.policies.access import Principal
 from plexhub.policies.profiles import profile_of, unlock_decision
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
@@ -41,11 +42,10 @@ def _public(s: Study) -> StudyPublic:
 
 
 @router.post("/studies/{code}/lock", response_model=StudyPublic)
-def lock_study(code: str, body: StudyLockChange, user: CurrentUser,
+def lock_study(code: str, study: VisibleStudy, body: StudyLockChange,
+               user: Annotated[Principal, Scope("studies:write")],
                session: DbSession) -> StudyPublic:
     """Lock an open study: every change is refused until it is unlocked (audited)."""
-    study = visible_study(session, user, code)
-    require(user, "studies:write")
     if study.state != "open":
         raise ConflictError(f"study {code}", f"is {study.state}, not open",
                             "only an open study can be locked")
@@ -57,11 +57,10 @@ def lock_study(code: str, body: StudyLockChange, user: CurrentUser,
 
 
 @router.post("/studies/{code}/unlock", response_model=StudyPublic)
-def unlock_study(code: str, body: StudyLockChange, user: CurrentUser,
+def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
+                 user: Annotated[Principal, Scope("studies:write")],
                  session: DbSession) -> StudyPublic:
     """Unlock a locked study; only the roles its profile names (GLP: admin)."""
-    study = visible_study(session, user, code)
-    require(user, "studies:write")
     if study.state != "locked":
         raise ConflictError(f"study {code}", f"is {study.state}, not locked")
     allowed = unlock_decision(profile_of(audit.profiles(session), study.profile), user.role)
@@ -77,12 +76,11 @@ def unlock_study(code: str, body: StudyLockChange, user: CurrentUser,
 
 @router.get("/studies/{code}/audit", response_model=None,
             responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
-def export_audit(code: str, user: CurrentUser, session: DbSession,
+def export_audit(code: str, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("audit:read")], session: DbSession,
                  format: Literal["json", "csv"] = Query(default="json")) -> Response:
     """The study's whole audit trail with its hash chain, for an auditor (the export itself
     is audited first, so it is the last event of the export)."""
-    study = visible_study(session, user, code)
-    require(user, "audit:read")
     profile = study.profile
     audit.record(session, user, "audit.export", "study", code, study_code=code,
                  after={"format": format})
@@ -101,13 +99,9 @@ def export_audit(code: str, user: CurrentUser, session: DbSession,
 
 @router.get("/audit/verifier.py", response_model=None,
             responses={200: {"content": {"text/x-python": {}}}})
-def verifier(user: CurrentUser) -> Response:
+def verifier(user: Annotated[Principal, Scope("audit:read")]) -> Response:
     """The standalone verifier of audit exports (Python 3.11+, standard library only)."""
-    require(user, "audit:read")
     return Response(Path(auditchain.__file__).read_text(encoding="utf-8"),
                     media_type="text/x-python; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="verify_audit.py"'})
 
-
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(router)

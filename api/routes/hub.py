@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
-from plexhub.api.deps import SESSION_COOKIE, AppState, app_state
+from plexhub.api.deps import SESSION_COOKIE, Public, State
 from plexhub.errors import PermissionDeniedError
 
-router = APIRouter(tags=["service"], include_in_schema=False)
+# the login itself: open (the hub authenticates the browser)
+router = APIRouter(tags=["service"], include_in_schema=False, dependencies=[Public])
 
 
 def _safe_next(next_url: str, request: Request) -> str:
@@ -23,18 +24,18 @@ def _safe_next(next_url: str, request: Request) -> str:
 
 
 @router.get("/hub-login")
-def hub_login(request: Request,
+def hub_login(request: Request, st: State,
               next: Annotated[str, Query(max_length=2000)] = "") -> RedirectResponse:
-    hub = app_state(request).hub
+    hub = st.hub
     assert hub is not None
     return RedirectResponse(hub.login_url(_safe_next(next, request)), status_code=302)
 
 
 @router.get("/oauth_callback")
-def oauth_callback(request: Request, code: Annotated[str, Query(max_length=500)],
+def oauth_callback(request: Request, st: State, code: Annotated[str, Query(max_length=500)],
                    state_: Annotated[str, Query(alias="state", max_length=200)]
                    ) -> RedirectResponse:
-    hub = app_state(request).hub
+    hub = st.hub
     assert hub is not None
     try:
         token, next_url = hub.finish_login(code, state_)
@@ -47,6 +48,3 @@ def oauth_callback(request: Request, code: Annotated[str, Query(max_length=500)]
                         secure=request.url.scheme == "https")
     return response
 
-
-def setup(app: FastAPI, st: AppState) -> None:
-    app.include_router(router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
@@ -17,11 +17,12 @@ from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
 from plexhub.api.deps import (
     CurrentUser,
     DbSession,
+    DownloadableImage,
+    Scope,
     State,
-    require,
-    study_of,
-    visible_image,
-    visible_study,
+    VisibleImage,
+    VisibleJob,
+    VisibleStudy,
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
@@ -34,7 +35,7 @@ from plexhub.api.schemas import (
     IngestRequest,
     JobPublic,
 )
-from plexhub.errors import InputError, NotFoundError
+from plexhub.errors import InputError
 from plexhub.policies.access import Principal
 from plexhub.settings import Settings
 
@@ -98,11 +99,10 @@ def ingest_one(session: Session, settings: Settings, study: Study, user: Princip
 
 @router.post("/studies/{code}/images", response_model=IngestAccepted, status_code=202,
              tags=["images"])
-def ingest(code: str, body: IngestRequest, user: CurrentUser, st: State,
+def ingest(body: IngestRequest, study: VisibleStudy,
+           user: Annotated[Principal, Scope("images:write")], st: State,
            session: DbSession) -> IngestAccepted:
     """Register a source file; the conversion runs as a job (poll ``/jobs/{job_id}``)."""
-    study = visible_study(session, user, code)
-    require(user, "images:write")
     answer, job_id = ingest_one(session, st.settings, study, user, body)
     session.commit()
     if job_id:
@@ -125,13 +125,12 @@ def _manifest_item(manifest: str, row: dict[str, Any]) -> IngestRequest:
 
 @router.post("/studies/{code}/images:batch", response_model=list[IngestAccepted],
              status_code=202, tags=["images"])
-def ingest_batch(code: str, body: BatchRequest, user: CurrentUser, st: State,
+def ingest_batch(body: BatchRequest, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("images:write")], st: State,
                  session: DbSession) -> list[IngestAccepted]:
     """Ingest every source in a folder, in a CSV/JSON manifest, or listed inline.
 
     All entries are checked first; nothing is registered unless every entry is valid."""
-    study = visible_study(session, user, code)
-    require(user, "images:write")
     items: list[IngestRequest] = list(body.items or [])
     if body.folder:
         items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
@@ -155,19 +154,19 @@ def ingest_batch(code: str, body: BatchRequest, user: CurrentUser, st: State,
 
 
 @router.get("/studies/{code}/images", response_model=list[ImagePublic], tags=["images"])
-def list_images(code: str, user: CurrentUser, session: DbSession) -> list[ImagePublic]:
-    study = visible_study(session, user, code)
+def list_images(study: VisibleStudy, user: CurrentUser,
+                session: DbSession) -> list[ImagePublic]:
     rows = session.scalars(select(Image).where(Image.study_id == study.id)
                            .order_by(Image.created_at, Image.series_index)).all()
     labels = can_view_labels(session, user, study)
-    return [_image_public(i, code, image_metadata(i.metadata_, user, study, labels))
+    return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels))
             for i in rows]
 
 
 @router.get("/images/{image_id}", response_model=ImagePublic, tags=["images"])
-def get_image(image_id: str, user: CurrentUser, session: DbSession) -> ImagePublic:
+def get_image(found: VisibleImage, user: CurrentUser, session: DbSession) -> ImagePublic:
     """The image; sponsors get de-identified metadata (see ``plexhub.api.deidentify``)."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     labels = can_view_labels(session, user, study)
     return _image_public(image, study.code,
                          image_metadata(image.metadata_, user, study, labels))
@@ -175,15 +174,11 @@ def get_image(image_id: str, user: CurrentUser, session: DbSession) -> ImagePubl
 
 @router.get("/images/{image_id}/original", tags=["images"], response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def download_original(image_id: str, user: CurrentUser, st: State,
+def download_original(image_id: str, found: DownloadableImage, user: CurrentUser, st: State,
                       session: DbSession) -> FileResponse:
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
-    study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
-    study = study_of(session, user, study_id, f"image {image_id}", "download")
-    image = session.get(Image, image_id)
-    if image is None:  # deleted meanwhile
-        raise NotFoundError(f"image {image_id}", "not found")
+    image, study = found
     source = resolve_source(image.source_uri, st.settings)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
@@ -194,35 +189,21 @@ def download_original(image_id: str, user: CurrentUser, st: State,
                         filename=Path(source).name)
 
 
-def _visible_job(session: Session, user: Principal, job_id: str) -> Job:
-    # the job is loaded only once its study is visible: the same work when it is missing
-    study_id = session.scalar(select(Job.study_id).where(Job.id == job_id))
-    study_of(session, user, study_id, f"job {job_id}")
-    job = session.get(Job, job_id)
-    if job is None:  # deleted meanwhile
-        raise NotFoundError(f"job {job_id}", "not found")
-    return job
-
-
 @router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])
-def get_job(job_id: str, user: CurrentUser, session: DbSession) -> Any:
-    return job_view(job_public(session, _visible_job(session, user, job_id)), user)
+def get_job(job: VisibleJob, user: CurrentUser, session: DbSession) -> Any:
+    return job_view(job_public(session, job), user)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, tags=["jobs"])
-def cancel_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
-    _visible_job(session, user, job_id)
-    require(user, "jobs:write")
-    job = st.jobs.cancel(job_id, user)
-    return job_public(session, job)
+def cancel_job(job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")], st: State,
+               session: DbSession) -> Any:
+    return job_public(session, st.jobs.cancel(job.id, user))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobPublic, tags=["jobs"])
-def retry_job(job_id: str, user: CurrentUser, st: State, session: DbSession) -> Any:
-    _visible_job(session, user, job_id)
-    require(user, "jobs:write")
-    job = st.jobs.retry(job_id, user)
-    return job_public(session, job)
+def retry_job(job: VisibleJob, user: Annotated[Principal, Scope("jobs:write")], st: State,
+              session: DbSession) -> Any:
+    return job_public(session, st.jobs.retry(job.id, user))
 
 
 __all__ = ["image_ids", "router"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import audit, nbsandbox
 from plexhub.api import notebooks as nbs
-from plexhub.api.deps import AppState, CurrentUser, DbSession, State, require, visible_study
+from plexhub.api.deps import (
+    DbSession,
+    NotebookStudy,
+    Scope,
+    State,
+    VisibleNotebook,
+    VisibleStudy,
+)
 from plexhub.api.models import PublishedNotebook, Study
 from plexhub.api.schemas import (
     NotebookPublic,
@@ -23,31 +31,15 @@ from plexhub.api.schemas import (
     NotebookSummary,
     NotebookVersion,
 )
-from plexhub.errors import ConflictError, NotFoundError
+from plexhub.errors import ConflictError
 from plexhub.policies.access import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["notebooks"])
-CAPABILITY = "view_notebooks"
 
 
 def _version(row: PublishedNotebook) -> NotebookVersion:
     return NotebookVersion(id=row.id, version=row.version, content_hash=row.content_hash,
                            published_by=row.published_by, created_at=row.created_at)
-
-
-def visible_notebook(session: Session, user: Principal,
-                     notebook_id: str) -> tuple[PublishedNotebook, Study]:
-    """The notebook, or 404 when it does not exist or its study is not visible to the
-    caller with ``view_notebooks``."""
-    row = session.get(PublishedNotebook, notebook_id)
-    study = session.get(Study, row.study_id) if row is not None else None
-    if row is None or study is None:
-        raise NotFoundError(f"notebook {notebook_id}", "not found")
-    try:
-        visible_study(session, user, study.code, capability=CAPABILITY)
-    except NotFoundError:
-        raise NotFoundError(f"notebook {notebook_id}", "not found") from None
-    return row, study
 
 
 def versions_of(session: Session, study_id: int, name: str) -> list[PublishedNotebook]:
@@ -69,11 +61,10 @@ def study_notebooks(session: Session, study: Study) -> list[NotebookSummary]:
 
 
 @router.post("/studies/{code}/notebooks", response_model=NotebookPublished, status_code=201)
-def publish(code: str, body: NotebookPublish, user: CurrentUser, st: State,
+def publish(code: str, body: NotebookPublish, study: VisibleStudy,
+            user: Annotated[Principal, Scope("presets:write")], st: State,
             session: DbSession) -> NotebookPublished:
     """Publish the next version of notebook ``name`` (analysts and scientists)."""
-    study = visible_study(session, user, code)
-    require(user, "presets:write")
     name = nbs.parse_name(body.name)
     nb = nbs.parse_notebook(body.notebook)
     session.commit()  # no transaction stays open while a kernel runs
@@ -100,16 +91,15 @@ def publish(code: str, body: NotebookPublish, user: CurrentUser, st: State,
 
 
 @router.get("/studies/{code}/notebooks", response_model=list[NotebookSummary])
-def list_notebooks(code: str, user: CurrentUser, session: DbSession) -> list[NotebookSummary]:
+def list_notebooks(study: NotebookStudy, session: DbSession) -> list[NotebookSummary]:
     """Every notebook name of the study: its latest version and all versions."""
-    study = visible_study(session, user, code, capability=CAPABILITY)
     return study_notebooks(session, study)
 
 
 @router.get("/notebooks/{notebook_id}", response_model=NotebookPublic)
-def get_notebook(notebook_id: str, user: CurrentUser, session: DbSession) -> NotebookPublic:
+def get_notebook(found: VisibleNotebook) -> NotebookPublic:
     """One version: its metadata and the .ipynb document as published."""
-    row, study = visible_notebook(session, user, notebook_id)
+    row, study = found
     return NotebookPublic(id=row.id, study=study.code, name=row.name, version=row.version,
                           content_hash=row.content_hash, published_by=row.published_by,
                           created_at=row.created_at, ipynb=json.loads(row.ipynb))
@@ -117,9 +107,9 @@ def get_notebook(notebook_id: str, user: CurrentUser, session: DbSession) -> Not
 
 @router.get("/notebooks/{notebook_id}/html", response_class=HTMLResponse,
             responses={200: {"content": {"text/html": {}}}})
-def get_notebook_html(notebook_id: str, user: CurrentUser, session: DbSession) -> HTMLResponse:
+def get_notebook_html(found: VisibleNotebook) -> HTMLResponse:
     """Read-only HTML (no kernel, no scripts: sanitized, images embedded)."""
-    row, study = visible_notebook(session, user, notebook_id)
+    row, study = found
     fragment = nbs.CACHE.fragment(row.content_hash, row.ipynb)
     page = nbs.standalone_html(f"{row.name} v{row.version} ({study.code})", fragment)
     # sandbox: the page runs no script anyway, and gets an opaque origin (no cookie use)
@@ -127,6 +117,3 @@ def get_notebook_html(notebook_id: str, user: CurrentUser, session: DbSession) -
                                        "X-Content-Type-Options": "nosniff",
                                        "Cache-Control": "private, no-store"})
 
-
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(router)

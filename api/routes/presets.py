@@ -4,18 +4,20 @@ import/export as NGFF omero, OMERO webgateway strings, OMERO render YAML and nap
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, FastAPI, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
 from plexhub.api.deps import (
-    AppState,
     CurrentUser,
     DbSession,
+    Scope,
+    VisibleImage,
+    VisiblePreset,
     require,
     visible_image,
     visible_study,
@@ -57,11 +59,10 @@ def _summary(session: Session, p: Preset) -> PresetSummary:
 
 
 @router.post("/images/{image_id}/presets", response_model=PresetSaved, status_code=201)
-def save_image_preset(image_id: str, user: CurrentUser, session: DbSession,
-                     body: dict[str, Any] = Body(...)) -> PresetSaved:
+def save_image_preset(found: VisibleImage, user: Annotated[Principal, Scope("presets:write")],
+                      session: DbSession, body: dict[str, Any] = Body(...)) -> PresetSaved:
     """Save a preset for this image; the same name again makes the next version."""
-    image, study = visible_image(session, user, image_id)
-    require(user, "presets:write")
+    image, study = found
     preset, visibility = _split_body(body)
     bound = bind(preset, preset_store.image_channels(image))
     row, version = preset_store.save_version(
@@ -73,10 +74,11 @@ def save_image_preset(image_id: str, user: CurrentUser, session: DbSession,
 
 
 @router.post("/presets", response_model=PresetSaved, status_code=201)
-def save_shared_preset(body: SharedPresetCreate, user: CurrentUser,
+def save_shared_preset(body: SharedPresetCreate,
+                       user: Annotated[Principal, Scope("presets:write")],
                        session: DbSession) -> PresetSaved:
     """A panel preset (bound by marker, for any image) or a study-wide preset."""
-    require(user, "presets:write")
+    # the study is named in the body: checked here
     study = visible_study(session, user, body.target) if body.scope == "study" else None
     preset = parse_preset(body.document)
     if not preset.name.strip():
@@ -92,25 +94,16 @@ def save_shared_preset(body: SharedPresetCreate, user: CurrentUser,
 
 
 @router.get("/images/{image_id}/presets", response_model=list[PresetSummary])
-def list_image_presets(image_id: str, user: CurrentUser,
+def list_image_presets(found: VisibleImage, user: CurrentUser,
                        session: DbSession) -> list[PresetSummary]:
     """Presets that apply to the image: its own, its study's and panel presets."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     rows = session.scalars(select(Preset).where(or_(
         (Preset.scope == "image") & (Preset.target == image.id),
         (Preset.scope == "study") & (Preset.target == study.code),
         Preset.scope == "panel")).order_by(Preset.scope, Preset.name)).all()
     return [_summary(session, p) for p in rows if preset_store.visible_to(p, user)
             and preset_store.applies_to(session, p, image, study, user)]
-
-
-def _preset_for(session: Session, user: Principal, preset_id: str) -> Preset:
-    """The preset, or the same 404 as an unknown one when the caller may not see it (a
-    panel preset only through an image the caller may see: ``preset_store.may_see``)."""
-    preset = session.get(Preset, preset_id)
-    if preset is None or not preset_store.may_see(session, user, preset):
-        raise NotFoundError(f"preset {preset_id}", "not found")
-    return preset
 
 
 def _version(session: Session, preset: Preset, number: int | None) -> PresetVersion:
@@ -132,29 +125,25 @@ def _document(preset: Preset, version: PresetVersion,
 
 
 @router.get("/presets/{preset_id}", response_model=PresetDocument)
-def get_preset(preset_id: str, user: CurrentUser, session: DbSession) -> PresetDocument:
+def get_preset(preset: VisiblePreset, session: DbSession) -> PresetDocument:
     """The latest version."""
-    preset = _preset_for(session, user, preset_id)
     return _document(preset, _version(session, preset, None))
 
 
 @router.get("/presets/{preset_id}/versions", response_model=list[int])
-def list_versions(preset_id: str, user: CurrentUser, session: DbSession) -> list[int]:
-    preset = _preset_for(session, user, preset_id)
+def list_versions(preset: VisiblePreset, session: DbSession) -> list[int]:
     return list(session.scalars(select(PresetVersion.version).where(
         PresetVersion.preset_id == preset.id).order_by(PresetVersion.version)).all())
 
 
 @router.get("/presets/{preset_id}/versions/{version}", response_model=PresetDocument)
-def get_version(preset_id: str, version: int, user: CurrentUser,
-                session: DbSession) -> PresetDocument:
-    preset = _preset_for(session, user, preset_id)
+def get_version(preset: VisiblePreset, version: int, session: DbSession) -> PresetDocument:
     return _document(preset, _version(session, preset, version))
 
 
 @router.get("/presets/{preset_id}/versions/{version}/export", response_model=None,
             responses={200: {"content": {"text/plain": {}, "application/json": {}}}})
-def export_version(preset_id: str, version: int, user: CurrentUser, session: DbSession,
+def export_version(preset: VisiblePreset, version: int, user: CurrentUser, session: DbSession,
                    format: PresetFormat = Query(...),
                    image: str | None = Query(default=None, max_length=64,
                                              description="bind to this image first")
@@ -165,10 +154,9 @@ def export_version(preset_id: str, version: int, user: CurrentUser, session: DbS
     bound to their image, panel and study presets to the image named by ``image``."""
     from plexhub.ome_pipeline import preset_formats as pf
 
-    preset = _preset_for(session, user, preset_id)
     doc = parse_preset(_version(session, preset, version).document)
     target = image or (preset.target if preset.scope == "image" else None)
-    if target is not None:
+    if target is not None:  # named in the query: checked here
         bound_image, _ = visible_image(session, user, target)
         doc = bind(doc, preset_store.image_channels(bound_image)).as_preset()
     if format == "omero-query":
@@ -203,10 +191,10 @@ def _parse_import(body: ImportRequest) -> RenderPreset:
 
 
 @router.post("/images/{image_id}/presets:import", response_model=PresetDocument)
-def import_preset(image_id: str, body: ImportRequest, user: CurrentUser,
+def import_preset(body: ImportRequest, found: VisibleImage, user: CurrentUser,
                   session: DbSession) -> PresetDocument:
     """Read a preset written by another tool, bind it to the image, optionally save it."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     preset = _parse_import(body)
     bound = bind(preset, preset_store.image_channels(image))
     if not body.save:
@@ -214,7 +202,7 @@ def import_preset(image_id: str, body: ImportRequest, user: CurrentUser,
                               created_by=user.user,
                               document=preset.model_dump(mode="json", exclude_none=True),
                               warnings=list(bound.warnings))
-    require(user, "presets:write")
+    require(user, "presets:write")  # only when it saves: checked here
     row, version = preset_store.save_version(session, user, name=preset.name, scope="image",
                                              target=image.id, study=study, document=preset)
     session.commit()
@@ -222,11 +210,11 @@ def import_preset(image_id: str, body: ImportRequest, user: CurrentUser,
 
 
 @router.post("/images/{image_id}/presets:apply", response_model=PresetDocument)
-def apply_preset(image_id: str, body: ApplyRequest, user: CurrentUser,
+def apply_preset(body: ApplyRequest, found: VisibleImage, user: CurrentUser,
                  session: DbSession) -> PresetDocument:
     """Bind a stored or inline preset to this image: the per-channel result and warnings
     (unmatched names); an index-bound preset with another channel count is refused."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     if (body.preset is None) == (body.document is None):
         raise InputError("apply", "give either preset or document")
     version = None
@@ -244,7 +232,7 @@ def apply_preset(image_id: str, body: ApplyRequest, user: CurrentUser,
 
 
 @router.get("/images/{image_id}/autocontrast", response_model=dict[str, Any])
-def autocontrast(image_id: str, user: CurrentUser, session: DbSession,
+def autocontrast(found: VisibleImage,
                  method: Literal["percentile", "minmax"] = "percentile",
                  lower: float = Query(default=0.1, ge=0, le=100),
                  upper: float = Query(default=99.9, ge=0, le=100),
@@ -252,13 +240,9 @@ def autocontrast(image_id: str, user: CurrentUser, session: DbSession,
     """Windows from the stored histograms, with provenance; reads no pixels."""
     from plexhub.ome_pipeline.autocontrast import default_preset
 
-    image, _ = visible_image(session, user, image_id)
+    image = found.image
     doc = default_preset(preset_store.image_channels(image), preset_store.histograms(image),
                          image.dtype or "uint16", method=method, lower=lower, upper=upper,
                          max_active=active, name="auto")
     return doc.model_dump(mode="json", exclude_none=True)
 
-
-def setup(app: FastAPI, state: AppState) -> None:
-    state.jobs.image_hooks.append(preset_store.create_default)
-    app.include_router(router)

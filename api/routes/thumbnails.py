@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from plexhub.api import preset_store
-from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.deps import CurrentUser, DbSession, visible_image
 from plexhub.api.models import Image
 from plexhub.api.routes.tiles import SHORT, Engine
 from plexhub.api.tiles import Region, axis_size, etag
@@ -75,7 +75,3 @@ def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSes
             data = encode(rgb, "png")
         tiles.cache.put(tag, data, len(data))
     return Response(data, media_type="image/png", headers=headers)
-
-
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(router)

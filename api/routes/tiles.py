@@ -7,14 +7,13 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
 from plexhub.api.db import utcnow
 from plexhub.api.deps import (
-    AppState,
     CurrentUser,
     DbSession,
     app_state,
@@ -267,9 +266,4 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
     return Response(data, media_type=MEDIA[fmt], headers={"Cache-Control": SHORT})
 
 
-def setup(app: FastAPI, state: AppState) -> None:
-    app.state.tiles = TileEngine(state.settings.tile_cache_bytes)
-    app.include_router(router)
-
-
-__all__ = ["axis_size", "router", "setup"]
+__all__ = ["axis_size", "router"]

@@ -9,18 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
 from plexhub.api import audit
 from plexhub.api.auth import aware
 from plexhub.api.db import utcnow
-from plexhub.api.deps import CurrentUser, DbSession, State, require
+from plexhub.api.deps import CurrentUser, DbSession, ManagedToken, Scope, State
 from plexhub.api.models import ApiToken
 from plexhub.api.schemas import TokenCreate, TokenPublic, TokenRecordPublic
 from plexhub.api.sessions import end_sessions_of
-from plexhub.errors import InputError, NotFoundError
-from plexhub.policies.access import can_manage_token, has_scope
+from plexhub.errors import InputError
+from plexhub.policies.access import Principal, has_scope
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
@@ -57,10 +57,9 @@ def token_record(row: ApiToken, now: datetime | None = None) -> TokenRecordPubli
 
 
 @router.post("/tokens", response_model=TokenPublic, status_code=201)
-def create_token(body: TokenCreate, user: CurrentUser, st: State,
-                 session: DbSession) -> TokenPublic:
+def create_token(body: TokenCreate, user: Annotated[Principal, Scope("tokens:write")],
+                 st: State, session: DbSession) -> TokenPublic:
     """A new token; the answer is the only time its secret is shown."""
-    require(user, "tokens:write")
     expires = token_expiry(body.expires_at, st.settings, utcnow())
     row, token = st.tokens.create(body.user, body.role, body.groups, created_by=user.user,
                                   expires_at=expires, session=session)
@@ -74,7 +73,7 @@ def create_token(body: TokenCreate, user: CurrentUser, st: State,
 
 
 @router.get("/tokens", response_model=list[TokenRecordPublic])
-def list_tokens(user: CurrentUser, session: DbSession,
+def list_tokens(user: Annotated[Principal, Scope("read")], session: DbSession,
                 owner: Annotated[str | None, Query(alias="user", max_length=200)] = None,
                 active: Annotated[bool, Query(description="only usable tokens")] = False,
                 offset: Annotated[int, Query(ge=0)] = 0,
@@ -94,15 +93,10 @@ def list_tokens(user: CurrentUser, session: DbSession,
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenRecordPublic)
-def revoke_token(token_id: Annotated[str, Path(max_length=64)], user: CurrentUser,
-                 st: State, session: DbSession,
+def revoke_token(row: ManagedToken, user: CurrentUser, st: State, session: DbSession,
                  reason: Annotated[str, Query(max_length=2000)] = "") -> TokenRecordPublic:
     """Revoke a token (admins any, everyone else their own) and end the portal sessions
     opened with it; revoking again changes nothing. The row stays, for the audit trail."""
-    row = session.get(ApiToken, token_id)
-    if row is None or not can_manage_token(user, row.user):
-        raise NotFoundError(f"token {token_id}", "not found",
-                            "GET /api/v1/tokens lists the tokens you may revoke")
     if row.revoked_at is None:
         now = utcnow()
         row.revoked_at = now

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from plexhub.api import preset_store
-from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.deps import CurrentUser, DbSession, visible_image
 from plexhub.api.routes.tiles import Engine
 from plexhub.api.tiles import MEDIA, Region, check_tz, etag, level_shape
 from plexhub.errors import InputError, NotFoundError
@@ -82,7 +82,3 @@ def render_image_region(
         tiles.cache.put(tag, data, len(data))
     return Response(data, media_type=MEDIA[format],
                     headers={"ETag": tag, "Cache-Control": "private, max-age=3600"})
-
-
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(router)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from plexhub.api.deidentify import store_path_hidden
-from plexhub.api.deps import AppState, CurrentUser, DbSession, visible_image
+from plexhub.api.deps import CurrentUser, DbSession, VisibleImage
 from plexhub.api.ingest import NAME_MAX, PATH_MAX
 from plexhub.api.models import Image
 from plexhub.errors import InputError, NotFoundError
@@ -66,10 +66,10 @@ def safe_file(root: Path, path: str) -> Path:
 
 @router.get("/images/{image_id}/zarr/{path:path}", tags=["data"],
             responses={200: {"content": {"application/octet-stream": {}}}})
-def zarr_file(image_id: str, path: str, user: CurrentUser, session: DbSession,
+def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSession,
               request: Request) -> Response:
     """One file of the image's OME-Zarr (metadata documents and chunks); 404 when absent."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     root = image_root(image)
     if store_path_hidden(session, user, study, path):
         raise NotFoundError(f"zarr path {path!r}", "not found")
@@ -83,6 +83,3 @@ def zarr_file(image_id: str, path: str, user: CurrentUser, session: DbSession,
                         headers={"Cache-Control": "private, max-age=60"},
                         content_disposition_type="attachment", filename=target.name)
 
-
-def setup(app: FastAPI, state: AppState) -> None:
-    app.include_router(router)

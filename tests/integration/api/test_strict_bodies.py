@@ -1,5 +1,6 @@
 """Every request body refuses a field it does not know (a 422 naming it) instead of dropping
-it silently: a misspelt option must not look as if it had been applied."""
+it silently: a misspelt option must not look as if it had been applied. The study and image
+exist: a route checks its resource before it validates the body (an unknown one is a 404)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.api import Api
+from tests.helpers.sample_data import ingest_synthetic
 
 PRESET = {"name": "p", "channels": [{"index": 0, "color": "FFFFFF",
                                      "window": {"start": 0, "end": 1}}]}
@@ -22,6 +24,11 @@ BODIES: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("path", "body"), BODIES, ids=[p for p, _ in BODIES])
 def test_an_unknown_field_is_a_422_naming_it(api: Api, path: str, body: dict[str, Any]) -> None:
+    if "S001" in path or "some-image" in path:
+        api.study("S001")
+    if "some-image" in path:
+        image, _ = ingest_synthetic(api, "S001", "strict.ome.tif", 1)
+        path = path.replace("some-image", image)
     r = api.post(path, {**body, "visiblity": "public"})
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
