@@ -19,6 +19,8 @@ FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "job_id": "2" * 32, "grant_i
 # what a granted sponsor gets from each write ({} is not a valid body of any of them)
 GRANTED = {
     "PATCH /api/v1/studies/{code}": 403,
+    "POST /api/v1/studies/{code}/lock": 403,
+    "POST /api/v1/studies/{code}/unlock": 403,
     "POST /api/v1/studies/{code}/grants": 403,
     "DELETE /api/v1/grants/{grant_id}": 403,
     "DELETE /api/v1/tokens/{token_id}": 404,  # another user's token
