@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {"ome_pipeline": "plexhub.ome_pipeline", "api": "plexhub.api",
             "widgets": "plexhub.widgets", "hub": "plexhub.hub", "policies": "plexhub.policies",
-            "extensions": "plexhub.extensions", "plexhub": "plexhub"}
+            "extensions": "plexhub.extensions", "core": "plexhub"}
 
 
 def _contracts() -> dict[str, dict[str, object]]:
@@ -21,7 +21,7 @@ def _contracts() -> dict[str, dict[str, object]]:
 def test_every_core_module_is_in_the_core_contract() -> None:
     core = next(c for name, c in _contracts().items() if name.startswith("the core"))
     listed = set(core["source_modules"])  # type: ignore[call-overload]
-    on_disk = {f"plexhub.{p.stem}" for p in (REPO / "plexhub").glob("*.py")
+    on_disk = {f"plexhub.{p.stem}" for p in (REPO / "core").glob("*.py")
                if p.stem != "__init__"}
     assert on_disk == listed
 
