@@ -66,6 +66,12 @@ for entry in "$dev_site"/* "$dev_site"/.[!.]*; do
   esac
   ln -s "$entry" "$site/"
 done
+# and the data files beside site-packages: nbconvert's templates and the kernel specs
+# (share/jupyter), the Jupyter server config (etc/jupyter)
+dev_prefix=$("$PYTHON" -c 'import sys; print(sys.prefix)')
+for data in share etc; do
+  if [ -e "$dev_prefix/$data" ]; then ln -s "$dev_prefix/$data" "$work/venv/$data"; fi
+done
 "$py" -m pip install -q --no-deps --no-index --no-compile "$wheel"
 
 step "the installed copy is the one imported, also from the repository root"
