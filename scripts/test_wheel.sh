@@ -83,18 +83,19 @@ for m in (plexhub, plexhub.api, k):
 assert "editable" not in (md.distribution("plexhub").read_text("direct_url.json") or "")
 print("plexhub from", plexhub.__file__)'
 
-# The subset (about 3 minutes on 2 cores; the whole suite takes 30+): what an installed copy can
-# break and the editable install hides. Package data found beside the modules (migrations, portal
-# templates and vendored viewer, the notebook viewer's JavaScript, the napari manifest), the
-# entry points (`plexhub` commands, readers, napari), the compiled kernels, `python -m plexhub`
-# child processes, the layer and layout checks, and the pure unit tests. Not here: the hub,
-# browser and napari tests (they need the dev venv's console scripts and Xvfb; `make test` runs
-# them on the editable install).
+# The subset (about 3 minutes on a quiet 2-core machine; the whole suite takes 30+): what an
+# installed copy can break and the editable install hides. Package data found beside the modules
+# (the migrations, run by every API fixture; the portal's templates and vendored viewer; the
+# notebook viewer's JavaScript; nbconvert's templates for published notebooks), the entry points
+# (the `plexhub` subcommands, third-party readers) and `python -m plexhub` child processes
+# (test_cli_and_plugins), the compiled kernels the wheel built (test_kernels), the layout and
+# layer checks (test_layers asserts plexhub comes from this venv) and every pure unit test. Left out: the
+# hub, browser and napari tests (they need the dev venv's console scripts, Chromium and Xvfb, and
+# take most of the suite's time), and test_migrate (4 minutes of concurrent start-ups; the
+# migrations themselves run in every API fixture here). `make test` runs them all, editable.
 subset=(
   tests/unit
   tests/integration/test_cli_and_plugins.py
-  tests/integration/test_tiff_family.py
-  tests/integration/api/test_migrate.py
   tests/integration/api/test_portal.py
   tests/integration/widgets/test_viewer.py
 )
