@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # the hub's proxy (npm); plexhub finds it in <venv>/node without PATH
 CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up demo test lint typecheck unit bench clean portal
+.PHONY: up demo test lint typecheck unit bench clean portal test-wheel
 
 $(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ unit: $(BIN)/.plexhub-dev
 
 test: lint typecheck $(CHP) portal
 	$(BIN)/pytest -q
+
+# the wheel installed for real (not editable) in a fresh venv, and a subset of the tests run
+# against that copy (scripts/test_wheel.sh says which and why)
+test-wheel: $(BIN)/.plexhub-dev
+	PYTHON=$(CURDIR)/$(BIN)/python scripts/test_wheel.sh
 
 # the portal's OpenSeadragon (npm, pinned): fail when the committed copy in
 # api/portal/static/vendor differs; `scripts/build_portal.sh` refreshes it

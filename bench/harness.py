@@ -140,7 +140,7 @@ def code_version(repo: Path) -> str:
         head = subprocess.check_output(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                                        text=True, stderr=subprocess.DEVNULL).strip()
         dirty = subprocess.check_output(
-            ["git", "-C", str(repo), "status", "--porcelain", "--", "ome_pipeline", "plexhub"],
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "ome_pipeline", "core"],
             text=True, stderr=subprocess.DEVNULL)
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"

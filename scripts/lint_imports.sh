@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=build/importlint
 rm -rf "$tree" && mkdir -p "$tree/plexhub"
-for f in plexhub/*.py; do ln -s "$PWD/$f" "$tree/plexhub/$(basename "$f")"; done
+for f in core/*.py; do ln -s "$PWD/$f" "$tree/plexhub/$(basename "$f")"; done
 for pkg in ome_pipeline api widgets hub policies extensions; do
   ln -s "$PWD/$pkg" "$tree/plexhub/$pkg"
 done
-# run from the tree: import-linter puts the working folder first on sys.path, and the checkout's
-# own plexhub/ folder (the core only) would shadow the tree
+# run from the tree: import-linter puts the working folder first on sys.path, where the checkout's
+# top-level folders (api/, hub/, ...) would be importable under their bare names
 config="$PWD/pyproject.toml"
 cd "$tree"
 exec "${PYTHON:-python}" -P -c "from importlinter.cli import lint_imports_command as c; c()" \

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # mypy does not follow setuptools' package-dir mapping, so build a link tree that looks like
-# the installed `plexhub` namespace and type-check that (strict, see pyproject.toml).
+# the installed `plexhub` namespace (core/ as plexhub/, the other folders beside it) and
+# type-check that (strict, see pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=build/typecheck
 rm -rf "$tree" && mkdir -p "$tree/plexhub"
-for f in plexhub/*.py plexhub/py.typed; do ln -s "$PWD/$f" "$tree/plexhub/$(basename "$f")"; done
+for f in core/*.py core/py.typed; do ln -s "$PWD/$f" "$tree/plexhub/$(basename "$f")"; done
 for pkg in ome_pipeline api widgets hub policies extensions; do
   ln -s "$PWD/$pkg" "$tree/plexhub/$pkg"
 done

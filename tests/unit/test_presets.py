@@ -159,7 +159,7 @@ def test_lut_names_match_the_tables() -> None:
 
 
 def test_presets_module_imports_only_what_the_rules_allow() -> None:
-    tree = ast.parse((REPO / "plexhub" / "presets.py").read_text())
+    tree = ast.parse((REPO / "core" / "presets.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
