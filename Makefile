@@ -12,8 +12,8 @@ CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 $(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	@echo "== installing plexhub and its dependencies into $(VENV) (a few minutes the first time)"
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -e ".[dev]" 2>&1 | { grep -E --line-buffered '^(Collecting|Successfully|ERROR)' || true; }; exit $${PIPESTATUS[0]}
+	$(BIN)/pip install -q uv  # uv installs the ~250 packages several times faster than pip
+	$(BIN)/uv pip install --python $(BIN)/python -e ".[dev]"
 	touch $@
 
 $(CHP):
