@@ -17,7 +17,13 @@ from plexhub.api import csrf
 from plexhub.api.db import Database, utcnow
 from plexhub.api.models import Grant, Image, Study
 from plexhub.errors import NotFoundError, PermissionDeniedError
-from plexhub.policies.access import GrantFacts, Principal, can_see_study, has_scope
+from plexhub.policies.access import (
+    Capability,
+    GrantFacts,
+    Principal,
+    can_see_study,
+    has_scope,
+)
 from plexhub.settings import Settings
 
 if TYPE_CHECKING:
@@ -140,7 +146,7 @@ def _allowed(session: Session, principal: Principal, study_id: int | None,
 
 
 def visible_study(session: Session, principal: Principal, code: str,
-                  capability: str = "view") -> Study:
+                  capability: str = Capability.VIEW) -> Study:
     """The study, or 404 when it does not exist or the caller may not know it exists."""
     study_id = session.scalar(select(Study.id).where(Study.code == code))
     study = session.get(Study, study_id) \
@@ -151,7 +157,7 @@ def visible_study(session: Session, principal: Principal, code: str,
 
 
 def study_of(session: Session, principal: Principal, study_id: int | None,
-             what: str, capability: str = "view") -> Study:
+             what: str, capability: str = Capability.VIEW) -> Study:
     """The study an entity (``what``, e.g. "image <id>") belongs to, when the caller may see
     it; otherwise a 404 that names only the entity the caller asked for. ``study_id`` None
     (the entity does not exist) does the same work and answers the same 404; look the
@@ -169,7 +175,7 @@ def visible_image(session: Session, principal: Principal, image_id: str) -> tupl
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
     found = session.execute(select(Image, Study).join(Study, Image.study_id == Study.id)
                             .where(Image.id == image_id)).first() \
-        if _allowed(session, principal, study_id, "view") else None
+        if _allowed(session, principal, study_id, Capability.VIEW) else None
     if found is None:
         raise NotFoundError(f"image {image_id}", "not found")
     return found[0], found[1]

@@ -4,7 +4,8 @@
   127.0.0.1 (free ports unless set).
 - Authentication: :class:`plexhub.hub.auth.PlexhubAuthenticator` (users.json, scrypt), with
   login locks per user name and per address (``hub_login_*`` settings, state in the hub dir).
-- Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start).
+- Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start);
+  the mapping is :mod:`plexhub.policies.roles`, which the API reads too.
 - Roles: JupyterHub's ``user`` role is narrowed so that it cannot start servers (sponsors never
   get a server or a kernel); ``plexhub-server-users`` (scientists, analysts, admins) adds
   ``self``; ``admin`` goes to ``plexhub-admins``; the API service may read users and manage
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from plexhub.hub.users import ensure_demo_users, group_members, load_users
+from plexhub.policies.roles import ORG_PREFIX, ROLE_GROUPS, SERVER_GROUPS, may_run_servers
 from plexhub.settings import Settings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")  # jupyterhub -f
@@ -31,11 +33,6 @@ SERVICE_NAME = "plexhub"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
 PORTAL_PATH = f"services/{SERVICE_NAME}/portal/"  # relative to the hub's base_url
 OPS_SERVICE = "plexhub-ops"
-# the same names as plexhub.api.hubauth (hub/ does not import api/; a test checks they agree)
-ROLE_GROUPS = {"admin": "plexhub-admins", "scientist": "plexhub-scientists",
-               "analyst": "plexhub-analysts", "sponsor": "plexhub-sponsors"}
-SERVER_GROUPS = frozenset({"plexhub-admins", "plexhub-scientists", "plexhub-analysts"})
-ORG_PREFIX = "org-"
 CACHE_MAX_AGE = 5  # seconds the single-user servers trust a hub token check
 # what every hub user gets: JupyterHub's default 'self' minus servers!user (starting servers)
 USER_SCOPES = [
@@ -89,8 +86,7 @@ def landing_url(handler: Any) -> str | None:
     user = handler.current_user
     if user is None:
         return None
-    groups = {g.name for g in user.groups}
-    if user.admin or groups & SERVER_GROUPS:
+    if may_run_servers((g.name for g in user.groups), hub_admin=bool(user.admin)):
         return None
     return str(handler.base_url).rstrip("/") + "/" + PORTAL_PATH
 

@@ -35,7 +35,7 @@ from plexhub.api.schemas import (
     JobPublic,
 )
 from plexhub.errors import InputError, NotFoundError
-from plexhub.policies.access import Principal
+from plexhub.policies.access import Capability, Principal
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
@@ -180,7 +180,7 @@ def download_original(image_id: str, user: CurrentUser, st: State,
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
-    study = study_of(session, user, study_id, f"image {image_id}", "download")
+    study = study_of(session, user, study_id, f"image {image_id}", Capability.DOWNLOAD)
     image = session.get(Image, image_id)
     if image is None:  # deleted meanwhile
         raise NotFoundError(f"image {image_id}", "not found")

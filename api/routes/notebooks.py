@@ -24,10 +24,10 @@ from plexhub.api.schemas import (
     NotebookVersion,
 )
 from plexhub.errors import ConflictError, NotFoundError
-from plexhub.policies.access import Principal
+from plexhub.policies.access import Capability, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["notebooks"])
-CAPABILITY = "view_notebooks"
+CAPABILITY = Capability.VIEW_NOTEBOOKS
 
 
 def _version(row: PublishedNotebook) -> NotebookVersion:
