@@ -13,7 +13,7 @@ authorize URL, PKCE and the code exchange. plexhub adds three things to it:
   (HubOAuth keeps it in a per-process dict): it travels in a cookie signed with a key derived
   from the service's hub token, named after the state, so a login that starts on one API
   worker (``plexhub serve --workers``) finishes on any other, and two logins at once in one
-  browser do not collide;
+  browser do not collide (:mod:`plexhub.api.huboauth`);
 - the study groups mirrored from grants (the hub's group REST API).
 
 Who is what (roles from hub groups, organisations, study groups) is
@@ -22,32 +22,29 @@ Who is what (roles from hub groups, organisations, study groups) is
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cachetools import FIFOCache
-from jupyterhub.services.auth import HubOAuth
-from tornado.httputil import url_concat
-from tornado.web import HTTPError, create_signed_value, decode_signed_value
 
 from plexhub.policies.access import Principal
 from plexhub.policies.roles import org_group, principal_of, study_group
 
+if TYPE_CHECKING:
+    from plexhub.api.huboauth import CookieStateOAuth
+
 log = logging.getLogger("plexhub.api.hub")
 CACHE_SECONDS = 5.0
 STATE_SECONDS = 600.0  # how long a login may take between the hub's page and the callback
+STATE_COOKIE = "plexhub-oauth-state"  # + "-<state>": one cookie per login under way
 HUB_TIMEOUT = 10.0  # seconds for one call to the hub
-_STATE_KEY_LABEL = b"plexhub oauth state v1"
 
 
 def principal_for(model: dict[str, Any]) -> Principal | None:
@@ -95,77 +92,31 @@ class LoginStart:
     max_age: int
 
 
-class _CookieStateOAuth(HubOAuth):  # type: ignore[misc]  # traitlets classes are untyped
-    """HubOAuth whose encoded OAuth state is a signed value (the state cookie's) holding the
-    state itself, instead of an id into the per-process ``_oauth_states`` dict.
-
-    ``generate_state`` returns that value and ``_decode_state`` reads it back (HubOAuth's
-    ``get_next_url`` and ``get_code_verifier`` take "an encoded OAuth state"); a value that
-    is forged, from another service or older than ``STATE_SECONDS`` decodes to nothing."""
-
-    def _state_secret(self) -> bytes:
-        return hmac.new(str(self.api_token).encode(), _STATE_KEY_LABEL, hashlib.sha256).digest()
-
-    def generate_state(self, next_url: str | None = None, **extra_state: Any) -> str:
-        state = {"id": secrets.token_urlsafe(16), "next_url": next_url, **extra_state}
-        value = create_signed_value(self._state_secret(), self.state_cookie_name,
-                                    json.dumps(state))
-        return value.decode("ascii")
-
-    def _decode_state(self, state_id: str, /) -> dict[str, Any]:
-        raw = decode_signed_value(self._state_secret(), self.state_cookie_name, state_id,
-                                  max_age_days=STATE_SECONDS / 86400)
-        if raw is None:
-            return {}
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            return {}
-        return state if isinstance(state, dict) else {}
-
-    def clear_oauth_state(self, state_id: str) -> None:
-        """Nothing is kept in the process (the browser drops the cookie)."""
-
-    async def _api_request(self, method: str, url: str, /, **kwargs: Any) -> Any:
-        """HubOAuth's hub call, with a time limit (aiohttp's default is 5 minutes)."""
-        import aiohttp
-
-        kwargs.setdefault("timeout", aiohttp.ClientTimeout(total=HUB_TIMEOUT))
-        return await super()._api_request(method, url, **kwargs)
-
-
-async def _close_http_client() -> None:
-    from jupyterhub.httpclient import JupyterHubHTTPClient
-
-    await JupyterHubHTTPClient.loop_instance().close()
-
-
 class HubAuth:
     """Token checks and OAuth logins (through :class:`HubOAuth`), and group mirroring."""
 
     def __init__(self, config: HubConfig) -> None:
+        from plexhub.api.huboauth import CookieStateOAuth  # jupyterhub: hub mode only
+
         self.config = config
-        self.oauth = _CookieStateOAuth(
+        self.oauth: CookieStateOAuth = CookieStateOAuth(
             api_url=config.api_url, api_token=config.api_token,
             oauth_client_id=config.client_id, base_url=config.prefix,
             oauth_redirect_uri=config.callback_url, hub_host=config.public_hub,
             hub_prefix=config.hub_prefix, oauth_state_max_age=int(STATE_SECONDS),
-            cache_max_age=0)
+            cache_max_age=0, state_name=STATE_COOKIE,
+            state_seconds=STATE_SECONDS, request_timeout=HUB_TIMEOUT)
+        self.oauth.start()  # its thread now: two first requests at once would make two
         # (checked, caller): the oldest goes first when full; the age is checked on read
         # against CACHE_SECONDS as it is at that moment; cachetools is not thread-safe: the lock
         self._cache: FIFOCache[str, tuple[float, Principal | None]] = FIFOCache(10_000)
         self._lock = threading.Lock()
-        self._used = False  # HubOAuth started its thread and HTTP session
         self._client = httpx.Client(timeout=HUB_TIMEOUT, headers={
             "Authorization": f"token {config.api_token}"})
 
     def close(self) -> None:
         self._client.close()
-        if self._used:  # HubOAuth's HTTP session and event loop live in its worker thread
-            self.oauth._synchronize(_close_http_client)
-            self.oauth._pool.shutdown(wait=True)
-            self.oauth._thread_loop.close()
-            self._used = False
+        self.oauth.stop()
 
     # -- tokens -------------------------------------------------------------------------
     def cached(self, token: str) -> Principal | None:
@@ -184,13 +135,12 @@ class HubAuth:
             if hit and now - hit[0] < CACHE_SECONDS:
                 return hit[1]
         principal = None
-        self._used = True
         try:
             model = self.oauth.user_for_token(token, use_cache=False)
             if isinstance(model, dict):
                 principal = principal_for(model)
-        except HTTPError as exc:
-            log.warning("hub not reachable to check a token: %s", exc.log_message)
+        except self.oauth.HubError as exc:
+            log.warning("hub not reachable to check a token: %s", exc)
         with self._lock:
             self._cache[token] = (now, principal)
         return principal
@@ -198,21 +148,20 @@ class HubAuth:
     # -- OAuth --------------------------------------------------------------------------
     def state_cookie(self, state: str) -> str:
         """The name of the cookie that holds the state of login ``state``."""
-        return f"{self.oauth.state_cookie_name}-{state}"
+        return f"{STATE_COOKIE}-{state}"
 
     def state_cookies(self, names: Iterable[str]) -> list[str]:
         """Which of the cookie ``names`` are login states (to clear after a login)."""
-        prefix = f"{self.oauth.state_cookie_name}-"
-        return [n for n in names if n.startswith(prefix)]
+        return [n for n in names if n.startswith(f"{STATE_COOKIE}-")]
 
     def start_login(self, next_url: str) -> LoginStart:
         """Where to send a browser without a session: the hub's OAuth authorize page, with a
         fresh state and PKCE challenge; the state goes with the browser in a cookie."""
         verifier, challenge, method = self.oauth.generate_pkce_code_challenge()
         value = self.oauth.generate_state(next_url, code_verifier=verifier)
-        state = self.oauth._decode_state(value)["id"]
-        url = url_concat(self.oauth.login_url, {"state": state, "code_challenge": challenge,
-                                                "code_challenge_method": method})
+        state = self.oauth.state_id(value)
+        url = self.oauth.authorize_url({"state": state, "code_challenge": challenge,
+                                        "code_challenge_method": method})
         return LoginStart(url=url, cookie_name=self.state_cookie(state), cookie_value=value,
                           max_age=int(STATE_SECONDS))
 
@@ -222,16 +171,13 @@ class HubAuth:
         state must be the one of a login this browser started (its cookie) within
         ``STATE_SECONDS``, on any worker of this service."""
         value = cookies.get(self.state_cookie(state), "")
-        saved = self.oauth._decode_state(value) if value else {}
-        if not hmac.compare_digest(str(saved.get("id", "")).encode(), state.encode()):
+        if not hmac.compare_digest(self.oauth.state_id(value).encode(), state.encode()):
             raise PermissionError("unknown or expired OAuth state")
-        self._used = True
         try:
             token = self.oauth.token_for_code(
                 code, code_verifier=self.oauth.get_code_verifier(value))
-        except HTTPError as exc:
-            raise PermissionError(f"the hub refused the OAuth code ({exc.log_message})") \
-                from exc
+        except self.oauth.HubError as exc:
+            raise PermissionError(f"the hub refused the OAuth code ({exc})") from exc
         return str(token), str(self.oauth.get_next_url(value))
 
     # -- study groups mirrored from grants ------------------------------------------------

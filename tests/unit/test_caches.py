@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from plexhub.api import hubauth
 from plexhub.api.auth import AnswerCache, TokenInfo
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.tiles import Resolved
@@ -91,7 +90,7 @@ def test_an_expired_oauth_state_is_refused_without_asking_the_hub(
                         {start.cookie_name: start.cookie_value + "x"}):
             with pytest.raises(PermissionError, match="unknown or expired OAuth state"):
                 hub.finish_login("code", state, cookies)
-        monkeypatch.setattr(hubauth, "STATE_SECONDS", 0.05)
+        monkeypatch.setattr(hub.oauth, "state_seconds", 0.05)
         time.sleep(1.1)  # signed values carry whole seconds
         with pytest.raises(PermissionError, match="expired OAuth state"):
             hub.finish_login("code", state, {start.cookie_name: start.cookie_value})
