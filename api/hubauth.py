@@ -22,6 +22,7 @@ Who is what (roles from hub groups, organisations, study groups) is
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -96,17 +97,10 @@ class HubAuth:
     """Token checks and OAuth logins (through :class:`HubOAuth`), and group mirroring."""
 
     def __init__(self, config: HubConfig) -> None:
-        from plexhub.api.huboauth import CookieStateOAuth  # jupyterhub: hub mode only
-
         self.config = config
-        self.oauth: CookieStateOAuth = CookieStateOAuth(
-            api_url=config.api_url, api_token=config.api_token,
-            oauth_client_id=config.client_id, base_url=config.prefix,
-            oauth_redirect_uri=config.callback_url, hub_host=config.public_hub,
-            hub_prefix=config.hub_prefix, oauth_state_max_age=int(STATE_SECONDS),
-            cache_max_age=0, state_name=STATE_COOKIE,
-            state_seconds=STATE_SECONDS, request_timeout=HUB_TIMEOUT)
-        self.oauth.start()  # its thread now: two first requests at once would make two
+        self._oauth: CookieStateOAuth | None = None
+        self._oauth_lock = threading.Lock()
+        self._closed = False
         # (checked, caller): the oldest goes first when full; the age is checked on read
         # against CACHE_SECONDS as it is at that moment; cachetools is not thread-safe: the lock
         self._cache: FIFOCache[str, tuple[float, Principal | None]] = FIFOCache(10_000)
@@ -114,9 +108,43 @@ class HubAuth:
         self._client = httpx.Client(timeout=HUB_TIMEOUT, headers={
             "Authorization": f"token {config.api_token}"})
 
+    @property
+    def oauth(self) -> CookieStateOAuth:
+        """HubOAuth, made on first use (importing jupyterhub takes seconds: :meth:`start`
+        does it in the background, so that the service answers its health check sooner)."""
+        with self._oauth_lock:
+            if self._closed:
+                raise RuntimeError("the hub client is closed")
+            if self._oauth is None:
+                from plexhub.api.huboauth import CookieStateOAuth
+
+                oauth = CookieStateOAuth(
+                    api_url=self.config.api_url, api_token=self.config.api_token,
+                    oauth_client_id=self.config.client_id, base_url=self.config.prefix,
+                    oauth_redirect_uri=self.config.callback_url,
+                    hub_host=self.config.public_hub, hub_prefix=self.config.hub_prefix,
+                    oauth_state_max_age=int(STATE_SECONDS), cache_max_age=0,
+                    state_name=STATE_COOKIE, state_seconds=STATE_SECONDS,
+                    request_timeout=HUB_TIMEOUT)
+                oauth.start()
+                self._oauth = oauth
+            return self._oauth
+
+    def start(self) -> None:
+        """Make :attr:`oauth` in a background thread (requests that need it wait for it)."""
+        def load() -> None:
+            with contextlib.suppress(RuntimeError):  # closed first
+                self.oauth  # noqa: B018  # the property makes it
+
+        threading.Thread(target=load, name="plexhub-hub-oauth", daemon=True).start()
+
     def close(self) -> None:
         self._client.close()
-        self.oauth.stop()
+        with self._oauth_lock:
+            self._closed = True
+            if self._oauth is not None:
+                self._oauth.stop()
+                self._oauth = None
 
     # -- tokens -------------------------------------------------------------------------
     def cached(self, token: str) -> Principal | None:

@@ -34,6 +34,9 @@ SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
 PORTAL_PATH = f"services/{SERVICE_NAME}/portal/"  # relative to the hub's base_url
 OPS_SERVICE = "plexhub-ops"
 CACHE_MAX_AGE = 5  # seconds the single-user servers trust a hub token check
+# seconds the hub waits for the API service to answer at start before it gives up and exits
+# (JupyterHub's default, 30 s, is too short for several workers on a busy machine)
+SERVICE_START_TIMEOUT = 120
 # what every hub user gets: JupyterHub's default 'self' minus servers!user (starting servers)
 USER_SCOPES = [
     "read:users!user", "read:users:groups!user", "read:servers!user",
@@ -114,7 +117,9 @@ def service_environment(settings: Settings) -> dict[str, str]:
 
 def service(settings: Settings, api_port: int) -> dict[str, Any]:
     """The hub-managed API service (uvicorn behind the proxy at /services/plexhub/)."""
-    return {
+    import jupyterhub
+
+    spec: dict[str, Any] = {
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{api_port}",
         "command": [sys.executable, "-m", "plexhub", "serve", "--host", "127.0.0.1",
@@ -126,6 +131,9 @@ def service(settings: Settings, api_port: int) -> dict[str, Any]:
         "oauth_client_allowed_scopes": ["read:users:name!user", "read:users:groups!user"],
         "display": True,
     }
+    if jupyterhub.version_info >= (6,):  # a service's start timeout is new in 6.0
+        spec["timeout"] = SERVICE_START_TIMEOUT
+    return spec
 
 
 def singleuser_command() -> list[str]:

@@ -127,6 +127,7 @@ def test_service_and_its_environment(tmp_path: Path) -> None:
                               "/services/plexhub"]
     assert svc["url"] == "http://127.0.0.1:9999"
     assert svc["oauth_no_confirm"] is True
+    assert svc["timeout"] == hubconfig.SERVICE_START_TIMEOUT  # jupyterhub 6
     assert "read:users:groups!user" in svc["oauth_client_allowed_scopes"]
     env = svc["environment"]
     assert env["PLEXHUB_ADMIN_TOKEN"] == "admin-token-0123456789"

@@ -23,7 +23,7 @@ LOGINS = 24  # two workers taking connections at random: P(all on one worker) ~ 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(tmp_path_factory.mktemp("hub2"), PLEXHUB_API_WORKERS="2") as h:
+    with running_hub(tmp_path_factory.mktemp("hub2"), timeout=240, PLEXHUB_API_WORKERS="2") as h:
         r = h.api("POST", "/studies", json={"code": "S1", "title": "Study S1",
                                             "sponsor": "acme"})
         assert r.status_code == 201, r.text
