@@ -39,6 +39,7 @@ from plexhub.api.models import ApiToken, Grant, Image, Job, Preset, PublishedNot
 from plexhub.errors import NotFoundError, PermissionDeniedError
 from plexhub.policies.access import (
     ROLE_SCOPES,
+    Capability,
     GrantFacts,
     Principal,
     can_manage_token,
@@ -167,7 +168,7 @@ def _allowed(session: Session, principal: Principal, study_id: int | None,
 
 
 def visible_study(session: Session, principal: Principal, code: str,
-                  capability: str = "view") -> Study:
+                  capability: str = Capability.VIEW) -> Study:
     """The study, or 404 when it does not exist or the caller may not know it exists."""
     study_id = session.scalar(select(Study.id).where(Study.code == code))
     study = session.get(Study, study_id) \
@@ -178,7 +179,7 @@ def visible_study(session: Session, principal: Principal, code: str,
 
 
 def study_of(session: Session, principal: Principal, study_id: int | None,
-             what: str, capability: str = "view") -> Study:
+             what: str, capability: str = Capability.VIEW) -> Study:
     """The study an entity (``what``, e.g. "image <id>") belongs to, when the caller may see
     it; otherwise a 404 that names only the entity the caller asked for. ``study_id`` None
     (the entity does not exist) does the same work and answers the same 404; look the
@@ -203,7 +204,7 @@ def visible_image(session: Session, principal: Principal, image_id: str) -> Imag
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
     found = session.execute(select(Image, Study).join(Study, Image.study_id == Study.id)
                             .where(Image.id == image_id)).first() \
-        if _allowed(session, principal, study_id, "view") else None
+        if _allowed(session, principal, study_id, Capability.VIEW) else None
     if found is None:
         raise NotFoundError(f"image {image_id}", "not found")
     return ImageAccess(found[0], found[1])
@@ -231,7 +232,7 @@ def visible_preset(session: Session, principal: Principal, preset_id: str) -> Pr
     return preset
 
 
-NOTEBOOK_CAPABILITY = "view_notebooks"  # what a sponsor's grant needs for published notebooks
+NOTEBOOK_CAPABILITY = Capability.VIEW_NOTEBOOKS  # a sponsor needs it for published notebooks
 
 
 class NotebookAccess(NamedTuple):
@@ -326,7 +327,7 @@ def downloadable_image_in_path(image_id: str, user: CurrentUser,
     """The image when the caller may download its original (staff; sponsors need the
     ``download`` capability); the image is loaded only once its study is allowed."""
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
-    study = study_of(session, user, study_id, f"image {image_id}", "download")
+    study = study_of(session, user, study_id, f"image {image_id}", Capability.DOWNLOAD)
     image = session.get(Image, image_id)
     if image is None:  # deleted meanwhile
         raise NotFoundError(f"image {image_id}", "not found")

@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
 
         with db.session() as session:  # the first tile should not pay for compiling queries
             warm_up(session)
+        if hub is not None:
+            hub.start()
         state.jobs.start()
         try:
             yield

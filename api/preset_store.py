@@ -4,11 +4,11 @@ Scopes: ``image`` (one image), ``panel`` (any image with those markers, bound by
 label) and ``study`` (the images of one study). Every image gets a ``default`` preset at
 ingest, computed from the stored histograms (no pixel reads).
 
-Who sees a preset (:func:`may_see`): a private one only its owner and admins; any other only
-through what the caller may see: an image preset through its image, a study preset through
-its study, a panel preset through an image whose channels carry every marker of the panel
-(staff see every study, hence every panel). Visibility given with a later version of a
-preset changes it (its owner or an admin only), audited as ``preset.visibility``.
+Who sees a preset (:func:`may_see`) and who may change its visibility is
+:mod:`plexhub.policies.presets`; this module applies it with what the caller may see: an image
+preset through its image, a study preset through its study, a panel preset through an image
+whose channels carry every marker of the panel. Visibility given with a later version of a
+preset changes it, audited as ``preset.visibility``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from plexhub.api.models import Grant, Image, Preset, PresetVersion, Study
 from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.model import Channel
 from plexhub.ome_pipeline.confine import read_inside
-from plexhub.policies.access import INTERNAL_ROLES, Principal, can_see_study
+from plexhub.policies.access import Principal, can_see_study
+from plexhub.policies.presets import (
+    DEFAULT_VISIBILITY,
+    can_change_visibility,
+    can_see_preset,
+    sees_every_panel,
+)
+from plexhub.policies.presets import VISIBILITIES as VISIBILITIES  # the routes check it too
 from plexhub.presets import RenderPreset, bind, content_hash, parse_preset
 
 DEFAULT_NAME = "default"
@@ -56,9 +63,6 @@ def latest_version(session: Session, preset_id: str) -> PresetVersion | None:
                           .order_by(PresetVersion.version.desc()).limit(1))
 
 
-VISIBILITIES = ("private", "study", "public")
-
-
 def save_version(session: Session, actor: Principal | str, *, name: str, scope: str,
                  target: str, study: Study | None, document: RenderPreset,
                  visibility: str | None = None, is_default: bool = False
@@ -77,7 +81,8 @@ def save_version(session: Session, actor: Principal | str, *, name: str, scope: 
     if preset is None:
         preset = Preset(id=uuid.uuid4().hex, name=name, scope=scope, target=target,
                         study_id=study.id if study else None, owner=owner,
-                        visibility=visibility or "study", is_default=is_default)
+                        visibility=visibility or DEFAULT_VISIBILITY,
+                        is_default=is_default)
         session.add(preset)
         session.flush()
     else:
@@ -104,7 +109,7 @@ def save_version(session: Session, actor: Principal | str, *, name: str, scope: 
 def _change_visibility(session: Session, actor: Principal | str, preset: Preset,
                        visibility: str, study: Study | None) -> None:
     user = actor if isinstance(actor, str) else actor.user
-    if isinstance(actor, Principal) and actor.role != "admin" and preset.owner != user:
+    if isinstance(actor, Principal) and not can_change_visibility(actor, preset.owner):
         raise PermissionDeniedError(user, f"may not change the visibility of preset "
                                     f"{preset.name!r} (owner {preset.owner}) from "
                                     f"{preset.visibility} to {visibility}",
@@ -134,12 +139,12 @@ def applies_to(session: Session, preset: Preset, image: Image, study: Study,
         return preset.target == image.id
     if preset.scope == "study":
         return preset.target == study.code
-    return user.role in INTERNAL_ROLES or panel_fits(session, preset, image)
+    return sees_every_panel(user) or panel_fits(session, preset, image)
 
 
 def visible_to(preset: Preset, user: Principal) -> bool:
     """The private-preset rule alone: a private preset is its owner's and admins'."""
-    return preset.visibility != "private" or preset.owner == user.user or user.role == "admin"
+    return bool(can_see_preset(user, preset.visibility, preset.owner))
 
 
 def panel_fits(session: Session, preset: Preset, image: Image) -> bool:
@@ -170,7 +175,7 @@ def may_see(session: Session, user: Principal, preset: Preset) -> bool:
     if preset.scope == "study":
         study = session.scalar(select(Study).where(Study.code == preset.target))
         return study is not None and _sees_study(session, user, study.id)
-    if user.role in INTERNAL_ROLES:
+    if sees_every_panel(user):
         return True
     doc = _latest_document(session, preset)
     return doc is not None and any(_fits(doc, image) for image in session.scalars(

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from plexhub.api.models import JobState
-from plexhub.policies.access import CAPABILITIES
+from plexhub.policies.access import CAPABILITIES, DEFAULT_CAPABILITIES
 
 
 def _utc(v: datetime) -> datetime:
@@ -168,7 +168,8 @@ class StudyUpdate(Strict):
 
 class GrantCreate(Strict):
     principal: str = Field(pattern=r"^(user|group):[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
-    capabilities: list[str] = Field(default_factory=lambda: ["view"], min_length=1)
+    capabilities: list[str] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES),
+                                    min_length=1)
     expires_at: UtcDateTime | None = None
     reason: str = Field(default="", max_length=2000)
 

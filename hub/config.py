@@ -4,7 +4,8 @@
   127.0.0.1 (free ports unless set).
 - Authentication: :class:`plexhub.hub.auth.PlexhubAuthenticator` (users.json, scrypt), with
   login locks per user name and per address (``hub_login_*`` settings, state in the hub dir).
-- Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start).
+- Groups: ``plexhub-<role>s`` and ``org-<name>`` from users.json (``load_groups``, at start);
+  the mapping is :mod:`plexhub.policies.roles`, which the API reads too.
 - Roles: JupyterHub's ``user`` role is narrowed so that it cannot start servers (sponsors never
   get a server or a kernel); ``plexhub-server-users`` (scientists, analysts, admins) adds
   ``self``; ``admin`` goes to ``plexhub-admins``; the API service may read users and manage
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from plexhub.hub.users import ensure_demo_users, group_members, load_users
+from plexhub.policies.roles import ORG_PREFIX, ROLE_GROUPS, SERVER_GROUPS, may_run_servers
 from plexhub.settings import Settings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")  # jupyterhub -f
@@ -31,12 +33,10 @@ SERVICE_NAME = "plexhub"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
 PORTAL_PATH = f"services/{SERVICE_NAME}/portal/"  # relative to the hub's base_url
 OPS_SERVICE = "plexhub-ops"
-# the same names as plexhub.api.hubauth (hub/ does not import api/; a test checks they agree)
-ROLE_GROUPS = {"admin": "plexhub-admins", "scientist": "plexhub-scientists",
-               "analyst": "plexhub-analysts", "sponsor": "plexhub-sponsors"}
-SERVER_GROUPS = frozenset({"plexhub-admins", "plexhub-scientists", "plexhub-analysts"})
-ORG_PREFIX = "org-"
 CACHE_MAX_AGE = 5  # seconds the single-user servers trust a hub token check
+# seconds the hub waits for the API service to answer at start before it gives up and exits
+# (JupyterHub's default, 30 s, is too short for several workers on a busy machine)
+SERVICE_START_TIMEOUT = 120
 # what every hub user gets: JupyterHub's default 'self' minus servers!user (starting servers)
 USER_SCOPES = [
     "read:users!user", "read:users:groups!user", "read:servers!user",
@@ -90,8 +90,7 @@ def landing_url(handler: Any) -> str | None:
     user = handler.current_user
     if user is None:
         return None
-    groups = {g.name for g in user.groups}
-    if user.admin or groups & SERVER_GROUPS:
+    if may_run_servers((g.name for g in user.groups), hub_admin=bool(user.admin)):
         return None
     return str(handler.base_url).rstrip("/") + "/" + PORTAL_PATH
 
@@ -119,7 +118,9 @@ def service_environment(settings: Settings) -> dict[str, str]:
 
 def service(settings: Settings, api_port: int) -> dict[str, Any]:
     """The hub-managed API service (uvicorn behind the proxy at /services/plexhub/)."""
-    return {
+    import jupyterhub
+
+    spec: dict[str, Any] = {
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{api_port}",
         "command": [sys.executable, "-m", "plexhub", "serve", "--host", "127.0.0.1",
@@ -131,6 +132,9 @@ def service(settings: Settings, api_port: int) -> dict[str, Any]:
         "oauth_client_allowed_scopes": ["read:users:name!user", "read:users:groups!user"],
         "display": True,
     }
+    if jupyterhub.version_info >= (6,):  # a service's start timeout is new in 6.0
+        spec["timeout"] = SERVICE_START_TIMEOUT
+    return spec
 
 
 def singleuser_command() -> list[str]:

@@ -141,7 +141,7 @@ def ensure_demo_users(path: Path, password: str) -> list[str]:
     return list(DEMO_USERS)
 
 
-def group_members(users: Mapping[str, LocalUser], role_groups: Mapping[str, str],
+def group_members(users: Mapping[str, LocalUser], role_groups: Mapping[Role, str],
                   org_prefix: str) -> dict[str, list[str]]:
     """Hub group -> member names, for roles (``role_groups``) and organisations."""
     groups: dict[str, list[str]] = {group: [] for group in role_groups.values()}

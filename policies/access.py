@@ -1,10 +1,12 @@
-"""Who may do what: roles as a table of scopes, study visibility from grants."""
+"""Who may do what: roles as a table of scopes, grant capabilities, study visibility from
+grants."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 Role = Literal["admin", "scientist", "analyst", "sponsor"]
@@ -20,7 +22,20 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "sponsor": frozenset({"read"}),
 }
 INTERNAL_ROLES = frozenset({"admin", "scientist", "analyst"})
-CAPABILITIES = ("view", "view_notebooks", "download", "view_labels")
+
+
+class Capability(StrEnum):
+    """What a grant lets its sponsor (user or organisation) do with one study; staff can do
+    all of it without a grant. The values are what grants store."""
+
+    VIEW = "view"  # the study, its images, tiles and raw stores
+    VIEW_NOTEBOOKS = "view_notebooks"  # its published notebooks
+    DOWNLOAD = "download"  # the original source files of its images
+    VIEW_LABELS = "view_labels"  # slide identifiers, label and macro images
+
+
+CAPABILITIES: tuple[str, ...] = tuple(c.value for c in Capability)
+DEFAULT_CAPABILITIES: tuple[str, ...] = (Capability.VIEW.value,)  # a grant that names none
 
 
 @dataclass(frozen=True)
@@ -66,8 +81,9 @@ def has_scope(principal: Principal, scope: str) -> Decision:
 
 
 def can_see_study(principal: Principal, grants: Iterable[GrantFacts], now: datetime,
-                  capability: str = "view") -> Decision:
-    """Staff see every study; a sponsor only studies with an active grant to it or its group."""
+                  capability: str = Capability.VIEW) -> Decision:
+    """Staff see every study (and may do all a grant allows); a sponsor only studies with an
+    active grant to it or its group that gives ``capability``."""
     if principal.role in INTERNAL_ROLES:
         return Decision(True, f"{principal.role} is internal staff")
     names = principal.names

@@ -31,7 +31,7 @@ from plexhub.api.models import Image, Study
 from plexhub.api.portal.web import PortalRoute, not_found, page
 from plexhub.api.routes.notebooks import study_notebooks, versions_of
 from plexhub.errors import NotFoundError
-from plexhub.policies.access import Principal, can_see_study
+from plexhub.policies.access import Capability, Principal, can_see_study
 
 router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=False)
 
@@ -39,8 +39,8 @@ router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=
 def study_access(session: Session, user: Principal, study: Study) -> tuple[bool, bool]:
     """(may see its images, may see its published notebooks)."""
     grants, now = grants_of(session, study.id), utcnow()
-    return (bool(can_see_study(user, grants, now, "view")),
-            bool(can_see_study(user, grants, now, "view_notebooks")))
+    return (bool(can_see_study(user, grants, now, Capability.VIEW)),
+            bool(can_see_study(user, grants, now, Capability.VIEW_NOTEBOOKS)))
 
 
 def portal_study(session: Session, user: Principal, code: str) -> tuple[Study, bool, bool]:

@@ -123,7 +123,9 @@ def wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) 
 
 
 @contextlib.contextmanager
-def running_hub(folder: Path, timeout: float = 120) -> Iterator[Hub]:
+def running_hub(folder: Path, timeout: float = 120, **settings: str) -> Iterator[Hub]:
+    """``settings``: more ``PLEXHUB_*`` variables for the hub (and so for the API service),
+    e.g. ``PLEXHUB_API_WORKERS="2"``."""
     data = folder / "data"
     (data / "incoming").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -133,7 +135,7 @@ def running_hub(folder: Path, timeout: float = 120) -> Iterator[Hub]:
         PLEXHUB_API_PORT=str(free_port()), PLEXHUB_DEMO_PASSWORD=PASSWORD,
         PLEXHUB_ADMIN_TOKEN=ADMIN_TOKEN, PLEXHUB_HUB_API_TOKEN=OPS_TOKEN,
         PLEXHUB_CHP_COMMAND=ensure_chp(Settings(data_dir=folder / "node-cache")),
-        PLEXHUB_CHUNK_SIZE="128", PLEXHUB_BLOCK_SIZE="256")
+        PLEXHUB_CHUNK_SIZE="128", PLEXHUB_BLOCK_SIZE="256", **settings)
     log_path = folder / "jupyterhub.log"
     (data / "hub").mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:

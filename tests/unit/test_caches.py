@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from plexhub.api import hubauth
 from plexhub.api.auth import AnswerCache, TokenInfo
 from plexhub.api.hubauth import HubAuth, HubConfig
 from plexhub.api.tiles import Resolved
@@ -67,15 +66,34 @@ def test_a_full_token_answer_cache_forgets_its_oldest_answers_only() -> None:
 
 def test_an_expired_oauth_state_is_refused_without_asking_the_hub(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hubauth, "STATE_SECONDS", 0.05)
+    """The state travels in a signed cookie (any worker reads it): past STATE_SECONDS it is
+    refused; so is a cookie of another login or one signed with another key."""
     hub = HubAuth(HubConfig(api_url="http://127.0.0.1:9/hub/api", api_token="svc",
                             client_id="service-plexhub", prefix="/services/plexhub/",
                             callback_url="/services/plexhub/oauth_callback", public_hub=""))
+    other = HubAuth(HubConfig(api_url="http://127.0.0.1:9/hub/api", api_token="other-svc",
+                              client_id="service-plexhub", prefix="/services/plexhub/",
+                              callback_url="/services/plexhub/oauth_callback",
+                              public_hub=""))
     try:
-        url = hub.login_url("/back")
-        state = url.split("state=")[1].split("&")[0]
-        time.sleep(0.1)
+        start = hub.start_login("/back")
+        assert start.url.startswith("/hub/api/oauth2/authorize?")
+        assert "code_challenge=" in start.url  # PKCE (HubOAuth)
+        state = start.url.split("state=")[1].split("&")[0]
+        assert start.cookie_name == hub.state_cookie(state)
+        assert "/back" in hub.oauth.get_next_url(start.cookie_value)
+        verifier = hub.oauth.get_code_verifier(start.cookie_value)
+        assert verifier
+        assert verifier not in start.url  # the PKCE secret stays in the browser's cookie
+        forged = other.start_login("/elsewhere")
+        for cookies in ({}, {start.cookie_name: forged.cookie_value},
+                        {start.cookie_name: start.cookie_value + "x"}):
+            with pytest.raises(PermissionError, match="unknown or expired OAuth state"):
+                hub.finish_login("code", state, cookies)
+        monkeypatch.setattr(hub.oauth, "state_seconds", 0.05)
+        time.sleep(1.1)  # signed values carry whole seconds
         with pytest.raises(PermissionError, match="expired OAuth state"):
-            hub.finish_login("code", state)  # the closed port is never called
-    finally:
+            hub.finish_login("code", state, {start.cookie_name: start.cookie_value})
+    finally:  # the closed port is never called
         hub.close()
+        other.close()
