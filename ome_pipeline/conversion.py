@@ -39,6 +39,7 @@ from plexhub.errors import (
     DestinationExistsError,
     DestinationWriteError,
     InputError,
+    MissingFileError,
     PlexhubError,
 )
 from plexhub.malloc import tune_malloc
@@ -215,6 +216,12 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 raise DestinationExistsError(dst, "already exists",
                                              "pass --overwrite to replace it")
             same = Path(src).exists() and Path(dst).resolve() == Path(src).resolve()
+            folder = Path(dst).parent
+            if not folder.is_dir():  # a typo in the folder is refused, not created
+                raise MissingFileError(
+                    dst, f"its folder {folder} does not exist" if not folder.exists() else
+                    f"{folder} is not a folder",
+                    f"create it first with mkdir -p {folder}, or choose another destination")
         if same:
             raise InputError(dst, "is the source itself", "choose another destination")
     doc = open_source(src, reader)
@@ -223,6 +230,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     if as_labels:
         for image in doc.images:
             _require_integer(src, image)
+            _require_one_channel(src, image)
             image.is_label = True
     codec = Codec("none" if settings.compression == "none" else settings.compression,
                   settings.compression_level)
@@ -335,6 +343,16 @@ def _require_integer(src: str, image: SourceImage) -> None:
     if np.dtype(image.dtype).kind not in "uib":
         raise InputError(src, f"holds {image.dtype} pixels, a label image needs integers",
                          "pass an integer mask (e.g. uint16 or uint32)")
+
+
+def _require_one_channel(src: str, image: SourceImage) -> None:
+    """A label image holds one integer object ID per pixel: several channels (an RGB or a
+    fluorescence image of 8-bit counts) are not labels."""
+    if image.shape[1] != 1:
+        names = ", ".join(ch.label for ch in image.channels[:6])
+        raise InputError(src, f"has {image.shape[1]} channels ({names}) of {image.dtype}; "
+                         "--as-labels needs a mask with one channel of object IDs",
+                         "convert it without --as-labels, or pass its segmentation mask")
 
 
 def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
