@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import math
 import os
 import re
 import shutil
@@ -51,8 +52,9 @@ from plexhub.ome_pipeline.chunkio import (
     remove_stale_temporaries,
 )
 from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
-from plexhub.ome_pipeline.histogram import finalize, percentile
+from plexhub.ome_pipeline.histogram import HISTOGRAMS_GROUP, finalize, percentile
 from plexhub.ome_pipeline.ngff import (
+    READERS,
     multiscales_json,
     omero_json,
     root_metadata_key,
@@ -107,6 +109,8 @@ class ConversionResult:
             lines.append(f"  labels: {', '.join(self.labels)}")
         if self.associated:
             lines.append(f"  associated: {', '.join(self.associated)}")
+        if self.ngff_version in READERS:
+            lines.append(f"  opens in: {READERS[self.ngff_version]}")
         return "\n".join(lines)
 
 
@@ -162,8 +166,20 @@ def _windows(image: SourceImage, stored: list[dict[str, Any]]) -> list[dict[str,
             hi = min(vmax, lo + 1.0) if dtype.kind in "ui" else lo + 1.0
             lo = min(lo, hi - (1.0 if dtype.kind in "ui" else 0.0))
             vmax = max(vmax, hi)
-        out.append({"min": vmin, "max": vmax, "start": float(lo), "end": float(hi)})
+        if dtype.kind in "uib":  # integer pixels: integer windows that still hold the range
+            lo, hi = float(math.floor(lo)), float(math.ceil(hi))
+            hi = hi if hi > lo else lo + 1.0
+        out.append({"min": _tidy(vmin), "max": _tidy(vmax), "start": _tidy(lo),
+                    "end": _tidy(hi)})
     return out
+
+
+def _tidy(value: float) -> float:
+    """A window value as a person reads it: no denormals (0.0, not 5.2e-43; a histogram bin
+    edge next to zero interpolates into them) and float32's 7 significant digits."""
+    if abs(value) < float(np.finfo(np.float32).tiny):
+        return 0.0
+    return float(f"{value:.7g}")
 
 
 def _colors(image: SourceImage) -> list[str]:
@@ -493,9 +509,9 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                     "method": "per-channel, level 0, gathered while writing",
                     "channels": [{"index": i, "label": ch.label, **h} for i, (ch, h) in
                                  enumerate(zip(image.channels, stored, strict=True))]}
-        store.put_json(f"{plan.key}/histograms.json" if plan.key else "histograms.json",
-                       hist_doc)
-        extra["plexhub"]["histograms"] = "histograms.json"
+        hist_key = f"{plan.key}/{HISTOGRAMS_GROUP}" if plan.key else HISTOGRAMS_GROUP
+        write_group(store, hist_key, {"plexhub": {"histograms": hist_doc}}, version)
+        extra["plexhub"]["histograms"] = HISTOGRAMS_GROUP
     write_group(store, plan.key, {**wrap(version, attrs), **extra}, version)
     levels = tuple(LevelInfo(path=str(k), shape=plan.array_shape(k), chunks=plan.chunk_shape(k),
                              shards=plan.shard_shape(k)) for k in range(len(plan.levels)))
@@ -517,9 +533,11 @@ def _write_containers(store: OutputStore, doc: SourceDocument, version: str,
         write_group(store, "associated", {"plexhub": {"associated": [
             _safe_name(n) for n in doc.associated]}}, version)
     xml = doc.ome_xml or build_ome_xml(doc.images, [_colors(im) for im in doc.images])
-    store.put("OME/METADATA.ome.xml", xml.encode())
-    for name, text in doc.original_metadata.items():
-        store.put(f"OME/original/{_safe_name(name)}", text.encode())
+    store.put("OME/METADATA.ome.xml", xml.encode())  # the bioformats2raw convention
+    if doc.original_metadata:  # attributes of a group, not files: zarr lists them silently
+        write_group(store, "OME/original", {"plexhub": {"original_metadata": {
+            _safe_name(name): text for name, text in doc.original_metadata.items()}}},
+            version)
     series = [str(i) for i in range(len(doc.images))] if collection else []
     write_group(store, "OME", wrap(version, {"series": series}) if collection else {}, version)
     if collection:

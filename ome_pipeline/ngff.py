@@ -10,6 +10,14 @@ from plexhub.ome_pipeline.chunkio import OutputStore
 AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
 
+# Which common readers open a store of each version (README: "Which tools open the output").
+READERS = {
+    "0.5": "zarr-python >= 3, ome-zarr-py >= 0.10 (napari-ome-zarr on it), ngff-zarr; "
+           "not zarr-python 2 or ome-zarr-py <= 0.9 (write --ngff-version 0.4 for those)",
+    "0.4": "zarr-python 2 and 3, ome-zarr-py (0.4 and later), napari-ome-zarr, ngff-zarr",
+}
+
+
 def zarr_format(version: str) -> int:
     return 3 if version == "0.5" else 2
 

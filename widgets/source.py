@@ -116,7 +116,12 @@ class ImageSource:
     def histograms(self) -> list[dict[str, Any]]:
         """Stored per-channel histograms (``histograms.json``), else from the smallest level."""
         if self._histograms is None:
-            doc = self._read_json("histograms.json")
+            doc = None
+            for name in hist.HISTOGRAMS_FILES:  # the histograms group, or an older store's file
+                doc = self._read_json(name)
+                doc = hist.histograms_document(name, doc) if name != "histograms.json" else doc
+                if doc:
+                    break
             items = (doc.get("channels") if isinstance(doc, dict) else doc) if doc else None
             if not items:
                 items = self._histograms_from_level()

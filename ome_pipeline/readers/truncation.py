@@ -40,7 +40,8 @@ def needed_bytes(path: str) -> tuple[int, int] | None:
             return None
         count_fmt, entry_size, ptr_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
         count_size, ptr_size = struct.calcsize(count_fmt), struct.calcsize(ptr_fmt)
-        needed, offset, seen = 0, first, set()
+        needed, offset = 0, first
+        seen: set[int] = set()
         while offset and offset not in seen and len(seen) < MAX_DIRECTORIES:
             seen.add(offset)
             if offset + count_size > size:
