@@ -166,6 +166,8 @@ def _windows(image: SourceImage, stored: list[dict[str, Any]]) -> list[dict[str,
             hi = min(vmax, lo + 1.0) if dtype.kind in "ui" else lo + 1.0
             lo = min(lo, hi - (1.0 if dtype.kind in "ui" else 0.0))
             vmax = max(vmax, hi)
+        if image.rgb and dtype == np.uint8:  # brightfield colour: shown as it is, not stretched
+            lo, hi = vmin, vmax
         if dtype.kind in "uib":  # integer pixels: integer windows that still hold the range
             lo, hi = float(math.floor(lo)), float(math.ceil(hi))
             hi = hi if hi > lo else lo + 1.0
@@ -500,7 +502,8 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                   for c in range(image.shape[1])]
         windows = _windows(image, stored)
         many = len(image.channels) > 8
-        channels = [{"label": ch.label, "color": col, "active": not many or i < 4,
+        channels = [{"label": ch.label, "color": col,
+                     "active": (not many or i < 4) and not (image.rgb and i == 3),
                      "coefficient": 1.0, "family": "linear", "inverted": False, "window": win}
                     for i, (ch, col, win) in enumerate(zip(image.channels, colors, windows,
                                                            strict=True))]
@@ -509,6 +512,9 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                     "method": "per-channel, level 0, gathered while writing",
                     "channels": [{"index": i, "label": ch.label, **h} for i, (ch, h) in
                                  enumerate(zip(image.channels, stored, strict=True))]}
+        if image.rgb:  # autocontrast keeps true colour (windows over the whole 8-bit range)
+            hist_doc["photometric"] = "RGB"
+            extra["plexhub"]["photometric"] = "RGB"
         hist_key = f"{plan.key}/{HISTOGRAMS_GROUP}" if plan.key else HISTOGRAMS_GROUP
         write_group(store, hist_key, {"plexhub": {"histograms": hist_doc}}, version)
         extra["plexhub"]["histograms"] = HISTOGRAMS_GROUP

@@ -65,6 +65,7 @@ class SourceImage:
     is_label: bool = False
     keep_axes: str = ""  # axes written even when their size is 1 (besides c, y, x)
     labels: dict[str, SourceImage] = field(default_factory=dict)  # label images of this image
+    rgb: bool = False  # the channels are the R, G, B (and A) samples of a colour image
 
     def __post_init__(self) -> None:
         if len(self.shape) != 5:
