@@ -64,7 +64,7 @@ from plexhub.ome_pipeline.ngff import (
 )
 from plexhub.ome_pipeline.omexml import build_ome_xml
 from plexhub.ome_pipeline.readers import open_source
-from plexhub.ome_pipeline.source import SourceDocument, SourceImage
+from plexhub.ome_pipeline.source import ChannelMeta, SourceDocument, SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task
 from plexhub.settings import Settings, get_settings
 
@@ -249,7 +249,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         for image in doc.images:
             _require_integer(src, image)
             _require_one_channel(src, image)
-            image.is_label = True
+            _as_label_pair(src, image)
     codec = Codec("none" if settings.compression == "none" else settings.compression,
                   settings.compression_level)
     options = {"version": version, "chunk": settings.chunk_size, "block": settings.block_size,
@@ -361,6 +361,18 @@ def _require_integer(src: str, image: SourceImage) -> None:
     if np.dtype(image.dtype).kind not in "uib":
         raise InputError(src, f"holds {image.dtype} pixels, a label image needs integers",
                          "pass an integer mask (e.g. uint16 or uint32)")
+
+
+def _as_label_pair(src: str, image: SourceImage) -> None:
+    """``--as-labels``: an image + labels pair, the NGFF shape every reader shows. The root
+    is a grey display image of the IDs (visible by default in napari-ome-zarr, which opens
+    every label image hidden), ``labels/<name>`` the label image itself (2x2 mode pyramid,
+    ``image-label`` with its source); the root's ``plexhub.label_image`` names it."""
+    name = _safe_name(Path(src.rstrip("/")).name.split(".")[0]) or "labels"
+    keep = "".join(a for a in "tz" if a in image.axes)
+    image.labels[name] = replace(image, channels=[ChannelMeta(label=name)], is_label=True,
+                                 keep_axes=keep, labels={})
+    image.channels = [ChannelMeta(label=name, color="FFFFFF")]
 
 
 def _require_one_channel(src: str, image: SourceImage) -> None:
@@ -512,6 +524,9 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                     "method": "per-channel, level 0, gathered while writing",
                     "channels": [{"index": i, "label": ch.label, **h} for i, (ch, h) in
                                  enumerate(zip(image.channels, stored, strict=True))]}
+        label_names = [n for n, lab in image.labels.items() if lab.pixels is image.pixels]
+        if label_names:  # --as-labels: readers that know plexhub open the label image
+            extra["plexhub"]["label_image"] = f"labels/{label_names[0]}"
         if image.rgb:  # autocontrast keeps true colour (windows over the whole 8-bit range)
             hist_doc["photometric"] = "RGB"
             extra["plexhub"]["photometric"] = "RGB"

@@ -212,6 +212,16 @@ def _from_group(group: Any, location: str, name: str | None = None,
     if not attrs.get("multiscales"):
         raise InputError(location, "has no NGFF multiscales metadata",
                          "is it an OME-Zarr image (or a collection; pick series=)?")
+    plexhub_attrs = group.attrs.get("plexhub")
+    label = plexhub_attrs.get("label_image") if isinstance(plexhub_attrs, dict) else None
+    if isinstance(label, str) and re.fullmatch(r"labels/[A-Za-z0-9_.-]+", label):
+        # a store written with --as-labels: the root is a display image of the IDs, the
+        # label image itself is labels/<name>
+        try:
+            group, location = group[label], f"{location}/{label}"
+        except KeyError:
+            return group, attrs, location
+        attrs = ome_attrs(group)
     return group, attrs, location
 
 

@@ -159,17 +159,25 @@ def test_mask_of_the_wrong_size_is_refused(source: Path, tmp_path: Path) -> None
 
 
 def test_as_labels_writes_a_label_image(real: Path, tmp_path: Path) -> None:
+    """An image + labels pair (issue 17, item 2): the label image at labels/<name>, the root
+    a display image of the same pixels that readers show by default."""
     import tifffile
 
     src = real / "labels" / "E34_mask.tiff"
     dst = tmp_path / "mask.ome.zarr"
     convert(src, dst, as_labels=True)
     g = zarr.open_group(dst, mode="r")
-    meta = ome(g)
-    assert "image-label" in meta
+    assert ome(g["labels"])["labels"] == ["E34_mask"]
+    assert dict(g.attrs)["plexhub"]["label_image"] == "labels/E34_mask"
+    meta = ome(g["labels/E34_mask"])
+    assert meta["image-label"]["source"] == {"image": "../../"}
     assert "omero" not in meta
     assert meta["multiscales"][0]["type"] == "mode"
-    assert np.array_equal(g["0"][:], tifffile.imread(src))
+    assert np.array_equal(g["labels/E34_mask/0"][:], tifffile.imread(src))
+    root = ome(g)
+    assert "image-label" not in root
+    assert root["omero"]["channels"][0]["label"] == "E34_mask"
+    assert np.array_equal(g["0"][0], tifffile.imread(src))
     with pytest.raises(InputError, match="integers"):
         convert(real / "labels" / "E34_imc.tiff", tmp_path / "x.zarr", as_labels=True)
 
