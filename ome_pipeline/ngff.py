@@ -26,10 +26,8 @@ def axes_json(axes: str, sizes: dict[str, PhysicalSize]) -> list[dict[str, Any]]
     out = []
     for a in axes:
         entry: dict[str, Any] = {"name": a, "type": AXIS_TYPES[a]}
-        if a in sizes and a != "c":
-            entry["unit"] = sizes[a].unit
-        elif a == "t":
-            entry["unit"] = "second"
+        if a in sizes and a != "c" and sizes[a].unit:
+            entry["unit"] = sizes[a].unit  # none invented: a time axis without one has none
         out.append(entry)
     return out
 
