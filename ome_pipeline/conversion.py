@@ -64,7 +64,7 @@ from plexhub.ome_pipeline.ngff import (
 )
 from plexhub.ome_pipeline.omexml import build_ome_xml
 from plexhub.ome_pipeline.readers import open_source
-from plexhub.ome_pipeline.source import ChannelMeta, SourceDocument, SourceImage
+from plexhub.ome_pipeline.source import ChannelMeta, ChannelPixels, SourceDocument, SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task
 from plexhub.settings import Settings, get_settings
 
@@ -244,7 +244,7 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             raise InputError(dst, "is the source itself", "choose another destination")
     doc = open_source(src, reader)
     for name, path in labels.items():
-        doc.images[0].labels[name] = _open_mask(name, path, doc)
+        doc.images[0].labels.update(_open_masks(name, path, doc))
     if as_labels:
         for image in doc.images:
             _require_integer(src, image)
@@ -385,7 +385,14 @@ def _require_one_channel(src: str, image: SourceImage) -> None:
                          "convert it without --as-labels, or pass its segmentation mask")
 
 
-def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
+# inForm's binary_seg_maps.tif: one page per compartment, in this order
+INFORM_SEGMENTATION_PAGES = ("tissue", "nucleus", "cytoplasm", "membrane")
+
+
+def _open_masks(name: str, path: str, doc: SourceDocument) -> dict[str, SourceImage]:
+    """``--labels NAME=MASK``: one label image, or one per channel (page) of a multi-page
+    mask, named ``NAME-<channel>`` from the channel names the file gives (inForm's
+    binary_seg_maps.tif: tissue, nucleus, cytoplasm, membrane)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise InputError(f"--labels {name}={path}", "the label name may only use letters, "
                          "digits, '.', '_' and '-'")
@@ -395,13 +402,26 @@ def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
     mask = open_source(path).images[0]
     _require_integer(path, mask)
     image = doc.images[0]
-    if mask.shape[1] != 1:
-        raise InputError(path, f"has {mask.shape[1]} channels, a mask needs one")
     if mask.shape[3:] != image.shape[3:] or mask.shape[2] not in (1, image.shape[2]):
         raise InputError(path, f"is {mask.shape[3]}x{mask.shape[4]} (y x) but the image is "
                          f"{image.shape[3]}x{image.shape[4]}", "the mask must match the image")
     keep = "".join(a for a in "tz" if a in image.axes)
-    return replace(mask, name=name, is_label=True, keep_axes=keep)
+    if mask.shape[1] == 1:
+        return {name: replace(mask, name=name, is_label=True, keep_axes=keep)}
+    names = [ch.label for ch in mask.channels]
+    generic = all(n == f"Channel {i}" for i, n in enumerate(names))
+    if generic and len(names) == len(INFORM_SEGMENTATION_PAGES) and \
+            "binary_seg_maps" in Path(path).name.lower():
+        names = list(INFORM_SEGMENTATION_PAGES)
+    named = not generic or names == list(INFORM_SEGMENTATION_PAGES)
+    keys = [f"{name}-{_safe_name(n).lower() if named else i}" for i, n in enumerate(names)]
+    if len(set(keys)) != len(keys):
+        keys = [f"{name}-{i}" for i in range(len(names))]
+    t, _, z, y, x = mask.shape
+    return {key: replace(mask, name=key, shape=(t, 1, z, y, x), channels=[ChannelMeta(label=n)],
+                         pixels=ChannelPixels(mask.pixels, k), channel_groups=None,
+                         is_label=True, keep_axes=keep, labels={})
+            for k, (key, n) in enumerate(zip(keys, names, strict=True))}
 
 
 # --------------------------------------------------------------------------- the work

@@ -33,6 +33,19 @@ class PixelSource(ABC):
         """Decode a little of the data so that bad input fails before anything is written."""
 
 
+class ChannelPixels(PixelSource):
+    """One channel of another pixel source, as channel 0 (a page of a multi-page mask)."""
+
+    def __init__(self, inner: PixelSource, channel: int) -> None:
+        self.inner, self.channel = inner, channel
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        return self.inner.read(t, z, [self.channel + c for c in channels], ys, xs)
+
+    def check(self) -> None:
+        self.inner.check()
+
+
 class ArrayPixels(PixelSource):
     """Pixels held in memory (small images, associated images, test data)."""
 

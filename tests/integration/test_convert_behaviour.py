@@ -190,3 +190,29 @@ def test_progress_callback_reaches_one(source: Path, tmp_path: Path,
     assert len(seen) > 10
     assert seen == sorted(seen)
     assert seen[-1] == 1.0
+
+
+def test_an_inform_segmentation_map_becomes_four_named_label_images(
+        real: Path, tmp_path: Path) -> None:
+    """inForm's binary_seg_maps.tif (issue 17, item 4): four pages, tissue, nucleus,
+    cytoplasm and membrane, attached with one --labels; each becomes its own label image."""
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    pages = rng.integers(0, 40, (4, 100, 100), dtype=np.uint32)
+    seg = tmp_path / "E34_binary_seg_maps.tif"
+    tifffile.imwrite(seg, pages, photometric="minisblack")
+    dst = tmp_path / "out.ome.zarr"
+    result = convert(real / "labels/E34_imc.tiff", dst, labels={"seg": str(seg)})
+    names = ["seg-tissue", "seg-nucleus", "seg-cytoplasm", "seg-membrane"]
+    assert result.labels == names
+    g = zarr.open_group(dst, mode="r")
+    assert ome(g["labels"])["labels"] == names
+    for k, name in enumerate(names):
+        assert "image-label" in ome(g[f"labels/{name}"])
+        assert np.array_equal(g[f"labels/{name}/0"][:], pages[k])
+    other = tmp_path / "pages.tif"  # any other multi-page mask: numbered
+    tifffile.imwrite(other, pages[:2], photometric="minisblack")
+    result = convert(real / "labels/E34_imc.tiff", tmp_path / "o2.ome.zarr",
+                     labels={"m": str(other)})
+    assert result.labels == ["m-0", "m-1"]
