@@ -29,6 +29,7 @@ BUILTIN_READERS: dict[str, str] = {
     "ome-zarr": "plexhub.ome_pipeline.readers.omezarr:OmeZarrReader",
     "czi": "plexhub.ome_pipeline.readers.czi:CziReader",
     "mcd": "plexhub.ome_pipeline.readers.mcd:McdReader",
+    "imc-txt": "plexhub.ome_pipeline.readers.imctxt:ImcTxtReader",
     "ome-tiff": "plexhub.ome_pipeline.readers.tiff:OmeTiffReader",
     "qptiff": "plexhub.ome_pipeline.readers.tiff:QptiffReader",
     "svs": "plexhub.ome_pipeline.readers.tiff:SvsReader",
@@ -85,7 +86,8 @@ def detect_reader(path: str) -> Reader:
             continue
         if cls.can_open(path, head):
             return cls()
-    hint = ("expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or OME-Zarr; "
+    hint = ("expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or .txt, "
+            "OME-Zarr; "
             "pass --reader NAME to force a reader")
     if broken:
         hint += "; readers that could not be loaded: " + ", ".join(broken)
