@@ -62,7 +62,7 @@ from plexhub.ome_pipeline.ngff import (
     write_group,
     zarr_format,
 )
-from plexhub.ome_pipeline.omexml import build_ome_xml
+from plexhub.ome_pipeline.omexml import build_ome_xml, detach_tiff_references
 from plexhub.ome_pipeline.readers import open_source
 from plexhub.ome_pipeline.source import ChannelMeta, ChannelPixels, SourceDocument, SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task
@@ -518,7 +518,7 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                           acc: Accumulator, version: str) -> ImageSummary:
     method = "mode" if plan.is_label else "mean"
     ms = multiscales_json(image.name, plan.axes, len(plan.levels), image.physical_sizes,
-                          version, method)
+                          version, method, origin=image.position)
     attrs: dict[str, Any] = {"multiscales": [ms]}
     colors = _colors(image)
     extra: dict[str, Any] = {"plexhub": {"version": __version__, "source_name": image.name}}
@@ -573,7 +573,8 @@ def _write_containers(store: OutputStore, doc: SourceDocument, version: str,
     if doc.associated:
         write_group(store, "associated", {"plexhub": {"associated": [
             _safe_name(n) for n in doc.associated]}}, version)
-    xml = doc.ome_xml or build_ome_xml(doc.images, [_colors(im) for im in doc.images])
+    xml = detach_tiff_references(doc.ome_xml) if doc.ome_xml else \
+        build_ome_xml(doc.images, [_colors(im) for im in doc.images])
     store.put("OME/METADATA.ome.xml", xml.encode())  # the bioformats2raw convention
     if doc.original_metadata:  # attributes of a group, not files: zarr lists them silently
         write_group(store, "OME/original", {"plexhub": {"original_metadata": {

@@ -18,6 +18,9 @@ _UNIT_SYMBOLS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "me
                  "hour": "h"}
 
 
+MAX_PLANES = 10_000
+
+
 def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
     """A minimal, schema-shaped OME document: one Image per converted image."""
     ET.register_namespace("", OME_NS)
@@ -25,6 +28,11 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
     for i, (image, cols) in enumerate(zip(images, colors, strict=True)):
         t, c, z, y, x = image.shape
         el = ET.SubElement(root, f"{{{OME_NS}}}Image", {"ID": f"Image:{i}", "Name": image.name})
+        if image.stage:  # where the instrument's stage was (schema order: before Pixels)
+            ET.SubElement(el, f"{{{OME_NS}}}StageLabel", {
+                "Name": image.name, **{f"{a.upper()}": repr(float(v))
+                                       for a, v in sorted(image.stage.items())},
+                **{f"{a.upper()}Unit": "µm" for a in sorted(image.stage)}})
         attrs = {"ID": f"Pixels:{i}", "DimensionOrder": "XYZCT",
                  "Type": _TYPES.get(np.dtype(image.dtype).name, "uint16"),
                  "SizeX": str(x), "SizeY": str(y), "SizeZ": str(z), "SizeC": str(c),
@@ -40,4 +48,41 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
                 "ID": f"Channel:{i}:{ci}", "Name": ch.label,
                 "Color": str(hex_to_ome_color(color)), "SamplesPerPixel": "1"})
         ET.SubElement(px, f"{{{OME_NS}}}MetadataOnly")
+        if image.stage and t * c * z <= MAX_PLANES:  # each plane at the stage position
+            for ti in range(t):
+                for ci in range(c):
+                    for zi in range(z):
+                        ET.SubElement(px, f"{{{OME_NS}}}Plane", {
+                            "TheZ": str(zi), "TheT": str(ti), "TheC": str(ci),
+                            **{f"Position{a.upper()}": repr(float(v))
+                               for a, v in sorted(image.stage.items())},
+                            **{f"Position{a.upper()}Unit": "µm" for a in sorted(image.stage)}})
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def detach_tiff_references(xml: str) -> str:
+    """The source's OME-XML for the converted store: every ``TiffData`` (and the ``UUID
+    FileName`` inside it) names planes of the source files, which the store does not hold,
+    so each Pixels says ``MetadataOnly`` instead (as bioformats2raw writes it). Everything
+    else stays as the source wrote it. XML that does not parse is returned unchanged."""
+    if "TiffData" not in xml:
+        return xml
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return xml
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    ET.register_namespace("", ns)
+    ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
+    q = f"{{{ns}}}" if ns else ""
+    for pixels in root.iter(f"{q}Pixels"):
+        children = list(pixels)
+        refs = [c for c in children if c.tag == f"{q}TiffData"]
+        if not refs:
+            continue
+        at = children.index(refs[0])
+        for ref in refs:
+            pixels.remove(ref)
+        if pixels.find(f"{q}BinData") is None and pixels.find(f"{q}MetadataOnly") is None:
+            pixels.insert(at, ET.Element(f"{q}MetadataOnly"))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -79,6 +79,11 @@ class SourceImage:
     keep_axes: str = ""  # axes written even when their size is 1 (besides c, y, x)
     labels: dict[str, SourceImage] = field(default_factory=dict)  # label images of this image
     rgb: bool = False  # the channels are the R, G, B (and A) samples of a colour image
+    # where the image lies among the others of its source (a collection): the top-left corner
+    # of its first pixel, per axis ("y", "x") in the unit of its physical sizes, image axes
+    # (y down); and the stage position as the instrument reports it (OME-XML StageLabel)
+    position: dict[str, float] = field(default_factory=dict)
+    stage: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.shape) != 5:
