@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -60,29 +61,33 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
+_PIXELS = re.compile(r"<(?P<p>[\w.-]+:)?Pixels\b.*?</(?P=p)?Pixels\s*>", re.DOTALL)
+_TIFFDATA = re.compile(r"<(?P<p>[\w.-]+:)?TiffData\b(?:[^>]*/>|.*?</(?P=p)?TiffData\s*>)",
+                       re.DOTALL)
+
+
 def detach_tiff_references(xml: str) -> str:
     """The source's OME-XML for the converted store: every ``TiffData`` (and the ``UUID
     FileName`` inside it) names planes of the source files, which the store does not hold,
-    so each Pixels says ``MetadataOnly`` instead (as bioformats2raw writes it). Everything
-    else stays as the source wrote it. XML that does not parse is returned unchanged."""
+    so each Pixels says ``MetadataOnly`` instead (as bioformats2raw writes it). Only those
+    elements change: every other byte stays as the source wrote it."""
     if "TiffData" not in xml:
         return xml
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return xml
-    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
-    ET.register_namespace("", ns)
-    ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
-    q = f"{{{ns}}}" if ns else ""
-    for pixels in root.iter(f"{q}Pixels"):
-        children = list(pixels)
-        refs = [c for c in children if c.tag == f"{q}TiffData"]
-        if not refs:
-            continue
-        at = children.index(refs[0])
-        for ref in refs:
-            pixels.remove(ref)
-        if pixels.find(f"{q}BinData") is None and pixels.find(f"{q}MetadataOnly") is None:
-            pixels.insert(at, ET.Element(f"{q}MetadataOnly"))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+    def pixels(m: re.Match[str]) -> str:
+        block = m.group(0)
+        found = list(_TIFFDATA.finditer(block))
+        if not found:
+            return block
+        prefix = found[0].group("p") or ""
+        keep = "MetadataOnly" in block or "BinData" in block
+        out, last = [], 0
+        for k, ref in enumerate(found):
+            out.append(block[last:ref.start()])
+            if k == 0 and not keep:
+                out.append(f"<{prefix}MetadataOnly/>")
+            last = ref.end()
+        out.append(block[last:])
+        return "".join(out)
+
+    return _PIXELS.sub(pixels, xml)
