@@ -29,6 +29,7 @@ from plexhub.api.models import Grant, Image, Preset, PresetVersion, Study
 from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.model import Channel
 from plexhub.ome_pipeline.confine import read_inside
+from plexhub.ome_pipeline.histogram import HISTOGRAMS_FILES, histograms_document
 from plexhub.policies.access import Principal, can_see_study
 from plexhub.policies.presets import (
     DEFAULT_VISIBILITY,
@@ -52,10 +53,14 @@ def histograms(image: Image) -> dict[str, Any]:
     if not image.store_uri:
         raise NotFoundError(f"image {image.id}", "has no converted store yet")
     root = Path(image.store_uri) / image.store_key if image.store_key else Path(image.store_uri)
-    try:
-        return dict(json.loads(read_inside(root, "histograms.json")))  # never via a link out
-    except FileNotFoundError:
-        return {"channels": []}
+    for name in HISTOGRAMS_FILES:  # the histograms group, or an older store's file
+        try:
+            doc = histograms_document(name, json.loads(read_inside(root, name)))  # no links out
+        except FileNotFoundError:
+            continue
+        if doc is not None:
+            return doc
+    return {"channels": []}
 
 
 def latest_version(session: Session, preset_id: str) -> PresetVersion | None:

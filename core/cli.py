@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "reinstall it (pip install plexhub) so its entry points exist")
     for ep in found:
         ep.load()(sub)
+    for command in sub.choices.values():  # `plexhub convert ... --debug` works as well
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks on errors")
     return p
 
 

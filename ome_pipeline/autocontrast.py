@@ -86,6 +86,8 @@ def default_preset(image_channels: Sequence[Channel], histograms: Histograms,
     """
     dt = np.dtype(dtype)
     hists = _by_index(histograms)
+    rgb = isinstance(histograms, Mapping) and histograms.get("photometric") == "RGB" \
+        and dt == np.uint8  # brightfield colour: true colour, not three stretched channels
     entries = []
     pixels = 0
     for pos, ch in enumerate(image_channels):
@@ -94,6 +96,8 @@ def default_preset(image_channels: Sequence[Channel], histograms: Histograms,
             start, end = auto_window(stored, method, lower, upper)
             pixels = max(pixels, int(stored["count"]))
             data_min, data_max = float(stored["min"]), float(stored["max"])
+            if rgb:
+                start, end = 0.0, 255.0
             window = Window(start=start, end=end, min=data_min, max=data_max)
         else:
             stored = None
@@ -101,7 +105,8 @@ def default_preset(image_channels: Sequence[Channel], histograms: Histograms,
             window = Window(start=start, end=end)
         entries.append(ChannelRender(
             index=ch.index, label=ch.label or None, marker=ch.marker or None,
-            active=max_active is None or pos < max_active, color=ch.color, window=window,
+            active=(max_active is None or pos < max_active) and not (rgb and pos == 3),
+            color=ch.color, window=window,
             domain=_domain(dt, start, end, stored)))
     provenance = Provenance(
         method=method, lower=lower if method == "percentile" else None,

@@ -116,33 +116,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the conversion's subcommands to ``plexhub``'s subparsers ``sub``."""
     c = sub.add_parser("convert", help="convert a scanner file or OME-Zarr to OME-Zarr")
-    c.add_argument("src")
-    c.add_argument("dst")
+    c.add_argument("src", help="the source: a scanner file (QPTIFF, SVS, OME-TIFF, CZI, "
+                   "IMC .mcd, other TIFF) or an OME-Zarr folder")
+    c.add_argument("dst", help="the OME-Zarr store to write (e.g. slide.ome.zarr); its "
+                   "folder must exist; s3://bucket/path also works")
     c.add_argument("--ngff-version", choices=["0.5", "0.4"], default=None,
                    help="output NGFF version (default 0.5, Zarr v3 with shards)")
     c.add_argument("--reader", help="force a reader (see `plexhub readers`)")
     c.add_argument("--labels", action="append", default=[], metavar="NAME=MASK",
                    help="attach an integer mask as NGFF label image NAME (repeatable)")
-    c.add_argument("--as-labels", action="store_true", help="write SRC itself as a label image")
+    c.add_argument("--as-labels", action="store_true",
+                   help="write SRC itself as a label image (one channel of object IDs)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     c.add_argument("--workers", type=int, default=0, help="threads (default: settings)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_convert, one_shot=True)
 
     i = sub.add_parser("info", help="show what plexhub reads in a source")
-    i.add_argument("src")
+    i.add_argument("src", help="the source file or OME-Zarr folder")
     i.add_argument("--reader")
     i.set_defaults(func=cmd_info)
 
     v = sub.add_parser("validate", help="validate an OME-Zarr store")
-    v.add_argument("store")
+    v.add_argument("store", help="the OME-Zarr store (a folder or s3:// URL)")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("readers", help="list the available readers")
     r.set_defaults(func=cmd_readers)
 
     s = sub.add_parser("synth", help="write a synthetic mIF OME-TIFF")
-    s.add_argument("out")
+    s.add_argument("out", help="the OME-TIFF file to write")
     s.add_argument("--size", type=int, default=2048, help="height and width")
     s.add_argument("--size-y", type=int, default=0, help="height (default: --size)")
     s.add_argument("--size-x", type=int, default=0, help="width (default: --size)")

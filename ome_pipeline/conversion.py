@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import math
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ from plexhub.errors import (
     DestinationExistsError,
     DestinationWriteError,
     InputError,
+    MissingFileError,
     PlexhubError,
 )
 from plexhub.malloc import tune_malloc
@@ -50,8 +52,9 @@ from plexhub.ome_pipeline.chunkio import (
     remove_stale_temporaries,
 )
 from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
-from plexhub.ome_pipeline.histogram import finalize, percentile
+from plexhub.ome_pipeline.histogram import HISTOGRAMS_GROUP, finalize, percentile
 from plexhub.ome_pipeline.ngff import (
+    READERS,
     multiscales_json,
     omero_json,
     root_metadata_key,
@@ -59,9 +62,9 @@ from plexhub.ome_pipeline.ngff import (
     write_group,
     zarr_format,
 )
-from plexhub.ome_pipeline.omexml import build_ome_xml
+from plexhub.ome_pipeline.omexml import build_ome_xml, detach_tiff_references
 from plexhub.ome_pipeline.readers import open_source
-from plexhub.ome_pipeline.source import SourceDocument, SourceImage
+from plexhub.ome_pipeline.source import ChannelMeta, ChannelPixels, SourceDocument, SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task
 from plexhub.settings import Settings, get_settings
 
@@ -106,6 +109,8 @@ class ConversionResult:
             lines.append(f"  labels: {', '.join(self.labels)}")
         if self.associated:
             lines.append(f"  associated: {', '.join(self.associated)}")
+        if self.ngff_version in READERS:
+            lines.append(f"  opens in: {READERS[self.ngff_version]}")
         return "\n".join(lines)
 
 
@@ -161,8 +166,22 @@ def _windows(image: SourceImage, stored: list[dict[str, Any]]) -> list[dict[str,
             hi = min(vmax, lo + 1.0) if dtype.kind in "ui" else lo + 1.0
             lo = min(lo, hi - (1.0 if dtype.kind in "ui" else 0.0))
             vmax = max(vmax, hi)
-        out.append({"min": vmin, "max": vmax, "start": float(lo), "end": float(hi)})
+        if image.rgb and dtype == np.uint8:  # brightfield colour: shown as it is, not stretched
+            lo, hi = vmin, vmax
+        if dtype.kind in "uib":  # integer pixels: integer windows that still hold the range
+            lo, hi = float(math.floor(lo)), float(math.ceil(hi))
+            hi = hi if hi > lo else lo + 1.0
+        out.append({"min": _tidy(vmin), "max": _tidy(vmax), "start": _tidy(lo),
+                    "end": _tidy(hi)})
     return out
+
+
+def _tidy(value: float) -> float:
+    """A window value as a person reads it: no denormals (0.0, not 5.2e-43; a histogram bin
+    edge next to zero interpolates into them) and float32's 7 significant digits."""
+    if abs(value) < float(np.finfo(np.float32).tiny):
+        return 0.0
+    return float(f"{value:.7g}")
 
 
 def _colors(image: SourceImage) -> list[str]:
@@ -215,15 +234,22 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 raise DestinationExistsError(dst, "already exists",
                                              "pass --overwrite to replace it")
             same = Path(src).exists() and Path(dst).resolve() == Path(src).resolve()
+            folder = Path(dst).parent
+            if not folder.is_dir():  # a typo in the folder is refused, not created
+                raise MissingFileError(
+                    dst, f"its folder {folder} does not exist" if not folder.exists() else
+                    f"{folder} is not a folder",
+                    f"create it first with mkdir -p {folder}, or choose another destination")
         if same:
             raise InputError(dst, "is the source itself", "choose another destination")
     doc = open_source(src, reader)
     for name, path in labels.items():
-        doc.images[0].labels[name] = _open_mask(name, path, doc)
+        doc.images[0].labels.update(_open_masks(name, path, doc))
     if as_labels:
         for image in doc.images:
             _require_integer(src, image)
-            image.is_label = True
+            _require_one_channel(src, image)
+            _as_label_pair(src, image)
     codec = Codec("none" if settings.compression == "none" else settings.compression,
                   settings.compression_level)
     options = {"version": version, "chunk": settings.chunk_size, "block": settings.block_size,
@@ -337,7 +363,36 @@ def _require_integer(src: str, image: SourceImage) -> None:
                          "pass an integer mask (e.g. uint16 or uint32)")
 
 
-def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
+def _as_label_pair(src: str, image: SourceImage) -> None:
+    """``--as-labels``: an image + labels pair, the NGFF shape every reader shows. The root
+    is a grey display image of the IDs (visible by default in napari-ome-zarr, which opens
+    every label image hidden), ``labels/<name>`` the label image itself (2x2 mode pyramid,
+    ``image-label`` with its source); the root's ``plexhub.label_image`` names it."""
+    name = _safe_name(Path(src.rstrip("/")).name.split(".")[0]) or "labels"
+    keep = "".join(a for a in "tz" if a in image.axes)
+    image.labels[name] = replace(image, channels=[ChannelMeta(label=name)], is_label=True,
+                                 keep_axes=keep, labels={})
+    image.channels = [ChannelMeta(label=name, color="FFFFFF")]
+
+
+def _require_one_channel(src: str, image: SourceImage) -> None:
+    """A label image holds one integer object ID per pixel: several channels (an RGB or a
+    fluorescence image of 8-bit counts) are not labels."""
+    if image.shape[1] != 1:
+        names = ", ".join(ch.label for ch in image.channels[:6])
+        raise InputError(src, f"has {image.shape[1]} channels ({names}) of {image.dtype}; "
+                         "--as-labels needs a mask with one channel of object IDs",
+                         "convert it without --as-labels, or pass its segmentation mask")
+
+
+# inForm's binary_seg_maps.tif: one page per compartment, in this order
+INFORM_SEGMENTATION_PAGES = ("tissue", "nucleus", "cytoplasm", "membrane")
+
+
+def _open_masks(name: str, path: str, doc: SourceDocument) -> dict[str, SourceImage]:
+    """``--labels NAME=MASK``: one label image, or one per channel (page) of a multi-page
+    mask, named ``NAME-<channel>`` from the channel names the file gives (inForm's
+    binary_seg_maps.tif: tissue, nucleus, cytoplasm, membrane)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise InputError(f"--labels {name}={path}", "the label name may only use letters, "
                          "digits, '.', '_' and '-'")
@@ -347,13 +402,26 @@ def _open_mask(name: str, path: str, doc: SourceDocument) -> SourceImage:
     mask = open_source(path).images[0]
     _require_integer(path, mask)
     image = doc.images[0]
-    if mask.shape[1] != 1:
-        raise InputError(path, f"has {mask.shape[1]} channels, a mask needs one")
     if mask.shape[3:] != image.shape[3:] or mask.shape[2] not in (1, image.shape[2]):
         raise InputError(path, f"is {mask.shape[3]}x{mask.shape[4]} (y x) but the image is "
                          f"{image.shape[3]}x{image.shape[4]}", "the mask must match the image")
     keep = "".join(a for a in "tz" if a in image.axes)
-    return replace(mask, name=name, is_label=True, keep_axes=keep)
+    if mask.shape[1] == 1:
+        return {name: replace(mask, name=name, is_label=True, keep_axes=keep)}
+    names = [ch.label for ch in mask.channels]
+    generic = all(n == f"Channel {i}" for i, n in enumerate(names))
+    if generic and len(names) == len(INFORM_SEGMENTATION_PAGES) and \
+            "binary_seg_maps" in Path(path).name.lower():
+        names = list(INFORM_SEGMENTATION_PAGES)
+    named = not generic or names == list(INFORM_SEGMENTATION_PAGES)
+    keys = [f"{name}-{_safe_name(n).lower() if named else i}" for i, n in enumerate(names)]
+    if len(set(keys)) != len(keys):
+        keys = [f"{name}-{i}" for i in range(len(names))]
+    t, _, z, y, x = mask.shape
+    return {key: replace(mask, name=key, shape=(t, 1, z, y, x), channels=[ChannelMeta(label=n)],
+                         pixels=ChannelPixels(mask.pixels, k), channel_groups=None,
+                         is_label=True, keep_axes=keep, labels={})
+            for k, (key, n) in enumerate(zip(keys, names, strict=True))}
 
 
 # --------------------------------------------------------------------------- the work
@@ -450,7 +518,7 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                           acc: Accumulator, version: str) -> ImageSummary:
     method = "mode" if plan.is_label else "mean"
     ms = multiscales_json(image.name, plan.axes, len(plan.levels), image.physical_sizes,
-                          version, method)
+                          version, method, origin=image.position)
     attrs: dict[str, Any] = {"multiscales": [ms]}
     colors = _colors(image)
     extra: dict[str, Any] = {"plexhub": {"version": __version__, "source_name": image.name}}
@@ -466,7 +534,8 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                   for c in range(image.shape[1])]
         windows = _windows(image, stored)
         many = len(image.channels) > 8
-        channels = [{"label": ch.label, "color": col, "active": not many or i < 4,
+        channels = [{"label": ch.label, "color": col,
+                     "active": (not many or i < 4) and not (image.rgb and i == 3),
                      "coefficient": 1.0, "family": "linear", "inverted": False, "window": win}
                     for i, (ch, col, win) in enumerate(zip(image.channels, colors, windows,
                                                            strict=True))]
@@ -475,9 +544,15 @@ def _write_image_metadata(store: OutputStore, plan: ImagePlan, image: SourceImag
                     "method": "per-channel, level 0, gathered while writing",
                     "channels": [{"index": i, "label": ch.label, **h} for i, (ch, h) in
                                  enumerate(zip(image.channels, stored, strict=True))]}
-        store.put_json(f"{plan.key}/histograms.json" if plan.key else "histograms.json",
-                       hist_doc)
-        extra["plexhub"]["histograms"] = "histograms.json"
+        label_names = [n for n, lab in image.labels.items() if lab.pixels is image.pixels]
+        if label_names:  # --as-labels: readers that know plexhub open the label image
+            extra["plexhub"]["label_image"] = f"labels/{label_names[0]}"
+        if image.rgb:  # autocontrast keeps true colour (windows over the whole 8-bit range)
+            hist_doc["photometric"] = "RGB"
+            extra["plexhub"]["photometric"] = "RGB"
+        hist_key = f"{plan.key}/{HISTOGRAMS_GROUP}" if plan.key else HISTOGRAMS_GROUP
+        write_group(store, hist_key, {"plexhub": {"histograms": hist_doc}}, version)
+        extra["plexhub"]["histograms"] = HISTOGRAMS_GROUP
     write_group(store, plan.key, {**wrap(version, attrs), **extra}, version)
     levels = tuple(LevelInfo(path=str(k), shape=plan.array_shape(k), chunks=plan.chunk_shape(k),
                              shards=plan.shard_shape(k)) for k in range(len(plan.levels)))
@@ -498,10 +573,13 @@ def _write_containers(store: OutputStore, doc: SourceDocument, version: str,
     if doc.associated:
         write_group(store, "associated", {"plexhub": {"associated": [
             _safe_name(n) for n in doc.associated]}}, version)
-    xml = doc.ome_xml or build_ome_xml(doc.images, [_colors(im) for im in doc.images])
-    store.put("OME/METADATA.ome.xml", xml.encode())
-    for name, text in doc.original_metadata.items():
-        store.put(f"OME/original/{_safe_name(name)}", text.encode())
+    xml = detach_tiff_references(doc.ome_xml) if doc.ome_xml else \
+        build_ome_xml(doc.images, [_colors(im) for im in doc.images])
+    store.put("OME/METADATA.ome.xml", xml.encode())  # the bioformats2raw convention
+    if doc.original_metadata:  # attributes of a group, not files: zarr lists them silently
+        write_group(store, "OME/original", {"plexhub": {"original_metadata": {
+            _safe_name(name): text for name, text in doc.original_metadata.items()}}},
+            version)
     series = [str(i) for i in range(len(doc.images))] if collection else []
     write_group(store, "OME", wrap(version, {"series": series}) if collection else {}, version)
     if collection:

@@ -145,3 +145,23 @@ def percentile(stored: dict[str, Any], q: float) -> float:
     frac = (target - before) / counts[i] if counts[i] else 0.0
     value = edges[i] + frac * (edges[i + 1] - edges[i])
     return float(min(max(value, stored["min"]), stored["max"]))
+
+
+# Where the stored document lives: the attributes of a child group ``histograms`` of the
+# image group (a Zarr node, so zarr-python 3 lists the image without warnings), under
+# ``plexhub.histograms``. Stores written before kept a plain ``histograms.json`` file.
+HISTOGRAMS_GROUP = "histograms"
+HISTOGRAMS_FILES = ("histograms/zarr.json", "histograms/.zattrs", "histograms.json")
+
+
+def histograms_document(name: str, doc: Any) -> dict[str, Any] | None:
+    """The histogram document inside the JSON document read from ``name`` (one of
+    :data:`HISTOGRAMS_FILES`), or None when it holds none."""
+    if not isinstance(doc, dict):
+        return None
+    if name.endswith("zarr.json"):
+        doc = doc.get("attributes")
+    if name != "histograms.json":
+        inner = doc.get("plexhub") if isinstance(doc, dict) else None
+        doc = inner.get("histograms") if isinstance(inner, dict) else None
+    return doc if isinstance(doc, dict) else None

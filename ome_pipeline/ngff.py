@@ -10,6 +10,14 @@ from plexhub.ome_pipeline.chunkio import OutputStore
 AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
 
+# Which common readers open a store of each version (README: "Which tools open the output").
+READERS = {
+    "0.5": "zarr-python >= 3, ome-zarr-py >= 0.10 (napari-ome-zarr on it), ngff-zarr; "
+           "not zarr-python 2 or ome-zarr-py <= 0.9 (write --ngff-version 0.4 for those)",
+    "0.4": "zarr-python 2 and 3, ome-zarr-py (0.4 and later), napari-ome-zarr, ngff-zarr",
+}
+
+
 def zarr_format(version: str) -> int:
     return 3 if version == "0.5" else 2
 
@@ -18,17 +26,18 @@ def axes_json(axes: str, sizes: dict[str, PhysicalSize]) -> list[dict[str, Any]]
     out = []
     for a in axes:
         entry: dict[str, Any] = {"name": a, "type": AXIS_TYPES[a]}
-        if a in sizes and a != "c":
-            entry["unit"] = sizes[a].unit
-        elif a == "t":
-            entry["unit"] = "second"
+        if a in sizes and a != "c" and sizes[a].unit:
+            entry["unit"] = sizes[a].unit  # none invented: a time axis without one has none
         out.append(entry)
     return out
 
 
 def datasets_json(axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
-                  downsampled: bool = True) -> list[dict[str, Any]]:
-    """Scale (and, for 2x2 means, the half-pixel translation) of every level."""
+                  downsampled: bool = True,
+                  origin: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Scale (and, for 2x2 means, the half-pixel translation) of every level; ``origin``
+    (y, x in physical units) places the image among the others of a collection."""
+    origin = origin or {}
     out = []
     for k in range(nlevels):
         f = 2**k
@@ -37,7 +46,8 @@ def datasets_json(axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
             base = sizes[a].value if a in sizes and a != "c" else 1.0
             if a in "yx":
                 scale.append(base * f)
-                shift.append(base * (f - 1) / 2.0 if downsampled else 0.0)
+                shift.append((base * (f - 1) / 2.0 if downsampled else 0.0)
+                             + origin.get(a, 0.0))
             else:
                 scale.append(base)
                 shift.append(0.0)
@@ -49,11 +59,13 @@ def datasets_json(axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
 
 
 def multiscales_json(name: str, axes: str, nlevels: int, sizes: dict[str, PhysicalSize],
-                     version: str, method: str) -> dict[str, Any]:
+                     version: str, method: str,
+                     origin: dict[str, float] | None = None) -> dict[str, Any]:
     ms: dict[str, Any] = {
         "name": name,
         "axes": axes_json(axes, sizes),
-        "datasets": datasets_json(axes, nlevels, sizes, downsampled=method == "mean"),
+        "datasets": datasets_json(axes, nlevels, sizes, downsampled=method == "mean",
+                                  origin=origin),
         "type": method,
         "metadata": {"description": f"2x2 {method} per level, ceiling division at edges",
                      "method": f"plexhub.ome_pipeline.pyramid.downsample_{method}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -18,6 +19,9 @@ _UNIT_SYMBOLS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "me
                  "hour": "h"}
 
 
+MAX_PLANES = 10_000
+
+
 def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
     """A minimal, schema-shaped OME document: one Image per converted image."""
     ET.register_namespace("", OME_NS)
@@ -25,6 +29,11 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
     for i, (image, cols) in enumerate(zip(images, colors, strict=True)):
         t, c, z, y, x = image.shape
         el = ET.SubElement(root, f"{{{OME_NS}}}Image", {"ID": f"Image:{i}", "Name": image.name})
+        if image.stage:  # where the instrument's stage was (schema order: before Pixels)
+            ET.SubElement(el, f"{{{OME_NS}}}StageLabel", {
+                "Name": image.name, **{f"{a.upper()}": repr(float(v))
+                                       for a, v in sorted(image.stage.items())},
+                **{f"{a.upper()}Unit": "µm" for a in sorted(image.stage)}})
         attrs = {"ID": f"Pixels:{i}", "DimensionOrder": "XYZCT",
                  "Type": _TYPES.get(np.dtype(image.dtype).name, "uint16"),
                  "SizeX": str(x), "SizeY": str(y), "SizeZ": str(z), "SizeC": str(c),
@@ -40,4 +49,45 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
                 "ID": f"Channel:{i}:{ci}", "Name": ch.label,
                 "Color": str(hex_to_ome_color(color)), "SamplesPerPixel": "1"})
         ET.SubElement(px, f"{{{OME_NS}}}MetadataOnly")
+        if image.stage and t * c * z <= MAX_PLANES:  # each plane at the stage position
+            for ti in range(t):
+                for ci in range(c):
+                    for zi in range(z):
+                        ET.SubElement(px, f"{{{OME_NS}}}Plane", {
+                            "TheZ": str(zi), "TheT": str(ti), "TheC": str(ci),
+                            **{f"Position{a.upper()}": repr(float(v))
+                               for a, v in sorted(image.stage.items())},
+                            **{f"Position{a.upper()}Unit": "µm" for a in sorted(image.stage)}})
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+_PIXELS = re.compile(r"<(?P<p>[\w.-]+:)?Pixels\b.*?</(?P=p)?Pixels\s*>", re.DOTALL)
+_TIFFDATA = re.compile(r"<(?P<p>[\w.-]+:)?TiffData\b(?:[^>]*/>|.*?</(?P=p)?TiffData\s*>)",
+                       re.DOTALL)
+
+
+def detach_tiff_references(xml: str) -> str:
+    """The source's OME-XML for the converted store: every ``TiffData`` (and the ``UUID
+    FileName`` inside it) names planes of the source files, which the store does not hold,
+    so each Pixels says ``MetadataOnly`` instead (as bioformats2raw writes it). Only those
+    elements change: every other byte stays as the source wrote it."""
+    if "TiffData" not in xml:
+        return xml
+
+    def pixels(m: re.Match[str]) -> str:
+        block = m.group(0)
+        found = list(_TIFFDATA.finditer(block))
+        if not found:
+            return block
+        prefix = found[0].group("p") or ""
+        keep = "MetadataOnly" in block or "BinData" in block
+        out, last = [], 0
+        for k, ref in enumerate(found):
+            out.append(block[last:ref.start()])
+            if k == 0 and not keep:
+                out.append(f"<{prefix}MetadataOnly/>")
+            last = ref.end()
+        out.append(block[last:])
+        return "".join(out)
+
+    return _PIXELS.sub(pixels, xml)

@@ -33,6 +33,19 @@ class PixelSource(ABC):
         """Decode a little of the data so that bad input fails before anything is written."""
 
 
+class ChannelPixels(PixelSource):
+    """One channel of another pixel source, as channel 0 (a page of a multi-page mask)."""
+
+    def __init__(self, inner: PixelSource, channel: int) -> None:
+        self.inner, self.channel = inner, channel
+
+    def read(self, t: int, z: int, channels: Sequence[int], ys: slice, xs: slice) -> Array:
+        return self.inner.read(t, z, [self.channel + c for c in channels], ys, xs)
+
+    def check(self) -> None:
+        self.inner.check()
+
+
 class ArrayPixels(PixelSource):
     """Pixels held in memory (small images, associated images, test data)."""
 
@@ -65,6 +78,12 @@ class SourceImage:
     is_label: bool = False
     keep_axes: str = ""  # axes written even when their size is 1 (besides c, y, x)
     labels: dict[str, SourceImage] = field(default_factory=dict)  # label images of this image
+    rgb: bool = False  # the channels are the R, G, B (and A) samples of a colour image
+    # where the image lies among the others of its source (a collection): the top-left corner
+    # of its first pixel, per axis ("y", "x") in the unit of its physical sizes, image axes
+    # (y down); and the stage position as the instrument reports it (OME-XML StageLabel)
+    position: dict[str, float] = field(default_factory=dict)
+    stage: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.shape) != 5:

@@ -116,7 +116,12 @@ class ImageSource:
     def histograms(self) -> list[dict[str, Any]]:
         """Stored per-channel histograms (``histograms.json``), else from the smallest level."""
         if self._histograms is None:
-            doc = self._read_json("histograms.json")
+            doc = None
+            for name in hist.HISTOGRAMS_FILES:  # the histograms group, or an older store's file
+                doc = self._read_json(name)
+                doc = hist.histograms_document(name, doc) if name != "histograms.json" else doc
+                if doc:
+                    break
             items = (doc.get("channels") if isinstance(doc, dict) else doc) if doc else None
             if not items:
                 items = self._histograms_from_level()
@@ -207,6 +212,16 @@ def _from_group(group: Any, location: str, name: str | None = None,
     if not attrs.get("multiscales"):
         raise InputError(location, "has no NGFF multiscales metadata",
                          "is it an OME-Zarr image (or a collection; pick series=)?")
+    plexhub_attrs = group.attrs.get("plexhub")
+    label = plexhub_attrs.get("label_image") if isinstance(plexhub_attrs, dict) else None
+    if isinstance(label, str) and re.fullmatch(r"labels/[A-Za-z0-9_.-]+", label):
+        # a store written with --as-labels: the root is a display image of the IDs, the
+        # label image itself is labels/<name>
+        try:
+            group, location = group[label], f"{location}/{label}"
+        except KeyError:
+            return group, attrs, location
+        attrs = ome_attrs(group)
     return group, attrs, location
 
 

@@ -18,7 +18,8 @@ from plexhub.errors import (
     PlexhubError,
     UnsupportedFormatError,
 )
-from plexhub.ome_pipeline.readers.base import Reader, read_head
+from plexhub.ome_pipeline.readers.base import TIFF_MAGICS, Reader, read_head
+from plexhub.ome_pipeline.readers.truncation import check_tiff_complete
 from plexhub.ome_pipeline.source import SourceDocument
 
 ENTRY_POINT_GROUP = "plexhub.readers"
@@ -28,6 +29,7 @@ BUILTIN_READERS: dict[str, str] = {
     "ome-zarr": "plexhub.ome_pipeline.readers.omezarr:OmeZarrReader",
     "czi": "plexhub.ome_pipeline.readers.czi:CziReader",
     "mcd": "plexhub.ome_pipeline.readers.mcd:McdReader",
+    "imc-txt": "plexhub.ome_pipeline.readers.imctxt:ImcTxtReader",
     "ome-tiff": "plexhub.ome_pipeline.readers.tiff:OmeTiffReader",
     "qptiff": "plexhub.ome_pipeline.readers.tiff:QptiffReader",
     "svs": "plexhub.ome_pipeline.readers.tiff:SvsReader",
@@ -73,6 +75,8 @@ def detect_reader(path: str) -> Reader:
         raise CorruptFileError(str(path), f"cannot be read ({exc.strerror})") from exc
     if p.is_file() and not head:
         raise CorruptFileError(str(path), "the file is empty", "copy the file again")
+    if head[:4] in TIFF_MAGICS:  # before any reader looks: a partial copy says so
+        check_tiff_complete(str(path))
     broken: list[str] = []
     for name, target in available_readers().items():
         try:
@@ -82,7 +86,8 @@ def detect_reader(path: str) -> Reader:
             continue
         if cls.can_open(path, head):
             return cls()
-    hint = ("expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or OME-Zarr; "
+    hint = ("expected OME-TIFF, QPTIFF, SVS/NDPI/SCN/BIF/other TIFF, CZI, IMC .mcd or .txt, "
+            "OME-Zarr; "
             "pass --reader NAME to force a reader")
     if broken:
         hint += "; readers that could not be loaded: " + ", ".join(broken)
@@ -94,7 +99,12 @@ def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
     path = str(path)
     if not Path(path).exists():
         raise MissingFileError(path, "no such file or folder", "check the path")
-    r = get_reader(reader) if reader else detect_reader(path)
+    if reader:
+        r = get_reader(reader)
+        if Path(path).is_file() and read_head(path, 4) in TIFF_MAGICS:
+            check_tiff_complete(path)
+    else:
+        r = detect_reader(path)
     try:
         return r.open(path)
     except PlexhubError:

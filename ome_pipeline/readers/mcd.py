@@ -227,8 +227,24 @@ def acquisition_image(path: str, acq: Any) -> tuple[SourceImage, bool]:
     sizes = {"x": PhysicalSize(_pixel_size(acq.pixel_size_x_um)),
              "y": PhysicalSize(_pixel_size(acq.pixel_size_y_um))}
     name = (acq.description or "").strip() or f"Acquisition {acq.id}"
-    return SourceImage(name=name, shape=(1, nc, 1, h, w), dtype=np.dtype(np.float32), pixels=pixels,
-                       channels=channels, physical_sizes=sizes), empty
+    image = SourceImage(name=name, shape=(1, nc, 1, h, w), dtype=np.dtype(np.float32),
+                        pixels=pixels, channels=channels, physical_sizes=sizes)
+    corner = _top_left_um(acq)
+    if corner is not None:  # slide coordinates in µm, y up; the image's rows run down
+        image.stage = {"x": corner[0], "y": corner[1]}
+        image.position = {"x": corner[0], "y": -corner[1]}
+    return image, empty
+
+
+def _top_left_um(acq: Any) -> tuple[float, float] | None:
+    """The slide position (x, y in µm) of the acquisition's first pixel: the first of
+    readimc's ROI corners (start X, start Y), when it has them."""
+    try:
+        x, y = acq.roi_coords_um[0]
+        x, y = float(x), float(y)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    return (x, y) if np.isfinite(x) and np.isfinite(y) else None
 
 
 def _numbered(base: str, taken: dict[str, SourceImage]) -> str:

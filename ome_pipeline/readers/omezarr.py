@@ -156,6 +156,13 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
     return image
 
 
+def _layout1(p: Path) -> bool:
+    """A bioformats2raw layout-1 folder (its first releases): ``data.zarr/`` holding the
+    series, ``METADATA.ome.xml`` beside it, no Zarr metadata of its own."""
+    return (p / "data.zarr").is_dir() and (p / "METADATA.ome.xml").is_file() and \
+        not any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zattrs"))
+
+
 class OmeZarrReader(Reader):
     """OME-Zarr of NGFF 0.1-0.5, bioformats2raw layouts and SpatialData stores."""
 
@@ -165,12 +172,16 @@ class OmeZarrReader(Reader):
     @classmethod
     def can_open(cls, path: str, head: bytes) -> bool:
         p = Path(path)
-        return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zattrs"))
+        return p.is_dir() and (any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zattrs"))
+                               or _layout1(p))
 
     def open(self, path: str) -> SourceDocument:
         import zarr
 
-        check_tree(path)  # before any read: a link out of the store would be converted
+        top = path
+        if _layout1(Path(path)):  # bioformats2raw layout 1: data.zarr + METADATA.ome.xml
+            path = str(Path(path) / "data.zarr")
+        check_tree(top)  # before any read: a link out of the store would be converted
         try:
             root = zarr.open_group(path, mode="r")
         except Exception as exc:
@@ -178,12 +189,15 @@ class OmeZarrReader(Reader):
         attrs = ome_attrs(root)
         ome_xml = None
         xml_path = Path(path) / "OME" / "METADATA.ome.xml"
-        if xml_path.exists():
+        if not xml_path.exists() and Path(path).name == "data.zarr":  # layout 1, opened inside
+            xml_path = Path(path).parent / "METADATA.ome.xml"
+        if xml_path.exists() and (xml_path.parent.name == "OME" or not xml_path.is_symlink()):
             ome_xml = xml_path.read_text(encoding="utf-8", errors="replace")
         images: list[SourceImage] = []
         if "multiscales" in attrs:
             images.append(open_ngff_image(path))
             images[0].labels = self._labels(root, path, images[0])
+            self._names_from_xml(images, ome_xml)
         elif "bioformats2raw.layout" in attrs or self._numbered(root):
             series = self._series(root, path)
             for key in series:
@@ -210,7 +224,7 @@ class OmeZarrReader(Reader):
                 if isinstance(pixels, ZarrPixels):
                     pixels.root = path  # later reads stay inside the store, too
             image.pixels.check()
-        return SourceDocument(path=path, format=self.name, images=images, ome_xml=ome_xml)
+        return SourceDocument(path=top, format=self.name, images=images, ome_xml=ome_xml)
 
     @staticmethod
     def _numbered(root: Any) -> bool:
@@ -249,8 +263,26 @@ class OmeZarrReader(Reader):
             root = ET.fromstring(xml)
         except ET.ParseError:
             return
-        names = [el.get("Name") for el in root.iter() if el.tag.endswith("}Image")
-                 or el.tag == "Image"]
-        for image, name in zip(images, names, strict=False):
-            if name:
-                image.name = name
+        elements = [el for el in root.iter() if el.tag.endswith("}Image") or el.tag == "Image"]
+        for image, el in zip(images, elements, strict=False):
+            if el.get("Name"):
+                image.name = str(el.get("Name"))
+            pixels = next((p for p in el if p.tag.endswith("Pixels")), None)
+            if pixels is None:
+                continue
+            names = [c.get("Name") for c in pixels if c.tag.endswith("Channel")]
+            if len(names) == len(image.channels):  # where the NGFF metadata has none
+                for meta, name in zip(image.channels, names, strict=True):
+                    if name and meta.label == f"Channel {image.channels.index(meta)}":
+                        meta.label = name
+            for axis in "xyz":
+                value = pixels.get(f"PhysicalSize{axis.upper()}")
+                if axis not in image.physical_sizes and value:
+                    try:
+                        size = float(value)
+                    except ValueError:
+                        continue
+                    if size > 0:
+                        image.physical_sizes[axis] = PhysicalSize(
+                            size, udunits(pixels.get(f"PhysicalSize{axis.upper()}Unit")
+                                          or "µm"))

@@ -147,10 +147,14 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
             for c in range(size["c"]):
                 channels[c * 3 + k] = ChannelMeta(label=label if size["c"] == 1 else
                                                   f"{label}{c}", color=color)
+    rgb = samples in (3, 4) and size["c"] == 1 and \
+        int(first_page(series).photometric) in (2, 6)  # RGB, YCbCr (decoded to RGB)
+    if rgb and samples == 4:
+        channels[3] = ChannelMeta(label="A", color="FFFFFF")
     ny, nx = shape[axes.index("Y")], shape[axes.index("X")]
     pixels = TiffPixels(path, index, 0, page_of, sample_of, is_flags=flags)
     return SourceImage(name=name, shape=(nt, nc, nz, ny, nx), dtype=series.dtype,
-                       pixels=pixels, channels=channels, channel_groups=groups)
+                       pixels=pixels, channels=channels, channel_groups=groups, rgb=rgb)
 
 
 def resolution_sizes(page: Any) -> dict[str, PhysicalSize]:
@@ -280,7 +284,8 @@ def associated_image(name: str, array: np.ndarray[Any, Any]) -> SourceImage:
         groups = None
     data = np.ascontiguousarray(data)
     return SourceImage(name=name, shape=data.shape, dtype=data.dtype,
-                       pixels=ArrayPixels(data), channels=channels, channel_groups=groups)
+                       pixels=ArrayPixels(data), channels=channels, channel_groups=groups,
+                       rgb=groups is not None)
 
 
 class _TiffBase(Reader):

@@ -76,16 +76,20 @@ def test_metadata_names_colours_units_and_windows(source: Path, tmp_path: Path) 
     chans = meta["omero"]["channels"]
     assert [c["label"] for c in chans] == ["DAPI", "CD3", "CD8"]
     assert [c["color"] for c in chans] == ["0000FF", "FF0000", "00FF00"]
-    hist = json.loads((dst / "histograms.json").read_text())
+    hist = json.loads((dst / "histograms" / "zarr.json").read_text())["attributes"]["plexhub"][
+        "histograms"]
     data = reference(SPEC)
     for c, (ch, h) in enumerate(zip(chans, hist["channels"], strict=True)):
         assert h["count"] == data[c].size
         assert h["min"] == data[c].min()
         assert h["max"] == data[c].max()
         assert set(ch["window"]) == {"min", "max", "start", "end"}
-        assert ch["window"]["start"] == pytest.approx(percentile(h, 0.1))
+        # integer pixels: the percentiles widened to whole numbers
+        assert ch["window"]["start"] == np.floor(percentile(h, 0.1))
+        assert ch["window"]["end"] == np.ceil(percentile(h, 99.9))
         bin_width = (h["max"] - h["min"]) / 4096 + 1
-        assert ch["window"]["end"] == pytest.approx(np.percentile(data[c], 99.9), abs=bin_width)
+        assert ch["window"]["end"] == pytest.approx(np.percentile(data[c], 99.9),
+                                                    abs=bin_width + 1)
     xml = (dst / "OME" / "METADATA.ome.xml").read_text()
     assert 'Name="CD3"' in xml
 
@@ -155,17 +159,25 @@ def test_mask_of_the_wrong_size_is_refused(source: Path, tmp_path: Path) -> None
 
 
 def test_as_labels_writes_a_label_image(real: Path, tmp_path: Path) -> None:
+    """An image + labels pair (issue 17, item 2): the label image at labels/<name>, the root
+    a display image of the same pixels that readers show by default."""
     import tifffile
 
     src = real / "labels" / "E34_mask.tiff"
     dst = tmp_path / "mask.ome.zarr"
     convert(src, dst, as_labels=True)
     g = zarr.open_group(dst, mode="r")
-    meta = ome(g)
-    assert "image-label" in meta
+    assert ome(g["labels"])["labels"] == ["E34_mask"]
+    assert dict(g.attrs)["plexhub"]["label_image"] == "labels/E34_mask"
+    meta = ome(g["labels/E34_mask"])
+    assert meta["image-label"]["source"] == {"image": "../../"}
     assert "omero" not in meta
     assert meta["multiscales"][0]["type"] == "mode"
-    assert np.array_equal(g["0"][:], tifffile.imread(src))
+    assert np.array_equal(g["labels/E34_mask/0"][:], tifffile.imread(src))
+    root = ome(g)
+    assert "image-label" not in root
+    assert root["omero"]["channels"][0]["label"] == "E34_mask"
+    assert np.array_equal(g["0"][0], tifffile.imread(src))
     with pytest.raises(InputError, match="integers"):
         convert(real / "labels" / "E34_imc.tiff", tmp_path / "x.zarr", as_labels=True)
 
@@ -178,3 +190,29 @@ def test_progress_callback_reaches_one(source: Path, tmp_path: Path,
     assert len(seen) > 10
     assert seen == sorted(seen)
     assert seen[-1] == 1.0
+
+
+def test_an_inform_segmentation_map_becomes_four_named_label_images(
+        real: Path, tmp_path: Path) -> None:
+    """inForm's binary_seg_maps.tif (issue 17, item 4): four pages, tissue, nucleus,
+    cytoplasm and membrane, attached with one --labels; each becomes its own label image."""
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    pages = rng.integers(0, 40, (4, 100, 100), dtype=np.uint32)
+    seg = tmp_path / "E34_binary_seg_maps.tif"
+    tifffile.imwrite(seg, pages, photometric="minisblack")
+    dst = tmp_path / "out.ome.zarr"
+    result = convert(real / "labels/E34_imc.tiff", dst, labels={"seg": str(seg)})
+    names = ["seg-tissue", "seg-nucleus", "seg-cytoplasm", "seg-membrane"]
+    assert result.labels == names
+    g = zarr.open_group(dst, mode="r")
+    assert ome(g["labels"])["labels"] == names
+    for k, name in enumerate(names):
+        assert "image-label" in ome(g[f"labels/{name}"])
+        assert np.array_equal(g[f"labels/{name}/0"][:], pages[k])
+    other = tmp_path / "pages.tif"  # any other multi-page mask: numbered
+    tifffile.imwrite(other, pages[:2], photometric="minisblack")
+    result = convert(real / "labels/E34_imc.tiff", tmp_path / "o2.ome.zarr",
+                     labels={"m": str(other)})
+    assert result.labels == ["m-0", "m-1"]

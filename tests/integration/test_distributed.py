@@ -32,6 +32,6 @@ def test_distributed_scheduler_gives_the_local_result(tmp_path: Path, real: Path
     b = zarr.open_group(tmp_path / "dist.zarr", mode="r")
     for level in ("0", "1", "2"):
         assert np.array_equal(a[level][:], b[level][:]), level
-    assert (tmp_path / "local.zarr" / "histograms.json").read_text() == \
-        (tmp_path / "dist.zarr" / "histograms.json").read_text()
+    assert (tmp_path / "local.zarr" / "histograms" / "zarr.json").read_text() == \
+        (tmp_path / "dist.zarr" / "histograms" / "zarr.json").read_text()
     assert zarr.open_group(tmp_path / "czi.zarr", mode="r")["0"].shape == (3, 2, 5, 170, 240)

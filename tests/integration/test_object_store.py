@@ -66,4 +66,4 @@ def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
     expect = np.stack([render_tile(SPEC, c, 0, 0, SPEC.size_y, SPEC.size_x) for c in range(2)])
     assert np.array_equal(g["0"][:], expect)
     assert g.attrs["ome"]["omero"]["channels"][0]["label"] == "DAPI"
-    assert fs.exists(f"{url}/histograms.json")
+    assert fs.exists(f"{url}/histograms/zarr.json")

@@ -103,3 +103,45 @@ def test_a_folder_that_is_not_ngff_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="holds no NGFF image"):
         convert(src, tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
+
+
+LAYOUT1_XML = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+               'Schemas/OME/2016-06"><Image ID="Image:0" Name="tonsil-scan"><Pixels ID="Pixels:0"'
+               ' DimensionOrder="XYZCT" Type="uint16" SizeX="50" SizeY="40" SizeZ="1" SizeC="3"'
+               ' SizeT="2" PhysicalSizeX="0.65" PhysicalSizeY="0.65"><Channel ID="Channel:0:0"'
+               ' Name="DAPI"/><Channel ID="Channel:0:1" Name="CD3"/><Channel ID="Channel:0:2"'
+               ' Name="CD8"/><TiffData/></Pixels></Image></OME>')
+
+
+def write_layout1(top: Path) -> Path:
+    """What bioformats2raw's first releases wrote: data.zarr (NGFF 0.1 series) and the
+    OME-XML beside it, no Zarr metadata at the top folder."""
+    write_v2(top / "data.zarr", {"bioformats2raw.layout": 1}, {})
+    write_v2(top / "data.zarr" / "0",
+             {"multiscales": [{"version": "0.1", "datasets": [{"path": "0"}]}]}, {"0": DATA})
+    (top / "METADATA.ome.xml").write_text(LAYOUT1_XML)
+    return top
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_bioformats2raw_layout_1_is_read_at_its_top_folder(tmp_path: Path,
+                                                           inside: bool) -> None:
+    """Issue 17, item 4: accepted at the top folder (and through data.zarr), the name,
+    channel names and pixel size from METADATA.ome.xml, no unit invented for t."""
+    top = write_layout1(tmp_path / "scan")
+    src = top / "data.zarr" if inside else top
+    doc = open_source(src)
+    [image] = doc.images
+    assert image.name == "tonsil-scan"
+    assert [ch.label for ch in image.channels] == ["DAPI", "CD3", "CD8"]
+    assert image.physical_sizes["x"].value == 0.65
+    assert image.physical_sizes["x"].unit == "micrometer"
+    dst = tmp_path / "out.ome.zarr"
+    convert(src, dst)
+    meta = json.loads((dst / "zarr.json").read_text())["attributes"]["ome"]
+    ms = meta["multiscales"][0]
+    assert ms["name"] == "tonsil-scan"
+    t_axis = next(a for a in ms["axes"] if a["name"] == "t")
+    assert "unit" not in t_axis  # nothing says these are seconds
+    assert [c["label"] for c in meta["omero"]["channels"]] == ["DAPI", "CD3", "CD8"]
+    assert np.array_equal(zarr.open_group(dst, mode="r")["0"][:], DATA)

@@ -244,4 +244,5 @@ def test_convert_cell_division(tmp_path: Path) -> None:
     assert [a["name"] for a in axes] == list("tczyx")
     level0 = zarr.open_array(str(dst / "0"), mode="r")[...]
     np.testing.assert_array_equal(level0, czifile.imread(str(CELL_DIVISION))[0, ..., 0])
-    assert (dst / "OME" / "original" / "czi-metadata.xml").exists()
+    original = zarr.open_group(dst / "OME" / "original", mode="r").attrs["plexhub"]
+    assert "<ImageDocument>" in original["original_metadata"]["czi-metadata.xml"]

@@ -233,4 +233,5 @@ def test_convert_real_file_to_collection(tmp_path: Path) -> None:
     np.testing.assert_array_equal(level0, tifffile.imread(ROI_001_TIFF))
     assert zarr.open_array(str(dst / "associated" / "panorama" / "0"),
                            mode="r").shape == (3, 254, 313)
-    assert (dst / "OME" / "original" / "acquisitions.json").exists()
+    original = zarr.open_group(dst / "OME" / "original", mode="r").attrs["plexhub"]
+    assert "acquisitions.json" in original["original_metadata"]

@@ -45,8 +45,8 @@ def assert_same_store(a: Path, b: Path) -> None:
     assert sorted(xa) == sorted(xb)
     for key in xa:
         assert np.array_equal(xa[key], xb[key]), key
-    assert json.loads((a / "histograms.json").read_text()) == \
-        json.loads((b / "histograms.json").read_text())
+    assert json.loads((a / "histograms" / "zarr.json").read_text()) == \
+        json.loads((b / "histograms" / "zarr.json").read_text())
     assert json.loads((a / "zarr.json").read_text()) == json.loads((b / "zarr.json").read_text())
 
 

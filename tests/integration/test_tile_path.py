@@ -58,7 +58,7 @@ def test_whole_tile_blocks_write_the_same_bytes_as_planes(
         m.setattr(SourceImage, "read_tiles", lambda self, *a: None)
         planes = tmp_path / "planes.ome.zarr"
         convert(source, planes, settings=SETTINGS, ngff_version=version)
-    # shards / chunks, metadata and histograms.json (tiles' counts for the full blocks)
+    # shards / chunks, metadata and the histograms group (tiles' counts for the full blocks)
     assert files(tiled) == files(planes)
 
     level0 = arrays(tiled)["0"]

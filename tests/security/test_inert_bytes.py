@@ -121,7 +121,7 @@ def test_a_hostile_ome_xml_and_every_file_like_answer_are_served_inert(api: Api)
     nb_id = nb.json()["id"]
     raw = f"/api/v1/images/{image}/zarr"
     urls = [f"{raw}/zarr.json", f"{raw}/0/zarr.json", f"{raw}/0/c/0/0/0",
-            f"{raw}/OME/zarr.json", f"{raw}/histograms.json",
+            f"{raw}/OME/zarr.json", f"{raw}/histograms/zarr.json",
             f"/api/v1/images/{image}/thumbnail.png",
             f"/api/v1/images/{image}/tiles/0/0/0.png",
             f"/api/v1/images/{image}/image.dzi",
@@ -300,7 +300,7 @@ def swapped(api: Api, tmp_path: Path) -> tuple[str, str, list[bytes]]:
     (store,) = api.settings.stores_dir.glob("S1/*.ome.zarr")
     outside = tmp_path / "outside"
     linked = [link_out(p, outside) for p in shards(store)]
-    linked.append(link_out(store / "histograms.json", outside))
+    linked.append(link_out(store / "histograms" / "zarr.json", outside))
     return image, sponsor, linked
 
 
@@ -322,9 +322,9 @@ def test_a_store_swapped_for_links_after_conversion_is_not_read(
             assert "Traceback" not in r.text, url
             assert "/outside" not in r.text, url
             assert not any(b in r.content for b in linked if len(b) > 16), url
-    r = api.get(f"/api/v1/images/{image}/autocontrast", ADMIN)  # reads histograms.json
+    r = api.get(f"/api/v1/images/{image}/autocontrast", ADMIN)  # reads the histograms
     assert r.status_code == 403, r.text
-    assert "histograms.json" in r.json()["detail"]
+    assert "histograms/zarr.json" in r.json()["detail"]
 
 
 @sqlite
