@@ -44,7 +44,8 @@ def parse_rule(text: str) -> PhenotypeRule:
     if not sep or not name.strip() or not body.split():
         raise InputError(f"phenotype {text!r}", "expected 'NAME: MARKER+ MARKER- ...'",
                          "e.g. 'cytotoxic T: CD3+ CD8+'")
-    pos, neg = [], []
+    pos: list[str] = []
+    neg: list[str] = []
     for term in body.split():
         m = _TERM.match(term)
         if not m:
@@ -62,8 +63,9 @@ def parse_rules(rules: Iterable[str | PhenotypeRule] | Mapping[str, str]) -> lis
 
 
 def otsu_threshold(values: Array) -> float:
-    from skimage.filters import threshold_otsu
+    from plexhub.ome_pipeline.analysis._lazy import module
 
+    threshold_otsu = module("skimage.filters").threshold_otsu
     v = np.log1p(np.clip(values[np.isfinite(values)], 0, None))
     if len(v) < 2 or v.min() == v.max():
         return float(np.expm1(v.max())) if len(v) else 0.0

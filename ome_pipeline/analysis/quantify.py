@@ -56,14 +56,18 @@ def _concat(parts: list[Measurements], nch: int, qs: Sequence[float], split: boo
 
     def cat(get: Callable[[Measurements], Array | None]) -> Any:
         arrays = [get(p) for p in parts]
-        if any(a is None for a in arrays):
+        present = [a for a in arrays if a is not None]
+        if len(present) != len(arrays):
             return None
-        return np.concatenate(arrays)[order]
+        return np.concatenate(present)[order]
+
+    def pct(q: float) -> Callable[[Measurements], Array | None]:
+        return lambda p: p.percentiles[q]
 
     return Measurements(
         label=label[order], area=cat(lambda p: p.area), centroid=cat(lambda p: p.centroid),
         eccentricity=cat(lambda p: p.eccentricity), mean=cat(lambda p: p.mean),
-        percentiles={q: cat(lambda p, q=q: p.percentiles[q]) for q in qs},
+        percentiles={q: cat(pct(q)) for q in qs},
         nucleus_mean=cat(lambda p: p.nucleus_mean),
         cytoplasm_mean=cat(lambda p: p.cytoplasm_mean),
         nucleus_area=cat(lambda p: p.nucleus_area),
@@ -172,7 +176,9 @@ def quantify_blocks(cells: Any, nuclei: Any | None, read: ReadRegion, nch: int, 
     """Block-wise measurements; ``cells`` and ``nuclei`` are 2-D arrays that slice lazily
     (zarr, dask), ``read(c, ys, xs)`` returns a region of channel c. Runs one dask task per
     block on the current scheduler."""
-    import dask
+    from plexhub.ome_pipeline.analysis._lazy import module
+
+    compute, delayed = module("dask.base").compute, module("dask.delayed").delayed
 
     h, w = cells.shape
 
@@ -189,7 +195,7 @@ def quantify_blocks(cells: Any, nuclei: Any | None, read: ReadRegion, nch: int, 
                               core=(slice(ys0 - ey0, ys1 - ey0), slice(xs0 - ex0, xs1 - ex0)),
                               image_shape=(h, w), percentiles=percentiles)
 
-    tasks = [dask.delayed(one)(by, bx) for by in range(-(-h // block))
+    tasks = [delayed(one)(by, bx) for by in range(-(-h // block))
              for bx in range(-(-w // block))]
-    parts = [p for p in dask.compute(*tasks) if p.n]
+    parts = [p for p in compute(*tasks) if p.n]
     return _concat(parts, nch, percentiles, nuclei is not None)

@@ -21,6 +21,7 @@ import numpy as np
 from plexhub import __version__
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.analysis import phenotypes as ph
+from plexhub.ome_pipeline.analysis._lazy import module
 from plexhub.ome_pipeline.analysis.quantify import Measurements, quantify_blocks
 from plexhub.ome_pipeline.analysis.segmentation import (
     get_segmenter,
@@ -95,8 +96,8 @@ def analyze(store: str | Path, *, nuclear: str, membrane: str | None = None,
     say = _reporter(show_progress)
 
     with _scheduler(scheduler), ResultWriter(image) as out:
-        import dask
-        import dask.array as da
+        da = module("dask.array")
+        compute, delayed = module("dask.base").compute, module("dask.delayed").delayed
 
         level0 = image.level0()
         chunks = _chunks_of(image, block)
@@ -108,9 +109,9 @@ def analyze(store: str | Path, *, nuclear: str, membrane: str | None = None,
         say("segmenting")
         seg = segment_blocks(segmenter, nuc, mem, block=block)
         raw = out.scratch("raw", seg.shape, (1, LABEL_CHUNK, LABEL_CHUNK), np.int64)
-        ids = [dask.delayed(_ids)(b) for b in seg.to_delayed().ravel()]
+        ids = [delayed(_ids)(b) for b in seg.to_delayed().ravel()]
         with _progress(show_progress):
-            stored, *found = dask.compute(da.store(seg, raw, lock=False, compute=False), *ids)
+            stored, *found = compute(da.store(seg, raw, lock=False, compute=False), *ids)
         del stored
         uniq = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
         say(f"{len(uniq)} nuclei; writing the label images")
@@ -234,9 +235,7 @@ def _ids(block: Any) -> Any:
 
 
 def _same_labels(raw: Any) -> bool:
-    import dask.array as da
-
-    arr = da.from_zarr(raw)
+    arr = module("dask.array").from_zarr(raw)
     return bool((arr[0] == arr[1]).all().compute())
 
 
@@ -274,7 +273,7 @@ def _scheduler(spec: str | None) -> Iterator[None]:
     import dask
 
     if spec and "://" in spec:
-        from distributed import Client
+        Client = module("distributed").Client
 
         try:
             client = Client(spec, timeout=10)
@@ -312,7 +311,7 @@ def _progress(show: bool | None) -> Iterator[None]:
     if not show:
         yield
         return
-    from dask.diagnostics import ProgressBar
+    ProgressBar = module("dask.diagnostics").ProgressBar
 
     with ProgressBar(out=sys.stderr):
         yield

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plexhub.errors import InputError
+from plexhub.ome_pipeline.analysis._lazy import module
 
 Array = npt.NDArray[Any]
 ENTRY_POINT_GROUP = "plexhub.segmenters"
@@ -49,8 +50,12 @@ class Segmenter(Protocol):
 
 @dataclass
 class WatershedSegmenter:
-    """Gaussian smoothing, a global threshold (Otsu of the nuclear channel unless given),
-    distance-transform watershed from its local maxima, small objects dropped; cells are the
+    """Gaussian smoothing, a threshold, distance-transform watershed from its local maxima,
+    small objects dropped. The threshold is local by default: a pixel is foreground where
+    the smoothed signal is above its own Gaussian-blurred surroundings (``background``, px)
+    and above a global floor (Otsu's threshold of log intensities unless ``threshold`` is
+    given); ``background=0`` keeps only a global threshold (plain Otsu unless given),
+    which suits sparse nuclei on a flat background. Cells are the
     nuclei grown by ``expand`` pixels, or, with a membrane channel, a watershed of the
     smoothed membrane signal from the nuclei, bounded to that same distance."""
 
@@ -60,22 +65,27 @@ class WatershedSegmenter:
     min_size: int = 10
     expand: int = 0
     threshold: float | None = None
+    background: float = 4.0
     margin: int = 48
 
     def prepare(self, nuclear: Any, membrane: Any | None) -> None:
         if self.threshold is None:
-            self.threshold = otsu_of(nuclear)
+            self.threshold = otsu_of(nuclear, log=self.background > 0)
         if membrane is not None and self.expand <= 0:
             self.expand = 6
 
     def segment(self, nuclear: Array, membrane: Array | None) -> tuple[Array, Array]:
         from scipy import ndimage
-        from skimage.segmentation import expand_labels, watershed
+
+        skseg = module("skimage.segmentation")
+        watershed, expand_labels = skseg.watershed, skseg.expand_labels
 
         if self.threshold is None:
             raise RuntimeError("WatershedSegmenter.prepare() must run before segment()")
         smooth = ndimage.gaussian_filter(nuclear.astype(np.float32), self.sigma)
         mask = smooth > self.threshold
+        if self.background > 0:
+            mask &= smooth > ndimage.gaussian_filter(smooth, self.background)
         dist = ndimage.distance_transform_edt(mask).astype(np.float32)
         # seeds: local maxima of the (lightly smoothed) distance map, near ones merged; all
         # footprint operations, so a block with enough margin finds the same seeds as the
@@ -109,12 +119,13 @@ def _disk(r: int) -> Array:
     return disk
 
 
-def otsu_of(channel: Any) -> float:
+def otsu_of(channel: Any, *, log: bool = False) -> float:
     """Otsu's threshold of a channel (numpy or dask) from its histogram: exact bins for 8-
     and 16-bit integers, 4096 bins between min and max otherwise; the same number whether
-    the array is in memory or in blocks."""
-    import dask.array as da
-    from skimage.filters import threshold_otsu
+    the array is in memory or in blocks. ``log``: Otsu on log(1 + intensity) (the bins'
+    centres), returned in intensity units."""
+    da = module("dask.array")
+    threshold_otsu = module("skimage.filters").threshold_otsu
 
     arr = channel if isinstance(channel, da.Array) else da.from_array(np.asarray(channel))
     if arr.dtype.kind in "ub" and arr.dtype.itemsize <= 2:
@@ -132,16 +143,19 @@ def otsu_of(channel: Any) -> float:
     if len(nz) < 2:
         return float(centers[nz[0]]) if len(nz) else 0.0
     counts, centers = counts[nz[0]:nz[-1] + 1], centers[nz[0]:nz[-1] + 1]
+    if log:
+        shift = min(float(centers[0]), 0.0)
+        cut = threshold_otsu(hist=(counts, np.log1p(centers - shift)))
+        return float(np.expm1(cut) + shift)
     return float(threshold_otsu(hist=(counts, centers)))
 
 
 def _bincount(arr: Any, n: int) -> Array:
-    import dask
-    import dask.array as da
+    compute, delayed = module("dask.base").compute, module("dask.delayed").delayed
 
-    parts = [dask.delayed(np.bincount)(block.ravel(), minlength=n)
+    parts = [delayed(np.bincount)(block.ravel(), minlength=n)
              for block in arr.to_delayed().ravel()]
-    total: Array = np.sum(da.compute(*parts), axis=0)
+    total: Array = np.sum(compute(*parts), axis=0)
     return total
 
 
@@ -226,7 +240,7 @@ def segment_blocks(segmenter: Segmenter, nuclear: Any, membrane: Any | None = No
                    block: int = 2048) -> Any:
     """Lazy block-wise segmentation: a dask array (2, y, x) int64 of *global* ids
     (nuclei, cells), see :func:`global_ids`; ``segmenter.prepare`` must have run."""
-    import dask.array as da
+    da = module("dask.array")
 
     h, w = nuclear.shape
     m = segmenter.margin

@@ -186,7 +186,8 @@ class ResultWriter:
                 kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             out.append(zarr.create_array(store=str(self.tmp / name / str(k)), shape=shape,
                                          chunks=chunks, dtype=np.uint32,
-                                         zarr_format=im.zarr_format, fill_value=0,
+                                         zarr_format=3 if im.zarr_format == 3 else 2,
+                                         fill_value=0,
                                          **kwargs))
         from plexhub.model import PhysicalSize
 
@@ -254,7 +255,9 @@ def _add_labels(store: OutputStore, im: StoredImage, names: list[str]) -> None:
 
 def build_pyramid(levels: list[Any], block: int = 4 * LABEL_CHUNK) -> None:
     """Fill levels 1.. of a label pyramid from level 0 by 2x2 modes, block by block."""
-    import dask.array as da
+    from plexhub.ome_pipeline.analysis._lazy import module
+
+    da = module("dask.array")
 
     for k in range(1, len(levels)):
         src = da.from_zarr(levels[k - 1])
