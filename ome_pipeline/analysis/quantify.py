@@ -3,8 +3,8 @@ median and percentiles, split into nucleus and cytoplasm when the cells are larg
 their nuclei.
 
 Work is per block: a block reads its labels and then one channel at a time with a margin of
-context, measures the cells it *owns* (those whose first pixel, in row-major order, lies in
-its core) from ``np.bincount`` sums and one sort per channel for the order statistics, and
+context, measures the cells it *owns* (those whose centroid lies in its core) from
+``np.bincount`` sums over the label values and one sort per channel for the order statistics, and
 returns their rows. Memory is one block's labels and one channel plus the table itself,
 whatever the number of channels or cells. A cell wider than the margin would be cut: such
 cells are counted in ``Measurements.truncated``.
@@ -79,29 +79,42 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
                    image_shape: tuple[int, int], percentiles: Sequence[float] = (50.0,)
                    ) -> Measurements:
     """Measure the cells of region ``cells`` (labels, level-0 pixels whose top-left is
-    ``origin``) that the region's ``core`` owns; ``read(c)`` returns channel c over the same
-    region."""
+    ``origin``) whose centroid lies in the region's ``core``; ``read(c)`` returns channel c
+    over the same region. Sums are ``np.bincount`` over the label values themselves (no
+    sort); a cell seen whole by two overlapping regions has the same centroid in both, so
+    exactly one of them measures it."""
     h, w = cells.shape
-    flat = cells.ravel()
-    uniq, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
-    fy, fx = first // w, first % w
-    owned = (uniq != 0) & (fy >= core[0].start) & (fy < core[0].stop) & \
-        (fx >= core[1].start) & (fx < core[1].stop)
-    if not owned.any():
+    # bincount converts other index types to intp and weights to float64 on every call
+    flat = np.ascontiguousarray(cells).ravel().astype(np.intp)
+    size = int(flat.max()) + 1 if flat.size else 1
+    area = np.bincount(flat, minlength=size)
+    rows = np.arange(h, dtype=np.float64)
+    cols = np.arange(w, dtype=np.float64)
+    # sums of y, x, y², x², xy per label: y and x sums from per-row / per-column bincounts
+    # would need a sort; these five weighted bincounts stream through the region once each
+    ys = np.repeat(rows, w)
+    xs = np.tile(cols, h)
+    sy = np.bincount(flat, ys, size)
+    sx = np.bincount(flat, xs, size)
+    syy = np.bincount(flat, ys * ys, size)
+    sxx = np.bincount(flat, xs * xs, size)
+    sxy = np.bincount(flat, ys * xs, size)
+    del ys, xs
+    present = area > 0
+    present[0] = False
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy, cx = sy / area, sx / area
+    owned = present & (np.floor(cy) >= core[0].start) & (np.floor(cy) < core[0].stop) & \
+        (np.floor(cx) >= core[1].start) & (np.floor(cx) < core[1].stop)
+    ids = np.flatnonzero(owned)
+    n = len(ids)
+    if n == 0:
         return _concat([], nch, percentiles, nuclei is not None)
-    slot = np.cumsum(owned) - 1  # unique index -> row
-    pix = np.flatnonzero(owned[inverse])
-    row = slot[inverse[pix]]
-    n = int(owned.sum())
-    area = np.bincount(row, minlength=n)
-    ys = (pix // w).astype(np.float64)
-    xs = (pix % w).astype(np.float64)
-    sy, sx = np.bincount(row, ys, n), np.bincount(row, xs, n)
-    cy, cx = sy / area, sx / area
-    dy, dx = ys - cy[row], xs - cx[row]
-    myy = np.bincount(row, dy * dy, n) / area
-    mxx = np.bincount(row, dx * dx, n) / area
-    mxy = np.bincount(row, dy * dx, n) / area
+    a = area[ids].astype(np.float64)
+    cyo, cxo = cy[ids], cx[ids]
+    myy = np.maximum(syy[ids] / a - cyo * cyo, 0)
+    mxx = np.maximum(sxx[ids] / a - cxo * cxo, 0)
+    mxy = sxy[ids] / a - cyo * cxo
     # eigenvalues of the inertia tensor, as skimage.measure.regionprops computes them
     common = np.sqrt(4 * mxy**2 + (myy - mxx) ** 2)
     l1 = (myy + mxx + common) / 2
@@ -109,49 +122,61 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
     with np.errstate(invalid="ignore", divide="ignore"):
         ecc = np.where(l1 > 0, np.sqrt(np.clip(1 - l2 / l1, 0, 1)), 0.0)
     # cells that touch the region's edge where the image goes on were cut by the region
-    ty, tx = pix // w, pix % w
-    edge = np.zeros(n, bool)
     y0, x0 = origin
-    cut = ((ty == 0) & (y0 > 0)) | ((ty == h - 1) & (y0 + h < image_shape[0])) | \
-        ((tx == 0) & (x0 > 0)) | ((tx == w - 1) & (x0 + w < image_shape[1]))
-    edge[row[cut]] = True
+    edges = []
+    if y0 > 0:
+        edges.append(cells[0])
+    if y0 + h < image_shape[0]:
+        edges.append(cells[-1])
+    if x0 > 0:
+        edges.append(cells[:, 0])
+    if x0 + w < image_shape[1]:
+        edges.append(cells[:, -1])
+    cut = np.zeros(size, bool)
+    for e in edges:
+        cut[e] = True
+    truncated = int(cut[ids].sum())
 
     mean = np.empty((n, nch), np.float32)
     pct = {q: np.empty((n, nch), np.float32) for q in percentiles}
     split = nuclei is not None
     nmean = np.empty((n, nch), np.float32) if split else None
     cmean = np.empty((n, nch), np.float32) if split else None
-    in_nuc = nuclei.ravel()[pix] != 0 if nuclei is not None else None
-    narea = np.bincount(row[in_nuc], minlength=n) if in_nuc is not None else None
-    order_rows = np.argsort(row, kind="stable")  # pixels grouped by cell
-    starts = np.concatenate([[0], np.cumsum(area)[:-1]])
+    in_nuc = (np.ascontiguousarray(nuclei).ravel() != 0).astype(np.float64) \
+        if nuclei is not None else None
+    narea = np.bincount(flat, in_nuc, size)[ids] if in_nuc is not None else None
+    starts = np.cumsum(area) - area  # where each label's pixels start once sorted by label
     for c in range(nch):
-        values = read(c).ravel()[pix]
-        mean[:, c] = np.bincount(row, values, n) / area
+        raw = np.ascontiguousarray(read(c)).ravel()
+        values = raw.astype(np.float64)
+        total = np.bincount(flat, values, size)[ids]
+        mean[:, c] = total / a
         if nmean is not None and cmean is not None and in_nuc is not None \
                 and narea is not None:
-            nsum = np.bincount(row[in_nuc], values[in_nuc], n)
+            nsum = np.bincount(flat, values * in_nuc, size)[ids]
             with np.errstate(invalid="ignore", divide="ignore"):
                 nmean[:, c] = nsum / narea
-                cmean[:, c] = (mean[:, c] * area - nsum) / (area - narea)
+                cmean[:, c] = (total - nsum) / (a - narea)
         if pct:
-            grouped = _sorted_within(values[order_rows], row[order_rows])
+            grouped = _sorted_within(raw, flat)
+            first, count = starts[ids], area[ids]
             for q, out in pct.items():
-                pos = starts + q / 100.0 * (area - 1)
+                pos = first + q / 100.0 * (count - 1)
                 lo = np.floor(pos).astype(np.int64)
-                hi = np.minimum(lo + 1, starts + area - 1)
+                hi = np.minimum(lo + 1, first + count - 1)
                 frac = pos - lo
                 out[:, c] = grouped[lo] * (1 - frac) + grouped[hi] * frac
     return Measurements(
-        label=uniq[owned].astype(np.uint32), area=area.astype(np.int64),
-        centroid=np.stack([cy + y0, cx + x0], axis=1), eccentricity=ecc, mean=mean,
+        label=ids.astype(np.uint32), area=area[ids].astype(np.int64),
+        centroid=np.stack([cyo + y0, cxo + x0], axis=1), eccentricity=ecc, mean=mean,
         percentiles=pct, nucleus_mean=nmean, cytoplasm_mean=cmean,
         nucleus_area=narea.astype(np.int64) if narea is not None else None,
-        truncated=int(edge.sum()))
+        truncated=truncated)
 
 
 def _sorted_within(values: Array, groups: Array) -> Array:
-    """``values`` (already grouped by ``groups``, ascending) sorted inside each group."""
+    """``values`` sorted by ``groups`` (labels), then by value inside each group: one sort
+    of a combined integer key for 8- and 16-bit channels."""
     if values.dtype.kind in "ub" and values.dtype.itemsize <= 2:
         bits = 8 * values.dtype.itemsize
         key = (groups.astype(np.int64) << bits) | values.astype(np.int64)
