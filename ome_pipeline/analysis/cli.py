@@ -67,6 +67,7 @@ def register(sub: Any) -> None:
     a.add_argument("--scheduler", default=None,
                    help="dask scheduler: threads (default), processes, synchronous, or a "
                    "distributed scheduler address (tcp://host:8786)")
-    a.add_argument("--block", type=int, default=2048, help="block edge, pixels")
+    a.add_argument("--block", type=int, default=1024, help="block edge, pixels (a multiple "
+                   "of 512)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress")
     a.set_defaults(func=cmd_analyze, one_shot=True)

@@ -71,7 +71,7 @@ def analyze(store: str | Path, *, nuclear: str, membrane: str | None = None,
             method: str = "watershed", segmenter_options: Mapping[str, Any] | None = None,
             phenotypes: Sequence[str] | Mapping[str, str] = (),
             threshold_method: str = "otsu", thresholds: Mapping[str, float] | None = None,
-            scheduler: str | None = None, block: int = 2048,
+            scheduler: str | None = None, block: int = 1024,
             show_progress: bool | None = None) -> AnalysisResult:
     """Segment the nuclei (and cells) of ``store``'s image, measure every channel per cell,
     gate each marker and count the phenotypes; write ``labels/cells``, ``labels/nuclei`` and
