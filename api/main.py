@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     app.include_router(tokens.router)
     _openapi_route(app)
     app.include_router(images.router)
+    from plexhub.api.routes import cells
+
+    app.include_router(cells.router)
     for module in (presets, zarr, webgateway):
         module.setup(app, state)  # routers that also need app state (caches, hooks)
     from plexhub.api.portal import pages as portal
