@@ -25,6 +25,7 @@ from plexhub.ome_pipeline.ngff import multiscales_json, wrap, write_group
 from plexhub.ome_pipeline.pyramid import downsample_mode, level_shapes
 
 TMP_PREFIX = ".plexhub-analysis-"
+OWNED_LABELS = ("cells", "nuclei")  # label images a run writes (or removes, if it has none)
 LABEL_CHUNK = 512
 UNIT_TO_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3}
 
@@ -165,8 +166,7 @@ class ResultWriter:
         import zarr
 
         return zarr.create_array(store=str(self.tmp / "scratch" / name), shape=shape,
-                                 chunks=chunks, dtype=dtype, zarr_format=3,
-                                 compressors=None, fill_value=0)
+                                 chunks=chunks, dtype=dtype, zarr_format=3, fill_value=0)
 
     def label_levels(self, name: str) -> list[Any]:
         """Create the arrays of label image ``name`` (level 0 first), to be filled."""
@@ -227,8 +227,9 @@ class ResultWriter:
             moves.append((self.tmp / "table", im.root / "tables" / "cells"))
             if not _is_group(im.root / "tables"):
                 write_group(store, "tables", {}, im.version)
+        stale = [n for n in OWNED_LABELS if n not in self.labels]
         if self.labels:
-            _add_labels(store, im, self.labels)
+            _add_labels(store, im, self.labels, stale)
         old = self.tmp / "old"
         old.mkdir()
         for i, (src, dst) in enumerate(moves):
@@ -236,6 +237,9 @@ class ResultWriter:
             if dst.exists():
                 os.replace(dst, old / str(i))
             os.replace(src, dst)
+        for name in stale:  # e.g. nuclei of an earlier run that had cells larger than nuclei
+            if (im.root / "labels" / name).exists():
+                os.replace(im.root / "labels" / name, old / f"stale-{name}")
         self.discard()
 
 
@@ -243,12 +247,13 @@ def _is_group(path: Path) -> bool:
     return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
 
 
-def _add_labels(store: OutputStore, im: StoredImage, names: list[str]) -> None:
+def _add_labels(store: OutputStore, im: StoredImage, names: list[str],
+                drop: list[str]) -> None:
     key = "labels/zarr.json" if im.version == "0.5" else "labels/.zattrs"
     doc = store.get_json(key) or {}
     attrs = doc.get("attributes", {}) if im.version == "0.5" else doc
     inner = attrs.get("ome", attrs) if im.version == "0.5" else attrs
-    listed = [str(n) for n in inner.get("labels", [])]
+    listed = [str(n) for n in inner.get("labels", []) if n not in drop]
     listed += [n for n in names if n not in listed]
     write_group(store, "labels", wrap(im.version, {"labels": listed}), im.version)
 

@@ -125,6 +125,12 @@ def test_rerun_replaces_results_whole_or_not_at_all(source: Path, tmp_path: Path
     labels = zarr.open_group(store / "labels", mode="r")
     assert labels.attrs["ome"]["labels"] == ["cells", "nuclei"]
     validate_store(store)
+    # a run without nuclei of their own takes the earlier run's labels/nuclei away
+    third = analyze(store, nuclear="DAPI", show_progress=False)
+    assert third.written == ["labels/cells", "tables/cells"]
+    assert zarr.open_group(store / "labels", mode="r").attrs["ome"]["labels"] == ["cells"]
+    assert not (store / "labels" / "nuclei").exists()
+    validate_store(store)
 
 
 @pytest.mark.slow
