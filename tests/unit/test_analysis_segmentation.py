@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -88,3 +90,49 @@ def test_unknown_method_lists_the_known_ones() -> None:
     with pytest.raises(InputError, match="watershed"):
         get_segmenter("cellpose-that-is-not-installed")
     assert isinstance(get_segmenter("watershed", sigma=2.0), WatershedSegmenter)
+
+
+PLUGIN = '''
+import numpy as np
+from scipy import ndimage
+
+
+class BoxSegmenter:
+    """A stand-in for a learned model: every bright connected region is a nucleus."""
+
+    name = "boxes"
+    margin = 8
+
+    def __init__(self, level=0.5):
+        self.level = level
+
+    def prepare(self, nuclear, membrane):
+        self.cut = float(nuclear.max()) * self.level
+
+    def segment(self, nuclear, membrane):
+        labels, _ = ndimage.label(nuclear > self.cut)
+        return labels, labels
+'''
+
+
+def test_a_segmenter_plugs_in_by_entry_point(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "box_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "box_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: box-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[plexhub.segmenters]\nboxes = box_plugin:BoxSegmenter\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seg = get_segmenter("boxes", level=0.25)
+    image = np.zeros((40, 60), np.uint16)
+    image[5:10, 5:12] = 1000
+    image[30:35, 40:50] = 800
+    nuclei, cells = segment_array(seg, image)
+    assert nuclei.max() == 2
+    assert np.array_equal(nuclei, cells)
+    assert nuclei[7, 7] == 1  # ids in row-major order of first pixels
+    assert nuclei[32, 45] == 2
+    raw = segment_blocks(seg, da.from_array(image), block=20).compute()
+    ids = np.unique(raw[0])
+    assert np.array_equal(renumber(raw[0], ids[ids > 0]), nuclei)
