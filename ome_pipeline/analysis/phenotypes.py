@@ -156,10 +156,11 @@ def assign(positive: Array, markers: Sequence[str], rules: Sequence[PhenotypeRul
 
 
 def summary(phenotype: Array, centroid_um: Array, area_mm2: float,
-            names: Sequence[str]) -> dict[str, Any]:
-    """Counts, densities (per mm²) and nearest-neighbour distances (µm) between
-    phenotypes: ``nn[a][b]`` is the median over cells of ``a`` of the distance to the
-    nearest other cell of ``b``."""
+            names: Sequence[str], neighbours: int = 10) -> dict[str, Any]:
+    """Counts, densities (per mm²), nearest-neighbour distances (µm) between phenotypes
+    (``nn[a][b]``: the median over cells of ``a`` of the distance to the nearest other cell
+    of ``b``) and neighbourhood composition (``composition[a][b]``: the mean fraction of
+    ``b`` among the ``neighbours`` nearest cells of a cell of ``a``)."""
     from scipy.spatial import cKDTree
 
     counts = {n: int((phenotype == n).sum()) for n in names}
@@ -176,4 +177,16 @@ def summary(phenotype: Array, centroid_um: Array, area_mm2: float,
             d, _ = tree.query(pts, k=k)
             d = d[:, -1] if k == 2 else d
             nn[a][b] = float(np.median(d))
-    return {"counts": counts, "density_per_mm2": density, "nearest_neighbour_median_um": nn}
+    composition: dict[str, dict[str, float]] = {}
+    k = min(neighbours, len(phenotype) - 1)
+    if k > 0:
+        _, idx = cKDTree(centroid_um).query(centroid_um, k=k + 1)
+        codes = {n: i for i, n in enumerate(names)}
+        code = np.array([codes.get(str(p), -1) for p in phenotype])
+        around = code[idx[:, 1:]]  # the cell itself is its own nearest
+        for a in names:
+            rows = around[code == codes[a]]
+            if len(rows):
+                composition[a] = {b: float((rows == codes[b]).mean()) for b in names}
+    return {"counts": counts, "density_per_mm2": density, "nearest_neighbour_median_um": nn,
+            f"neighbourhood_{neighbours}_nearest": composition}

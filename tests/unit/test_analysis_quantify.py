@@ -117,3 +117,7 @@ def test_summary_counts_density_and_neighbours() -> None:
     assert s["nearest_neighbour_median_um"]["T"]["T"] == 3.0
     assert s["nearest_neighbour_median_um"]["T"]["B"] == 8.5
     assert "B" not in s["nearest_neighbour_median_um"]["B"]  # no other B cell
+    near = summary(kinds, xy, 0.5, ["T", "B", "other"], neighbours=1)["neighbourhood_1_nearest"]
+    assert near["T"] == {"T": 1.0, "B": 0.0, "other": 0.0}  # each T's nearest is the other T
+    assert near["B"] == {"T": 1.0, "B": 0.0, "other": 0.0}
+    assert "other" not in near
