@@ -159,6 +159,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
     from plexhub.api.portal import login, pages
     from plexhub.api.routes import (
         catalog,
+        cells,
         compliance,
         images,
         notebooks,
@@ -177,5 +178,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              presets.router, zarr.router, webgateway.router,
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
+             cells.router,  # analysis results (plexhub analyze)
              login.router, pages.router]  # the sponsor portal
     return [*found, hub_routes.router] if hub else found

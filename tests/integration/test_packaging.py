@@ -23,6 +23,7 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
     for sub in ("ome_pipeline", "api", "widgets", "hub", "policies", "extensions"):
         assert f"plexhub/{sub}/__init__.py" in names
     assert "plexhub/ome_pipeline/readers/tiff.py" in names
+    assert "plexhub/ome_pipeline/analysis/segmentation.py" in names
     assert "plexhub/py.typed" in names
     # the portal works from a wheel, without npm: templates, static files, vendored viewer
     for asset in ("templates/image.html", "static/viewer.js", "static/notebook.css",

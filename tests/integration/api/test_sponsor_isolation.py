@@ -46,7 +46,8 @@ IDS = ("code", "image_id", "preset_id", "job_id", "notebook_id")
 PORTAL = ("/portal/studies/{code}", "/portal/images/{image_id}",
           "/portal/notebooks/{notebook_id}")
 # what a granted sponsor gets where the endpoint needs more than its grant
-GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403}
+# the harness's images are never analysed: their cell table is a 404 even with a grant
+GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403, "/api/v1/images/{image_id}/cells": 404}
 FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "preset_id": "1" * 32,
         "job_id": "2" * 32, "notebook_id": "3" * 32}
 

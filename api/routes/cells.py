@@ -1,0 +1,64 @@
+"""The cell table of an image (``plexhub analyze`` writes it at ``tables/cells`` in the
+image's store): one row per cell, the cell's measurements and each channel's mean, as CSV or
+Parquet. Who may see the image may read its table (``VisibleImage``, as for the image
+itself); anyone else gets the 404 of an unknown image."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from plexhub.api.deps import VisibleImage
+from plexhub.api.routes.zarr import image_root
+from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
+from plexhub.ome_pipeline.confine import check_tree, inside
+
+router = APIRouter(prefix="/api/v1")
+MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def cell_frame(table: Any) -> Any:
+    """obs columns, then one ``<channel>`` column of mean intensity per channel."""
+    import pandas as pd
+
+    obs = table.obs.reset_index(drop=True)
+    obs = obs.drop(columns=[c for c in ("region",) if c in obs.columns])
+    means = pd.DataFrame(table.X, columns=[f"{v}" for v in table.var_names])
+    clash = set(means.columns) & set(obs.columns)
+    means = means.rename(columns={c: f"{c}_mean" for c in clash})
+    return pd.concat([obs, means], axis=1)
+
+
+@router.get("/images/{image_id}/cells", tags=["data"], response_class=Response,
+            responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["parquet"]: {}}}})
+def get_cells(image_id: str, found: VisibleImage,
+              format: Literal["csv", "parquet"] = Query("csv")) -> Response:
+    """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
+    root = image_root(found.image)
+    where = root / "tables" / "cells"
+    if where.is_dir() and not inside(root, where):
+        raise PermissionDeniedError(f"cells of image {image_id}",
+                                    "tables/cells links out of the image's store")
+    if not where.is_dir():
+        raise NotFoundError(f"cells of image {image_id}", "not found",
+                            "run `plexhub analyze` on the image's store first")
+    check_tree(where, f"cells of image {image_id}")  # no symlink out of the store
+    import anndata
+
+    frame = cell_frame(anndata.read_zarr(str(where)))
+    if format == "csv":
+        body = frame.to_csv(index=False).encode()
+    else:
+        try:
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+        except ImportError as exc:
+            raise InputError("format=parquet", "needs pyarrow, which is not installed",
+                             "ask for format=csv") from exc
+        body = buf.getvalue()
+    name = f"{image_id}-cells.{format}"
+    return Response(body, media_type=MEDIA[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
