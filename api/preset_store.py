@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
@@ -42,11 +41,8 @@ def image_channels(image: Image) -> list[Channel]:
 
 def histograms(image: Image) -> dict[str, Any]:
     """The image's stored per-channel histograms (written by the conversion)."""
-    if not image.store_uri:
-        raise NotFoundError(f"image {image.id}", "has no converted store yet")
-    root = Path(image.store_uri) / image.store_key if image.store_key else Path(image.store_uri)
-    try:
-        return dict(json.loads(read_inside(root, "histograms.json")))  # never via a link out
+    try:  # read_inside: never through a link out of the store
+        return dict(json.loads(read_inside(image.store_root(), "histograms.json")))
     except FileNotFoundError:
         return {"channels": []}
 
