@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import anyio
+from cachetools import LRUCache
 from pydantic import ValidationError
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,7 +45,24 @@ def query(raw: bytes) -> TileQuery | None:
     validates it: the same defaults and limits), or None when anything is not exactly as
     the route would take it without complaint (unknown or repeated keys, empty values,
     integers not written as plain decimals, a value over a limit) or is a spec=: FastAPI
-    answers those."""
+    answers those.
+
+    A viewer sends the same query with every tile: the answer for a query string is kept
+    (validating costs ~15 us, a seventh of a cached tile's answer). Only the event loop's
+    thread calls this: no lock."""
+    try:
+        return _parsed[raw]
+    except KeyError:
+        pass
+    parsed = _query(raw)
+    _parsed[raw] = parsed
+    return parsed
+
+
+_parsed: LRUCache[bytes, TileQuery | None] = LRUCache(512)
+
+
+def _query(raw: bytes) -> TileQuery | None:
     values: dict[str, Any] = {}
     for part in raw.decode("latin-1").split("&") if raw else ():
         key, sep, value = part.partition("=")

@@ -211,7 +211,10 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
     if m is None:
         raise InputError(f"tile name {name!r}", "is not <col>_<row>.<jpeg|png>")
     col, row, fmt = int(m[1]), int(m[2]), FORMATS[m[3]]
-    image, study = visible_image(session, user, image_id)
+    key = (user, image_id, query.preset)  # the tile route's lookup, and its cache
+    found = tiles.resolved.get(key) or _lookup(session, user, tiles, key, image_id,
+                                               query.preset, None, None)
+    image, _study, doc, pinned = found
     top = _dzi_max_level(image)
     if not 0 <= dz_level <= top:
         raise NotFoundError(f"DeepZoom level {dz_level}", f"does not exist (0-{top})")
@@ -219,15 +222,13 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
     nlevels = len(image.levels or [])
     inm = request.headers.get("if-none-match")
     if ours < nlevels:
-        doc, pinned = _preset(session, user, image, study, query.preset, None, None)
         req = TileRequest(image_id, ours, row, col, m[3],
                           TileRenderQuery(z=query.z, t=query.t, size=DZI_TILE))
-        done = answer(inm, tiles, (image, study, doc, pinned), req, caller=user, render=True)
+        done = answer(inm, tiles, found, req, caller=user, render=True)
         assert done is not None
         return done
     # below our smallest level: the smallest one, scaled down
     check_tz(image, query.t, query.z)
-    doc, pinned = _preset(session, user, image, study, query.preset, None, None)
     if row != 0 or col != 0:
         raise NotFoundError(f"tile {col}_{row}", f"is outside DeepZoom level {dz_level}")
     factor = 2 ** (ours - (nlevels - 1))
