@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plexhub.api.db import Base, utcnow
+from plexhub.errors import NotFoundError
 
 TS = DateTime(timezone=True)
 
@@ -112,6 +114,16 @@ class Image(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+    def store_root(self) -> Path:
+        """The folder of this image's OME-Zarr (the store's root, then the image's group in
+        it): what tiles, the zarr route, thumbnails and histograms read. NotFoundError until
+        its conversion has made the image ready."""
+        if not self.store_uri or self.status != "ready":
+            raise NotFoundError(f"image {self.id}", "has no converted store yet",
+                                "wait for its conversion job")
+        root = Path(self.store_uri)
+        return root / self.store_key if self.store_key else root
 
 
 class JobState(StrEnum):

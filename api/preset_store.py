@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
@@ -50,9 +49,7 @@ def image_channels(image: Image) -> list[Channel]:
 
 def histograms(image: Image) -> dict[str, Any]:
     """The image's stored per-channel histograms (written by the conversion)."""
-    if not image.store_uri:
-        raise NotFoundError(f"image {image.id}", "has no converted store yet")
-    root = Path(image.store_uri) / image.store_key if image.store_key else Path(image.store_uri)
+    root = image.store_root()
     for name in HISTOGRAMS_FILES:  # the histograms group, or an older store's file
         try:
             doc = histograms_document(name, json.loads(read_inside(root, name)))  # no links out

@@ -1,6 +1,12 @@
-"""Rendered tiles: read only the chunks a tile needs, composite with the one formula
-(``ome_pipeline.render``), encode, and keep the bytes in a byte-bounded cache keyed by a
-strong ETag (image content, tile address, format and the preset's content hash)."""
+"""The tile service: every rendered image the API serves (tiles, DeepZoom, webgateway
+regions, thumbnails) goes through one path: a strong ETag, If-None-Match (``api.conditional``),
+the byte-bounded cache, and on a miss one render (:meth:`TileEngine.respond`) under the caller's
+render limit and the process's pixel budget (``api.renderlimits``): read only the chunks the
+region needs, composite with the one formula (``ome_pipeline.render``), box-filter to the
+requested size, encode.
+
+A tile request's parameters are one type (:class:`TileQuery`) that the route and the fast lane
+(``api.tilelane``) both validate with, so its defaults and limits are declared once."""
 
 from __future__ import annotations
 
@@ -14,20 +20,23 @@ import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, overload
 
 import numpy as np
 from cachetools import FIFOCache, LRUCache
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
+from plexhub.api.conditional import answer_304, cache_headers, not_modified
 from plexhub.api.models import Image
-from plexhub.api.preset_store import digest
+from plexhub.api.preset_store import digest, image_channels
 from plexhub.api.renderlimits import CallerLimit, PixelBudget
 from plexhub.errors import InputError, NotFoundError, TooLargeError
 from plexhub.limits import (
     CALLER_HEAVY_RENDERS,
     CALLER_TILE_RENDERS,
     HEAVY_RENDER_PIXELS,
+    PRESET_REF_CHARS,
     RENDER_PIXELS_IN_FLIGHT,
     RENDER_STRIP_PIXELS,
     SPEC_CHARS,
@@ -36,10 +45,60 @@ from plexhub.limits import (
 from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.ome_pipeline.source import ByteLRU
 from plexhub.policies.access import Principal
-from plexhub.presets import BoundPreset, RenderPreset, parse_preset
+from plexhub.presets import BoundPreset, RenderPreset, bind, parse_preset
 
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+EXTENSIONS = "|".join(FORMATS)  # a tile URL's extension, as a regular expression
+TILE_SIZES = (256, 512)
+
+
+# ------------------------------------------------------------------------------- requests
+
+PresetRef = Annotated[str | None, Field(max_length=PRESET_REF_CHARS,
+                                        description="<id>@<version>")]
+
+
+class PlaneQuery(BaseModel):
+    """The plane of a rendered image (query parameters)."""
+
+    model_config = ConfigDict(frozen=True)  # unknown parameters are ignored, as before
+
+    z: int = Field(default=0, ge=0)
+    t: int = Field(default=0, ge=0)
+
+
+class TileRenderQuery(PlaneQuery):
+    """A tile's plane, size and encoding: the query of a POSTed tile (the preset is the body)."""
+
+    size: int = Field(default=512, description="256 or 512")
+    quality: int = Field(default=85, ge=1, le=100)
+
+
+class TileQuery(TileRenderQuery):
+    """Everything a tile GET takes in its query. The route validates it (FastAPI) and so does
+    the fast lane (``api.tilelane.query``): the same defaults and limits."""
+
+    preset: PresetRef = None
+    spec: str | None = Field(default=None, max_length=SPEC_CHARS, description="inline preset")
+
+
+class DeepZoomQuery(PlaneQuery):
+    """The query of a DeepZoom tile: its plane and the preset (the format is in its name)."""
+
+    preset: PresetRef = None
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 us more per tile
+class TileRequest:
+    """One tile: its address in the URL's path and its query, parsed once."""
+
+    image_id: str
+    level: int
+    row: int
+    col: int
+    ext: str  # one of FORMATS
+    query: TileRenderQuery
 
 
 @dataclass(frozen=True)
@@ -53,6 +112,25 @@ class Region:
     x0: int
     h: int
     w: int
+
+
+@dataclass(slots=True, eq=False)  # not frozen: as TileRequest
+class Render:
+    """What one rendered image is: ``region`` of ``image`` composited with ``preset`` and
+    encoded as ``fmt``; ``out`` (width, height) box-filters the composite to that size first
+    (thumbnails, DeepZoom's levels below the pyramid's smallest)."""
+
+    image: Image
+    preset: RenderPreset
+    region: Region
+    fmt: str  # a value of FORMATS
+    quality: int
+    out: tuple[int, int] | None = None
+
+    @property
+    def pixels(self) -> int:
+        """What the render reads and composites: the measure of its cost and memory."""
+        return self.region.h * self.region.w
 
 
 def parse_spec(spec: str) -> RenderPreset:
@@ -88,14 +166,6 @@ def encode_spec(preset: RenderPreset | dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def image_root(image: Image) -> Path:
-    if not image.store_uri or image.status != "ready":
-        raise NotFoundError(f"image {image.id}", "has no converted store yet",
-                            "wait for its conversion job")
-    root = Path(image.store_uri)
-    return root / image.store_key if image.store_key else root
-
-
 def level_shape(image: Image, level: int) -> tuple[int, ...]:
     levels = image.levels or []
     if not 0 <= level < len(levels):
@@ -113,8 +183,9 @@ def tile_region(image: Image, level: int, row: int, col: int, size: int, t: int,
                 z: int) -> Region:
     shape = level_shape(image, level)
     height, width = int(shape[-2]), int(shape[-1])
-    if size not in (256, 512):
-        raise InputError(f"size {size}", "is not a tile size", "use 256 or 512")
+    if size not in TILE_SIZES:
+        raise InputError(f"size {size}", "is not a tile size",
+                         f"use {' or '.join(map(str, TILE_SIZES))}")
     check_tz(image, t, z)
     y0, x0 = row * size, col * size
     if row < 0 or col < 0 or y0 >= height or x0 >= width:
@@ -170,7 +241,8 @@ class TileEngine:
     def array(self, image: Image, level: int) -> Any:
         import zarr
 
-        key = (str(image_root(image)), level)
+        root = image.store_root()
+        key = (str(root), level)
         with self._lock:
             found = self._arrays.get(key)
         if found is not None:
@@ -180,7 +252,6 @@ class TileEngine:
 
         # stores plexhub wrote are read chunk by chunk directly; anything else through zarr;
         # both read only files that resolve inside the image's store
-        root = Path(key[0])
         arr = open_direct(root / str(level), root) or \
             zarr.open_array(ConfinedStore(root), path=str(level), mode="r")
         with self._lock:
@@ -232,19 +303,51 @@ class TileEngine:
             out[y:y + strip.h] = render(self.planes(image, strip, active), bound)
         return out
 
-    def render(self, image: Image, bound: BoundPreset, region: Region, fmt: str,
-               quality: int, shrink: int = 1) -> bytes:
-        """Encoded tile; ``shrink`` > 1 box-filters the result (DeepZoom's tiny levels)."""
+    def render(self, job: Render) -> bytes:
+        """``job`` encoded: composited under :meth:`rendering`, box-filtered to ``job.out``."""
         from plexhub.ome_pipeline.render import encode
 
-        with self.rendering(region.h * region.w):
-            rgb = self.composite(image, bound, region)
-            if shrink > 1:
+        region = job.region
+        bound = bind(job.preset, image_channels(job.image))
+        with self.rendering(job.pixels):
+            rgb = self.composite(job.image, bound, region)
+            if job.out is not None and job.out != (region.w, region.h):
                 from PIL import Image as PILImage
 
-                size = (max(1, -(-region.w // shrink)), max(1, -(-region.h // shrink)))
-                rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
-            return encode(rgb, fmt, quality)  # type: ignore[arg-type]
+                rgb = np.asarray(PILImage.fromarray(rgb).resize(job.out,
+                                                                PILImage.Resampling.BOX))
+            return encode(rgb, job.fmt, job.quality)  # type: ignore[arg-type]
+
+    @overload
+    def respond(self, if_none_match: str | None, tag: str, pinned: bool, job: Render, *,
+                caller: Principal | None, render: Literal[True] = True) -> Response: ...
+
+    @overload
+    def respond(self, if_none_match: str | None, tag: str, pinned: bool, job: Render, *,
+                caller: Principal | None, render: bool) -> Response | None: ...
+
+    def respond(self, if_none_match: str | None, tag: str, pinned: bool, job: Render, *,
+                caller: Principal | None, render: bool = True) -> Response | None:
+        """The answer for rendered image ``tag``: a 304 when ``if_none_match`` matches it, the
+        cached bytes, or (``render``) ``job`` rendered now and cached; None when it is not
+        cached and ``render`` is False. A render holds one of ``caller``'s render slots
+        (:meth:`caller_slot`; a 429 when they are taken); None: the caller holds one already
+        (the tile route takes it before its thread). Every route that serves a rendered
+        image answers through here: the same headers on the 200 and the 304."""
+        headers = cache_headers(tag, pinned)
+        if not_modified(if_none_match, tag):
+            return answer_304(headers)
+        data = self.cache.get(tag)
+        if data is None:
+            if not render:
+                return None
+            if caller is None:
+                data = self.render(job)
+            else:
+                with self.caller_slot(caller, job.pixels):
+                    data = self.render(job)
+            self.cache.put(tag, data, len(data))
+        return Response(data, media_type=MEDIA[job.fmt], headers=headers)
 
 
 def _check_size(region: Region) -> None:

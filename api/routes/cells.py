@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from plexhub.api.deps import VisibleImage
-from plexhub.api.routes.zarr import image_root
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
 from plexhub.ome_pipeline.confine import check_tree, inside
 
@@ -37,7 +36,7 @@ def cell_frame(table: Any) -> Any:
 def get_cells(image_id: str, found: VisibleImage,
               format: Literal["csv", "parquet"] = Query("csv")) -> Response:
     """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
-    root = image_root(found.image)
+    root = found.image.store_root()
     where = root / "tables" / "cells"
     if where.is_dir() and not inside(root, where):
         raise PermissionDeniedError(f"cells of image {image_id}",

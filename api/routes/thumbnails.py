@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from plexhub.api import preset_store
 from plexhub.api.deps import CurrentUser, DbSession, visible_image
 from plexhub.api.models import Image
-from plexhub.api.routes.tiles import SHORT, Engine
-from plexhub.api.tiles import Region, axis_size, etag
+from plexhub.api.routes.tiles import Engine
+from plexhub.api.tiles import Region, Render, axis_size, etag
 from plexhub.errors import NotFoundError
 from plexhub.limits import REGION_PIXELS as MAX_REGION
-from plexhub.presets import bind
 
 router = APIRouter(prefix="/api/v1", tags=["tiles"])
 
@@ -49,29 +47,16 @@ def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSes
                                         description="longest side in pixels")] = 256
               ) -> Response:
     """The whole image, at most ``max`` pixels on its longest side, default preset."""
-    from PIL import Image as PILImage
-
-    from plexhub.ome_pipeline.render import encode
-
     image, study = visible_image(session, user, image_id)
     _, preset = preset_store.resolve(session, user, image, study, None)
     level = thumbnail_level(image, max)
     h, w = (int(v) for v in image.levels[level][-2:])
     z = axis_size(image, "z", level) // 2
     tag = etag(image, preset, "thumbnail", level, z, max)
-    headers = {"ETag": tag, "Cache-Control": SHORT, "Vary": "Authorization, Cookie"}
-    if request.headers.get("if-none-match") in (tag, f"W/{tag}", "*"):
-        return Response(status_code=304, headers=headers)
-    data = tiles.cache.get(tag)
-    if data is None:
-        bound = bind(preset, preset_store.image_channels(image))
-        region = Region(level, 0, z, 0, 0, h, w)
-        with tiles.caller_slot(user, h * w), tiles.rendering(h * w):
-            rgb = tiles.composite(image, bound, region)
-            scale = min(1.0, max / float(h if h > w else w))
-            if scale < 1.0:
-                size = (round(w * scale) or 1, round(h * scale) or 1)
-                rgb = np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.Resampling.BOX))
-            data = encode(rgb, "png")
-        tiles.cache.put(tag, data, len(data))
-    return Response(data, media_type="image/png", headers=headers)
+    scale = min(1.0, max / float(h if h > w else w))
+    out = (round(w * scale) or 1, round(h * scale) or 1) if scale < 1.0 else None
+    # PNG: the quality is not used; the default preset: not pinned by the URL
+    return tiles.respond(request.headers.get("if-none-match"), tag, False,
+                         Render(image, preset, Region(level, 0, z, 0, 0, h, w), "png", 90, out),
+                         caller=user)
+

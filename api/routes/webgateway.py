@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from plexhub.api import preset_store
 from plexhub.api.deps import CurrentUser, DbSession, visible_image
 from plexhub.api.routes.tiles import Engine
-from plexhub.api.tiles import MEDIA, Region, check_tz, etag, level_shape
+from plexhub.api.tiles import Region, Render, check_tz, etag, level_shape
 from plexhub.errors import InputError, NotFoundError
 from plexhub.limits import REGION_PIXELS as MAX_REGION
 from plexhub.presets import bind
@@ -72,13 +72,7 @@ def render_image_region(
     preset = from_omero_query(params, base=base) if params else base
     quality = round(q * 100)
     tag = etag(image, preset, "webgateway", box, format, quality)
-    if request.headers.get("if-none-match") == tag:
-        return Response(status_code=304, headers={"ETag": tag})
-    data = tiles.cache.get(tag)
-    if data is None:
-        with tiles.caller_slot(user, box.h * box.w):  # 429 past the caller's in-flight limit
-            data = tiles.render(image, bind(preset, preset_store.image_channels(image)), box,
-                                format, quality)
-        tiles.cache.put(tag, data, len(data))
-    return Response(data, media_type=MEDIA[format],
-                    headers={"ETag": tag, "Cache-Control": "private, max-age=3600"})
+    # the rendering follows the image's default preset: not pinned by the URL
+    return tiles.respond(request.headers.get("if-none-match"), tag, False,
+                         Render(image, preset, box, format, quality), caller=user)
+

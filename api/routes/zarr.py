@@ -22,7 +22,6 @@ from fastapi.responses import FileResponse, Response
 from plexhub.api.deidentify import store_path_hidden
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage
 from plexhub.api.ingest import NAME_MAX, PATH_MAX
-from plexhub.api.models import Image
 from plexhub.errors import InputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1")
@@ -30,13 +29,6 @@ _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # Sponsors never read OME/ (the original OME-XML); associated/ (slide label and macro
 # images, which show barcodes and slide IDs) only with the view_labels capability.
 # See plexhub.api.deidentify.
-
-
-def image_root(image: Image) -> Path:
-    if not image.store_uri or image.status != "ready":
-        raise NotFoundError(f"image {image.id}", "has no converted store yet")
-    root = Path(image.store_uri)
-    return root / image.store_key if image.store_key else root
 
 
 ZARR_DOTFILES = frozenset({".zattrs", ".zarray", ".zgroup", ".zmetadata"})
@@ -70,7 +62,7 @@ def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSess
               request: Request) -> Response:
     """One file of the image's OME-Zarr (metadata documents and chunks); 404 when absent."""
     image, study = found
-    root = image_root(image)
+    root = image.store_root()
     if store_path_hidden(session, user, study, path):
         raise NotFoundError(f"zarr path {path!r}", "not found")
     target = safe_file(root, path)
