@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from plexhub.api import preset_store
-from plexhub.api.deps import CurrentUser, DbSession, visible_image
+from plexhub.api.deps import CurrentUser, DbSession, VisibleImage
 from plexhub.api.models import Image
 from plexhub.api.routes.tiles import Engine
 from plexhub.api.tiles import Region, Render, axis_size, etag
@@ -41,13 +41,13 @@ def thumbnail_level(image: Image, size: int) -> int:
 
 @router.get("/images/{image_id}/thumbnail.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
-def thumbnail(request: Request, image_id: str, user: CurrentUser, session: DbSession,
+def thumbnail(request: Request, found: VisibleImage, user: CurrentUser, session: DbSession,
               tiles: Engine,
               max: Annotated[int, Query(ge=16, le=1024,
                                         description="longest side in pixels")] = 256
               ) -> Response:
     """The whole image, at most ``max`` pixels on its longest side, default preset."""
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     _, preset = preset_store.resolve(session, user, image, study, None)
     level = thumbnail_level(image, max)
     h, w = (int(v) for v in image.levels[level][-2:])

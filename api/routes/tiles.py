@@ -18,6 +18,7 @@ from plexhub.api.db import utcnow
 from plexhub.api.deps import (
     CurrentUser,
     DbSession,
+    VisibleImage,
     app_state,
     grants_of,
     visible_image,
@@ -183,11 +184,10 @@ def _dzi_max_level(image: Image) -> int:
 
 @router.get("/images/{image_id}/image.dzi", response_class=Response,
             responses={200: {"content": {"application/xml": {}}}})
-def dzi(image_id: str, user: CurrentUser, session: DbSession,
+def dzi(found: VisibleImage,
         format: Annotated[str, Query(pattern=r"^(jpeg|png)$")] = "jpeg") -> Response:
     """DeepZoom description; tiles are under ``image_files/{level}/{col}_{row}.{format}``."""
-    image, _ = visible_image(session, user, image_id)
-    shape = level_shape(image, 0)
+    shape = level_shape(found.image, 0)
     xml = ('<?xml version="1.0" encoding="UTF-8"?>'
            '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" '
            f'TileSize="{DZI_TILE}" Overlap="0" Format="{format}">'

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from plexhub.api import preset_store
-from plexhub.api.deps import CurrentUser, DbSession, visible_image
+from plexhub.api.deps import CurrentUser, DbSession, VisibleImage
 from plexhub.api.routes.tiles import Engine
 from plexhub.api.tiles import Region, Render, check_tz, etag, level_shape
 from plexhub.errors import InputError, NotFoundError
@@ -33,7 +33,7 @@ def _ints(name: str, text: str, n: int) -> list[int]:
 @router.get("/render_image_region/{image_id}/{z}/{t}/", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
 def render_image_region(
-        request: Request, image_id: str, z: int, t: int, user: CurrentUser,
+        request: Request, found: VisibleImage, z: int, t: int, user: CurrentUser,
         session: DbSession, tiles: Engine,
         tile: Annotated[str | None, Query(max_length=100,
                                           description="level,col,row[,w,h]")] = None,
@@ -45,7 +45,7 @@ def render_image_region(
         format: Annotated[str, Query(pattern="^(jpeg|png)$")] = "jpeg") -> Response:
     from plexhub.ome_pipeline.preset_formats import from_omero_query
 
-    image, study = visible_image(session, user, image_id)
+    image, study = found
     check_tz(image, t, z)
     if (tile is None) == (region is None):
         raise InputError("render_image_region", "needs exactly one of tile= or region=")
