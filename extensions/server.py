@@ -96,10 +96,11 @@ class ApiReadHandler(_Base):
         except ApiError as exc:
             self.api_error(exc)
             return
-        for name in PASSED_HEADERS:
+        for name in PASSED_HEADERS[1:]:
             if name in resp.headers:
                 self.set_header(name, resp.headers[name])
-        self.finish(resp.content)
+        self.finish(resp.content, set_content_type=resp.headers.get(
+            "Content-Type", "application/octet-stream"))
 
 
 class PublishHandler(_Base):
