@@ -168,7 +168,7 @@ class StudiesPanel extends Widget {
     for (const ch of image.channels) {
       const c = el('span', { class: 'plexhub-channel' });
       const sw = el('span', { class: 'plexhub-swatch', 'aria-hidden': 'true' });
-      sw.style.background = ch.color;
+      sw.style.background = ch.color.startsWith('#') ? ch.color : `#${ch.color}`;
       c.append(sw, document.createTextNode(ch.label));
       channels.appendChild(c);
     }
