@@ -7,9 +7,12 @@ BIN := $(VENV)/bin
 # the hub's proxy (npm); plexhub finds it in <venv>/node without PATH
 CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up demo test lint typecheck unit bench clean portal test-wheel
+.PHONY: up demo test lint typecheck unit bench clean portal test-wheel labext
 
-$(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
+# the install also builds the JupyterLab extension (scripts/labext.py; Node.js + the npm registry)
+LABEXT_SRC := $(wildcard extensions/lab/src/*.ts extensions/lab/style/*) \
+	extensions/lab/package.json extensions/lab/yarn.lock
+$(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c scripts/labext.py $(LABEXT_SRC)
 	$(PYTHON) -m venv $(VENV)
 	@echo "== installing plexhub and its dependencies into $(VENV) (a few minutes the first time)"
 	$(BIN)/pip install -q uv  # uv installs the ~250 packages several times faster than pip
@@ -47,6 +50,12 @@ test-wheel: $(BIN)/.plexhub-dev
 # api/portal/static/vendor differs; `scripts/build_portal.sh` refreshes it
 portal:
 	scripts/build_portal.sh --check
+
+# rebuild the JupyterLab extension (extensions/lab -> extensions/labextension) and install it
+# into the venv's share/jupyter/labextensions/plexhub
+labext: $(BIN)/.plexhub-dev
+	$(BIN)/python scripts/labext.py
+	$(BIN)/python -m pip install -q -e . --no-deps --no-build-isolation
 
 bench: $(BIN)/.plexhub-dev
 	$(BIN)/python bench/convert.py --quick

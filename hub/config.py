@@ -14,6 +14,10 @@
   root each user's server runs as its own unprivileged OS account in a mount namespace that
   hides the data folder, the catalog and the hub's state (otherwise as the hub's OS user),
   with the single-user servers' hub auth cache at 5 s.
+- Pages: JupyterHub's templates with plexhub's name (``hub/templates``, extending the stock
+  ones); the home page shows server buttons only to users who may start servers.
+- First start of a user's server: the project's notebooks in ``~/plexhub``, JupyterLab on the
+  quick start, the news pop-up off, the environment's ``bin`` on PATH (hub/spawner.py).
 - The API as the managed service ``plexhub`` at ``/services/plexhub/``.
 """
 
@@ -29,6 +33,7 @@ from plexhub.policies.roles import ORG_PREFIX, ROLE_GROUPS, SERVER_GROUPS, may_r
 from plexhub.settings import Settings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")  # jupyterhub -f
+TEMPLATES = Path(__file__).with_name("templates")  # plexhub's overrides of the hub's pages
 SERVICE_NAME = "plexhub"
 SERVICE_PREFIX = f"/services/{SERVICE_NAME}"
 PORTAL_PATH = f"services/{SERVICE_NAME}/portal/"  # relative to the hub's base_url
@@ -84,13 +89,20 @@ def load_groups(users_file: Path) -> dict[str, dict[str, Any]]:
     return {group: {"users": names} for group, names in members.items()}
 
 
+def may_start_servers(user: Any) -> bool:
+    """Whether a hub user may have a server (admins, scientists, analysts; not sponsors)."""
+    if user is None:
+        return False
+    return may_run_servers((g.name for g in user.groups), hub_admin=bool(user.admin))
+
+
 def landing_url(handler: Any) -> str | None:
     """``JupyterHub.default_url``: users who may not start a server (sponsors) land on the
     portal; ``None`` keeps JupyterHub's default (spawn, then the user's JupyterLab)."""
     user = handler.current_user
     if user is None:
         return None
-    if may_run_servers((g.name for g in user.groups), hub_admin=bool(user.admin)):
+    if may_start_servers(user):
         return None
     return str(handler.base_url).rstrip("/") + "/" + PORTAL_PATH
 
@@ -238,6 +250,9 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.load_groups = load_groups(users_file)
     c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
     c.JupyterHub.default_url = landing_url
+    # the hub's pages carry plexhub's name; sponsors see no server buttons (templates/)
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {"plexhub_may_start_servers": may_start_servers}
 
     # single-user JupyterLab servers: local processes, each user's own account as root
     c.JupyterHub.spawner_class = PlexhubSpawner

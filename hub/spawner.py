@@ -15,6 +15,12 @@ root:
   installation stays reachable even under a 0700 ``/root``; then the account's uid/gid with no
   supplementary groups and ``no_new_privs``.
 
+The first start of a user's server (:func:`prepare_home`) copies the project's notebooks into
+``plexhub/`` of the home (only files that are not there yet: a user's edits are never
+overwritten), turns JupyterLab's news pop-up off in the user's settings (unless the user chose),
+and opens JupyterLab on the quick start. The environment's ``bin`` leads the server's (and so
+the kernels') ``PATH``, so ``!plexhub publish`` works in a notebook.
+
 Where the host refuses namespaces, the server still runs as its account (the hub's files are
 0700/0600 root anyway) and needs a Python installation and a home that account can reach.
 When the hub is not root it cannot switch users: servers run as the hub's own OS user (the
@@ -27,6 +33,7 @@ import hashlib
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -111,6 +118,58 @@ def interpreter_paths(cmd: list[str]) -> list[Path]:
     return sorted({p.absolute() for p in paths if p.absolute() != Path("/") and p.exists()})
 
 
+NOTEBOOKS_DIR = "plexhub"  # the project's notebooks in each home
+QUICKSTART = "viewer-quickstart.ipynb"
+NEWS_SETTINGS = Path(".jupyter", "lab", "user-settings", "@jupyterlab", "apputils-extension",
+                     "notification.jupyterlab-settings")
+
+
+def project_notebooks() -> Path | None:
+    """The project's notebooks: ``notebooks/`` of a checkout, else the copy a wheel installs
+    under ``<prefix>/share/plexhub/notebooks``; None when neither exists."""
+    for folder in (Path(__file__).resolve().parents[1] / "notebooks",
+                   Path(sys.prefix) / "share" / "plexhub" / "notebooks"):
+        if folder.is_dir() and any(folder.glob("*.ipynb")):
+            return folder
+    return None
+
+
+def prepare_home(home: Path, notebooks: Path | None,
+                 owner: tuple[int, int] | None = None) -> list[Path]:
+    """Copy ``notebooks/*.ipynb`` into ``home/plexhub/`` where missing and switch JupyterLab's
+    news off where the user has no notification settings; returns what was created (chowned
+    to ``owner`` (uid, gid) when given). Existing files are never touched."""
+    created: list[Path] = []
+
+    def made(path: Path) -> None:
+        created.append(path)
+        if owner is not None:
+            os.chown(path, *owner)
+
+    def folder(path: Path) -> None:
+        missing = [p for p in (path, *path.parents) if not p.exists() and home in p.parents]
+        for p in reversed(missing):
+            p.mkdir(mode=0o700)
+            made(p)
+
+    if notebooks is not None:
+        target = home / NOTEBOOKS_DIR
+        folder(target)
+        for src in sorted(notebooks.glob("*.ipynb")):
+            dst = target / src.name
+            if not dst.exists():
+                shutil.copyfile(src, dst)
+                dst.chmod(0o600)
+                made(dst)
+    news = home / NEWS_SETTINGS
+    if not news.exists():
+        folder(news.parent)
+        news.write_text('{"fetchNews": "false"}\n')
+        news.chmod(0o600)
+        made(news)
+    return created
+
+
 def fence(uid: int, gid: int, home: Path, needed: list[Path],
           hidden: list[Path]) -> Callable[[], None]:
     """The ``preexec_fn`` of a user's server: runs in the forked child, as root, before the
@@ -157,8 +216,38 @@ class PlexhubSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
         hidden = sorted({Path(p).absolute() for p in self.hidden_paths} | {homes})
         return fence(uid, gid, home, needed, hidden)
 
+    def _first_start(self, home: Path, owner: tuple[int, int] | None) -> None:
+        created = prepare_home(home, project_notebooks(), owner)
+        quickstart = home / NOTEBOOKS_DIR / QUICKSTART
+        if quickstart in created:  # the first start: JupyterLab opens on the quick start
+            self.default_url = f"/lab/tree/{NOTEBOOKS_DIR}/{QUICKSTART}"
+
+    async def start(self) -> Any:
+        # before the server's command line and environment are made (default_url)
+        home = Path(self.home_dir)
+        owner = None
+        if self.isolate:
+            owner = ensure_account(self.account, home)
+            home.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if owner is not None:
+            os.chown(home, *owner)
+        self._first_start(home, owner)
+        return await super().start()
+
     def user_env(self, env: dict[str, Any]) -> dict[str, Any]:
         env = super().user_env(env)
         if self.isolate:
             env["USER"] = env["LOGNAME"] = self.account
         return env
+
+    def get_env(self) -> dict[str, Any]:
+        env: dict[str, Any] = super().get_env()
+        env["PATH"] = with_bin_first(env.get("PATH") or os.defpath)
+        return env
+
+
+def with_bin_first(path: str) -> str:
+    """``path`` with this environment's ``bin`` (plexhub, jupyter) first, once."""
+    bin_dir = str(Path(sys.executable).parent)
+    return os.pathsep.join([bin_dir, *(p for p in path.split(os.pathsep) if p != bin_dir)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import venv
@@ -19,7 +21,20 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
     (wheel,) = out.glob("plexhub-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"plexhub", next(t for t in tops if t.endswith(".dist-info"))}
+    assert tops == {"plexhub", next(t for t in tops if t.endswith(".dist-info")),
+                    next(t for t in tops if t.endswith(".data"))}
+    # data files: only the prebuilt JupyterLab extension, the server extension's switch and
+    # the notebooks copied into scientists' homes
+    data = sorted(n.split("/", 2)[2] for n in names if n.split("/")[0].endswith(".data"))
+    assert {d.split("/")[0] for d in data} == {"share", "etc"}
+    assert all(d.startswith(("share/jupyter/labextensions/plexhub/", "share/plexhub/notebooks/",
+                             "etc/jupyter/jupyter_server_config.d/plexhub.json")) for d in data)
+    assert "share/jupyter/labextensions/plexhub/package.json" in data
+    assert "share/jupyter/labextensions/plexhub/static/style.js" in data
+    assert any(d.startswith("share/jupyter/labextensions/plexhub/static/remoteEntry.")
+               for d in data)
+    assert "share/plexhub/notebooks/viewer-quickstart.ipynb" in data
+    assert "plexhub/hub/templates/home.html" in names
     for sub in ("ome_pipeline", "api", "widgets", "hub", "policies", "extensions"):
         assert f"plexhub/{sub}/__init__.py" in names
     assert "plexhub/ome_pipeline/readers/tiff.py" in names
@@ -53,3 +68,21 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
     path, isolated = res.stdout.split()
     assert str(env) in path
     assert isolated == "True"
+    # JupyterLab (from the test's environment, through a .pth: the fresh venv's own plexhub
+    # comes first) lists both extensions as enabled from the wheel's install
+    site = next((env / "lib").glob("python3*/site-packages"))
+    (site / "zz-test-deps.pth").write_text(
+        "\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    jenv = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"),
+            "JUPYTER_DATA_DIR": str(tmp_path / "jdata"), "JUPYTER_PLATFORM_DIRS": "0"}
+    labs = subprocess.run([str(py), "-m", "jupyterlab.labextensions", "list"], env=jenv,
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", labs.stdout + labs.stderr)
+    assert f"{env}/share/jupyter/labextensions" in out, out
+    assert re.search(r"plexhub v0\.1\.0 enabled\s+OK \(python, plexhub\)", out), out
+    servers = subprocess.run(
+        [str(py), "-c", "from jupyter_server.extension.serverextension import main; main()",
+         "list"], env=jenv, capture_output=True, text=True, check=True, cwd=tmp_path)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", servers.stdout + servers.stderr)
+    assert "plexhub.extensions enabled" in out, out
+    assert "plexhub.extensions  OK" in out, out

@@ -93,6 +93,38 @@ def test_scientist_and_analyst_servers_spawn(hub: Hub) -> None:
     assert r.status_code == 200
 
 
+def test_first_start_prepares_the_scientists_home(hub: Hub) -> None:
+    """The first server start: the project's notebooks in ~/plexhub, JupyterLab opens on the
+    quick start, the news pop-up is off, the environment's bin leads PATH (kernels inherit
+    it, so ``!plexhub publish`` works)."""
+    home = hub.data_dir / "hub" / "homes" / "scientist"
+    assert (home / "plexhub" / "viewer-quickstart.ipynb").is_file()
+    news = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
+    assert (news / "notification.jupyterlab-settings").read_text().strip() == \
+        '{"fetchNews": "false"}'
+    envs = [p.environ() for p in descendants(hub.proc.pid)
+            if any("jupyterhub-singleuser" in a for a in p.cmdline())]
+    env = next(e for e in envs if e.get("JUPYTERHUB_USER") == "scientist")
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab/tree/plexhub/viewer-quickstart.ipynb"
+    first = Path(env["PATH"].split(":")[0])
+    assert (first / "plexhub").exists()
+    assert (first / "jupyter").exists()
+
+
+def test_hub_pages_carry_plexhubs_name_and_sponsors_see_no_server_buttons(hub: Hub) -> None:
+    login = httpx.get(f"{hub.base}/hub/login")
+    assert "<title>plexhub</title>" in login.text.replace("\n", "").replace(" ", "")
+    assert "plexhub-login-title" in login.text
+    sponsor, _ = hub.login("sponsor")
+    home = sponsor.get("/hub/home")
+    assert home.status_code == 200
+    assert "My Server" not in home.text
+    assert "Add New Server" not in home.text
+    assert f'href="/{PREFIX.strip("/")}/portal/"' in home.text
+    scientist, _ = hub.login("scientist")
+    assert "My Server" in scientist.get("/hub/home").text
+
+
 def test_kernels_reach_the_api_with_their_servers_token(hub: Hub) -> None:
     """A notebook's kernel inherits PLEXHUB_API_URL and the server's JUPYTERHUB_API_TOKEN:
     with those alone the viewer reaches the API as the server's owner."""

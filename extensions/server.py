@@ -1,0 +1,146 @@
+"""The Jupyter Server side of the Studies panel: ``<base_url>plexhub/...`` routes.
+
+- ``GET plexhub/config``: whether an API was found and where (no token).
+- ``GET plexhub/api/<path>``: a read of the plexhub API (``/api/v1/<path>``) forwarded with
+  the server's token, for the few paths the panel reads (:data:`READABLE`): the studies, a
+  study's images, an image, its presets and thumbnail, a job. The API's answer (status,
+  ``detail``, body, content type) comes back as it was, so a study the token may not see is
+  a 404 here too.
+- ``POST plexhub/publish`` ``{path, study, name, reason}``: publishes the notebook at
+  ``path`` (read from this server's contents, so what is saved is what is published).
+
+The API and the token come from :func:`plexhub.client.locate_api` (``PLEXHUB_API_URL`` /
+``PLEXHUB_API_TOKEN``, or the hub's plexhub service and ``JUPYTERHUB_API_TOKEN`` inside a
+hub server). Every route needs the server's own login (``@web.authenticated``; POST also
+its XSRF check); API calls run in a thread, never on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from pydantic import BaseModel, Field, ValidationError
+from tornado import web
+
+from plexhub.client import API_PREFIX, ApiClient, ApiError, locate_api
+
+NAMESPACE = "plexhub"
+_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+READABLE = [re.compile(p) for p in (
+    r"studies",
+    rf"studies/{_ID}",
+    rf"studies/{_ID}/images",
+    rf"studies/{_ID}/notebooks",
+    rf"images/{_ID}",
+    rf"images/{_ID}/presets",
+    rf"images/{_ID}/thumbnail\.png",
+    rf"jobs/{_ID}",
+    r"me",
+)]
+PASSED_QUERY = frozenset({"max"})  # the thumbnail's size
+PASSED_HEADERS = ("Content-Type", "ETag", "Cache-Control")
+
+
+class PublishRequest(BaseModel):
+    path: str = Field(min_length=1, max_length=4096)
+    study: str = Field(pattern=f"^{_ID}$")
+    name: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def readable(path: str) -> bool:
+    return any(p.fullmatch(path) for p in READABLE)
+
+
+class _Base(APIHandler):
+    def client(self) -> ApiClient:
+        client = self.settings.get("plexhub_client")
+        if client is None:
+            client = ApiClient.from_settings()
+            if client is None:
+                raise web.HTTPError(503, reason="no plexhub API: set PLEXHUB_API_URL")
+            self.settings["plexhub_client"] = client
+        return client
+
+    def api_error(self, exc: ApiError) -> None:
+        status = exc.status or 502
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"detail": exc.detail or str(exc), "status": status}))
+
+
+class ConfigHandler(_Base):
+    @web.authenticated
+    def get(self) -> None:
+        url, token = locate_api()
+        self.finish(json.dumps({"api_url": url, "api": url is not None,
+                                "token": token is not None}))
+
+
+class ApiReadHandler(_Base):
+    @web.authenticated
+    async def get(self, path: str) -> None:
+        if not readable(path):
+            raise web.HTTPError(404, reason="not a path the Studies panel reads")
+        params = {k: self.get_argument(k) for k in PASSED_QUERY
+                  if self.get_argument(k, None) is not None}
+        client = self.client()
+        try:
+            resp = await asyncio.to_thread(client.request, "GET", f"/{path}", params=params,
+                                           what=f"GET {API_PREFIX}/{path}")
+        except ApiError as exc:
+            self.api_error(exc)
+            return
+        for name in PASSED_HEADERS[1:]:
+            if name in resp.headers:
+                self.set_header(name, resp.headers[name])
+        self.finish(resp.content, set_content_type=resp.headers.get(
+            "Content-Type", "application/octet-stream"))
+
+
+class PublishHandler(_Base):
+    @web.authenticated
+    async def post(self) -> None:
+        try:
+            req = PublishRequest.model_validate_json(self.request.body or b"{}")
+        except ValidationError as exc:
+            raise web.HTTPError(400, reason=f"bad publish request: {exc.errors()[0]['msg']}"
+                                ) from None
+        contents: Any = self.contents_manager
+        try:
+            model = await _maybe_await(contents.get(req.path, content=True, type="notebook"))
+        except web.HTTPError as exc:
+            raise web.HTTPError(exc.status_code, reason=f"notebook {req.path!r}: "
+                                f"{exc.reason or exc.log_message}") from None
+        notebook = json.loads(json.dumps(model["content"]))
+        client = self.client()
+        try:
+            done = await asyncio.to_thread(client.publish_notebook, req.study, req.name,
+                                           notebook, reason=req.reason)
+        except ApiError as exc:
+            self.api_error(exc)
+            return
+        self.set_status(201)
+        self.finish(json.dumps(done))
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+def load(serverapp: Any) -> None:
+    """Add the routes to ``serverapp`` (``_load_jupyter_server_extension``)."""
+    web_app = serverapp.web_app
+    base = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [
+        (url_path_join(base, NAMESPACE, "config"), ConfigHandler),
+        (url_path_join(base, NAMESPACE, "api", "(.+)"), ApiReadHandler),
+        (url_path_join(base, NAMESPACE, "publish"), PublishHandler),
+    ])
+    url, _ = locate_api()
+    serverapp.log.info("plexhub extension: API %s", url or "not configured (PLEXHUB_API_URL)")

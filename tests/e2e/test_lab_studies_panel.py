@@ -1,0 +1,126 @@
+"""The Studies panel in a real JupyterLab (Chromium via Playwright): the demo study is listed
+with its image (thumbnail, channels, conversion state), opening the image inserts a viewer
+cell that renders tiles, and "Publish notebook to study" publishes the notebook."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page
+
+from plexhub.client import ApiClient
+from plexhub.ome_pipeline.synthetic import SyntheticSpec
+from plexhub.settings import Settings
+from tests.helpers.httpapi import ingest
+from tests.helpers.lab import Lab, running_lab
+from tests.helpers.server import running_server
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "admin-token-for-studies-panel-tests"
+
+
+@dataclass
+class World:
+    base: str
+    image: str
+    lab: Lab
+    shots: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("studies-panel")
+    settings = Settings(data_dir=tmp / "data", admin_token=ADMIN, chunk_size=128,
+                        block_size=256)
+    incoming = tmp / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    with running_server(settings) as base:
+        with ApiClient(base, ADMIN) as api:
+            api.create_study("DEMO", "Demo study", "acme")
+            image = ingest(base, ADMIN, incoming, "DEMO", "demo-liver.ome.tif",
+                           SyntheticSpec(size_y=600, size_x=800, channels=3, tile=128, seed=4),
+                           metadata={"animal_id": "A01"})
+            token = str(api.create_token("sam", "scientist")["token"])
+        with running_lab(tmp / "lab", {"PLEXHUB_API_URL": base,
+                                       "PLEXHUB_API_TOKEN": token}) as lab:
+            yield World(base, image, lab, tmp)
+
+
+CANVAS_LIT = """() => {
+  const c = document.querySelector('.plexhub-canvas');
+  if (!c || !c.width) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let lit = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
+  return lit / (d.length / 4);
+}"""
+
+
+def wait_until(page: Page, what: str, check: object, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(str(check)):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(200)
+
+
+def test_studies_panel_opens_an_image_in_a_viewer_cell_and_publishes(page: Page,
+                                                                      world: World) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(60_000)
+    page.goto(world.lab.url("lab?reset"))
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell")
+    tab = page.locator(".jp-SideBar [data-id='plexhub-studies']")
+    tab.click()
+    panel = page.get_by_role("region", name="plexhub studies")
+    study = panel.locator("[data-study='DEMO']")
+    study.wait_for()
+    assert "Demo study" in study.inner_text()
+    study.locator("summary").click()
+    row = panel.locator(f"[data-image='{world.image}']")
+    row.wait_for()
+    with ApiClient(world.base, ADMIN) as api:
+        name = api.image(world.image)["name"]
+    assert row.locator(".plexhub-image-name").inner_text() == name
+    assert row.locator(".plexhub-badge").inner_text() == "ready"
+    assert row.locator(".plexhub-channel").count() == 3
+    swatch = row.locator(".plexhub-swatch").first.evaluate(
+        "e => getComputedStyle(e).backgroundColor")
+    assert swatch not in ("", "rgba(0, 0, 0, 0)"), swatch
+    assert "animal_id: A01" in row.inner_text()
+    page.wait_for_function(
+        f"document.querySelector(\"[data-image='{world.image}'] img\").src.startsWith('blob:')"
+        f" && document.querySelector(\"[data-image='{world.image}'] img\").naturalWidth > 0")
+    page.screenshot(path=str(world.shots / "studies-panel.png"))
+
+    # no notebook is open: opening the image makes one with the viewer cell, run
+    row.get_by_role("button", name=f"Open {name} in a viewer").click()
+    page.locator(".plexhub-canvas").wait_for(timeout=120_000)
+    wait_until(page, "tiles on the viewer's canvas", f"({CANVAS_LIT})() > 0.2", timeout=120)
+    source = page.evaluate("""() => {
+      const nb = window.jupyterapp.shell.currentWidget;
+      return nb.content.activeCell.model.sharedModel.getSource();
+    }""")
+    assert f'Viewer("{world.image}")' in source
+    assert source.startswith("from plexhub.widgets import Viewer")
+    page.screenshot(path=str(world.shots / "studies-panel-viewer.png"))
+
+    # publish the notebook through the command (the palette's "Publish notebook to study")
+    # (not awaited: the command's promise ends when the dialog does)
+    page.evaluate("() => { window.jupyterapp.commands.execute('plexhub:publish-notebook'); }")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Study").select_option("DEMO")
+    dialog.get_by_label("Name").fill("Lab viewer notebook")
+    dialog.get_by_label("Version note").fill("first look")
+    page.screenshot(path=str(world.shots / "studies-panel-publish.png"))
+    dialog.get_by_role("button", name="Publish").click()
+    page.get_by_text("Published “Lab viewer notebook” version 1 to DEMO").wait_for()
+    with ApiClient(world.base, ADMIN) as api:
+        published = api.get_json("/studies/DEMO/notebooks")
+    assert [n["name"] for n in published] == ["Lab viewer notebook"]
+    assert not [e for e in errors if "plexhub" in e.lower()], errors
