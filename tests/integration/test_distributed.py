@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +12,24 @@ import zarr
 from plexhub.ome_pipeline import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
+from tests.helpers.dask import local_cluster, port_held
+
+
+@pytest.fixture
+def dashboard_port_busy() -> Iterator[None]:
+    """Port 8787 taken, as on a machine where someone already runs a Dask cluster."""
+    with port_held():
+        yield
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("dashboard_port_busy")
 def test_distributed_scheduler_gives_the_local_result(tmp_path: Path, real: Path) -> None:
-    from distributed import LocalCluster
-
     src = write_ome_tiff(tmp_path / "src.ome.tif",
                          SyntheticSpec(size_y=700, size_x=600, channels=2, tile=128, seed=2))
     local = Settings(chunk_size=64, block_size=128, workers=2)
     convert(src, tmp_path / "local.zarr", settings=local)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster:
+    with local_cluster() as cluster:
         remote = local.model_copy(update={"dask_scheduler": cluster.scheduler_address})
         convert(src, tmp_path / "dist.zarr", settings=remote)
         # a reader that is not TIFF-based travels to the workers too
