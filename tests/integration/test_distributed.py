@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +45,34 @@ def test_distributed_scheduler_gives_the_local_result(tmp_path: Path, real: Path
     assert (tmp_path / "local.zarr" / "histograms" / "zarr.json").read_text() == \
         (tmp_path / "dist.zarr" / "histograms" / "zarr.json").read_text()
     assert zarr.open_group(tmp_path / "czi.zarr", mode="r")["0"].shape == (3, 2, 5, 170, 240)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("dashboard_port_busy")
+def test_relative_paths_and_the_scheduler_flag(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers run in another folder: a relative source is resolved before it is sent,
+    from the Python API and from `plexhub convert --scheduler ADDRESS`."""
+    here = tmp_path / "here"
+    here.mkdir()
+    write_ome_tiff(here / "src.ome.tif",
+                   SyntheticSpec(size_y=300, size_x=260, channels=2, tile=128, seed=4))
+    local = Settings(chunk_size=64, block_size=128, workers=2)
+    convert(here / "src.ome.tif", tmp_path / "local.zarr", settings=local)
+    with local_cluster() as cluster:  # its workers' folder: this process's, not `here`
+        address = cluster.scheduler_address
+        monkeypatch.chdir(here)
+        convert("src.ome.tif", "api.zarr",
+                settings=local.model_copy(update={"dask_scheduler": address}))
+        env = {**os.environ, "PLEXHUB_CHUNK_SIZE": "64", "PLEXHUB_BLOCK_SIZE": "128"}
+        env.pop("PLEXHUB_DASK_SCHEDULER", None)
+        res = subprocess.run([sys.executable, "-m", "plexhub", "convert", "src.ome.tif",
+                              "cli.zarr", "--scheduler", address, "-q"], cwd=here, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    a = zarr.open_group(tmp_path / "local.zarr", mode="r")
+    for name in ("api.zarr", "cli.zarr"):
+        b = zarr.open_group(here / name, mode="r")
+        for level in ("0", "1"):
+            assert np.array_equal(a[level][:], b[level][:]), (name, level)
+    assert not list(here.glob(".*.partial"))
