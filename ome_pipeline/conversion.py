@@ -51,7 +51,13 @@ from plexhub.ome_pipeline.chunkio import (
     is_remote,
     remove_stale_temporaries,
 )
-from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
+from plexhub.ome_pipeline.execute import (
+    STATE_KEY,
+    Accumulator,
+    Checkpointer,
+    distributed_client,
+    run_tasks,
+)
 from plexhub.ome_pipeline.histogram import HISTOGRAMS_GROUP, finalize, percentile
 from plexhub.ome_pipeline.ngff import (
     READERS,
@@ -277,8 +283,9 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 remove_stale_temporaries(work_root)
             acc = _load_state(store, fingerprint)
             try:
-                result = _write_all(doc, store, acc, version, codec, settings, progress,
-                                    show_progress)
+                with distributed_client(settings.dask_scheduler):  # one for every pass
+                    result = _write_all(doc, store, acc, version, codec, settings, progress,
+                                        show_progress)
             except PlexhubError:
                 if not remote:
                     shutil.rmtree(work_root, ignore_errors=True)

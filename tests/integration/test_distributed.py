@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,18 +53,31 @@ def test_distributed_scheduler_gives_the_local_result(tmp_path: Path, real: Path
 def test_relative_paths_and_the_scheduler_flag(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The workers run in another folder: a relative source is resolved before it is sent,
-    from the Python API and from `plexhub convert --scheduler ADDRESS`."""
+    from the Python API and from `plexhub convert --scheduler ADDRESS`; one client connects
+    for the whole conversion."""
     here = tmp_path / "here"
     here.mkdir()
     write_ome_tiff(here / "src.ome.tif",
-                   SyntheticSpec(size_y=300, size_x=260, channels=2, tile=128, seed=4))
+                   SyntheticSpec(size_y=700, size_x=600, channels=2, tile=128, seed=4))
     local = Settings(chunk_size=64, block_size=128, workers=2)
     convert(here / "src.ome.tif", tmp_path / "local.zarr", settings=local)
+    import distributed
+
+    clients: list[str] = []
+    connect = distributed.Client.__init__
+
+    def counted(self: distributed.Client, *args: Any, **kwargs: Any) -> None:
+        clients.append(str(args[0] if args else kwargs.get("address")))
+        connect(self, *args, **kwargs)
+
     with local_cluster() as cluster:  # its workers' folder: this process's, not `here`
         address = cluster.scheduler_address
         monkeypatch.chdir(here)
-        convert("src.ome.tif", "api.zarr",
-                settings=local.model_copy(update={"dask_scheduler": address}))
+        monkeypatch.setattr(distributed.Client, "__init__", counted)
+        result = convert("src.ome.tif", "api.zarr",
+                         settings=local.model_copy(update={"dask_scheduler": address}))
+        assert len(result.images[0].levels) == 3  # two passes at block 128 (not 1 as at
+        assert clients == [address]  # 300 x 260): on one client
         env = {**os.environ, "PLEXHUB_CHUNK_SIZE": "64", "PLEXHUB_BLOCK_SIZE": "128"}
         env.pop("PLEXHUB_DASK_SCHEDULER", None)
         res = subprocess.run([sys.executable, "-m", "plexhub", "convert", "src.ome.tif",
