@@ -1,4 +1,4 @@
-"""The API's subcommands of ``plexhub`` (serve, migrate, publish, profiles, audit verify);
+"""The API's subcommands of ``plexhub`` (serve, worker, migrate, publish, profiles, audit verify);
 ``plexhub.cli`` finds :func:`register` through the ``plexhub.commands`` entry point."""
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from plexhub.settings import get_settings
 
     os.umask(0o077)  # whatever the service writes (catalog, stores, hub state) is its own
+    if args.no_jobs:  # in the environment too: `--workers N` builds each app from it
+        os.environ["PLEXHUB_RUN_JOBS"] = "false"
     settings = get_settings()
     # once, before any worker builds the app (workers only check the schema is current)
     print(f"plexhub: {migrate_catalog(settings)}", file=sys.stderr)
@@ -56,6 +58,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings), **common)
     else:  # uvicorn's supervisor forks workers that each build the app from the environment
         uvicorn.run("plexhub.api.main:create_app", factory=True, workers=workers, **common)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run conversion jobs from the catalog, serving no HTTP, until SIGTERM or SIGINT (a job
+    still running then goes back to the queue, and resumes from its checkpoint wherever it
+    is claimed next)."""
+    import signal
+    import threading
+
+    from plexhub.api import preset_store
+    from plexhub.api.db import Database
+    from plexhub.api.jobs import JobRunner
+    from plexhub.policies.profiles import load_profiles
+    from plexhub.settings import get_settings
+
+    os.umask(0o077)
+    settings = get_settings()
+    if args.scheduler:
+        settings = settings.model_copy(update={"dask_scheduler": args.scheduler})
+    print(f"plexhub: {migrate_catalog(settings)}", file=sys.stderr)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
+    runner = JobRunner(db, settings, image_hooks=[preset_store.create_default])
+    try:
+        runner.start()
+        print(f"plexhub: worker {runner.owner} runs up to {settings.max_concurrent_jobs} "
+              "job(s) at once; SIGTERM stops it", file=sys.stderr, flush=True)
+        while not stop.wait(1.0):
+            pass
+        print("plexhub: worker stopping; a running job goes back to the queue",
+              file=sys.stderr, flush=True)
+    finally:
+        runner.shutdown()
+        db.dispose()
     return 0
 
 
@@ -117,7 +156,16 @@ def register(sub: Any) -> None:
                     help="worker processes (default: PLEXHUB_API_WORKERS, 1)")
     sv.add_argument("--root-path", default="",
                     help="URL prefix the proxy forwards, e.g. /services/plexhub")
+    sv.add_argument("--no-jobs", action="store_true",
+                    help="serve only, run no conversion jobs (PLEXHUB_RUN_JOBS=false); "
+                    "`plexhub worker` processes sharing the catalog run them")
     sv.set_defaults(func=cmd_serve)
+    wk = sub.add_parser("worker", help="run conversion jobs from the catalog (no HTTP) until "
+                        "SIGTERM")
+    wk.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="a dask.distributed scheduler (tcp://HOST:PORT) the conversions run "
+                    "on (default: PLEXHUB_DASK_SCHEDULER, else local threads)")
+    wk.set_defaults(func=cmd_worker)
     mg = sub.add_parser("migrate", help="migrate the catalog to the newest schema (once, locked)")
     mg.set_defaults(func=cmd_migrate)
     from plexhub.api.publish_cli import add_arguments as publish_arguments

@@ -1,14 +1,16 @@
 """Conversion jobs: queued in the catalog, run in a small thread pool (each conversion fans
 out on Dask itself), with progress, cancellation and retry.
 
-Several API processes (``plexhub serve --workers N``, or replicas on several hosts sharing one
-PostgreSQL) may run job runners side by side. A job is *leased*: a runner claims a queued job
-with one conditional UPDATE (only one claim can succeed), renews the lease every
-``HEARTBEAT`` seconds while it converts, and gives the job back to the queue when it stops.
-A job whose owner stopped heartbeating for ``LEASE`` seconds (killed, host lost), or whose
-owner on this host is no longer running, is queued again and picked up by any runner; the
-conversion resumes from its checkpoint. A cancel is stored on the job, so the process that
-runs it sees it whichever process received the request."""
+Several processes (``plexhub serve --workers N``, replicas on several hosts sharing one
+PostgreSQL, ``plexhub worker``) may run job runners side by side. A job is *leased*: a runner
+claims a queued job with one conditional UPDATE (only one claim can succeed; on PostgreSQL
+under an advisory lock, so the service-wide limit holds for simultaneous claims), renews the
+lease every ``HEARTBEAT`` seconds (``PLEXHUB_JOB_HEARTBEAT_SECONDS``) while it converts, and
+gives the job back to the queue when it stops. A job whose owner stopped heartbeating (killed,
+host lost) is queued again within ``LEASE`` seconds (``PLEXHUB_JOB_LEASE_SECONDS``) of its
+last renewal, one whose owner on this host is no longer running at once, and any runner picks
+it up; the conversion resumes from its checkpoint. A cancel is stored on the job, so the
+process that runs it sees it whichever process received the request."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
@@ -39,6 +41,7 @@ from plexhub.settings import Settings
 log = logging.getLogger("plexhub.api.jobs")
 ImageHook = Callable[[Session, Image], None]
 HOST = socket.gethostname()
+CLAIM_LOCK_KEY = int.from_bytes(b"plexjob", "big")  # PostgreSQL advisory lock of job claims
 
 
 class JobCancelled(Exception):
@@ -71,8 +74,9 @@ def _owner_gone(owner: str | None) -> bool:
 
 
 class JobRunner:
+    # defaults of PLEXHUB_JOB_HEARTBEAT_SECONDS and PLEXHUB_JOB_LEASE_SECONDS
     HEARTBEAT = 2.0  # seconds between lease renewals (and queue polls)
-    LEASE = 30.0  # a running job whose owner was silent this long is queued again
+    LEASE = 30.0  # a running job whose owner was silent this long has been queued again
 
     def __init__(self, db: Database, settings: Settings,
                  image_hooks: Iterable[ImageHook] = ()) -> None:
@@ -80,6 +84,8 @@ class JobRunner:
         before the commit (the app factory adds the default preset's)."""
         self.db = db
         self.settings = settings
+        self.HEARTBEAT = settings.job_heartbeat_seconds
+        self.LEASE = settings.job_lease_seconds
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pool = ThreadPoolExecutor(settings.max_concurrent_jobs,
                                        thread_name_prefix="plexhub-job")
@@ -141,7 +147,9 @@ class JobRunner:
                         .where(Job.id.in_(mine))).all():
                     if wanted or owner != self.owner:  # cancelled, or the lease was lost
                         self.cancel_events.setdefault(job_id, threading.Event()).set()
-            stale = now - timedelta(seconds=self.LEASE)
+            # the next tick comes at most a heartbeat later: a job silent for a full lease
+            # has been queued again by then (and claimed by a runner with room)
+            stale = now - timedelta(seconds=self.LEASE - self.HEARTBEAT)
             for job in s.scalars(select(Job).where(Job.state == JobState.RUNNING)):
                 if job.owner == self.owner:
                     if job.id in mine:
@@ -174,11 +182,18 @@ class JobRunner:
 
     def _claim(self, job_id: str) -> bool:
         """One conditional UPDATE: queued -> running by us, while fewer than the allowed
-        number of jobs run service-wide."""
+        number of jobs run service-wide.
+
+        On PostgreSQL (READ COMMITTED) two such UPDATEs of different jobs would each count
+        the running jobs before the other commits, and both win; claims therefore take a
+        transaction-level advisory lock first, so the count is taken after the previous
+        claim committed. SQLite runs one writer at a time anyway."""
         running = select(func.count()).select_from(Job).where(Job.state == JobState.RUNNING) \
             .scalar_subquery()
         now = utcnow()
         with self.db.session() as s:
+            if self.db.engine.dialect.name == "postgresql":  # released at the commit
+                s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
             res = s.execute(update(Job).where(
                 Job.id == job_id, Job.state == JobState.QUEUED,
                 running < self.settings.max_concurrent_jobs).values(

@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
             warm_up(session)
         if hub is not None:
             hub.start()
-        state.jobs.start()
+        if settings.run_jobs:  # else `plexhub worker` processes run them (--no-jobs)
+            state.jobs.start()
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     )
     max_concurrent_jobs: int = Field(default=1, ge=1, le=64,
                                      description="Conversions that run at the same time.")
+    run_jobs: bool = Field(
+        default=True,
+        description="Whether `plexhub serve` runs conversion jobs itself; false (`--no-jobs`) "
+        "for an API replica that only serves, with `plexhub worker` processes running the "
+        "jobs through the shared catalog.",
+    )
+    job_heartbeat_seconds: float = Field(
+        default=2.0, gt=0, le=600,
+        description="Seconds between a job runner's lease renewals (and queue polls).",
+    )
+    job_lease_seconds: float = Field(
+        default=30.0, gt=0, le=24 * 3600,
+        description="A running job whose runner renewed no lease for this long (host lost, "
+        "process frozen) is taken over by another runner within this time; at least 3 "
+        "heartbeats.",
+    )
     notebook_timeout: float = Field(
         default=600.0, gt=0, le=24 * 3600,
         description="Seconds a notebook executed at publication (execute=true) may run in "
@@ -289,6 +305,15 @@ class Settings(BaseSettings):
         if v & (v - 1):
             raise ValueError(f"chunk_size must be a power of two, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> Settings:
+        if self.job_lease_seconds < 3 * self.job_heartbeat_seconds:
+            raise ValueError(
+                f"job_lease_seconds ({self.job_lease_seconds}) must be at least 3 x "
+                f"job_heartbeat_seconds ({self.job_heartbeat_seconds}), else a live runner "
+                "loses its job; raise the lease or renew more often")
+        return self
 
 
 class HubServerEnvironment(BaseSettings):

@@ -33,6 +33,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         settings = get_settings()
         if args.workers:
             settings = settings.model_copy(update={"workers": args.workers})
+        if args.scheduler:
+            settings = settings.model_copy(update={"dask_scheduler": args.scheduler})
         result = convert(args.src, args.dst, ngff_version=args.ngff_version,
                          reader=args.reader, labels=_labels(args.labels),
                          as_labels=args.as_labels, overwrite=args.overwrite,
@@ -129,6 +131,9 @@ def register(sub: Any) -> None:
                    help="write SRC itself as a label image (one channel of object IDs)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     c.add_argument("--workers", type=int, default=0, help="threads (default: settings)")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the tasks on a dask.distributed scheduler (tcp://HOST:PORT; "
+                   "default: PLEXHUB_DASK_SCHEDULER, else local threads)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_convert, one_shot=True)
 

@@ -51,7 +51,13 @@ from plexhub.ome_pipeline.chunkio import (
     is_remote,
     remove_stale_temporaries,
 )
-from plexhub.ome_pipeline.execute import STATE_KEY, Accumulator, Checkpointer, run_tasks
+from plexhub.ome_pipeline.execute import (
+    STATE_KEY,
+    Accumulator,
+    Checkpointer,
+    distributed_client,
+    run_tasks,
+)
 from plexhub.ome_pipeline.histogram import HISTOGRAMS_GROUP, finalize, percentile
 from plexhub.ome_pipeline.ngff import (
     READERS,
@@ -242,9 +248,12 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                     f"create it first with mkdir -p {folder}, or choose another destination")
         if same:
             raise InputError(dst, "is the source itself", "choose another destination")
-    doc = open_source(src, reader)
+    # Dask workers reopen the source by its path, from their own working folder
+    distributed = bool(settings.dask_scheduler)
+    doc = open_source(_absolute(src) if distributed else src, reader)
     for name, path in labels.items():
-        doc.images[0].labels.update(_open_masks(name, path, doc))
+        doc.images[0].labels.update(
+            _open_masks(name, _absolute(path) if distributed else path, doc))
     if as_labels:
         for image in doc.images:
             _require_integer(src, image)
@@ -274,8 +283,9 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 remove_stale_temporaries(work_root)
             acc = _load_state(store, fingerprint)
             try:
-                result = _write_all(doc, store, acc, version, codec, settings, progress,
-                                    show_progress)
+                with distributed_client(settings.dask_scheduler):  # one for every pass
+                    result = _write_all(doc, store, acc, version, codec, settings, progress,
+                                        show_progress)
             except PlexhubError:
                 if not remote:
                     shutil.rmtree(work_root, ignore_errors=True)
@@ -387,6 +397,11 @@ def _require_one_channel(src: str, image: SourceImage) -> None:
 
 # inForm's binary_seg_maps.tif: one page per compartment, in this order
 INFORM_SEGMENTATION_PAGES = ("tissue", "nucleus", "cytoplasm", "membrane")
+
+
+def _absolute(path: str) -> str:
+    """A local ``path`` made absolute (a URL unchanged)."""
+    return path if is_remote(path) else str(Path(path).absolute())
 
 
 def _open_masks(name: str, path: str, doc: SourceDocument) -> dict[str, SourceImage]:

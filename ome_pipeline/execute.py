@@ -9,11 +9,13 @@ atomic write, which is what a resumed conversion starts from.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +29,9 @@ from plexhub.ome_pipeline.writer import ImagePlan, Task, TaskResult, run_task
 from plexhub.settings import Settings
 
 STATE_KEY = ".plexhub/state.npz"
+# the client of the conversion running in this thread: (scheduler address, Client)
+_CLIENT: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
+    "plexhub_dask_client", default=None)
 
 
 class Accumulator:
@@ -151,16 +156,45 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
     release_buffers()
 
 
+@contextlib.contextmanager
+def distributed_client(address: str | None) -> Iterator[None]:
+    """One dask.distributed client for every pass of a conversion (nothing without an
+    ``address``): connecting costs a round of handshakes and the scheduler's bookkeeping."""
+    if not address:
+        yield
+        return
+    from distributed import Client
+
+    with Client(address) as client:  # type: ignore[no-untyped-call]
+        token = _CLIENT.set((address, client))
+        try:
+            yield
+        finally:
+            _CLIENT.reset(token)
+
+
 def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
                      store: OutputStore, acc: Accumulator, address: str,
                      on_done: Callable[[ImagePlan, Task], None]) -> None:
-    from distributed import Client, as_completed
+    current = _CLIENT.get()
+    if current is not None and current[0] == address:
+        _submit_all(current[1], jobs, store, acc, on_done)
+        return
+    with distributed_client(address):
+        current = _CLIENT.get()
+        assert current is not None
+        _submit_all(current[1], jobs, store, acc, on_done)
 
-    with Client(address) as client:  # type: ignore[no-untyped-call]
-        futures = {client.submit(run_task, plan, task, image, store, pure=False,
-                                 key=f"plexhub-{task.id}-{time.time_ns()}"): (plan, task)
-                   for plan, task, image in jobs}
-        for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
-            acc.record(fut.result())
-            on_done(*futures.pop(fut))
-            fut.release()
+
+def _submit_all(client: Any, jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
+                store: OutputStore, acc: Accumulator,
+                on_done: Callable[[ImagePlan, Task], None]) -> None:
+    from distributed import as_completed
+
+    futures = {client.submit(run_task, plan, task, image, store, pure=False,
+                             key=f"plexhub-{task.id}-{time.time_ns()}"): (plan, task)
+               for plan, task, image in jobs}
+    for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
+        acc.record(fut.result())
+        on_done(*futures.pop(fut))
+        fut.release()

@@ -18,6 +18,7 @@ from plexhub.ome_pipeline.analysis import analyze, segment_array
 from plexhub.ome_pipeline.analysis.segmentation import WatershedSegmenter
 from plexhub.ome_pipeline.analysis.store import TMP_PREFIX, ResultWriter
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
+from tests.helpers.dask import local_cluster, port_held
 
 SPEC = SyntheticSpec(size_y=560, size_x=600, channels=8, tile=128, seed=7)
 RULES = ["T: CD3+", "cytotoxic T: CD3+ CD8+", "B: CD20+ CD3-"]
@@ -172,14 +173,11 @@ def test_not_a_store_is_an_input_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_distributed_scheduler_gives_the_local_result(source: Path, tmp_path: Path) -> None:
-    from distributed import LocalCluster
-
     local = store_of(source, tmp_path, "0.5")
     analyze(local, nuclear="DAPI", block=512, show_progress=False)
     remote = tmp_path / "remote.ome.zarr"
     convert(source, remote, show_progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with port_held(), local_cluster() as cluster:
         analyze(remote, nuclear="DAPI", block=512, scheduler=cluster.scheduler_address,
                 show_progress=False)
     a = zarr.open_group(local, mode="r")["labels/cells/0"][:]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,14 +24,20 @@ from plexhub.settings import Settings
 from tests.helpers.httpapi import ingest, ok
 from tests.helpers.hub import wait_ok
 from tests.helpers.net import free_port
+from tests.helpers.postgres import fresh_database
 
 TOKEN = "lease-admin-token-0123456789abcdef"
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[tuple[Settings, Database]]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest,
+            tmp_path: Path) -> Iterator[tuple[Settings, Database]]:
+    """A migrated catalog with one study, on SQLite and on a fresh PostgreSQL database."""
+    url = None
+    if request.param == "postgresql":
+        url = fresh_database(request.getfixturevalue("pg_server"))
     settings = Settings(data_dir=tmp_path / "data", admin_token=TOKEN, chunk_size=64,
-                        block_size=128)
+                        block_size=128, database_url=url)
     (settings.data_dir / "incoming").mkdir(parents=True)
     db = Database(settings.catalog_url)
     db.create()
@@ -76,6 +83,67 @@ def test_only_one_runner_claims_a_job(catalog: tuple[Settings, Database]) -> Non
     # max_concurrent_jobs (1) counts the whole service, not one process
     assert not b._claim(second)
     assert job(db, second).state == "queued"
+
+
+def _claim_at(gate: threading.Barrier, runner: JobRunner, job_id: str,
+              won: dict[str, bool]) -> None:
+    gate.wait()
+    won[job_id] = runner._claim(job_id)
+
+
+def test_simultaneous_claims_respect_the_service_wide_limit(
+        catalog: tuple[Settings, Database]) -> None:
+    """Two runners claiming two different queued jobs at the same instant, 50 times: with
+    PLEXHUB_MAX_CONCURRENT_JOBS=1 exactly one may win each time (on PostgreSQL, READ COMMITTED
+    let both conditional UPDATEs count 0 running jobs)."""
+    settings, db = catalog
+    assert settings.max_concurrent_jobs == 1
+    a, b = JobRunner(db, settings), JobRunner(db, settings)
+    both = 0
+    for _ in range(50):
+        first, second = add_job(db, "x.tif"), add_job(db, "y.tif")
+        gate = threading.Barrier(2)
+        won: dict[str, bool] = {}
+        threads = [threading.Thread(target=_claim_at, args=(gate, runner, job_id, won))
+                   for runner, job_id in ((a, first), (b, second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        both += won[first] and won[second]
+        assert won[first] or won[second]  # the limit is one, not zero
+        with db.session() as s:  # finish them: the next pair starts from an idle service
+            for job_id in (first, second):
+                j = s.get(Job, job_id)
+                assert j is not None
+                j.state, j.owner = "done", None
+            s.commit()
+    assert both == 0, f"{both} of 50 simultaneous pairs both claimed a job"
+
+
+def test_a_silent_hosts_job_is_taken_over_within_the_lease(
+        catalog: tuple[Settings, Database]) -> None:
+    """PLEXHUB_JOB_LEASE_SECONDS bounds the takeover: runners look every heartbeat, so a job
+    silent for lease - heartbeat is queued again (by the next look, within the lease)."""
+    settings, db = catalog
+    settings = settings.model_copy(update={"job_heartbeat_seconds": 1.0,
+                                           "job_lease_seconds": 4.0})
+    runner = JobRunner(db, settings)
+    assert (runner.HEARTBEAT, runner.LEASE) == (1.0, 4.0)
+    runner._stopping.set()  # requeue only: claim nothing
+    alive = add_job(db, "a.tif", state="running", owner="elsewhere:1:x",
+                    heartbeat_at=utcnow() - timedelta(seconds=2.5))
+    silent = add_job(db, "b.tif", state="running", owner="elsewhere:2:x",
+                     heartbeat_at=utcnow() - timedelta(seconds=3.1))
+    runner.tick()
+    # a tick a heartbeat from now would find b silent for 4.1 s, past the lease: queue it now
+    assert job(db, silent).state == "queued"
+    assert job(db, alive).state == "running"
+
+
+def test_lease_must_outlast_three_heartbeats() -> None:
+    with pytest.raises(ValueError, match="at least 3 x job_heartbeat_seconds"):
+        Settings(job_heartbeat_seconds=5, job_lease_seconds=10)
 
 
 def test_orphaned_jobs_are_queued_again(catalog: tuple[Settings, Database]) -> None:
