@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.api import Api
+from tests.helpers.api import ADMIN, Api
 
 REASON = {"X-Plexhub-Reason": "protocol amendment 2"}
 PRESET = {"name": "tox", "channels": [{"label": "DAPI", "color": "0000FF",
@@ -40,6 +40,10 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     assert r.status_code == 422  # GLP: the lock needs a reason too
     assert r.json()["detail"].startswith("reason: is required")
     r = _post(api, "/api/v1/studies/G1/lock", {"reason": "study report signed"}, sci)
+    assert r.status_code == 422  # GLP: and the signer's signature (tests/.../test_signatures)
+    assert r.json()["detail"].startswith("credential: is required")
+    r = _post(api, "/api/v1/studies/G1/lock", {"reason": "study report signed",
+                                               "credential": sci}, sci)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "locked"
     assert _post(api, "/api/v1/studies/G1/lock", {"reason": "again"}, sci).status_code == 409
@@ -57,7 +61,7 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment"}, sci)
     assert r.status_code == 403
     assert "profile glp lets only admin unlock" in r.json()["detail"]
-    r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment"})
+    r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment", "credential": ADMIN})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "open"
     r = api.client.patch("/api/v1/studies/G1", json={"title": "Tox v2", "reason": "amended"},
@@ -65,7 +69,10 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     assert r.status_code == 200, r.text
     events = api.get("/api/v1/audit?study=G1").json()
     assert [(e["action"], e["actor"], e["reason"]) for e in events] == [
-        ("study.create", "admin", ""), ("study.lock", "sci", "study report signed"),
+        ("study.create", "admin", ""),
+        ("signature.sign", "sci", "study report signed"),
+        ("study.lock", "sci", "study report signed"),
+        ("signature.sign", "admin", "amendment"),
         ("study.unlock", "admin", "amendment"), ("study.update", "admin", "amended")]
     # non-GLP: a scientist may unlock
     api.study("N1")
