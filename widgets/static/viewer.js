@@ -42,6 +42,8 @@ function render({ model, el: root }) {
   const presetSel = el("select", { class: "plexhub-presets" });
   const nameIn = el("input", { type: "text", placeholder: "preset name",
                                class: "plexhub-name" });
+  const reasonIn = el("input", { type: "text", placeholder: "reason for change",
+                                 "aria-label": "reason for change", class: "plexhub-reason" });
   const dirtyMark = el("span", { class: "plexhub-dirty", title: "unsaved changes" });
   const lockBox = el("input", { type: "checkbox", class: "plexhub-lock" });
   const btn = (label, fn, cls) => el("button", { class: cls || "", onclick: fn }, label);
@@ -57,7 +59,9 @@ function render({ model, el: root }) {
   const presetBar = el("div", { class: "plexhub-toolbar" },
     presetSel, btn("Apply", () => presetSel.value && op("apply", { ref: presetSel.value }),
                    "plexhub-apply"),
-    nameIn, btn("Save", () => op("save", { name: nameIn.value }), "plexhub-save"), dirtyMark,
+    nameIn, reasonIn,
+    btn("Save", () => op("save", { name: nameIn.value, reason: reasonIn.value }), "plexhub-save"),
+    dirtyMark,
     btn("PNG", () => model.send({ type: "export", kind: "png" }), "plexhub-export-png"),
     btn("OME-TIFF", () => model.send({ type: "export", kind: "ome-tiff" }),
         "plexhub-export-tiff"),
