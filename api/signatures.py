@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import audit
 from plexhub.api.auditchain import canonical, plain_json, timestamp
+from plexhub.api.auditreport import system_facts
 from plexhub.api.auth import TokenStore
 from plexhub.api.db import utcnow
 from plexhub.api.models import AuditEvent, Signature, Study
@@ -105,9 +106,12 @@ def verifier_of(settings: Settings, tokens: TokenStore) -> CredentialVerifier:
     return CredentialVerifier(settings, tokens)
 
 
-def signed_text(entity_type: str, entity_id: str, content: Mapping[str, Any]) -> str:
-    """The canonical JSON of what a signature of the object covers."""
-    doc = {"entity_type": entity_type, "entity_id": entity_id, "content": plain_json(content)}
+def signed_text(entity_type: str, entity_id: str, content: Mapping[str, Any],
+                system: Mapping[str, Any] | None = None) -> str:
+    """The canonical JSON of what a signature of the object covers (and the system it was
+    signed on: :func:`plexhub.api.auditreport.system_facts`)."""
+    doc = {"entity_type": entity_type, "entity_id": entity_id, "content": plain_json(content),
+           "system": plain_json(system)}
     return canonical(doc).decode("utf-8")
 
 
@@ -142,8 +146,10 @@ def verify(sig: Signature, entity_type: str, entity_id: str,
            content: Mapping[str, Any]) -> bool:
     """Whether ``sig`` is a signature of this object as it is now (``content`` as it was
     given to :func:`sign`): False for a signature copied from another object."""
-    return intact(sig) and sig.content_hash == _sha(signed_text(entity_type, entity_id,
-                                                                 content))
+    if not intact(sig):
+        return False
+    system = json.loads(sig.content).get("system")
+    return sig.content_hash == _sha(signed_text(entity_type, entity_id, content, system))
 
 
 def public(sig: Signature) -> SignaturePublic:
@@ -223,7 +229,8 @@ def sign(session: Session, verifier: CredentialVerifier, signer: Principal,
         raise SignatureRefusedError(
             f"signature of {signer.user}", f"refused: the {method} is not yours",
             f"re-enter {CREDENTIAL_HELP}; repeated failures lock signing")
-    text = signed_text(entity_type, entity_id, content)
+    system = system_facts(session.get_bind().dialect.name, audit.profiles(session))
+    text = signed_text(entity_type, entity_id, content, system)
     sig = Signature(id=uuid.uuid4().hex, study_code=study_code, entity_type=entity_type,
                     entity_id=entity_id, action=action, meaning=meaning, signer=signer.user,
                     role=signer.role, method=method, signed_at=now, content=text,

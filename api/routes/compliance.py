@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub import __version__
-from plexhub.api import audit, auditchain, requestctx, signatures
+from plexhub.api import audit, auditchain, auditreport, requestctx, signatures
 from plexhub.api.db import utcnow
 from plexhub.api.deps import DbSession, Scope, State, VisiblePreset, VisibleStudy
-from plexhub.api.models import AuditEvent, Preset, PresetVersion, Signature, Study
+from plexhub.api.headers import INERT
+from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
 from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError
 from plexhub.policies.access import Principal
@@ -139,6 +140,30 @@ def export_audit(code: str, study: VisibleStudy,
                               exported_at=auditchain.timestamp(utcnow()),
                               exported_by=user.user, plexhub_version=__version__)
     return Response(text, media_type="application/json", headers=headers)
+
+
+@router.get("/studies/{code}/audit/report", response_model=None,
+            responses={200: {"content": {"text/html": {}}}})
+def audit_report(code: str, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("audit:read")],
+                 session: DbSession) -> Response:
+    """The auditor's report of the study (HTML, an inert attachment): profile, access over
+    time, signatures, every change with its reason, the system (the report is audited first,
+    so it is its last event)."""
+    audit.record(session, user, "audit.export", "study", code, study_code=code,
+                 after={"format": "html"})
+    session.commit()
+    profile = profile_of(audit.profiles(session), study.profile)
+    grants = list(session.scalars(select(Grant).where(Grant.study_id == study.id)
+                                  .order_by(Grant.created_at, Grant.id)).all())
+    sigs = [(s, signatures.intact(s)) for s in signatures.of_study(session, code)]
+    events = list(audit.rows(session, code))
+    study = session.scalars(select(Study).where(Study.code == code)).one()
+    system = auditreport.system_facts(session.get_bind().dialect.name, audit.profiles(session))
+    page = auditreport.render(study, profile, events, grants, sigs, system, utcnow(), user.user)
+    return Response(page, media_type="text/html; charset=utf-8",
+                    headers={**INERT, "Content-Disposition":
+                             f'attachment; filename="study-{code}-audit-report.html"'})
 
 
 @router.get("/audit/verifier.py", response_model=None,

@@ -20,7 +20,8 @@ def test_sponsors_get_404_without_a_grant_and_403_with_one(api: Api) -> None:
     assert r.status_code == 201, r.text
     calls = [("post", "/api/v1/studies/G1/lock"), ("post", "/api/v1/studies/G1/unlock"),
              ("get", "/api/v1/studies/G1/audit"), ("get", "/api/v1/studies/G1/audit?format=csv"),
-             ("get", "/api/v1/studies/G1/signatures")]
+             ("get", "/api/v1/studies/G1/signatures"),
+             ("get", "/api/v1/studies/G1/audit/report")]
     for method, url in calls:
         for code in ("G1", "NOPE"):
             r = api.client.request(method, url.replace("G1", code), json={},

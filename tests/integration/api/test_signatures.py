@@ -200,3 +200,36 @@ def test_non_glp_needs_no_signature(api: Api) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["signatures"] == []
     assert api.get("/api/v1/studies/N1/signatures").json() == []
+
+
+def test_the_auditor_report_shows_access_signatures_and_reasons(api: Api) -> None:
+    _glp(api, "G1")
+    sci = api.token("sci", "scientist")
+    r = _post(api, "/api/v1/studies/G1/grants", {"principal": "group:acme",
+                                                 "reason": "sponsor QA <script>x</script>"})
+    assert r.status_code == 201, r.text
+    r = api.client.post("/api/v1/presets", json={"scope": "study", "target": "G1",
+                                                 "document": PRESET},
+                        headers={**api.h(sci), "X-Plexhub-Reason": "brighter DAPI"})
+    assert r.status_code == 201, r.text
+    r = _post(api, "/api/v1/studies/G1/lock", {"reason": "final", "credential": sci}, sci)
+    assert r.status_code == 200, r.text
+    r = api.get("/api/v1/studies/G1/audit/report")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.headers["content-disposition"] == \
+        'attachment; filename="study-G1-audit-report.html"'
+    assert r.headers["content-security-policy"].startswith("sandbox")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    page = r.text
+    assert "<script>" not in page
+    assert "sponsor QA &lt;script&gt;x&lt;/script&gt;" in page  # the grant, escaped
+    assert "group:acme" in page
+    assert "brighter DAPI" in page  # the preset change's reason
+    assert "audit chain intact" in page
+    assert "<td>sci</td><td>scientist</td><td>approved</td><td>study.lock</td>" in page
+    assert "profile</th><td>glp: GLP (regulated)" in page
+    assert '"plexhub"' not in page
+    assert "plexhub</td>" in page
+    # the report is audited (its last event) and the chain stays intact
+    assert _events(api, "G1")[-1]["after"] == {"format": "html"}
