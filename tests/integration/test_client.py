@@ -205,6 +205,7 @@ def _audit(admin: ApiClient, study: str) -> list[dict[str, object]]:
     return list(admin.get_json("/audit", params={"study": study, "limit": 1000}))
 
 
+@pytest.mark.requirement("reason.clients")
 def test_the_client_sends_reasons_and_signatures(admin: ApiClient, server: Server) -> None:
     doc = {"name": "client-reason", "channels": [{"label": "c0", "color": "FF0000",
                                                   "window": {"start": 0, "end": 100}}]}
@@ -224,6 +225,7 @@ def test_the_client_sends_reasons_and_signatures(admin: ApiClient, server: Serve
     assert saved["version"] == 1
 
 
+@pytest.mark.requirement("reason.clients")
 def test_publish_asks_for_what_a_glp_study_needs(tmp_path: Path, admin: ApiClient,
                                                  server: Server,
                                                  monkeypatch: pytest.MonkeyPatch,

@@ -57,6 +57,7 @@ def _local_user(api: Api, name: str, password: str) -> None:
     path.write_text(json.dumps(doc))
 
 
+@pytest.mark.requirement("signature.reauthentication", "profile.signatures")
 def test_a_glp_lock_is_signed_with_the_signers_own_token(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")
@@ -85,6 +86,7 @@ def test_a_glp_lock_is_signed_with_the_signers_own_token(api: Api) -> None:
         ("sci", "study.lock"), ("admin", "study.unlock")]
 
 
+@pytest.mark.requirement("signature.refusal")
 def test_a_wrong_credential_is_refused_audited_and_repeated_failures_lock(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")
@@ -111,6 +113,7 @@ def test_a_wrong_credential_is_refused_audited_and_repeated_failures_lock(api: A
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.requirement("signature.reauthentication")
 def test_a_local_user_signs_with_the_password_only(api: Api) -> None:
     _glp(api, "G1")
     _local_user(api, "alice", "correct horse battery")
@@ -127,6 +130,7 @@ def test_a_local_user_signs_with_the_password_only(api: Api) -> None:
     assert "correct horse" not in json.dumps(_events(api, "G1"))
 
 
+@pytest.mark.requirement("signature.binding", "audit.append_only")
 def test_a_signature_cannot_be_copied_to_another_object(api: Api) -> None:
     _glp(api, "G1")
     _glp(api, "G2")
@@ -158,6 +162,7 @@ def test_a_signature_cannot_be_copied_to_another_object(api: Api) -> None:
         conn.execute(text("UPDATE signatures SET signer = 'mallory'"))
 
 
+@pytest.mark.requirement("profile.signatures")
 def test_publishing_and_approving_on_glp_are_signed(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")
@@ -202,6 +207,7 @@ def test_non_glp_needs_no_signature(api: Api) -> None:
     assert api.get("/api/v1/studies/N1/signatures").json() == []
 
 
+@pytest.mark.requirement("audit.report")
 def test_the_auditor_report_shows_access_signatures_and_reasons(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")

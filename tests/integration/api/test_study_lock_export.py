@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.helpers.api import ADMIN, Api
 
@@ -33,6 +34,7 @@ def _post(api: Api, url: str, body: Any = None, token: str | None = None,
                                                     **(headers or {})})
 
 
+@pytest.mark.requirement("study.lock", "profile.unlock_roles")
 def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")
@@ -87,6 +89,7 @@ def _verify_bare(path: Path, verifier: Path) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60, cwd=path.parent)
 
 
+@pytest.mark.requirement("audit.export")
 def test_the_export_verifies_without_plexhub_and_an_edit_is_named(api: Api,
                                                                   tmp_path: Path) -> None:
     _glp(api, "G1")
