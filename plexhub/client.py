@@ -384,11 +384,13 @@ class ApiClient:
                                   what=f"images of study {study}"))
 
     def ingest(self, study: str, source: str,
-               metadata: Mapping[str, Any] | None = None) -> IngestAccepted:
-        """Start converting ``source`` (a path under an ingest root) into study ``study``."""
+               metadata: Mapping[str, Any] | None = None, *,
+               reason: str = "") -> IngestAccepted:
+        """Start converting ``source`` (a path under an ingest root) into study ``study``
+        (``reason``: the reason for change, which a GLP study requires)."""
         body = {"source": source, "metadata": dict(metadata or {})}
         return cast(IngestAccepted, self.post_json(
-            f"/studies/{quote(study, safe='')}/images", body,
+            f"/studies/{quote(study, safe='')}/images", body, headers=reason_header(reason),
             what=f"ingesting {source} into study {study}"))
 
     def grants(self, study: str) -> list[dict[str, Any]]:

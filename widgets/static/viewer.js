@@ -281,8 +281,10 @@ function render({ model, el: root }) {
     if (document.activeElement !== nameIn) nameIn.value = model.get("preset_name");
     toolbar.querySelector(".plexhub-undo").disabled = !model.get("can_undo") || model.get("locked");
     const msg = model.get("message");
-    if (msg) status.textContent = msg;
+    if (msg) status.textContent = shownMsg = msg;
+    else if (shownMsg && status.textContent === shownMsg) status.textContent = shownMsg = "";
   }
+  let shownMsg = "";  // the kernel's last message: cleared once an operation succeeds
 
   function drawPresets() {
     const items = model.get("preset_list");
