@@ -69,6 +69,7 @@ def test_a_glp_preset_edit_asks_for_a_reason_and_the_report_shows_it(
     status.filter(has_text="reason: is required").wait_for()
     assert "profile glp requires a reason for preset.save" in (status.text_content() or "")
     assert page.locator(".plexhub-dirty").text_content() != ""  # still unsaved
+    assert page.locator(".plexhub-name").input_value() == "glp edit"  # kept for the retry
 
     reason.fill(REASON)
     page.locator(".plexhub-save").click()
@@ -81,6 +82,7 @@ def test_a_glp_preset_edit_asks_for_a_reason_and_the_report_shows_it(
                   headers={"Authorization": f"Bearer {ADMIN}"})
     assert r.status_code == 200, r.text
     assert REASON in r.text
-    saves = [(e["actor"], e["role"], e["reason"]) for e in api.get("/audit?study=GLPV").json()
+    saves = [(e["actor"], e["role"], e["after"]["name"], e["reason"])
+             for e in api.get("/audit?study=GLPV").json()
              if e["action"] == "preset.save" and e["role"] != "system"]  # not the default's
-    assert saves == [("ana", "analyst", REASON)]
+    assert saves == [("ana", "analyst", "glp edit", REASON)]

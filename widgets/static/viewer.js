@@ -275,16 +275,20 @@ function render({ model, el: root }) {
     }
   }
 
+  let shownMsg = "";  // the kernel's last message: cleared once an operation succeeds
+  let shownName = null;
   function drawStatus() {
     lockBox.checked = model.get("locked");
     dirtyMark.textContent = model.get("dirty") ? "● modified" : "";
-    if (document.activeElement !== nameIn) nameIn.value = model.get("preset_name");
+    // the name field follows the kernel's preset name when that changes, never on every
+    // redraw: a name typed for a save that was refused (no reason) must stay for the retry
+    const name = model.get("preset_name");
+    if (document.activeElement !== nameIn && name !== shownName) nameIn.value = shownName = name;
     toolbar.querySelector(".plexhub-undo").disabled = !model.get("can_undo") || model.get("locked");
     const msg = model.get("message");
     if (msg) status.textContent = shownMsg = msg;
     else if (shownMsg && status.textContent === shownMsg) status.textContent = shownMsg = "";
   }
-  let shownMsg = "";  // the kernel's last message: cleared once an operation succeeds
 
   function drawPresets() {
     const items = model.get("preset_list");
