@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from plexhub.errors import ConfigurationError
+
 # scrypt cost: 2**15 x 8 x 128 bytes = 32 MiB and ~0.1 s per check (OWASP's minimum is 2**17
 # with r=8 for storage-only use; logins here are interactive and rate-limited).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -64,6 +66,9 @@ def registry_hash(path: Path, user: str) -> str | None:
         doc = json.loads(path.read_text())
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, ValueError) as exc:  # unreadable or not JSON: never "no password"
+        raise ConfigurationError(f"user registry {path}", f"cannot be read ({exc})",
+                                 "check PLEXHUB_HUB_USERS_FILE and its permissions") from None
     entry = (doc.get("users") or {}).get(user) if isinstance(doc, dict) else None
     encoded = entry.get("password") if isinstance(entry, dict) else None
     return encoded if isinstance(encoded, str) and encoded else None
