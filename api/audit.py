@@ -80,12 +80,14 @@ def lock_chain(session: Session) -> None:
 def record(session: Session, actor: Principal | str, action: str, entity_type: str,
            entity_id: str, *, study_code: str | None = None,
            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
-           reason: str = "") -> AuditEvent:
+           reason: str = "", enforce: bool = True) -> AuditEvent:
     """Add an audit event to ``session``; the caller's commit makes both durable together.
 
     Refuses the change (an error the caller lets through, so nothing is committed) when the
     study's profile does not take it: 403 on a locked study, 422 without a needed reason.
-    The reason is ``reason`` or, when that is blank, the request's reason header."""
+    The reason is ``reason`` or, when that is blank, the request's reason header.
+    ``enforce=False`` records without the profile's checks: for events about a change
+    that was itself checked (a signature of it) or refused (a failed signature)."""
     facts = requestctx.current()
     reason = reason.strip() or facts.reason
     role: str | None
@@ -93,7 +95,7 @@ def record(session: Session, actor: Principal | str, action: str, entity_type: s
         user, role = actor.user, actor.role
     else:  # the service itself, or a user named without a role (its role is not known)
         user, role = actor, (SYSTEM if actor == SYSTEM else None)
-    if study_code is not None and role != SYSTEM:
+    if study_code is not None and role != SYSTEM and enforce:
         check_change(session, study_code, action, reason)
     event = AuditEvent(ts=utcnow(), actor=user, role=role, action=action,
                        entity_type=entity_type, entity_id=entity_id, study_code=study_code,

@@ -177,6 +177,13 @@ def register(sub: Any) -> None:
     pr.add_argument("--dir", type=Path, default=None,
                     help="a folder of extra profiles (default: PLEXHUB_PROFILES_DIR)")
     pr.set_defaults(func=cmd_profiles)
+    from plexhub.api.validationpack import add_arguments as pack_arguments
+    from plexhub.api.validationpack import cmd_validation_pack
+
+    vp = sub.add_parser("validation-pack", help="map each compliance requirement to the tests "
+                        "that prove it and their last result (Markdown or HTML)")
+    pack_arguments(vp)
+    vp.set_defaults(func=cmd_validation_pack)
     au = sub.add_parser("audit", help="the audit trail")
     au_sub = au.add_subparsers(dest="audit_command", required=True)
     av = au_sub.add_parser("verify", help="check the audit trail's hash chains (exit 0: intact)")

@@ -227,3 +227,28 @@ class AuditEvent(Base):
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     study_prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Signature(Base):
+    """An electronic signature (issue 14): who signed what, when, with which meaning.
+
+    ``content`` is the canonical JSON of what was signed (it names the object's type and
+    id); ``content_hash`` its SHA-256, and ``hash`` the SHA-256 of the signature's own
+    manifest (every other column), so neither the record nor its binding to the object can
+    change unseen. Append-only like ``audit_events`` (triggers, migration 0006)."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (Index("ix_signatures_entity", "entity_type", "entity_id"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_code: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    meaning: Mapped[str] = mapped_column(String(20))
+    signer: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20))  # password | token
+    signed_at: Mapped[datetime] = mapped_column(TS)
+    content: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -285,6 +285,13 @@ class AuditPublic(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str
+    role: str | None = Field(default=None, description="the actor's role; system: the service")
+    request_id: str | None = Field(default=None, description="the request that made it")
+    client: str | None = Field(default=None, description="the client's address")
+    prev_hash: str | None = Field(default=None, description="hash of the previous event")
+    study_prev_hash: str | None = Field(
+        default=None, description="hash of the study's previous event")
+    hash: str | None = Field(default=None, description="SHA-256 of this event (the chain)")
 
 
 # --------------------------------------------------------------------------- presets
@@ -344,12 +351,34 @@ class ImportRequest(Strict):
 
 # ------------------------------------------------------------------------- notebooks
 
+class SignaturePublic(BaseModel):
+    """A signature as API responses show it on the signed object."""
+
+    id: str
+    signer: str
+    role: str
+    meaning: str
+    action: str
+    signed_at: UtcDateTime
+    entity_type: str
+    entity_id: str
+    method: str = Field(description="how the signer re-authenticated: password or token")
+    content_hash: str = Field(description="SHA-256 of the canonical JSON of what was signed")
+    hash: str = Field(description="SHA-256 of this signature's record")
+    valid: bool = Field(description="the record and its content still match their hashes")
+
+
+
 class NotebookPublish(Strict):
     name: str = Field(min_length=1, max_length=200)
     notebook: dict[str, Any] = Field(description="the .ipynb document (nbformat 4)")
     execute: bool = Field(default=False, description="run it first (python3 kernel, in a "
                           "sandbox as an unprivileged user; 422 where the server cannot)")
     reason: str = Field(default="", max_length=2000)
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication where the study's profile "
+        "asks for one (GLP): your password, or without one your own API token")
 
 
 class NotebookPublished(BaseModel):
@@ -357,6 +386,8 @@ class NotebookPublished(BaseModel):
     name: str
     version: int
     content_hash: str
+    signatures: list[SignaturePublic] = Field(
+        default_factory=list, description="the publication's electronic signature, if signed")
 
 
 class NotebookVersion(BaseModel):

@@ -55,6 +55,7 @@ from plexhub.errors import (
 from plexhub.settings import HubServerEnvironment, Settings
 
 API_PREFIX = "/api/v1"
+REASON_HEADER = "X-Plexhub-Reason"  # the API reads it (api/requestctx.py)
 HUB_SERVICE = "plexhub"  # the API's service name in the hub (hub/config.py registers it)
 FINISHED = frozenset({"done", "failed", "cancelled"})  # job states that no longer change
 
@@ -225,6 +226,13 @@ def locate_api(url: str | None = None, token: str | None = None
 # -- the client --------------------------------------------------------------------------
 
 
+def reason_header(reason: str) -> dict[str, str]:
+    """The ``X-Plexhub-Reason`` header for a reason for change (percent-encoded UTF-8);
+    none for a blank reason."""
+    reason = reason.strip()
+    return {REASON_HEADER: quote(reason, safe=" ")} if reason else {}
+
+
 class ApiClient:
     """Bearer-token access to one plexhub API at ``base_url`` (its root, see the module).
 
@@ -376,11 +384,13 @@ class ApiClient:
                                   what=f"images of study {study}"))
 
     def ingest(self, study: str, source: str,
-               metadata: Mapping[str, Any] | None = None) -> IngestAccepted:
-        """Start converting ``source`` (a path under an ingest root) into study ``study``."""
+               metadata: Mapping[str, Any] | None = None, *,
+               reason: str = "") -> IngestAccepted:
+        """Start converting ``source`` (a path under an ingest root) into study ``study``
+        (``reason``: the reason for change, which a GLP study requires)."""
         body = {"source": source, "metadata": dict(metadata or {})}
         return cast(IngestAccepted, self.post_json(
-            f"/studies/{quote(study, safe='')}/images", body,
+            f"/studies/{quote(study, safe='')}/images", body, headers=reason_header(reason),
             what=f"ingesting {source} into study {study}"))
 
     def grants(self, study: str) -> list[dict[str, Any]]:
@@ -395,13 +405,46 @@ class ApiClient:
                                    what=f"granting study {study} to {principal}"))
 
     def publish_notebook(self, study: str, name: str, notebook: Mapping[str, Any], *,
-                         execute: bool = False, reason: str = "") -> dict[str, Any]:
+                         execute: bool = False, reason: str = "",
+                         credential: str | None = None) -> dict[str, Any]:
         """Publish ``notebook`` (the .ipynb document) as ``name`` in the study; the same name
-        again makes its next version."""
+        again makes its next version. ``credential`` signs it where the study's profile asks
+        (GLP): your password, or without one your own API token."""
         return dict(self.post_json(f"/studies/{quote(study, safe='')}/notebooks",
                                    {"name": name, "notebook": dict(notebook),
-                                    "execute": execute, "reason": reason},
+                                    "execute": execute, "reason": reason,
+                                    "credential": credential},
                                    what=f"publishing to study {study}"))
+
+    # -- compliance: locks, signatures, the audit trail -----------------------------------
+
+    def lock_study(self, study: str, reason: str = "",
+                   credential: str | None = None) -> dict[str, Any]:
+        """Lock the study (signed with ``credential`` where the profile asks)."""
+        return dict(self.post_json(f"/studies/{quote(study, safe='')}/lock",
+                                   {"reason": reason, "credential": credential},
+                                   what=f"locking study {study}"))
+
+    def unlock_study(self, study: str, reason: str = "",
+                     credential: str | None = None) -> dict[str, Any]:
+        return dict(self.post_json(f"/studies/{quote(study, safe='')}/unlock",
+                                   {"reason": reason, "credential": credential},
+                                   what=f"unlocking study {study}"))
+
+    def approve_preset(self, ref: str, reason: str = "",
+                       credential: str | None = None) -> dict[str, Any]:
+        """Approve a preset version (``<id>`` latest or ``<id>@<version>``) as its study's
+        reference, signed with ``credential`` where the profile asks."""
+        pid, _, version = ref.partition("@")
+        body: dict[str, Any] = {"reason": reason, "credential": credential}
+        if version:
+            body["version"] = int(version)
+        return dict(self.post_json(f"/presets/{quote(pid)}/approve", body,
+                                   what=f"approving preset {ref}"))
+
+    def signatures(self, study: str) -> list[dict[str, Any]]:
+        return list(self.get_json(f"/studies/{quote(study, safe='')}/signatures",
+                                  what=f"signatures of study {study}"))
 
     # -- images and presets (the viewers) -------------------------------------------------
 
@@ -420,11 +463,13 @@ class ApiClient:
         return dict(self.get_json(path, what=f"preset {ref}"))
 
     def save_preset(self, image_id: str, document: Mapping[str, Any],
-                    visibility: str | None = None) -> dict[str, Any]:
+                    visibility: str | None = None, *, reason: str = "") -> dict[str, Any]:
         """Save ``document`` for the image; the same name again makes the next version.
-        ``visibility`` None keeps a preset's visibility (a new one is visible to its study)."""
+        ``visibility`` None keeps a preset's visibility (a new one is visible to its study).
+        ``reason``: the reason for change (a GLP study refuses a save without one)."""
         body = dict(document) | ({"visibility": visibility} if visibility is not None else {})
         return dict(self.post_json(f"/images/{quote(image_id)}/presets", body,
+                                   headers=reason_header(reason),
                                    what=f"preset {document.get('name')!r}"))
 
     def tile(self, image_id: str, level: int, row: int, col: int, document: Mapping[str, Any],

@@ -16,10 +16,7 @@ Plain passwords are never stored. Add a user from a shell (the password is promp
 from __future__ import annotations
 
 import argparse
-import base64
 import getpass
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -30,48 +27,17 @@ from typing import cast
 
 from plexhub.policies.access import ROLES, Role
 
-# scrypt cost: 2**15 x 8 x 128 bytes = 32 MiB and ~0.1 s per check (OWASP's minimum is 2**17
-# with r=8 for storage-only use; logins here are interactive and rate-limited by the hub).
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-_MAXMEM = 64 * 2**20
+# the scheme lives in policies: the API's signatures check the same hashes
+from plexhub.policies.passwords import MIN_PASSWORD as MIN_PASSWORD
+from plexhub.policies.passwords import SCRYPT_N as SCRYPT_N
+from plexhub.policies.passwords import hash_password as hash_password
+from plexhub.policies.passwords import verify_password as verify_password
+
 DEMO_USERS: dict[str, tuple[Role, tuple[str, ...]]] = {
     "scientist": ("scientist", ()),
     "analyst": ("analyst", ()),
     "sponsor": ("sponsor", ("acme",)),
 }
-MIN_PASSWORD = 8
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
-    """``scrypt$N$r$p$salt$key`` with a random 16-byte salt."""
-    if len(password) < MIN_PASSWORD:
-        raise ValueError(f"passwords need at least {MIN_PASSWORD} characters")
-    salt = os.urandom(16)
-    key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
-                         maxmem=_MAXMEM, dklen=32)
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
-
-
-def verify_password(password: str, encoded: str) -> bool:
-    """True when ``password`` matches ``encoded``; malformed hashes never match."""
-    try:
-        kind, n, r, p, salt, key = encoded.split("$")
-        if kind != "scrypt":
-            return False
-        expected = _unb64(key)
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r),
-                             p=int(p), maxmem=_MAXMEM, dklen=len(expected))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, expected)
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,11 @@ def _cell(profile: ComplianceProfile, rule: str) -> str:
     return str(value)
 
 
+def rule_text(profile: ComplianceProfile, rule: str) -> str:
+    """One rule of the profile in words (as the generated documentation shows it)."""
+    return _cell(profile, rule)
+
+
 def markdown(profiles: Mapping[str, ComplianceProfile]) -> str:
     """The documentation of ``profiles``: one row per rule, one column per profile, then
     the actions the rules name."""

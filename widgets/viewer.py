@@ -160,10 +160,12 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.canvas.preset_list = items
         return items
 
-    def save_preset(self, name: str | None = None, visibility: str | None = None) -> str:
+    def save_preset(self, name: str | None = None, visibility: str | None = None, *,
+                    reason: str = "") -> str:
         """Save the current settings through the API: a new preset, or the next version when
         ``name`` exists (``visibility`` None: study for a new preset, unchanged for a next
-        version). Returns ``<id>@<version>``."""
+        version). ``reason``: the reason for change (the viewer's reason field; a GLP study
+        refuses a save without one). Returns ``<id>@<version>``."""
         if self.client is None or self.source.image_id is None:
             raise InputError("save_preset", "needs an API image",
                              "open the image by its API id or URL (PLEXHUB_API_URL)")
@@ -171,7 +173,7 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         if not name:
             raise InputError("preset", "needs a name", "viewer.save_preset('my preset')")
         doc = self.state.to_preset(name).model_dump(mode="json", exclude_none=True)
-        saved = self.client.save_preset(self.source.image_id, doc, visibility)
+        saved = self.client.save_preset(self.source.image_id, doc, visibility, reason=reason)
         self.state.name = name
         self.state.mark_clean()
         self.canvas.preset_ref = f"{saved['id']}@{saved['version']}"
@@ -319,7 +321,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             "undo": st.undo,
             "lock": lambda: st.lock(bool(a["locked"])),
             "apply": lambda: setattr(self, "preset", str(a["ref"])),
-            "save": lambda: self.save_preset(str(a.get("name") or "")),
+            "save": lambda: self.save_preset(str(a.get("name") or ""),
+                                             reason=str(a.get("reason") or "")),
             "share": lambda: setattr(self.canvas, "message", self.share_url()),
         }
         if op not in ops:

@@ -184,5 +184,7 @@ def list_audit(user: Annotated[Principal, Scope("audit:read")], session: DbSessi
         q = q.where(AuditEvent.study_code == study)
     return [AuditPublic(seq=e.seq, ts=e.ts, actor=e.actor, action=e.action,
                         entity_type=e.entity_type, entity_id=e.entity_id, study=e.study_code,
-                        before=e.before, after=e.after, reason=e.reason)
+                        before=e.before, after=e.after, reason=e.reason, role=e.role,
+                        request_id=e.request_id, client=e.client, prev_hash=e.prev_hash,
+                        study_prev_hash=e.study_prev_hash, hash=e.hash)
             for e in session.scalars(q.limit(limit))]

@@ -2,27 +2,31 @@
 with the standalone verifier (``api/auditchain.py``, served at ``/api/v1/audit/verifier.py``).
 
 A locked study refuses every change (403 naming the lock: ``api/audit.record`` enforces it
-for every audited change) until an unlock by a role its profile allows. Electronic
-signatures that a profile asks for (GLP: lock and unlock, "approved") are not collected
-yet: a later slice adds re-authentication with meaning.
+for every audited change) until an unlock by a role its profile allows. Where the profile
+asks for an electronic signature (GLP: lock and unlock, "approved"), the body's
+``credential`` re-authenticates the caller (``api/signatures.py``); the signature covers the
+study as locked or unlocked and the head of its audit chain at that moment.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from plexhub import __version__
-from plexhub.api import audit, auditchain
+from plexhub.api import audit, auditchain, auditreport, requestctx, signatures
 from plexhub.api.db import utcnow
-from plexhub.api.deps import DbSession, Scope, VisibleStudy
-from plexhub.api.models import Study
-from plexhub.api.schemas import Strict, StudyPublic
-from plexhub.errors import ConflictError, PermissionDeniedError
+from plexhub.api.deps import DbSession, Scope, State, VisiblePreset, VisibleStudy
+from plexhub.api.headers import INERT
+from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
+from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
+from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError
 from plexhub.policies.access import Principal
 from plexhub.policies.profiles import profile_of, unlock_decision
 
@@ -32,34 +36,60 @@ router = APIRouter(prefix="/api/v1", tags=["compliance"])
 class StudyLockChange(Strict):
     reason: str = Field(default="", max_length=2000,
                         description="the reason for the change (required by GLP)")
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication, where the profile asks "
+        f"for one: {signatures.CREDENTIAL_HELP}")
 
 
-def _public(s: Study) -> StudyPublic:
-    """The study as staff see it (only staff may lock or unlock)."""
-    return StudyPublic(code=s.code, title=s.title, sponsor=s.sponsor, profile=s.profile,
+class StudySigned(StudyPublic):
+    signatures: list[SignaturePublic] = Field(
+        default_factory=list, description="the study's electronic signatures, oldest first")
+
+
+def _public(session: Session, s: Study) -> StudySigned:
+    """The study as staff see it (only staff may lock or unlock), with its signatures."""
+    return StudySigned(code=s.code, title=s.title, sponsor=s.sponsor, profile=s.profile,
                        state=s.state, created_at=s.created_at,
-                       internal_fields=list(s.internal_fields or []))
+                       internal_fields=list(s.internal_fields or []),
+                       signatures=signatures.publics(signatures.of(session, "study", s.code)))
 
 
-@router.post("/studies/{code}/lock", response_model=StudyPublic)
+def signed_study(session: Session, s: Study, state: str) -> dict[str, Any]:
+    """What a lock or unlock signature covers: the study in its new state and the head of
+    its audit chain (every event before the signature)."""
+    head = session.scalar(select(AuditEvent.hash).where(AuditEvent.study_code == s.code)
+                          .order_by(AuditEvent.seq.desc()).limit(1))
+    return {"code": s.code, "title": s.title, "sponsor": s.sponsor, "profile": s.profile,
+            "state": state, "audit_head": head}
+
+
+@router.post("/studies/{code}/lock", response_model=StudySigned)
 def lock_study(code: str, study: VisibleStudy, body: StudyLockChange,
-               user: Annotated[Principal, Scope("studies:write")],
-               session: DbSession) -> StudyPublic:
-    """Lock an open study: every change is refused until it is unlocked (audited)."""
+               user: Annotated[Principal, Scope("studies:write")], st: State,
+               session: DbSession) -> StudySigned:
+    """Lock an open study: every change is refused until it is unlocked (audited; signed
+    where the profile asks)."""
     if study.state != "open":
         raise ConflictError(f"study {code}", f"is {study.state}, not open",
                             "only an open study can be locked")
+    audit.check_change(session, code, "study.lock",
+                       body.reason.strip() or requestctx.current().reason)
+    signatures.sign_if_required(
+        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
+        study_code=code, action="study.lock", entity_type="study", entity_id=code,
+        content=signed_study(session, study, "locked"), reason=body.reason)
     audit.record(session, user, "study.lock", "study", code, study_code=code,
                  before={"state": study.state}, after={"state": "locked"}, reason=body.reason)
     study.state = "locked"
     session.commit()
-    return _public(study)
+    return _public(session, study)
 
 
-@router.post("/studies/{code}/unlock", response_model=StudyPublic)
+@router.post("/studies/{code}/unlock", response_model=StudySigned)
 def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
-                 user: Annotated[Principal, Scope("studies:write")],
-                 session: DbSession) -> StudyPublic:
+                 user: Annotated[Principal, Scope("studies:write")], st: State,
+                 session: DbSession) -> StudySigned:
     """Unlock a locked study; only the roles its profile names (GLP: admin)."""
     if study.state != "locked":
         raise ConflictError(f"study {code}", f"is {study.state}, not locked")
@@ -67,11 +97,26 @@ def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
     if not allowed:
         raise PermissionDeniedError(user.user, f"may not unlock study {code} "
                                     f"({allowed.reason})")
+    audit.check_change(session, code, "study.unlock",
+                       body.reason.strip() or requestctx.current().reason)
+    signatures.sign_if_required(
+        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
+        study_code=code, action="study.unlock", entity_type="study", entity_id=code,
+        content=signed_study(session, study, "open"), reason=body.reason)
     audit.record(session, user, "study.unlock", "study", code, study_code=code,
                  before={"state": study.state}, after={"state": "open"}, reason=body.reason)
     study.state = "open"
     session.commit()
-    return _public(study)
+    return _public(session, study)
+
+
+@router.get("/studies/{code}/signatures", response_model=list[SignaturePublic])
+def study_signatures(code: str, study: VisibleStudy,
+                     user: Annotated[Principal, Scope("audit:read")],
+                     session: DbSession) -> list[SignaturePublic]:
+    """Every electronic signature on the study and its objects, oldest first, each with
+    whether it still matches its hashes."""
+    return signatures.publics(signatures.of_study(session, code))
 
 
 @router.get("/studies/{code}/audit", response_model=None,
@@ -97,6 +142,30 @@ def export_audit(code: str, study: VisibleStudy,
     return Response(text, media_type="application/json", headers=headers)
 
 
+@router.get("/studies/{code}/audit/report", response_model=None,
+            responses={200: {"content": {"text/html": {}}}})
+def audit_report(code: str, study: VisibleStudy,
+                 user: Annotated[Principal, Scope("audit:read")],
+                 session: DbSession) -> Response:
+    """The auditor's report of the study (HTML, an inert attachment): profile, access over
+    time, signatures, every change with its reason, the system (the report is audited first,
+    so it is its last event)."""
+    audit.record(session, user, "audit.export", "study", code, study_code=code,
+                 after={"format": "html"})
+    session.commit()
+    profile = profile_of(audit.profiles(session), study.profile)
+    grants = list(session.scalars(select(Grant).where(Grant.study_id == study.id)
+                                  .order_by(Grant.created_at, Grant.id)).all())
+    sigs = [(s, signatures.intact(s)) for s in signatures.of_study(session, code)]
+    events = list(audit.rows(session, code))
+    study = session.scalars(select(Study).where(Study.code == code)).one()
+    system = auditreport.system_facts(session.get_bind().dialect.name, audit.profiles(session))
+    page = auditreport.render(study, profile, events, grants, sigs, system, utcnow(), user.user)
+    return Response(page, media_type="text/html; charset=utf-8",
+                    headers={**INERT, "Content-Disposition":
+                             f'attachment; filename="study-{code}-audit-report.html"'})
+
+
 @router.get("/audit/verifier.py", response_model=None,
             responses={200: {"content": {"text/x-python": {}}}})
 def verifier(user: Annotated[Principal, Scope("audit:read")]) -> Response:
@@ -105,3 +174,69 @@ def verifier(user: Annotated[Principal, Scope("audit:read")]) -> Response:
                     media_type="text/x-python; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="verify_audit.py"'})
 
+
+
+class PresetApproval(Strict):
+    version: int | None = Field(default=None, ge=1,
+                                description="the version to approve (default: the latest)")
+    reason: str = Field(default="", max_length=2000)
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication, where the profile asks "
+        f"for one: {signatures.CREDENTIAL_HELP}")
+
+
+class PresetApproved(BaseModel):
+    preset_id: str
+    version: int
+    content_hash: str
+    study: str
+    signatures: list[SignaturePublic]
+
+
+def signed_preset(preset: Preset, version: PresetVersion, study: str) -> dict[str, Any]:
+    """What a preset approval covers: the immutable version and its content hash."""
+    return {"preset": preset.id, "name": preset.name, "version": version.version,
+            "content_hash": version.content_hash, "study": study}
+
+
+@router.post("/presets/{preset_id}/approve", response_model=PresetApproved)
+def approve_preset(preset: VisiblePreset, body: PresetApproval,
+                   user: Annotated[Principal, Scope("studies:write")], st: State,
+                   session: DbSession) -> PresetApproved:
+    """Approve a version of a study's preset as the study's reference (audited; signed
+    where the profile asks: GLP, "approved")."""
+    study = session.get(Study, preset.study_id) if preset.study_id is not None else None
+    if study is None:
+        raise ConflictError(f"preset {preset.id}", "belongs to no study",
+                            "only a study's preset can be its reference")
+    q = select(PresetVersion).where(PresetVersion.preset_id == preset.id)
+    q = q.where(PresetVersion.version == body.version) if body.version is not None \
+        else q.order_by(PresetVersion.version.desc()).limit(1)
+    version = session.scalar(q)
+    if version is None:
+        raise NotFoundError(f"preset {preset.id} version {body.version}", "not found")
+    entity = f"{preset.id}@{version.version}"
+    audit.check_change(session, study.code, "preset.approve",
+                       body.reason.strip() or requestctx.current().reason)
+    content = signed_preset(preset, version, study.code)
+    signatures.sign_if_required(
+        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
+        study_code=study.code, action="preset.approve", entity_type="preset_version",
+        entity_id=entity, content=content, reason=body.reason)
+    audit.record(session, user, "preset.approve", "preset_version", entity,
+                 study_code=study.code, after=content, reason=body.reason)
+    session.commit()
+    return PresetApproved(preset_id=preset.id, version=version.version,
+                          content_hash=version.content_hash, study=study.code,
+                          signatures=signatures.publics(
+                              signatures.of(session, "preset_version", entity)))
+
+
+@router.get("/presets/{preset_id}/signatures", response_model=list[SignaturePublic])
+def preset_signatures(preset: VisiblePreset, session: DbSession) -> list[SignaturePublic]:
+    """The approvals signed on any version of the preset, oldest first."""
+    return signatures.publics(list(session.scalars(
+        select(Signature).where(Signature.entity_type == "preset_version",
+                                Signature.entity_id.startswith(f"{preset.id}@"))
+        .order_by(Signature.signed_at, Signature.id)).all()))

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit, nbsandbox
+from plexhub.api import audit, nbsandbox, requestctx, signatures
 from plexhub.api import notebooks as nbs
 from plexhub.api.deps import (
     DbSession,
@@ -74,7 +74,14 @@ def publish(code: str, body: NotebookPublish, study: VisibleStudy,
     digest = nbs.content_hash(json.loads(text))
     number = (session.scalar(select(func.max(PublishedNotebook.version)).where(
         PublishedNotebook.study_id == study.id, PublishedNotebook.name == name)) or 0) + 1
-    row = PublishedNotebook(id=uuid.uuid4().hex, study_id=study.id, name=name, version=number,
+    row_id = uuid.uuid4().hex
+    audit.check_change(session, code, "notebook.publish",
+                       body.reason.strip() or requestctx.current().reason)
+    sig = signatures.sign_if_required(
+        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
+        study_code=code, action="notebook.publish", entity_type="notebook", entity_id=row_id,
+        content=signed_notebook(code, name, number, digest), reason=body.reason)
+    row = PublishedNotebook(id=row_id, study_id=study.id, name=name, version=number,
                             ipynb=text, content_hash=digest, published_by=user.user)
     session.add(row)
     audit.record(session, user, "notebook.publish", "notebook", row.id, study_code=code,
@@ -87,7 +94,13 @@ def publish(code: str, body: NotebookPublish, study: VisibleStudy,
         raise ConflictError(f"notebook {name!r} version {number}",
                             "was published by someone else at the same time",
                             "publish again") from exc
-    return NotebookPublished(id=row.id, name=name, version=number, content_hash=digest)
+    return NotebookPublished(id=row.id, name=name, version=number, content_hash=digest,
+                             signatures=[signatures.public(sig)] if sig is not None else [])
+
+
+def signed_notebook(code: str, name: str, version: int, digest: str) -> dict[str, object]:
+    """What a publication's signature covers: the version and its content hash."""
+    return {"study": code, "name": name, "version": version, "content_hash": digest}
 
 
 @router.get("/studies/{code}/notebooks", response_model=list[NotebookSummary])

@@ -38,6 +38,7 @@ from tests.helpers.sample_data import notebook
 class Server:
     base: str
     incoming: Path
+    image_id: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with live_api(tmp_path_factory.mktemp("client"), size=(128, 128), channels=2) as live:
         with ApiClient(live.base, ADMIN) as api:
             api.create_study("CLI", "Client study", "acme")
-        yield Server(live.base, live.data_dir / "incoming")
+        yield Server(live.base, live.data_dir / "incoming", live.image_id)
 
 
 @pytest.fixture
@@ -198,3 +199,54 @@ def test_publish_without_an_api_says_what_to_set(tmp_path: Path,
         cmd_publish(parser.parse_args([str(path), "--study", "S1"]))
     with pytest.raises(InputError, match="the API token: is not known"):
         cmd_publish(parser.parse_args([str(path), "--study", "S1", "--api", "http://x:1"]))
+
+
+def _audit(admin: ApiClient, study: str) -> list[dict[str, object]]:
+    return list(admin.get_json("/audit", params={"study": study, "limit": 1000}))
+
+
+@pytest.mark.requirement("reason.clients")
+def test_the_client_sends_reasons_and_signatures(admin: ApiClient, server: Server) -> None:
+    doc = {"name": "client-reason", "channels": [{"label": "c0", "color": "FF0000",
+                                                  "window": {"start": 0, "end": 100}}]}
+    saved = admin.save_preset(server.image_id, doc, reason="QC: Zürich batch 2")
+    events = [e for e in _audit(admin, "VIEW") if e["action"] == "preset.save"]
+    assert events[-1]["reason"] == "QC: Zürich batch 2"  # percent-encoded on the way
+    admin.create_study("CGLP", "GLP via client", "acme", profile="glp")
+    with pytest.raises(ApiInputError, match="credential: is required"):
+        admin.lock_study("CGLP", reason="final")
+    with pytest.raises(ApiPermissionError, match="refused: the token is not yours"):
+        admin.lock_study("CGLP", reason="final", credential="not-my-token")
+    locked = admin.lock_study("CGLP", reason="final", credential=ADMIN)
+    assert locked["state"] == "locked"
+    assert [s["meaning"] for s in admin.signatures("CGLP")] == ["approved"]
+    unlocked = admin.unlock_study("CGLP", reason="amend", credential=ADMIN)
+    assert [s["action"] for s in unlocked["signatures"]] == ["study.lock", "study.unlock"]
+    assert saved["version"] == 1
+
+
+@pytest.mark.requirement("reason.clients")
+def test_publish_asks_for_what_a_glp_study_needs(tmp_path: Path, admin: ApiClient,
+                                                 server: Server,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    admin.create_study("PGLP", "GLP publish", "acme", profile="glp", exist_ok=True)
+    path = tmp_path / "qc.ipynb"
+    path.write_text(json.dumps(notebook()))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = [str(path), "--study", "PGLP", "--api", server.base, "--token", ADMIN]
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: nothing is asked
+    with pytest.raises(ApiInputError, match="reason: is required"):
+        cmd_publish(parser.parse_args(base))
+    with pytest.raises(ApiInputError, match="credential: is required"):
+        cmd_publish(parser.parse_args([*base, "--reason", "final report"]))
+    monkeypatch.setattr("sys.stdin", io.StringIO(ADMIN + "\n"))  # --sign reads stdin
+    assert cmd_publish(parser.parse_args([*base, "--reason", "final report", "--sign"])) == 0
+    assert capsys.readouterr().out.startswith("published PGLP/qc version 1")
+    events = [e for e in _audit(admin, "PGLP") if e["action"] in ("signature.sign",
+                                                                  "notebook.publish")]
+    assert [(e["action"], e["reason"]) for e in events] == [
+        ("signature.sign", "final report"), ("notebook.publish", "final report")]

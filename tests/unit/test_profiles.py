@@ -39,6 +39,7 @@ unlock_roles: [admin, scientist]
 """
 
 
+@pytest.mark.requirement("profile.signatures")
 def test_builtin_profiles_load_and_differ() -> None:
     found = builtin_profiles()
     assert set(found) == {"glp", "non-glp"}
@@ -54,6 +55,7 @@ def test_builtin_profiles_load_and_differ() -> None:
     assert signature_meaning(non, "study.lock") is None
 
 
+@pytest.mark.requirement("profile.reason_required")
 def test_reason_decision() -> None:
     p = builtin_profiles()
     refused = reason_decision(p["glp"], "preset.save", "  ")
@@ -64,6 +66,7 @@ def test_reason_decision() -> None:
     assert reason_decision(p["non-glp"], "preset.save", "")
 
 
+@pytest.mark.requirement("profile.unlock_roles", "profile.hard_deletes", "profile.retention_years")
 def test_lock_unlock_delete_and_retention_decisions() -> None:
     glp = builtin_profiles()["glp"]
     locked = change_decision(glp, "locked", "preset.save")

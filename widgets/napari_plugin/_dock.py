@@ -51,6 +51,8 @@ class PresetWidget(QWidget):
         self.apply_btn = QPushButton("Apply")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("preset name (same name = new version)")
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setPlaceholderText("reason for change (GLP studies require one)")
         self.save_btn = QPushButton("Save as preset")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -68,6 +70,7 @@ class PresetWidget(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addLayout(save)
+        layout.addWidget(self.reason_edit)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -215,7 +218,8 @@ class PresetWidget(QWidget):
                 return None
             doc = preset_from_layers(self.image_layers(), name).model_dump(
                 mode="json", exclude_none=True)
-            saved = api.save_preset(str(meta["image_id"]), doc)
+            saved = api.save_preset(str(meta["image_id"]), doc,
+                                    reason=self.reason_edit.text())
         except PlexhubError as exc:
             self._report(f"cannot save: {exc}")
             return None

@@ -42,6 +42,8 @@ function render({ model, el: root }) {
   const presetSel = el("select", { class: "plexhub-presets" });
   const nameIn = el("input", { type: "text", placeholder: "preset name",
                                class: "plexhub-name" });
+  const reasonIn = el("input", { type: "text", placeholder: "reason for change",
+                                 "aria-label": "reason for change", class: "plexhub-reason" });
   const dirtyMark = el("span", { class: "plexhub-dirty", title: "unsaved changes" });
   const lockBox = el("input", { type: "checkbox", class: "plexhub-lock" });
   const btn = (label, fn, cls) => el("button", { class: cls || "", onclick: fn }, label);
@@ -57,7 +59,9 @@ function render({ model, el: root }) {
   const presetBar = el("div", { class: "plexhub-toolbar" },
     presetSel, btn("Apply", () => presetSel.value && op("apply", { ref: presetSel.value }),
                    "plexhub-apply"),
-    nameIn, btn("Save", () => op("save", { name: nameIn.value }), "plexhub-save"), dirtyMark,
+    nameIn, reasonIn,
+    btn("Save", () => op("save", { name: nameIn.value, reason: reasonIn.value }), "plexhub-save"),
+    dirtyMark,
     btn("PNG", () => model.send({ type: "export", kind: "png" }), "plexhub-export-png"),
     btn("OME-TIFF", () => model.send({ type: "export", kind: "ome-tiff" }),
         "plexhub-export-tiff"),
@@ -271,13 +275,19 @@ function render({ model, el: root }) {
     }
   }
 
+  let shownMsg = "";  // the kernel's last message: cleared once an operation succeeds
+  let shownName = null;
   function drawStatus() {
     lockBox.checked = model.get("locked");
     dirtyMark.textContent = model.get("dirty") ? "● modified" : "";
-    if (document.activeElement !== nameIn) nameIn.value = model.get("preset_name");
+    // the name field follows the kernel's preset name when that changes, never on every
+    // redraw: a name typed for a save that was refused (no reason) must stay for the retry
+    const name = model.get("preset_name");
+    if (document.activeElement !== nameIn && name !== shownName) nameIn.value = shownName = name;
     toolbar.querySelector(".plexhub-undo").disabled = !model.get("can_undo") || model.get("locked");
     const msg = model.get("message");
-    if (msg) status.textContent = msg;
+    if (msg) status.textContent = shownMsg = msg;
+    else if (shownMsg && status.textContent === shownMsg) status.textContent = shownMsg = "";
   }
 
   function drawPresets() {

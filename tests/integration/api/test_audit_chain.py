@@ -63,6 +63,7 @@ def _drop_triggers(engine: Engine) -> None:
             conn.execute(text("DROP TRIGGER audit_events_no_delete"))
 
 
+@pytest.mark.requirement("audit.chain", "audit.attribution")
 def test_events_are_chained_with_who_where_and_which_request(api: Api) -> None:
     _history(api)
     r = api.client.patch("/api/v1/studies/S2", json={"title": "four", "reason": "typo"},
@@ -91,6 +92,7 @@ def test_events_are_chained_with_who_where_and_which_request(api: Api) -> None:
     assert said == f"the audit chains intact: {len(events)} events"
 
 
+@pytest.mark.requirement("audit.append_only")
 def test_the_database_refuses_to_change_or_delete_audit_rows(api: Api) -> None:
     _history(api)
     engine = _db(api).engine
@@ -136,6 +138,7 @@ def _tamper(engine: Engine, kind: str, events: list[dict[str, Any]]) -> tuple[in
         return third + 1000, third + 1000
 
 
+@pytest.mark.requirement("audit.chain")
 @pytest.mark.parametrize("kind", ["altered", "removed", "inserted", "reordered"])
 def test_verify_names_the_first_broken_event(api: Api, kind: str) -> None:
     _history(api)
@@ -224,6 +227,7 @@ def test_concurrent_writers_never_fork_the_chain(api: Api,
     assert verify(_events(api))[1] is not None
 
 
+@pytest.mark.requirement("audit.same_transaction")
 def test_a_failure_between_the_change_and_its_event_leaves_neither(
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api.study("S1")

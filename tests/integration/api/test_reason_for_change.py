@@ -51,6 +51,7 @@ PRESET = {"name": "tox", "channels": [{"label": "DAPI", "color": "0000FF",
                                        "window": {"start": 0, "end": 1000}}]}
 
 
+@pytest.mark.requirement("profile.reason_required")
 def test_glp_changes_without_a_reason_are_refused_and_leave_nothing(api: Api) -> None:
     _glp(api)
     _refused(_patch(api, "G1", {"title": "renamed"}), "study.update")
@@ -64,6 +65,7 @@ def test_glp_changes_without_a_reason_are_refused_and_leave_nothing(api: Api) ->
     assert [e["action"] for e in _events(api, "G1")] == ["study.create"]
 
 
+@pytest.mark.requirement("profile.reason_required")
 def test_glp_changes_with_a_reason_in_the_body_or_the_header(api: Api) -> None:
     _glp(api)
     r = _patch(api, "G1", {"title": "renamed", "reason": "sponsor asked for the protocol title"})

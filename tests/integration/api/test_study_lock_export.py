@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.helpers.api import Api
+from tests.helpers.api import ADMIN, Api
 
 REASON = {"X-Plexhub-Reason": "protocol amendment 2"}
 PRESET = {"name": "tox", "channels": [{"label": "DAPI", "color": "0000FF",
@@ -33,6 +34,7 @@ def _post(api: Api, url: str, body: Any = None, token: str | None = None,
                                                     **(headers or {})})
 
 
+@pytest.mark.requirement("study.lock", "profile.unlock_roles")
 def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     _glp(api, "G1")
     sci = api.token("sci", "scientist")
@@ -40,6 +42,10 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     assert r.status_code == 422  # GLP: the lock needs a reason too
     assert r.json()["detail"].startswith("reason: is required")
     r = _post(api, "/api/v1/studies/G1/lock", {"reason": "study report signed"}, sci)
+    assert r.status_code == 422  # GLP: and the signer's signature (tests/.../test_signatures)
+    assert r.json()["detail"].startswith("credential: is required")
+    r = _post(api, "/api/v1/studies/G1/lock", {"reason": "study report signed",
+                                               "credential": sci}, sci)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "locked"
     assert _post(api, "/api/v1/studies/G1/lock", {"reason": "again"}, sci).status_code == 409
@@ -57,7 +63,7 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment"}, sci)
     assert r.status_code == 403
     assert "profile glp lets only admin unlock" in r.json()["detail"]
-    r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment"})
+    r = _post(api, "/api/v1/studies/G1/unlock", {"reason": "amendment", "credential": ADMIN})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "open"
     r = api.client.patch("/api/v1/studies/G1", json={"title": "Tox v2", "reason": "amended"},
@@ -65,7 +71,10 @@ def test_a_locked_study_refuses_every_change_until_unlocked(api: Api) -> None:
     assert r.status_code == 200, r.text
     events = api.get("/api/v1/audit?study=G1").json()
     assert [(e["action"], e["actor"], e["reason"]) for e in events] == [
-        ("study.create", "admin", ""), ("study.lock", "sci", "study report signed"),
+        ("study.create", "admin", ""),
+        ("signature.sign", "sci", "study report signed"),
+        ("study.lock", "sci", "study report signed"),
+        ("signature.sign", "admin", "amendment"),
         ("study.unlock", "admin", "amendment"), ("study.update", "admin", "amended")]
     # non-GLP: a scientist may unlock
     api.study("N1")
@@ -80,6 +89,7 @@ def _verify_bare(path: Path, verifier: Path) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60, cwd=path.parent)
 
 
+@pytest.mark.requirement("audit.export")
 def test_the_export_verifies_without_plexhub_and_an_edit_is_named(api: Api,
                                                                   tmp_path: Path) -> None:
     _glp(api, "G1")

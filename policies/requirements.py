@@ -1,0 +1,43 @@
+"""The requirements of the validation pack (issue 14): each compliance-profile rule and each
+control of the audit trail, signatures and locks, as a CRO's installation qualification
+names them. Tests claim them with ``@pytest.mark.requirement("ID", ...)`` (or a module's
+``pytestmark``); ``plexhub validation-pack`` maps each requirement to those tests and their
+last result, and tests/unit/test_validation_pack.py fails when a requirement has no test,
+a test names an unknown requirement, or a profile rule has no requirement.
+"""
+
+from __future__ import annotations
+
+from plexhub.policies.profiles import RULES, ComplianceProfile
+
+# one requirement per profile rule: "profile.<rule>", described by the rule's own help
+PROFILE_RULES: dict[str, str] = {
+    f"profile.{rule}": str(ComplianceProfile.model_fields[rule].description)
+    for rule in RULES
+}
+
+CONTROLS: dict[str, str] = {
+    "audit.chain": "every event carries the hash of the previous one (one global chain, one per "
+                   "study); the verifier names the first altered, removed, inserted or "
+                   "reordered event",
+    "audit.append_only": "the database refuses UPDATE and DELETE of audit rows (and of "
+                         "signatures)",
+    "audit.same_transaction": "no change is stored without its audit event, nor an event "
+                              "without its change",
+    "audit.attribution": "events record user and role, UTC server time, request id and "
+                         "client address",
+    "audit.export": "a study's trail exports as CSV and JSON that a standalone script "
+                    "verifies without plexhub",
+    "audit.report": "a per-study auditor's report: profile, access over time, signatures, "
+                    "changes with reasons, system",
+    "study.lock": "a locked study refuses every change (403 naming the lock) until unlocked",
+    "signature.reauthentication": "signatures need the signer's own credential (password, "
+                                  "else own API token) and record signer, role, meaning, time "
+                                  "and the hash of what was signed",
+    "signature.binding": "a signature cannot be copied to another object (hash mismatch)",
+    "signature.refusal": "a wrong credential is refused and audited; repeated refusals lock "
+                         "signing",
+    "reason.clients": "the CLI, the API client and the viewers send the reason for change",
+}
+
+REQUIREMENTS: dict[str, str] = {**PROFILE_RULES, **CONTROLS}
