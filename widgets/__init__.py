@@ -6,7 +6,9 @@ Heavy imports (anywidget, bokeh, napari) happen only when a viewer is made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from plexhub.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from plexhub.widgets.viewer import Viewer
@@ -14,9 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["Viewer"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Viewer":
-        from plexhub.widgets.viewer import Viewer
-
-        return Viewer
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(__name__, {"Viewer": "plexhub.widgets.viewer"})

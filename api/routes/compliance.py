@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from plexhub import __version__
 from plexhub.api import audit, auditchain, auditreport, requestctx, signatures
 from plexhub.api.db import utcnow
-from plexhub.api.deps import DbSession, Scope, State, VisiblePreset, VisibleStudy
+from plexhub.api.deps import AppState, DbSession, Scope, State, VisiblePreset, VisibleStudy
 from plexhub.api.headers import INERT
 from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
@@ -64,6 +64,23 @@ def signed_study(session: Session, s: Study, state: str) -> dict[str, Any]:
             "state": state, "audit_head": head}
 
 
+def _move(study: Study, body: StudyLockChange, user: Principal, st: AppState,
+          session: Session, action: str, to: str) -> StudySigned:
+    """Move ``study`` to state ``to``: the reason its profile asks for, then the signature
+    (a refused one rolls back and is audited), then the audit event, then the change."""
+    code = study.code
+    audit.check_change(session, code, action, body.reason.strip() or requestctx.current().reason)
+    signatures.sign_if_required(
+        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
+        study_code=code, action=action, entity_type="study", entity_id=code,
+        content=signed_study(session, study, to), reason=body.reason)
+    audit.record(session, user, action, "study", code, study_code=code,
+                 before={"state": study.state}, after={"state": to}, reason=body.reason)
+    study.state = to
+    session.commit()
+    return _public(session, study)
+
+
 @router.post("/studies/{code}/lock", response_model=StudySigned)
 def lock_study(code: str, study: VisibleStudy, body: StudyLockChange,
                user: Annotated[Principal, Scope("studies:write")], st: State,
@@ -73,17 +90,7 @@ def lock_study(code: str, study: VisibleStudy, body: StudyLockChange,
     if study.state != "open":
         raise ConflictError(f"study {code}", f"is {study.state}, not open",
                             "only an open study can be locked")
-    audit.check_change(session, code, "study.lock",
-                       body.reason.strip() or requestctx.current().reason)
-    signatures.sign_if_required(
-        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
-        study_code=code, action="study.lock", entity_type="study", entity_id=code,
-        content=signed_study(session, study, "locked"), reason=body.reason)
-    audit.record(session, user, "study.lock", "study", code, study_code=code,
-                 before={"state": study.state}, after={"state": "locked"}, reason=body.reason)
-    study.state = "locked"
-    session.commit()
-    return _public(session, study)
+    return _move(study, body, user, st, session, "study.lock", "locked")
 
 
 @router.post("/studies/{code}/unlock", response_model=StudySigned)
@@ -97,17 +104,7 @@ def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
     if not allowed:
         raise PermissionDeniedError(user.user, f"may not unlock study {code} "
                                     f"({allowed.reason})")
-    audit.check_change(session, code, "study.unlock",
-                       body.reason.strip() or requestctx.current().reason)
-    signatures.sign_if_required(
-        session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
-        study_code=code, action="study.unlock", entity_type="study", entity_id=code,
-        content=signed_study(session, study, "open"), reason=body.reason)
-    audit.record(session, user, "study.unlock", "study", code, study_code=code,
-                 before={"state": study.state}, after={"state": "open"}, reason=body.reason)
-    study.state = "open"
-    session.commit()
-    return _public(session, study)
+    return _move(study, body, user, st, session, "study.unlock", "open")
 
 
 @router.get("/studies/{code}/signatures", response_model=list[SignaturePublic])

@@ -8,7 +8,9 @@ Lazily imported, like :mod:`plexhub.ome_pipeline`::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from plexhub.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from plexhub.ome_pipeline.analysis.phenotypes import PhenotypeRule, parse_rules
@@ -35,9 +37,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
