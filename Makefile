@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # the hub's proxy (npm); plexhub finds it in <venv>/node without PATH
 CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up demo test lint typecheck unit bench clean portal test-wheel
+.PHONY: up demo test lint typecheck unit bench bench-smoke clean portal test-wheel
 
 $(BIN)/.plexhub-dev: pyproject.toml ome_pipeline/_kernels.c
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ typecheck: $(BIN)/.plexhub-dev
 unit: $(BIN)/.plexhub-dev
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck $(CHP) portal
+test: lint typecheck $(CHP) portal bench-smoke
 	$(BIN)/pytest -q
 
 # the wheel installed for real (not editable) in a fresh venv, and a subset of the tests run
@@ -50,6 +50,11 @@ portal:
 
 bench: $(BIN)/.plexhub-dev
 	$(BIN)/python bench/convert.py --quick
+
+# the benches still run (every phase and program on tiny data, seconds per cell; not a
+# measurement): a rename in the API or the pipeline cannot break them unnoticed
+bench-smoke: $(BIN)/.plexhub-dev
+	$(BIN)/python bench/tiles.py --smoke
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -392,9 +392,15 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the outputs of the last round")
     ap.add_argument("--json", type=Path, help="write every measurement here "
                     "(default bench/out/convert-<size>-<time>.json)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every tool and mode once on 8 x 1,024^2 (a check that the bench runs, "
+                         "not a measurement); exits 1 when any run failed")
     ap.add_argument("--report", type=Path, metavar="JSON",
                     help="measure nothing: print the tables of an earlier run's JSON file")
     args = ap.parse_args()
+    if args.smoke:
+        args.size = args.size or 1024
+        args.rounds = 1
     sys.path.insert(0, str(HERE))
     from harness import code_version, machine_note
 
@@ -443,6 +449,13 @@ def main() -> int:
                                 "versions": versions,
                                 "runs": [r.__dict__ for r in runs], "report": text}, indent=2))
     log(f"measurements written to {dest}")
+    failed = [f"{r.tool} {r.mode}: {r.data.get('error', '')[:300]}" for r in runs
+              if not r.data.get("ok")]
+    if args.smoke:
+        for f in failed:
+            log(f"smoke: FAILED {f}")
+        log("smoke: every tool ran" if not failed else f"smoke: {len(failed)} run(s) failed")
+        return 1 if failed else 0
     return 0
 
 
