@@ -195,8 +195,8 @@ def _find_image(root: Path) -> tuple[Any, dict[str, Any] | None, str]:
         node = zarr.open(str(p), mode="r")
         if isinstance(node, zarr.Array):
             return node, None, "-"
-        attrs = dict(node.attrs)
-        ome = attrs.get("ome", attrs)
+        attrs: dict[str, Any] = dict(node.attrs)
+        ome: dict[str, Any] = attrs.get("ome", attrs)
         if "multiscales" in ome:
             ms = ome["multiscales"][0]
             return node, ms, str(ome.get("version", ms.get("version", "?")))
@@ -316,7 +316,7 @@ def report(runs: list[Run], tools: list[str], modes: list[str], raw_gb: float) -
             cpu = [r.data["cpu_s"] for r in good]
             rss = [r.data["rss_tree_mb"] for r in good]
             rss1 = [r.data["rss_max1_mb"] for r in good]
-            chk = next((r.data["check"] for r in good if "check" in r.data), {})
+            chk: dict[str, Any] = next((r.data["check"] for r in good if "check" in r.data), {})
             what = (f"{chk.get('ngff', '?')} / {chk.get('zarr', '?')} / {chk.get('levels', '?')} / "
                     f"{chk.get('chunks', '?')}:{chk.get('shards', '-')} / {chk.get('codec', '?')}"
                     if chk else "?")
@@ -406,12 +406,12 @@ def main() -> int:
 
     if args.report:
         saved = json.loads(args.report.read_text())
-        runs = [Run(**r) for r in saved["runs"]]
-        tools = [t for t in TOOLS if any(r.tool == t for r in runs)]
-        modes = [m for m in MODES if any(r.mode == m for r in runs)]
+        saved_runs = [Run(**r) for r in saved["runs"]]
+        tools = [t for t in TOOLS if any(r.tool == t for r in saved_runs)]
+        modes = [m for m in MODES if any(r.mode == m for r in saved_runs)]
         raw_gb = saved["channels"] * saved["size"] ** 2 * 2 / 1e9
         head = re.sub(r"^#+ ", "### ", saved["report"].split("\n#")[0])
-        print(head + "\n" + report(runs, tools, modes, raw_gb))
+        print(head + "\n" + report(saved_runs, tools, modes, raw_gb))
         return 0
 
     size = args.size or (6144 if args.quick else 10000)

@@ -169,7 +169,10 @@ def summarise_profile(path: Path) -> dict[str, Any]:
         for f in set(frames):
             incl[f] += k
         buckets[_bucket(frames)] += k
-    top = lambda c: [(f, round(100 * v / total, 1)) for f, v in c.most_common(25)]  # noqa: E731
+
+    def top(c: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * v / total, 1)) for f, v in c.most_common(25)]
+
     return {"samples": total, "idle_samples": idle, "self": top(self_c), "inclusive": top(incl),
             "buckets": [(b, round(100 * v / total, 1)) for b, v in buckets.most_common()]}
 

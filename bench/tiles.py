@@ -67,6 +67,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,12 @@ def smoke_problems(args: argparse.Namespace, doc: dict[str, Any]) -> list[str]:
     res = doc["results"]
     out = [f"{r['server']} {r['size']} {r['cache']} c={r['c']}: {r['errors']} errors, "
            f"{r['requests']} requests" for r in res if r["errors"] or not r["requests"]]
-    expect = {"cold": lambda r: r["server"].startswith("plexhub") and r["cache"] == "cold",
-              "warm": lambda r: r["server"].startswith("plexhub") and r["cache"] == "warm",
-              "static": lambda r: r["server"] == "nginx static",
-              "proxy": lambda r: r["server"] == "nginx proxy_cache",
-              "li": lambda r: r["server"] == "large_image"}
+    expect: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "cold": lambda r: r["server"].startswith("plexhub") and r["cache"] == "cold",
+        "warm": lambda r: r["server"].startswith("plexhub") and r["cache"] == "warm",
+        "static": lambda r: r["server"] == "nginx static",
+        "proxy": lambda r: r["server"] == "nginx proxy_cache",
+        "li": lambda r: r["server"] == "large_image"}
     out += [f"phase {p}: no cell" for p, ok in expect.items()
             if p in args.phases and not any(ok(r) for r in res)]
     out += [f"phase {p}: no result" for p in ("first", "parts")
@@ -140,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
     seconds = args.seconds or (6.0 if args.quick else 12.0)
     OUT.mkdir(parents=True, exist_ok=True)
     ensure_tools(args)
-    wait = (lambda: None) if args.no_wait else wait_quiet
+    def wait() -> None:
+        if not args.no_wait:
+            wait_quiet()
+
     wait()
     st = prepare_data(size)
     wait()
