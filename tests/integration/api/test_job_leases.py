@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from plexhub.api.db import Database, utcnow
 from plexhub.api.jobs import HOST, JobRunner
@@ -29,7 +30,7 @@ TOKEN = "lease-admin-token-0123456789abcdef"
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Iterator[tuple[Settings, Database]]:
-    settings = Settings(data_dir=tmp_path / "data", admin_token=TOKEN, chunk_size=64,
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(TOKEN), chunk_size=64,
                         block_size=128)
     (settings.data_dir / "incoming").mkdir(parents=True)
     db = Database(settings.catalog_url)
