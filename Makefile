@@ -53,8 +53,10 @@ bench: $(BIN)/.plexhub-dev
 
 # the benches still run (every phase and program on tiny data, seconds per cell; not a
 # measurement): a rename in the API or the pipeline cannot break them unnoticed
+# (convert.py builds the peers' venvs under bench/out/venvs on first use: minutes, once)
 bench-smoke: $(BIN)/.plexhub-dev
 	$(BIN)/python bench/tiles.py --smoke
+	$(BIN)/python bench/convert.py --smoke
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache
