@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # the hub's proxy (npm); plexhub finds it in <venv>/node without PATH
 CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
 
-.PHONY: up demo test lint typecheck unit bench clean portal test-wheel labext
+.PHONY: up demo test lint typecheck unit bench bench-smoke clean portal test-wheel labext
 
 # the install also builds the JupyterLab extension (scripts/labext.py; Node.js + the npm registry)
 LABEXT_SRC := $(wildcard extensions/lab/src/*.ts extensions/lab/style/*) \
@@ -38,7 +38,7 @@ typecheck: $(BIN)/.plexhub-dev
 unit: $(BIN)/.plexhub-dev
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck $(CHP) portal
+test: lint typecheck $(CHP) portal bench-smoke
 	$(BIN)/pytest -q
 
 # the wheel installed for real (not editable) in a fresh venv, and a subset of the tests run
@@ -59,6 +59,16 @@ labext: $(BIN)/.plexhub-dev
 
 bench: $(BIN)/.plexhub-dev
 	$(BIN)/python bench/convert.py --quick
+
+# the benches still run (every phase and program on tiny data, seconds per cell; not a
+# measurement): a rename in the API or the pipeline cannot break them unnoticed
+# (convert.py builds the peers' venvs under bench/out/venvs on first use: minutes, once)
+# every code path of the benches on tiny data (exits non-zero on any error; not a measurement).
+# The peers that need their own venvs (large_image; eubi, ngff-zarr, ome-zarr-py) are left out
+# here: building those venvs costs ~15 minutes on a fresh machine. `make bench` runs them all.
+bench-smoke: $(BIN)/.plexhub-dev
+	$(BIN)/python bench/tiles.py --smoke --phases first parts cold warm static proxy
+	$(BIN)/python bench/convert.py --smoke --tools plexhub floor
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

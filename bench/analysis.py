@@ -49,14 +49,18 @@ def child_setup(args: argparse.Namespace) -> dict[str, object]:
 
 
 def child_ours(args: argparse.Namespace) -> dict[str, object]:
+    import numpy as np
     import zarr
 
     from plexhub.ome_pipeline.analysis.quantify import quantify_blocks
 
     root = zarr.open_group(args.store, mode="r")
     image, labels = root["0"], root["labels/cells/0"]
+    assert isinstance(image, zarr.Array)
+    assert isinstance(labels, zarr.Array)
     t0 = time.perf_counter()
-    m = quantify_blocks(labels, None, lambda c, ys, xs: image[c, ys, xs], image.shape[0],
+    m = quantify_blocks(labels, None, lambda c, ys, xs: np.asarray(image[c, ys, xs]),
+                        image.shape[0],
                         percentiles=tuple(args.percentiles))
     return {"seconds": time.perf_counter() - t0, "cells": m.n}
 
@@ -67,10 +71,13 @@ def child_skimage(args: argparse.Namespace) -> dict[str, object]:
     from skimage.measure import regionprops_table
 
     root = zarr.open_group(args.store, mode="r")
-    labels = root["labels/cells/0"][:]
-    pixels = np.moveaxis(root["0"][:], 0, -1)
+    labels_arr, image_arr = root["labels/cells/0"], root["0"]
+    assert isinstance(labels_arr, zarr.Array)
+    assert isinstance(image_arr, zarr.Array)
+    labels = np.asarray(labels_arr[:])
+    pixels = np.moveaxis(np.asarray(image_arr[:]), 0, -1)
     t0 = time.perf_counter()
-    table = regionprops_table(labels, intensity_image=pixels,
+    table = regionprops_table(labels, intensity_image=pixels,  # type: ignore[no-untyped-call]
                               properties=["label", "area", "centroid", "eccentricity",
                                           "intensity_mean"])
     return {"seconds": time.perf_counter() - t0, "cells": len(table["label"])}

@@ -195,8 +195,8 @@ def _find_image(root: Path) -> tuple[Any, dict[str, Any] | None, str]:
         node = zarr.open(str(p), mode="r")
         if isinstance(node, zarr.Array):
             return node, None, "-"
-        attrs = dict(node.attrs)
-        ome = attrs.get("ome", attrs)
+        attrs: dict[str, Any] = dict(node.attrs)
+        ome: dict[str, Any] = attrs.get("ome", attrs)
         if "multiscales" in ome:
             ms = ome["multiscales"][0]
             return node, ms, str(ome.get("version", ms.get("version", "?")))
@@ -316,7 +316,7 @@ def report(runs: list[Run], tools: list[str], modes: list[str], raw_gb: float) -
             cpu = [r.data["cpu_s"] for r in good]
             rss = [r.data["rss_tree_mb"] for r in good]
             rss1 = [r.data["rss_max1_mb"] for r in good]
-            chk = next((r.data["check"] for r in good if "check" in r.data), {})
+            chk: dict[str, Any] = next((r.data["check"] for r in good if "check" in r.data), {})
             what = (f"{chk.get('ngff', '?')} / {chk.get('zarr', '?')} / {chk.get('levels', '?')} / "
                     f"{chk.get('chunks', '?')}:{chk.get('shards', '-')} / {chk.get('codec', '?')}"
                     if chk else "?")
@@ -392,20 +392,26 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the outputs of the last round")
     ap.add_argument("--json", type=Path, help="write every measurement here "
                     "(default bench/out/convert-<size>-<time>.json)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every tool and mode once on 8 x 1,024^2 (a check that the bench runs, "
+                         "not a measurement); exits 1 when any run failed")
     ap.add_argument("--report", type=Path, metavar="JSON",
                     help="measure nothing: print the tables of an earlier run's JSON file")
     args = ap.parse_args()
+    if args.smoke:
+        args.size = args.size or 1024
+        args.rounds = 1
     sys.path.insert(0, str(HERE))
     from harness import code_version, machine_note
 
     if args.report:
         saved = json.loads(args.report.read_text())
-        runs = [Run(**r) for r in saved["runs"]]
-        tools = [t for t in TOOLS if any(r.tool == t for r in runs)]
-        modes = [m for m in MODES if any(r.mode == m for r in runs)]
+        saved_runs = [Run(**r) for r in saved["runs"]]
+        tools = [t for t in TOOLS if any(r.tool == t for r in saved_runs)]
+        modes = [m for m in MODES if any(r.mode == m for r in saved_runs)]
         raw_gb = saved["channels"] * saved["size"] ** 2 * 2 / 1e9
         head = re.sub(r"^#+ ", "### ", saved["report"].split("\n#")[0])
-        print(head + "\n" + report(runs, tools, modes, raw_gb))
+        print(head + "\n" + report(saved_runs, tools, modes, raw_gb))
         return 0
 
     size = args.size or (6144 if args.quick else 10000)
@@ -443,6 +449,13 @@ def main() -> int:
                                 "versions": versions,
                                 "runs": [r.__dict__ for r in runs], "report": text}, indent=2))
     log(f"measurements written to {dest}")
+    failed = [f"{r.tool} {r.mode}: {r.data.get('error', '')[:300]}" for r in runs
+              if not r.data.get("ok")]
+    if args.smoke:
+        for f in failed:
+            log(f"smoke: FAILED {f}")
+        log("smoke: every tool ran" if not failed else f"smoke: {len(failed)} run(s) failed")
+        return 1 if failed else 0
     return 0
 
 

@@ -20,6 +20,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -38,13 +39,16 @@ def main() -> int:
     args = ap.parse_args()
 
     tif = tifffile.TiffFile(args.src)
-    pages = list(tif.series[0].pages)
+    # TiffPage (the first) and TiffFrames (the others: same layout, own offsets and decode)
+    pages: list[Any] = list(tif.series[0].pages)
     first = pages[0]
     if not first.is_tiled:
         raise SystemExit("floor.py needs a tiled TIFF")
     th, tw = first.tilelength, first.tilewidth
     h, w = first.shape[:2]
     dtype = first.dtype
+    if dtype is None:
+        raise SystemExit("floor.py needs a TIFF of one sample type")
     nty, ntx = math.ceil(h / th), math.ceil(w / tw)
 
     zarr.create_array(store=zarr.storage.LocalStore(args.dst), shape=(len(pages), h, w),
@@ -65,6 +69,7 @@ def main() -> int:
         page = pages[c]
         data = os.pread(fd, page.databytecounts[i], page.dataoffsets[i])
         tile, _, _ = page.decode(data, i, jpegtables=page.jpegtables)
+        assert tile is not None, f"tile {i} of page {c} decoded to nothing"
         tile = tile.reshape(tile.shape[-3], tile.shape[-2])  # (1, 1, h, w, 1) -> (h, w)
         if tile.shape != (th, tw):
             tile = np.pad(tile, ((0, th - tile.shape[0]), (0, tw - tile.shape[1])))

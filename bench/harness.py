@@ -20,7 +20,9 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -154,3 +156,53 @@ def machine_note() -> str:
     load = os.getloadavg()
     return (f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
             f"load avg {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+
+
+# ------------------------------------------------------------------ servers and the machine
+# (the tile bench measures long-running servers rather than one command)
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of one process (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``); 0 when absent."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+OTHER_BENCH = r"bench/(convert|memory)\.py"
+
+
+def others_running(pattern: str = OTHER_BENCH) -> list[str]:
+    """Command lines of other bench scripts running now (they would disturb each other)."""
+    r = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True)
+    return [ln for ln in r.stdout.splitlines() if ln.strip() and str(os.getpid()) != ln.split()[0]]
+
+
+def wait_quiet(poll: float = 30.0) -> None:
+    """Wait until no other bench script runs."""
+    waited = 0.0
+    while others := others_running():
+        if waited == 0:
+            log(f"waiting for another benchmark to finish: {others[0][:100]}")
+        time.sleep(poll)
+        waited += poll
+    if waited:
+        log(f"... waited {waited:.0f} s")

@@ -41,7 +41,7 @@ def main() -> int:
         return "FFFFFF" if color is None else f"{(int(color) & 0xFFFFFFFF) >> 8:06X}"
 
     store = tifffile.imread(args.src, aszarr=True)
-    image = da.from_zarr(zarr.open_array(store, mode="r"))
+    image = da.from_zarr(zarr.open_array(store, mode="r"))  # type: ignore[no-untyped-call]
     omero = {"channels": [{"label": ch.get("Name", f"Channel {i}"), "color": rgb(ch.get("Color")),
                            "active": True,
                            "window": {"min": 0, "max": 65535, "start": 0, "end": 65535}}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 
 from plexhub.settings import Settings
 
@@ -59,7 +60,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     url = None
     if request.param == "postgresql":
         url = fresh_database(request.getfixturevalue("pg_server"))
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN, database_url=url,
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN), database_url=url,
                         chunk_size=64, block_size=128)
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page
+from pydantic import SecretStr
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
@@ -44,7 +45,7 @@ def _ingest(base: str, incoming: Path, code: str, name: str, size: int, seed: in
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN))
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
     with running_server(settings) as base:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
@@ -34,7 +35,7 @@ class LiveApi:
 @contextmanager
 def live_api(tmp: Path, size: tuple[int, int] = (600, 700), channels: int = 4,
              seed: int = 3) -> Iterator[LiveApi]:
-    settings = Settings(data_dir=tmp / "data", admin_token=ADMIN, chunk_size=128,
+    settings = Settings(data_dir=tmp / "data", admin_token=SecretStr(ADMIN), chunk_size=128,
                         block_size=256)
     incoming = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN
@@ -98,7 +99,7 @@ def label_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveApi, str]]:
     data = tmp_path_factory.mktemp("api") / "data"
-    settings = Settings(data_dir=data, admin_token=ADMIN, chunk_size=64, block_size=128)
+    settings = Settings(data_dir=data, admin_token=SecretStr(ADMIN), chunk_size=64, block_size=128)
     with running_server(settings) as base:
         api = LiveApi(base, settings)
         api.post("/api/v1/studies", {"code": "NAP1", "title": "napari", "sponsor": "acme",

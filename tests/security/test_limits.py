@@ -25,6 +25,7 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 
 from plexhub import limits
 from plexhub.api import tiles as tiles_module
@@ -68,7 +69,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("limits")
     incoming = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)
-    with running_server(Settings(data_dir=tmp / "data", admin_token=ADMIN)) as base:
+    with running_server(Settings(data_dir=tmp / "data", admin_token=SecretStr(ADMIN))) as base:
         api = f"{base}/api/v1"
         h = {"Authorization": f"Bearer {ADMIN}"}
         ok(httpx.post(f"{api}/studies", headers=h, json={

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import event
 
 from plexhub.api.main import create_app
@@ -36,7 +37,8 @@ ATTEMPTS = 3
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("timing") / "data", admin_token=ADMIN)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("timing") / "data",
+                        admin_token=SecretStr(ADMIN))
     with TestClient(create_app(settings, migrate=True)) as c:
         yield c
 

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from plexhub.api import hubauth
 from plexhub.api.auth import TokenStore
@@ -50,7 +51,8 @@ def store(tmp_path: Path) -> Iterator[TokenStore]:
     hub = HubAuth(HubConfig(api_url=f"http://127.0.0.1:{port}/hub/api", api_token="svc",
                             client_id="service-plexhub", prefix="/services/plexhub/",
                             callback_url="/services/plexhub/oauth_callback", public_hub=""))
-    settings = Settings(data_dir=tmp_path, admin_token="admin-token-for-tests-0123456789")
+    settings = Settings(data_dir=tmp_path,
+                        admin_token=SecretStr("admin-token-for-tests-0123456789"))
     db = Database(settings.catalog_url)
     db.create()
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from plexhub.api.db import Database, utcnow
 from plexhub.api.jobs import HOST, JobRunner
@@ -36,7 +37,7 @@ def catalog(request: pytest.FixtureRequest,
     url = None
     if request.param == "postgresql":
         url = fresh_database(request.getfixturevalue("pg_server"))
-    settings = Settings(data_dir=tmp_path / "data", admin_token=TOKEN, chunk_size=64,
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(TOKEN), chunk_size=64,
                         block_size=128, database_url=url)
     (settings.data_dir / "incoming").mkdir(parents=True)
     db = Database(settings.catalog_url)

@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from plexhub.api.main import create_app
 from plexhub.settings import Settings
@@ -142,7 +143,7 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
-    settings_ = Settings(data_dir=tmp_path / "data", admin_token=ADMIN, chunk_size=64,
+    settings_ = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN), chunk_size=64,
                          block_size=128)
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)

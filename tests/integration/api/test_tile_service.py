@@ -38,7 +38,7 @@ def image(api: Api, real: Path) -> str:
 
 
 def engine(api: Api) -> TileEngine:
-    return api.client.app.state.tiles  # type: ignore[attr-defined,no-any-return]
+    return api.client.app.state.tiles  # type: ignore[attr-defined]
 
 
 class Renders:
