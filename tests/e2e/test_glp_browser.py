@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
@@ -29,7 +30,7 @@ REASON = "window matched to SOP-7 (Zürich)"
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """A real API with GLP study GLPV holding one 4-channel image."""
     tmp = tmp_path_factory.mktemp("glp-api")
-    settings = Settings(data_dir=tmp / "data", admin_token=ADMIN, chunk_size=128,
+    settings = Settings(data_dir=tmp / "data", admin_token=SecretStr(ADMIN), chunk_size=128,
                         block_size=256)
     incoming: Path = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
@@ -35,7 +36,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("studies-panel")
-    settings = Settings(data_dir=tmp / "data", admin_token=ADMIN, chunk_size=128,
+    settings = Settings(data_dir=tmp / "data", admin_token=SecretStr(ADMIN), chunk_size=128,
                         block_size=256)
     incoming = tmp / "data" / "incoming"
     incoming.mkdir(parents=True)

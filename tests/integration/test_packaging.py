@@ -77,12 +77,12 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
             "JUPYTER_DATA_DIR": str(tmp_path / "jdata"), "JUPYTER_PLATFORM_DIRS": "0"}
     labs = subprocess.run([str(py), "-m", "jupyterlab.labextensions", "list"], env=jenv,
                           capture_output=True, text=True, check=True, cwd=tmp_path)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", labs.stdout + labs.stderr)
-    assert f"{env}/share/jupyter/labextensions" in out, out
-    assert re.search(r"plexhub v0\.1\.0 enabled\s+OK \(python, plexhub\)", out), out
+    listed = re.sub(r"\x1b\[[0-9;]*m", "", labs.stdout + labs.stderr)
+    assert f"{env}/share/jupyter/labextensions" in listed, listed
+    assert re.search(r"plexhub v0\.1\.0 enabled\s+OK \(python, plexhub\)", listed), listed
     servers = subprocess.run(
         [str(py), "-c", "from jupyter_server.extension.serverextension import main; main()",
          "list"], env=jenv, capture_output=True, text=True, check=True, cwd=tmp_path)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", servers.stdout + servers.stderr)
-    assert "plexhub.extensions enabled" in out, out
-    assert "plexhub.extensions  OK" in out, out
+    listed = re.sub(r"\x1b\[[0-9;]*m", "", servers.stdout + servers.stderr)
+    assert "plexhub.extensions enabled" in listed, listed
+    assert "plexhub.extensions  OK" in listed, listed

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
@@ -90,7 +91,7 @@ def test_run_jobs_setting(tmp_path: Path, run_jobs: bool) -> None:
     from plexhub.api.main import create_app
     from plexhub.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "data", admin_token=TOKEN, run_jobs=run_jobs)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(TOKEN), run_jobs=run_jobs)
     with TestClient(create_app(settings, migrate=True)) as client:
         runner = client.app.state.plexhub.jobs  # type: ignore[attr-defined]
         assert (runner._thread is not None) == run_jobs

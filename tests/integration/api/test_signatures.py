@@ -29,7 +29,7 @@ PRESET = {"name": "tox", "channels": [{"label": "DAPI", "color": "0000FF",
 
 
 def _db(api: Api) -> Database:
-    return api.client.app.state.plexhub.db  # type: ignore[attr-defined,no-any-return]
+    return api.client.app.state.plexhub.db  # type: ignore[attr-defined]
 
 
 def _glp(api: Api, code: str) -> None:
