@@ -53,3 +53,72 @@ def test_the_ome_xml_has_stage_and_plane_positions(mcd_store: Path) -> None:
         assert len(planes) == 5
         assert {(float(p.get("PositionX", "nan")), float(p.get("PositionY", "nan")))
                 for p in planes} == {(x, y)}
+
+
+def test_ome_zarr_info_opens_the_collection_root_at_its_first_series(
+        mcd_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # ome-zarr-py 0.18 has no bioformats2raw support: before, the root printed nothing
+    from ome_zarr.utils import info
+
+    nodes = list(info(str(mcd_store)))
+    printed = capsys.readouterr().out
+    assert len(nodes) == 1
+    assert printed.splitlines() == [f"{mcd_store} [zgroup]", " - version: 0.5", " - metadata",
+                                    "   - Multiscales", "   - OMERO", " - data",
+                                    "   - (5, 87, 103)"]
+    assert nodes[0].metadata["name"] == "ROI_001"
+    # every series still opens from its own group
+    for i, shape in enumerate([(5, 87, 103), (5, 61, 59), (5, 54, 53)]):
+        [node, *_] = list(info(str(mcd_store / str(i))))
+        assert node.data[0].shape == shape
+    capsys.readouterr()
+
+
+def test_the_collection_root_lists_every_series_as_a_multiscale(mcd_store: Path) -> None:
+    import zarr
+    from ome_zarr_models import open_ome_zarr
+
+    attrs = json.loads((mcd_store / "zarr.json").read_text())["attributes"]["ome"]
+    assert attrs["bioformats2raw.layout"] == 3
+    assert [ms["name"] for ms in attrs["multiscales"]] == ["ROI_001", "ROI_002", "ROI_003"]
+    for i, ms in enumerate(attrs["multiscales"]):
+        own = json.loads((mcd_store / str(i) / "zarr.json").read_text())["attributes"]["ome"]
+        [d] = ms["datasets"]
+        assert d["path"] == f"{i}/0"
+        assert d["coordinateTransformations"] == \
+            own["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    open_ome_zarr(zarr.open_group(mcd_store, mode="r"), version="0.5")  # valid as an image
+
+
+def test_napari_ome_zarr_opens_each_series_once(mcd_store: Path) -> None:
+    from napari_ome_zarr._reader import napari_get_reader
+
+    read = napari_get_reader(str(mcd_store))
+    assert read is not None
+    layers = read(str(mcd_store))
+    assert [(t, m["name"][0], d[0].shape) for d, m, t in layers] == [
+        ("image", "ROI_001: 107Ag", (5, 87, 103)), ("image", "ROI_002: 107Ag", (5, 61, 59)),
+        ("image", "ROI_003: 107Ag", (5, 54, 53))]
+
+
+def test_plexhub_reads_the_collection_back_as_three_series(mcd_store: Path) -> None:
+    from plexhub.ome_pipeline.validate import validate_store
+    from plexhub.widgets.source import open_path
+
+    assert validate_store(mcd_store)[:3] == [f"{mcd_store}/{i}" for i in range(3)]
+    src = open_path(mcd_store, series=2)
+    assert (src.name, src.arrays[0].shape[-2:]) == ("ROI_003", (54, 53))
+
+
+def test_a_spatialdata_store_becomes_a_collection_that_opens_at_its_root(
+        real: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ome_zarr.utils import info
+
+    dst = tmp_path / "sdata.ome.zarr"
+    convert(real / "ome-zarr/spatialdata-0.7/blobs.sdata.zarr", dst, show_progress=False)
+    attrs = json.loads((dst / "zarr.json").read_text())["attributes"]["ome"]
+    assert [ms["name"] for ms in attrs["multiscales"]] == ["blobs_image",
+                                                          "blobs_multiscale_image"]
+    [node] = list(info(str(dst)))
+    assert [a.shape for a in node.data] == [(3, 100, 100)]
+    capsys.readouterr()
