@@ -306,6 +306,30 @@ def scene_names(root: ET.Element) -> dict[int, str]:
     return out
 
 
+def scene_centers(root: ET.Element) -> dict[int, dict[str, float]]:
+    """Each scene's stage position as ZEN writes it (``Scene/CenterPosition``, "x,y" in µm):
+    what Bio-Formats reports as the series' StageLabel."""
+    out: dict[int, dict[str, float]] = {}
+    for i, el in enumerate(root.findall("Metadata/Information/Image/Dimensions/S/Scenes/Scene")):
+        index = el.get("Index")
+        parts = (el.findtext("CenterPosition") or "").split(",")
+        try:
+            x, y = (float(v) for v in parts)
+        except ValueError:
+            continue
+        if math.isfinite(x) and math.isfinite(y):
+            out[int(index) if index and index.isdigit() else i] = {"x": x, "y": y}
+    return out
+
+
+def scene_position(rect: Any, sizes: dict[str, PhysicalSize]) -> dict[str, float]:
+    """The scene's top-left corner in libCZI's global coordinates (the same frame for every
+    scene of the file), in the unit of the pixel sizes (pixels where there are none)."""
+    sx = sizes["x"].value if "x" in sizes else 1.0
+    sy = sizes["y"].value if "y" in sizes else 1.0
+    return {"y": rect.y * sy, "x": rect.x * sx}
+
+
 def _parse_xml(path: str, xml: str) -> ET.Element:
     if not xml.strip():
         return ET.Element("ImageDocument")
@@ -372,6 +396,7 @@ class CziReader(Reader):
         sizes = physical_sizes(root)
         stem = Path(path).stem
         names = scene_names(root)
+        centers = scene_centers(root)
         extra = {d: box[d][1] - box[d][0] for d in EXTRA_DIMS if d in box
                  and box[d][1] - box[d][0] > 1}
         images = []
@@ -386,7 +411,9 @@ class CziReader(Reader):
                     name=f"{base} {suffix}" if suffix else base,
                     shape=(size["T"], len(channels), size["Z"], rect.h, rect.w), dtype=dtype,
                     pixels=pixels, channels=[ChannelMeta(c.label, c.color) for c in channels],
-                    physical_sizes=dict(sizes), channel_groups=list(groups)))
+                    physical_sizes=dict(sizes), channel_groups=list(groups),
+                    position=scene_position(rect, sizes) if scene is not None else {},
+                    stage=dict(centers.get(scene, {})) if scene is not None else {}))
         if not images:
             raise CorruptFileError(path, "holds no image subblocks")
         return SourceDocument(path=path, format=self.name, images=images,

@@ -122,3 +122,52 @@ def test_a_spatialdata_store_becomes_a_collection_that_opens_at_its_root(
     [node] = list(info(str(dst)))
     assert [a.shape for a in node.data] == [(3, 100, 100)]
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- CZI scenes
+# The real CZIs here are single-scene (no scene positions to keep: their output has no
+# translation); a two-scene file is written with pylibCZIrw (libCZI's own writer).
+
+def test_czi_scenes_land_at_their_place_in_the_file(tmp_path: Path) -> None:
+    import numpy as np
+    from pylibCZIrw import czi as pyczi
+
+    src = tmp_path / "scenes.czi"
+    with pyczi.create_czi(str(src), exist_ok=True) as w:
+        for scene, (x, y) in enumerate([(100, 50), (400, 300)]):
+            for c in range(2):
+                w.write(np.full((40, 60, 1), 10 * scene + c + 1, np.uint16),
+                        plane={"C": c}, scene=scene, location=(x, y))
+        w.write_metadata(document_name="scenes", channel_names={0: "A", 1: "B"},
+                         scale_x=0.5e-6, scale_y=0.5e-6)
+    dst = tmp_path / "scenes.ome.zarr"
+    convert(src, dst, show_progress=False)
+    for i, (x, y) in enumerate([(100, 50), (400, 300)]):
+        ms = json.loads((dst / str(i) / "zarr.json").read_text())["attributes"]["ome"][
+            "multiscales"][0]
+        scale, translation = ms["datasets"][0]["coordinateTransformations"]
+        assert scale["scale"] == [1.0, 0.5, 0.5]
+        assert translation["translation"] == [0.0, y * 0.5, x * 0.5]  # µm, libCZI's frame
+        assert [a.get("unit") for a in ms["axes"]] == [None, "micrometer", "micrometer"]
+
+
+def test_czi_scene_stage_positions_come_from_zen_center_positions() -> None:
+    from plexhub.ome_pipeline.readers.czi import scene_centers
+
+    # the shape ZEN writes (Bio-Formats: StageLabel X = 38561.4 / 37980.0 µm)
+    root = ET.fromstring(
+        "<ImageDocument><Metadata><Information><Image><Dimensions><S><Scenes>"
+        "<Scene Index='0' Name='P1'><CenterPosition>38561.4,11225.5</CenterPosition></Scene>"
+        "<Scene Index='1' Name='P2'><CenterPosition>37980,11310.25</CenterPosition></Scene>"
+        "<Scene Index='2' Name='P3'><CenterPosition>n/a</CenterPosition></Scene>"
+        "</Scenes></S></Dimensions></Image></Information></Metadata></ImageDocument>")
+    assert scene_centers(root) == {0: {"x": 38561.4, "y": 11225.5},
+                                   1: {"x": 37980.0, "y": 11310.25}}
+
+
+def test_single_scene_czis_keep_no_translation(real: Path, tmp_path: Path) -> None:
+    from plexhub.ome_pipeline.readers import open_source
+
+    for name in ("czi/DAPI_GFP.czi", "czi/CellDivision_T3_Z5_CH2_X240_Y170.czi"):
+        [image] = open_source(real / name).images
+        assert (image.position, image.stage) == ({}, {})
