@@ -197,6 +197,10 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
             sample_of[pos["t"], c, pos["z"]] = s
     groups = [tuple(range(c * samples, (c + 1) * samples)) for c in range(size["c"])]
     channels = [ChannelMeta(label=f"Channel {i}") for i in range(nc)]
+    if notes and notes[0].startswith("pages as channels: each page is named") and samples == 1:
+        named: list[Any] = [p for p in series.pages if p is not None]
+        channels = [ChannelMeta(label=str(p.tags[285].value).strip())
+                    for p in named[:nc]]  # the page names, as the evidence said
     if samples == 3:
         for k, (label, color) in enumerate(zip("RGB", RGB_COLORS, strict=True)):
             for c in range(size["c"]):

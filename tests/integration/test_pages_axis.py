@@ -73,6 +73,7 @@ def test_page_names_say_channels(tmp_path: Path, capsys: pytest.CaptureFixture[s
                          extratags=[(285, "s", 0, name, True)])
     [image] = open_source(path).images
     assert image.shape == (1, 3, 1, 64, 64)
+    assert [ch.label for ch in image.channels] == ["DAPI", "CD3", "CD8"]
     assert "note: pages as channels: each page is named (PageName DAPI, CD3, CD8)" in \
         info(path, capsys)
 
