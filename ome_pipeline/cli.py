@@ -55,6 +55,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  [{i}] {im.name!r}: t={t} c={c} z={z} y={y} x={x} {im.dtype} "
               f"{'(labels) ' if im.is_label else ''}{sizes}")
         print("      channels: " + ", ".join(ch.label for ch in im.channels))
+        if not im.is_label and not {"x", "y"} & set(im.physical_sizes):
+            print("      note: the file gives no pixel size: written without a unit "
+                  "(readers show pixels)")
+        for note in im.notes:
+            print(f"      note: {note}")
         for name in im.labels:
             print(f"      labels: {name}")
     for name in doc.associated:

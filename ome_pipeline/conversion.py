@@ -61,6 +61,7 @@ from plexhub.ome_pipeline.execute import (
 from plexhub.ome_pipeline.histogram import HISTOGRAMS_GROUP, finalize, percentile
 from plexhub.ome_pipeline.ngff import (
     READERS,
+    collection_root,
     multiscales_json,
     omero_json,
     root_metadata_key,
@@ -598,4 +599,14 @@ def _write_containers(store: OutputStore, doc: SourceDocument, version: str,
     series = [str(i) for i in range(len(doc.images))] if collection else []
     write_group(store, "OME", wrap(version, {"series": series}) if collection else {}, version)
     if collection:
-        write_group(store, "", wrap(version, {"bioformats2raw.layout": 3}), version)
+        written = [(key, _ngff_attrs(store, key, version)) for key in series]
+        write_group(store, "", wrap(version, {"bioformats2raw.layout": 3,
+                                              **collection_root(written)}), version)
+
+
+def _ngff_attrs(store: OutputStore, key: str, version: str) -> dict[str, Any]:
+    """The NGFF keys a group was written with (``ome`` in 0.5, top-level in 0.4)."""
+    doc = store.get_json(f"{key}/{root_metadata_key(version)}") or {}
+    if version == "0.5":
+        return dict(doc.get("attributes", {}).get("ome", {}))
+    return doc

@@ -85,6 +85,23 @@ def omero_json(channels: list[dict[str, Any]], default_z: int, version: str) -> 
     return doc
 
 
+def collection_root(series: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """NGFF keys of a collection's root beside ``bioformats2raw.layout``: one ``multiscales``
+    entry per series (paths ``<series>/<level>``, its own name and transforms) and the first
+    series' ``omero``. The spec lets a group hold several multiscales, "the first as a
+    fallback": readers without bioformats2raw support (ome-zarr-py's Reader, so
+    ``ome_zarr info`` and napari-ome-zarr < 0.10) open the first series at the root instead
+    of nothing; readers that follow the layout (napari-ome-zarr 0.10, Bio-Formats, plexhub)
+    still open every series from its own group."""
+    multiscales = [{**ms, "datasets": [{**d, "path": f"{key}/{d['path']}"}
+                                       for d in ms["datasets"]]}
+                   for key, attrs in series for ms in attrs.get("multiscales", [])[:1]]
+    out: dict[str, Any] = {"multiscales": multiscales} if multiscales else {}
+    if series and "omero" in series[0][1]:
+        out["omero"] = series[0][1]["omero"]
+    return out
+
+
 def wrap(version: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """Place NGFF keys where each version wants them."""
     if version == "0.5":

@@ -43,18 +43,26 @@ def build_ome_xml(images: list[SourceImage], colors: list[list[str]]) -> str:
                 ps = image.physical_sizes[ax]
                 attrs[f"PhysicalSize{ax.upper()}"] = repr(float(ps.value))
                 attrs[f"PhysicalSize{ax.upper()}Unit"] = _UNIT_SYMBOLS.get(ps.unit, ps.unit)
+        if "t" in image.physical_sizes and image.physical_sizes["t"].unit:
+            ps = image.physical_sizes["t"]
+            attrs["TimeIncrement"] = repr(float(ps.value))
+            attrs["TimeIncrementUnit"] = _UNIT_SYMBOLS.get(ps.unit, ps.unit)
         px = ET.SubElement(el, f"{{{OME_NS}}}Pixels", attrs)
         for ci, (ch, color) in enumerate(zip(image.channels, cols, strict=True)):
             ET.SubElement(px, f"{{{OME_NS}}}Channel", {
                 "ID": f"Channel:{i}:{ci}", "Name": ch.label,
                 "Color": str(hex_to_ome_color(color)), "SamplesPerPixel": "1"})
         ET.SubElement(px, f"{{{OME_NS}}}MetadataOnly")
-        if image.stage and t * c * z <= MAX_PLANES:  # each plane at the stage position
+        # each plane at the stage position, at its measured time
+        if (image.stage or image.plane_times) and t * c * z <= MAX_PLANES:
             for ti in range(t):
                 for ci in range(c):
                     for zi in range(z):
+                        when = image.plane_times.get((ti, ci, zi))
                         ET.SubElement(px, f"{{{OME_NS}}}Plane", {
                             "TheZ": str(zi), "TheT": str(ti), "TheC": str(ci),
+                            **({"DeltaT": repr(when), "DeltaTUnit": "s"}
+                               if when is not None else {}),
                             **{f"Position{a.upper()}": repr(float(v))
                                for a, v in sorted(image.stage.items())},
                             **{f"Position{a.upper()}Unit": "µm" for a in sorted(image.stage)}})

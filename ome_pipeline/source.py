@@ -84,6 +84,11 @@ class SourceImage:
     # (y down); and the stage position as the instrument reports it (OME-XML StageLabel)
     position: dict[str, float] = field(default_factory=dict)
     stage: dict[str, float] = field(default_factory=dict)
+    # what the reader chose where the file leaves room to choose, and why (plexhub info)
+    notes: list[str] = field(default_factory=list)
+    # measured acquisition time of each plane (t, c, z), seconds after the image's first
+    # (OME-XML Plane DeltaT)
+    plane_times: dict[tuple[int, int, int], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.shape) != 5:

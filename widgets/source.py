@@ -202,7 +202,7 @@ def _open_group(store: Any) -> Any:
 def _from_group(group: Any, location: str, name: str | None = None,
                 series: int = 0) -> tuple[Any, dict[str, Any], str]:
     attrs = ome_attrs(group)
-    if not attrs.get("multiscales") and "bioformats2raw.layout" in attrs:
+    if "bioformats2raw.layout" in attrs:  # a collection: its root multiscales are copies
         try:
             group = group[str(series)]
         except KeyError:

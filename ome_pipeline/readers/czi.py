@@ -16,11 +16,13 @@ import contextlib
 import itertools
 import math
 import os
+import re
 import struct
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -306,6 +308,91 @@ def scene_names(root: ET.Element) -> dict[int, str]:
     return out
 
 
+def scene_centers(root: ET.Element) -> dict[int, dict[str, float]]:
+    """Each scene's stage position as ZEN writes it (``Scene/CenterPosition``, "x,y" in µm):
+    what Bio-Formats reports as the series' StageLabel."""
+    out: dict[int, dict[str, float]] = {}
+    for i, el in enumerate(root.findall("Metadata/Information/Image/Dimensions/S/Scenes/Scene")):
+        index = el.get("Index")
+        parts = (el.findtext("CenterPosition") or "").split(",")
+        try:
+            x, y = (float(v) for v in parts)
+        except ValueError:
+            continue
+        if math.isfinite(x) and math.isfinite(y):
+            out[int(index) if index and index.isdigit() else i] = {"x": x, "y": y}
+    return out
+
+
+def scene_position(rect: Any, sizes: dict[str, PhysicalSize]) -> dict[str, float]:
+    """The scene's top-left corner in libCZI's global coordinates (the same frame for every
+    scene of the file), in the unit of the pixel sizes (pixels where there are none)."""
+    sx = sizes["x"].value if "x" in sizes else 1.0
+    sy = sizes["y"].value if "y" in sizes else 1.0
+    return {"y": rect.y * sy, "x": rect.x * sx}
+
+
+MAX_TIMED_SUBBLOCKS = 20_000  # subblock metadata read for plane times (T > 1 only)
+_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?")
+
+
+def _iso_seconds(text: str) -> float | None:
+    from datetime import datetime
+
+    m = _ISO.match(text.strip())
+    if m is None:
+        return None
+    stamp = datetime.fromisoformat(m.group(1)).replace(tzinfo=UTC).timestamp()
+    return stamp + float(f"0.{m.group(2)}") if m.group(2) else stamp
+
+
+def plane_times(path: str) -> dict[tuple[int | None, int, int, int], float]:
+    """Each plane's acquisition time from its subblocks' ``AcquisitionTime`` tags, keyed
+    (scene, t, c, z), in seconds (the earliest subblock of a mosaic plane); {} where the
+    file has none or too many subblocks to read them all."""
+    import czifile
+
+    try:
+        return _plane_times(czifile, path)
+    except Exception:  # damaged subblocks: the pixel check after open() says so, clearly
+        return {}
+
+
+def _plane_times(czifile: Any, path: str) -> dict[tuple[int | None, int, int, int], float]:
+    out: dict[tuple[int | None, int, int, int], float] = {}
+    with czifile.CziFile(path) as f:
+        entries = f.filtered_subblock_directory
+        if len(entries) > MAX_TIMED_SUBBLOCKS:
+            return {}
+        for e in entries:
+            dims = {d.dimension: int(d.start) for d in e.dimension_entries}
+            md = e.data_segment().metadata()
+            tags = md.get("Tags") if isinstance(md, dict) else None
+            text = tags.get("AcquisitionTime") if isinstance(tags, dict) else None
+            when = _iso_seconds(str(text)) if text else None
+            if when is None:
+                continue
+            key = (dims.get("S"), dims.get("T", 0), dims.get("C", 0), dims.get("Z", 0))
+            out[key] = min(when, out.get(key, when))
+    return out
+
+
+def time_notes(times: dict[tuple[int, int, int], float],
+               sizes: dict[str, PhysicalSize], nt: int) -> list[str]:
+    """What ``plexhub info`` says about the time axis: the nominal increment and the
+    measured one (mean between the first planes of consecutive time points)."""
+    firsts = [min((v for (t, _, _), v in times.items() if t == ti), default=None)
+              for ti in range(nt)]
+    if nt < 2 or any(v is None for v in firsts):
+        return []
+    steps = [b - a for a, b in itertools.pairwise(firsts) if a is not None and b is not None]
+    measured = sum(steps) / len(steps)
+    nominal = f"{sizes['t'].value:g} s" if "t" in sizes else "none"
+    return [f"time: nominal increment {nominal} (metadata), measured {measured:.3f} s "
+            f"(mean of {', '.join(f'{s:.3f}' for s in steps)} s between time points, from "
+            "the subblocks' AcquisitionTime); each plane's DeltaT is in the OME-XML"]
+
+
 def _parse_xml(path: str, xml: str) -> ET.Element:
     if not xml.strip():
         return ET.Element("ImageDocument")
@@ -372,6 +459,8 @@ class CziReader(Reader):
         sizes = physical_sizes(root)
         stem = Path(path).stem
         names = scene_names(root)
+        centers = scene_centers(root)
+        timed = plane_times(path) if size["T"] > 1 else {}
         extra = {d: box[d][1] - box[d][0] for d in EXTRA_DIMS if d in box
                  and box[d][1] - box[d][0] > 1}
         images = []
@@ -382,11 +471,18 @@ class CziReader(Reader):
             for combo in _combinations(extra):
                 suffix = " ".join(f"{d}{i}" for d, i in combo.items())
                 pixels = CziPixels(path, scene, (rect.x, rect.y), pixel_types, dtype, combo)
+                mine = {(t, c, z): v for (s, t, c, z), v in timed.items()
+                        if s == scene or scene is None}
+                start = min(mine.values(), default=0.0)
+                deltas = {k: round(v - start, 6) for k, v in mine.items()}
                 images.append(SourceImage(
                     name=f"{base} {suffix}" if suffix else base,
                     shape=(size["T"], len(channels), size["Z"], rect.h, rect.w), dtype=dtype,
                     pixels=pixels, channels=[ChannelMeta(c.label, c.color) for c in channels],
-                    physical_sizes=dict(sizes), channel_groups=list(groups)))
+                    physical_sizes=dict(sizes), channel_groups=list(groups),
+                    position=scene_position(rect, sizes) if scene is not None else {},
+                    stage=dict(centers.get(scene, {})) if scene is not None else {},
+                    plane_times=deltas, notes=time_notes(deltas, sizes, size["T"])))
         if not images:
             raise CorruptFileError(path, "holds no image subblocks")
         return SourceDocument(path=path, format=self.name, images=images,

@@ -194,16 +194,19 @@ class OmeZarrReader(Reader):
         if xml_path.exists() and (xml_path.parent.name == "OME" or not xml_path.is_symlink()):
             ome_xml = xml_path.read_text(encoding="utf-8", errors="replace")
         images: list[SourceImage] = []
-        if "multiscales" in attrs:
-            images.append(open_ngff_image(path))
-            images[0].labels = self._labels(root, path, images[0])
-            self._names_from_xml(images, ome_xml)
-        elif "bioformats2raw.layout" in attrs or self._numbered(root):
+        # a collection first: its root may also carry the series' multiscales (plexhub
+        # writes them there for readers without bioformats2raw support)
+        if "bioformats2raw.layout" in attrs or ("multiscales" not in attrs
+                                                and self._numbered(root)):
             series = self._series(root, path)
             for key in series:
                 image = open_ngff_image(f"{path}/{key}", name=None)
                 image.labels = self._labels(root[key], f"{path}/{key}", image)
                 images.append(image)
+            self._names_from_xml(images, ome_xml)
+        elif "multiscales" in attrs:
+            images.append(open_ngff_image(path))
+            images[0].labels = self._labels(root, path, images[0])
             self._names_from_xml(images, ome_xml)
         elif "images" in root:  # SpatialData
             images += [open_ngff_image(f"{path}/images/{key}", name=key)

@@ -3,6 +3,7 @@ tifffile understands (NDPI, SCN, BIF, Philips, ImageJ hyperstacks, plain multi-p
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -94,8 +95,55 @@ def is_associated(name: str) -> bool:
     return any(n == a or n.startswith(a + " ") for a in ASSOCIATED_NAMES)
 
 
-def _assign_axes(path: str, axes: str, shape: tuple[int, ...]) -> tuple[str, int]:
-    """Map a tifffile series' axes onto t, c, z; return (mapping letters, samples)."""
+# pages sampled for the T-or-C evidence of a plain multi-page TIFF, and their size limit
+EVIDENCE_PAGES = 8
+EVIDENCE_PIXELS = 4096 * 4096
+FRAME_CORRELATION = 0.9  # consecutive pages at least this alike look like frames of a series
+
+
+def pages_axis(series: Any) -> tuple[str, str]:
+    """Whether the pages of a plain multi-page TIFF (tifffile axis ``I``) are channels or
+    time points, and the evidence: distinct page names say channels; distinct, increasing
+    page times say time points; else the pixels: consecutive pages that are near-identical
+    frames (Pearson r >= 0.9 on every sampled pair, similar means) say time points. Without
+    evidence: channels (multiplex images are plexhub's case; Bio-Formats says T)."""
+    pages = [p for p in series.pages if p is not None]
+    names = [str(p.tags[285].value).strip() if 285 in p.tags else "" for p in pages]
+    if all(names) and len(set(names)) == len(names):
+        return "c", f"pages as channels: each page is named (PageName {', '.join(names[:4])}" \
+                    f"{', ...' if len(names) > 4 else ''})"
+    times = [str(p.tags[306].value).strip() if 306 in p.tags else "" for p in pages]
+    if all(times) and len(set(times)) == len(times) and times == sorted(times):
+        return "t", f"pages as time points: each page has its own, later DateTime " \
+                    f"({times[0]} ... {times[-1]})"
+    sample = pages[:EVIDENCE_PAGES]
+    if len(sample) < 2 or math.prod(sample[0].shape) > EVIDENCE_PIXELS:
+        return "c", "pages as channels: no page names or times, pixels not sampled " \
+                    "(plexhub's default for multiplex images; Bio-Formats reads them as T)"
+    step = max(1, int(math.sqrt(math.prod(sample[0].shape[:2]) / 65536)))
+    try:
+        planes = [np.asarray(p.asarray(), np.float64)[::step, ::step].ravel() for p in sample]
+    except Exception:  # undecodable pages: the pixel check after open() says why, clearly
+        return "c", "pages as channels: no page names or times, pixels not readable"
+    rs = []
+    for a, b in itertools.pairwise(planes):
+        sa, sb = a.std(), b.std()
+        rs.append(float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
+                  if sa > 0 and sb > 0 else 0.0)  # a flat page is no evidence of frames
+    means = [float(p.mean()) for p in planes]
+    alike = max(means) <= 2 * min(means) if min(means) > 0 else max(means) == min(means)
+    if min(rs) >= FRAME_CORRELATION and alike:
+        return "t", f"pages as time points: consecutive pages are near-identical frames " \
+                    f"(pixel correlation r >= {min(rs):.2f} over {len(planes)} pages)"
+    return "c", f"pages as channels: the pages differ like channels (pixel correlation of " \
+                f"consecutive pages down to r = {min(rs):.2f} over {len(planes)} pages; " \
+                f"Bio-Formats reads them as T)"
+
+
+def _assign_axes(path: str, axes: str, shape: tuple[int, ...],
+                 pages: str = "c") -> tuple[str, int]:
+    """Map a tifffile series' axes onto t, c, z; return (mapping letters, samples).
+    ``pages`` is what a plain multi-page TIFF's page axis becomes (see :func:`pages_axis`)."""
     plane = [a for a in axes if a not in "YXS"]
     if axes.replace("S", "")[-2:] != "YX":
         raise InputError(path, f"image axes {axes!r} do not end in Y, X",
@@ -105,8 +153,10 @@ def _assign_axes(path: str, axes: str, shape: tuple[int, ...]) -> tuple[str, int
     for a in plane:
         if a in "TCZ":
             mapped += a.lower()
+        elif a == "I" and plane == ["I"]:
+            mapped += pages  # the pages of a plain multi-page TIFF
         elif "C" not in plane and len(other) == 1:
-            mapped += "c"  # e.g. the pages of a plain multi-page TIFF
+            mapped += "c"
         elif "T" not in plane and other.index(a) == 0:
             mapped += "t"
         elif "Z" not in plane:
@@ -123,7 +173,12 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
     """A SourceImage for ``tif.series[index]`` at full resolution."""
     series = tif.series[index]
     axes, shape = series.axes, tuple(series.shape)
-    mapped, samples = _assign_axes(path, axes, shape)
+    notes: list[str] = []
+    pages = "c"
+    if axes.replace("S", "") == "IYX":
+        pages, why = pages_axis(series)
+        notes.append(why)
+    mapped, samples = _assign_axes(path, axes, shape, pages)
     plane_sizes = [shape[axes.index(a)] for a in axes if a not in "YXS"]
     size = {"t": 1, "c": 1, "z": 1}
     size.update(zip(mapped, plane_sizes, strict=True))
@@ -142,6 +197,10 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
             sample_of[pos["t"], c, pos["z"]] = s
     groups = [tuple(range(c * samples, (c + 1) * samples)) for c in range(size["c"])]
     channels = [ChannelMeta(label=f"Channel {i}") for i in range(nc)]
+    if notes and notes[0].startswith("pages as channels: each page is named") and samples == 1:
+        named: list[Any] = [p for p in series.pages if p is not None]
+        channels = [ChannelMeta(label=str(p.tags[285].value).strip())
+                    for p in named[:nc]]  # the page names, as the evidence said
     if samples == 3:
         for k, (label, color) in enumerate(zip("RGB", RGB_COLORS, strict=True)):
             for c in range(size["c"]):
@@ -154,7 +213,8 @@ def series_image(path: str, tif: tifffile.TiffFile, index: int, name: str,
     ny, nx = shape[axes.index("Y")], shape[axes.index("X")]
     pixels = TiffPixels(path, index, 0, page_of, sample_of, is_flags=flags)
     return SourceImage(name=name, shape=(nt, nc, nz, ny, nx), dtype=series.dtype,
-                       pixels=pixels, channels=channels, channel_groups=groups, rgb=rgb)
+                       pixels=pixels, channels=channels, channel_groups=groups, rgb=rgb,
+                       notes=notes)
 
 
 def resolution_sizes(page: Any) -> dict[str, PhysicalSize]:
