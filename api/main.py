@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.staticfiles import StaticFiles
 
 from plexhub import __version__
 from plexhub.api import errors, logredact, preset_store
@@ -93,12 +92,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
 def include_routes(app: FastAPI, *, hub: bool) -> None:
     """The routes of :func:`routers`, the portal's static files and the OpenAPI document
     (with plexhub's error shape) on ``app``."""
-    from plexhub.api.portal.web import STATIC
+    from plexhub.api.portal.web import ASSETS
 
     _document_errors(app)
     for router in routers(hub=hub):
         app.include_router(router)
-    app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
+    app.mount("/portal/static", ASSETS, name="portal-static")  # gzip, versioned URLs
 
 
 ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
