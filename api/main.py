@@ -160,6 +160,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         images,
         notebooks,
         presets,
+        review,
         thumbnails,
         tiles,
         tokens,
@@ -174,5 +175,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              presets.router, zarr.router, webgateway.router,
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
+             review.router,  # annotations and findings
              login.router, pages.router]  # the sponsor portal
     return [*found, hub_routes.router] if hub else found
