@@ -20,7 +20,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "sponsor": frozenset({"read"}),
 }
 INTERNAL_ROLES = frozenset({"admin", "scientist", "analyst"})
-CAPABILITIES = ("view", "view_notebooks", "download", "view_labels")
+CAPABILITIES = ("view", "view_notebooks", "download", "view_labels", "view_findings")
 
 
 @dataclass(frozen=True)

@@ -309,7 +309,7 @@ def study_findings_csv(study: VisibleStudy, user: Annotated[Principal, Scope("re
     writer.writeheader()
     for row in _study_rows(session, user, study):
         # a cell a spreadsheet would run as a formula is written as text
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] != "" and v[0] in "=+-@" else v)
                          for k, v in row.items()})
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{study.code}-findings.csv"'})

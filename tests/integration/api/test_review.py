@@ -101,9 +101,10 @@ def test_findings_vocabulary_export_and_sponsors(api: Api) -> None:
     outsider = api.token("out", "sponsor", ["globex"])
     viewer = api.token("vic", "sponsor", ["acme"])
     reader = api.token("rae", "sponsor", ["initech"])
-    api.post("/api/v1/studies/R2/grants", {"principal": "group:acme", "capabilities": ["view"]})
-    api.post("/api/v1/studies/R2/grants", {"principal": "group:initech",
-                                           "capabilities": ["view", "view_findings"]})
+    for group, caps in (("acme", ["view"]), ("initech", ["view", "view_findings"])):
+        r = api.post("/api/v1/studies/R2/grants", {"principal": f"group:{group}",
+                                                   "capabilities": caps})
+        assert r.status_code == 201, r.text
     for path in (url, f"/api/v1/images/{image}/annotations", "/api/v1/studies/R2/findings.csv",
                  "/api/v1/studies/R2/findings.json"):
         assert api.get(path, token=outsider).status_code == 404, path
