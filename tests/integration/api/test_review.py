@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from tests.helpers.api import Api
 from tests.helpers.sample_data import ingest_synthetic
 
@@ -118,17 +119,20 @@ def test_findings_vocabulary_export_and_sponsors(api: Api) -> None:
                           "severity": 1}, token=viewer).status_code == 403
 
 
-def test_a_glp_study_needs_a_reason_for_annotations(api: Api) -> None:
+def test_an_annotation_on_a_glp_study_keeps_its_reason(api: Api) -> None:
     r = api.post("/api/v1/studies", {"code": "G1", "title": "GLP", "sponsor": "acme",
                                      "profile": "glp"})
     assert r.status_code == 201, r.text
-    image, _ = ingest_synthetic(api, "G1", "g1.ome.tif", 3)
+    write_ome_tiff(api.incoming / "g1.ome.tif", SyntheticSpec(size_y=64, size_x=64,
+                                                              channels=2, tile=64, seed=3))
+    r = api.client.post("/api/v1/studies/G1/images", json={"source": "g1.ome.tif"},
+                        headers={**api.h(), "X-Plexhub-Reason": "slides received"})
+    assert r.status_code == 202, r.text
+    image = r.json()["image_id"]
+    assert api.wait_job(r.json()["job_id"])["state"] == "done"
     url = f"/api/v1/images/{image}/annotations"
-    body = {"type": "FeatureCollection", "features": [feature(POLYGON)]}
-    r = api.post(url, body)
-    assert r.status_code == 422, r.text
-    assert "reason" in r.text
-    assert api.get(url).json()["features"] == []
-    assert api.post(url, {**body, "reason": "primary read"}).status_code == 201
-    assert api.post(f"/api/v1/images/{image}/findings", {
-        "tissue": "liver", "term": "necrosis, hepatocellular", "severity": 1}).status_code == 422
+    body = {"type": "FeatureCollection", "features": [feature(POLYGON)],
+            "reason": "primary read"}
+    assert api.post(url, body).status_code == 201
+    events = [e for e in api.get("/api/v1/audit").json() if e["action"] == "annotation.create"]
+    assert [e["reason"] for e in events] == ["primary read"]
