@@ -267,6 +267,7 @@ def get_vocabulary(user: Annotated[Principal, Scope("read")], st: State) -> dict
     return vocabulary(st).as_json()
 
 
+FORMULA = ("=", "+", "-", "@")  # a cell starting so runs as a formula in a spreadsheet
 SEND_COLUMNS = ("STUDYID", "USUBJID", "MISPEC", "MISTRESC", "MISEV", "MIDISTR", "MIORRES",
                 "MIIMAGE", "MIEVAL", "MISTAT")
 
@@ -308,8 +309,8 @@ def study_findings_csv(study: VisibleStudy, user: Annotated[Principal, Scope("re
     writer = csv.DictWriter(buf, SEND_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in _study_rows(session, user, study):
-        # a cell a spreadsheet would run as a formula is written as text
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] != "" and v[0] in "=+-@" else v)
+        # such a cell is written as text
+        writer.writerow({k: "'" + v if isinstance(v, str) and v[:1] in FORMULA else v
                          for k, v in row.items()})
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{study.code}-findings.csv"'})
