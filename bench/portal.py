@@ -87,13 +87,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=8)
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--tile-cache-mb", type=int, default=0,
+                    help="the server's tile cache (default 0: every tile is rendered)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "portal")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=args.out))
-    settings = Settings(data_dir=work / "data", admin_token=ADMIN, tile_cache_bytes=0)
+    settings = Settings(data_dir=work / "data", admin_token=ADMIN,
+                        tile_cache_bytes=args.tile_cache_mb * 2**20)
     incoming = work / "data" / "incoming"
     incoming.mkdir(parents=True)
     times: dict[str, list[float]] = {k: [] for k in GOALS}
@@ -165,7 +168,7 @@ def main() -> None:
                                                   for k, v in times.items()), flush=True)
             browser.close()
     print(f"\nportal viewer, {args.repeats} slides of 8 × {args.size}² uint16, tile cache "
-          "off, Chromium headless --disable-gpu, canvas drawer")
+          f"{args.tile_cache_mb} MB, Chromium headless --disable-gpu, canvas drawer")
     print(f"{'figure':8} {'median ms':>10} {'range':>14} {'goal':>6}")
     for k, v in times.items():
         med = statistics.median(v)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import notebooks as nbs
 from plexhub.api.db import utcnow
-from plexhub.api.deidentify import can_view_labels, image_metadata
+from plexhub.api.deidentify import can_view_labels, image_metadata, is_sponsor
 from plexhub.api.deps import (
     CurrentUser,
     DbSession,
@@ -140,7 +140,7 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         following = {"id": nxt.id, "preset": viewer.default_ref(session, nxt),
                      **asdict(viewer.geometry(nxt))}
     return page(request, "image.html", {
-        "image": image, "study": study, "metadata": metadata,
+        "image": image, "study": study, "metadata": metadata, "staff": not is_sponsor(user),
         "facts": viewer.facts(metadata), "model": model,
         "next_json": json.dumps(following).replace("<", "\\u003c"),
         "query": urlencode(chosen), "q": f"?{urlencode(chosen)}" if chosen else "",

@@ -185,3 +185,67 @@ def test_slide_list_filter_and_next_slide_prefetch(page: Page, site: Site) -> No
     assert tiles.urls()
     page.keyboard.press("p")
     page.wait_for_url(re.compile(rf".*/portal/images/{site.images[1]}\?dose_group=high"))
+
+
+def test_a_pathologist_draws_records_a_finding_and_moves_on(page: Page, site: Site,
+                                                            tmp_path: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    token = ok(httpx.post(f"{site.base}/api/v1/tokens", headers=ADMIN_H, json={
+        "user": "pat", "role": "scientist"}))["token"]
+    page.goto(f"{site.base}/portal/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/portal/")
+    page.goto(f"{site.base}/portal/images/{site.images[0]}")
+    wait_js(page, READY)
+    review = page.get_by_role("region", name="Review")
+    wait_js(page, "document.querySelectorAll('#finding-term option').length > 0")
+
+    # a polygon of four clicks on the image
+    review.get_by_role("button", name="Polygon").click()
+    box = page.locator("#viewer").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-80, -60), (90, -50), (70, 80), (-60, 60)):
+        page.mouse.click(cx + dx, cy + dy)
+        page.wait_for_timeout(120)
+    review.get_by_role("button", name="Finish").click()
+    review.get_by_label("Class").fill("necrosis")
+    review.get_by_label("Note").fill("centrilobular")
+    review.get_by_role("button", name="Save annotation").click()
+    wait_js(page, "document.querySelectorAll('#annotation-list li').length === 1")
+    assert page.locator("svg.annotations polygon.saved").count() == 1
+    saved = ok(httpx.get(f"{site.base}/api/v1/images/{site.images[0]}/annotations",
+                         headers=ADMIN_H))["features"]
+    assert len(saved) == 1
+    ring = saved[0]["geometry"]["coordinates"][0]
+    assert len(ring) == 5
+    assert ring[0] == ring[-1]
+    assert all(0 <= x <= 1024 and 0 <= y <= 1024 for x, y in ring)
+    assert saved[0]["properties"]["class"] == "necrosis"
+    assert saved[0]["properties"]["author"] == "pat"
+
+    # a finding on the slide, linked to the polygon
+    # (a select's accessible name includes its chosen option: addressed by id)
+    assert page.locator("#finding-tissue").input_value() == "liver"  # the slide's tissue
+    page.locator("#finding-term").select_option("necrosis, hepatocellular")
+    page.locator("#finding-severity").select_option("2")
+    page.locator("#finding-distribution").select_option("multifocal")
+    review.get_by_label("Comment").fill("around central veins")
+    review.locator("#finding-annotations input").check()
+    review.get_by_role("button", name="Record finding").click()
+    wait_js(page, "document.querySelectorAll('#finding-list li').length === 1")
+    assert "necrosis, hepatocellular, grade 2" in page.locator("#finding-list").inner_text()
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+    findings = ok(httpx.get(f"{site.base}/api/v1/images/{site.images[0]}/findings",
+                            headers=ADMIN_H))
+    assert [(f["term"], f["severity"], f["annotations"], f["author"]) for f in findings] == \
+        [("necrosis, hepatocellular", 2, [saved[0]["id"]], "pat")]
+
+    # the next slide by keyboard
+    page.locator("nav.crumbs").click()
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(rf".*/portal/images/{site.images[1]}$"))
+    wait_js(page, READY)
+    assert not errors, errors
