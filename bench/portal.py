@@ -46,6 +46,12 @@ from tests.helpers.server import running_server  # noqa: E402
 ADMIN = "bench-admin-token-0123456789abcdef"
 H = {"Authorization": f"Bearer {ADMIN}"}
 GOALS = {"open": 300, "next": 250, "pan": 200, "toggle": 300}
+# where an open's time goes: page answered, scripts run, first tile asked, first tile in
+BREAKDOWN = """() => { const n = performance.getEntriesByType('navigation')[0];
+  const t = performance.getEntriesByType('resource').filter(e => e.name.includes('/tiles/'));
+  return [n.responseEnd, n.domContentLoadedEventEnd,
+          Math.min(...t.map(e => e.startTime)), Math.min(...t.map(e => e.responseEnd)),
+          t.length]; }"""
 PROBE = """
 (() => {
   const small = document.createElement('canvas'); small.width = 32; small.height = 32;
@@ -100,6 +106,7 @@ def main() -> None:
     incoming = work / "data" / "incoming"
     incoming.mkdir(parents=True)
     times: dict[str, list[float]] = {k: [] for k in GOALS}
+    parts: list[list[float]] = []
     with running_server(settings) as base:
         ok(httpx.post(f"{base}/api/v1/studies", headers=H,
                       json={"code": "B1", "title": "bench", "sponsor": "acme"}))
@@ -126,6 +133,7 @@ def main() -> None:
                 page.goto(f"{base}/portal/images/{slides[i]}")
                 wait(page, "window.__bench && window.__bench.first !== null")
                 times["open"].append(page.evaluate("window.__bench.first"))
+                parts.append(page.evaluate(BREAKDOWN))
                 wait(page, "window.plexhubView.ready")
                 # channel toggle
                 page.wait_for_timeout(300)
@@ -174,6 +182,11 @@ def main() -> None:
         med = statistics.median(v)
         verdict = "met" if med <= GOALS[k] else "missed"
         print(f"{k:8} {med:10.0f} {min(v):6.0f}–{max(v):<6.0f} {GOALS[k]:6} {verdict}")
+    if parts:
+        cols = list(zip(*parts, strict=True))
+        print("open, medians: page answered {:.0f} ms, scripts run {:.0f}, first tile asked "
+              "{:.0f}, first tile in {:.0f}, tiles asked {:.0f}".format(
+                  *(statistics.median(c) for c in cols)))
     (args.out / f"portal-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
         json.dumps(times, indent=1))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -60,6 +61,15 @@ class ViewerModel:
     channels: list[dict[str, Any]]  # the bound preset, one entry per image channel
     um_per_pixel: float | None
     picker: list[PickerEntry] = field(default_factory=list)
+
+    def first_tiles(self, base: str, image_id: str) -> list[str]:
+        """The tile the viewer draws first (the smallest level's), as the page's script
+        will ask for it: the page preloads it while the scripts load."""
+        g = self.geometry
+        if not self.preset_ref or g.levels < 1:
+            return []
+        return [f"{base}/api/v1/images/{image_id}/tiles/{g.levels - 1}/0/0.jpg?size={g.tile}"
+                f"&preset={quote(self.preset_ref, safe='')}"]
 
     def json(self) -> str:
         """For the page's ``<script type="application/json">`` (never executed)."""

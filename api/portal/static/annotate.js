@@ -139,7 +139,7 @@
     saved.forEach(function (f, i) {
       var p = f.properties;
       var li = document.createElement("li");
-      li.textContent = (i + 1) + ". " + p.shape + (p["class"] ? " · " + p["class"] : "") +
+      li.textContent = p.shape + (p["class"] ? " · " + p["class"] : "") +
         (p.note ? " · " + p.note : "");
       li.dataset.annotation = f.id;
       list.appendChild(li);

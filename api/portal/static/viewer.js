@@ -138,7 +138,7 @@
     prefixUrl: el.dataset.prefix,
     tileSources: tileSource(el.dataset.tiles, geo, tileQuery(presetRef, "")),
     drawer: "canvas",
-    immediateRender: true,        // the level that fits first, not every level below it
+    immediateRender: false,       // the smallest level first (preloaded by the page)
     maxTilesPerFrame: 16,         // OpenSeadragon 6 asks for one new tile per frame
     imageLoaderLimit: 8,
     timeout: 15000,
@@ -395,7 +395,7 @@
     var fit = Math.min(size.x / g.width, size.y / g.height);  // the home view's scale
     var base = el.dataset.api + g.id + "/tiles/";
     var src = tileSource(base, g, tileQuery(g.preset, ""));
-    var urls = [];
+    var urls = [src.getTileUrl(src.minLevel, 0, 0)];
     for (var level = src.maxLevel; level >= src.minLevel; level--) {
       var s = Math.pow(2, level - g.top);
       if (s * 0.5 > fit && level > src.minLevel) { continue; }  // sharper than drawn
@@ -404,7 +404,7 @@
       for (var r = 0; r < rowsN; r++) {
         for (var c = 0; c < cols; c++) { urls.push(src.getTileUrl(level, c, r)); }
       }
-      if (urls.length >= 2) { break; }
+      if (urls.length >= 3) { break; }
     }
     plexhub.prefetched = urls;
     urls.forEach(function (u) { var im = new Image(); im.src = u; });
