@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.staticfiles import StaticFiles
 
 from plexhub import __version__
 from plexhub.api import errors, logredact, preset_store
@@ -96,12 +95,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
 def include_routes(app: FastAPI, *, hub: bool) -> None:
     """The routes of :func:`routers`, the portal's static files and the OpenAPI document
     (with plexhub's error shape) on ``app``."""
-    from plexhub.api.portal.web import STATIC
+    from plexhub.api.portal.web import ASSETS
 
     _document_errors(app)
     for router in routers(hub=hub):
         app.include_router(router)
-    app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
+    app.mount("/portal/static", ASSETS, name="portal-static")  # gzip, versioned URLs
 
 
 ERROR_SCHEMA = {"title": "Error", "type": "object", "required": ["detail"],
@@ -165,6 +164,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         images,
         notebooks,
         presets,
+        review,
         thumbnails,
         tiles,
         tokens,
@@ -180,5 +180,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
              cells.router,  # analysis results (plexhub analyze)
+             review.router,  # annotations and findings
              login.router, pages.router]  # the sponsor portal
     return [*found, hub_routes.router] if hub else found

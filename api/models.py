@@ -252,3 +252,48 @@ class Signature(Base):
     content: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Annotation(Base):
+    """One version of an annotation drawn on an image: a GeoJSON Feature in level-0 pixel
+    coordinates (x right, y down) with its class and note. An edit adds the next version
+    (the same ``annotation_id``); a deletion adds a version with ``deleted`` set. Rows are
+    never changed, and each one is audited."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("annotation_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    annotation_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # point | rectangle | polygon
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label: Mapped[str] = mapped_column(String(200), default="")  # the class
+    note: Mapped[str] = mapped_column(Text, default="")
+    deleted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Finding(Base):
+    """One version of a pathologist's finding on a slide (same versioning as
+    :class:`Annotation`): organ, a term of the controlled vocabulary, severity 0-5,
+    distribution, free text, linked annotations and its review state."""
+
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("finding_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    tissue: Mapped[str] = mapped_column(String(200))
+    term: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[int] = mapped_column(Integer)
+    distribution: Mapped[str] = mapped_column(String(40), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    annotations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(20), default="draft")  # draft | signed
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)

@@ -206,6 +206,8 @@ class LimsMetadata(Strict):
     stain_panel: dict[str, str] | None = Field(
         default=None, description="channel name as the file names it -> marker")
     slide_id: str | None = Field(default=None, max_length=200)
+    study_day: int | None = Field(default=None, ge=-10_000, le=100_000,
+                                  description="day of the study the tissue was taken")
     notes: str | None = Field(default=None, max_length=5000)
 
     @field_validator("stain_panel")

@@ -32,6 +32,7 @@ class Capability(StrEnum):
     VIEW_NOTEBOOKS = "view_notebooks"  # its published notebooks
     DOWNLOAD = "download"  # the original source files of its images
     VIEW_LABELS = "view_labels"  # slide identifiers, label and macro images
+    VIEW_FINDINGS = "view_findings"  # the pathologists' signed findings
 
 
 CAPABILITIES: tuple[str, ...] = tuple(c.value for c in Capability)
@@ -72,6 +73,11 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+def is_staff(principal: Principal) -> bool:
+    """Whether ``principal`` works for the CRO (admin, scientist, analyst), not a sponsor."""
+    return principal.role in INTERNAL_ROLES
 
 
 def has_scope(principal: Principal, scope: str) -> Decision:

@@ -8,7 +8,10 @@ that does not exist.
 
 from __future__ import annotations
 
-from typing import Annotated, NamedTuple
+import json
+from dataclasses import asdict
+from typing import Annotated, Any, NamedTuple
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -28,10 +31,11 @@ from plexhub.api.deps import (
     grants_of,
 )
 from plexhub.api.models import Image, Study
+from plexhub.api.portal import viewer
 from plexhub.api.portal.web import PortalRoute, not_found, page
 from plexhub.api.routes.notebooks import study_notebooks, versions_of
 from plexhub.errors import NotFoundError
-from plexhub.policies.access import Capability, Principal, can_see_study
+from plexhub.policies.access import Capability, Principal, can_see_study, is_staff
 
 router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=False)
 
@@ -79,31 +83,69 @@ def my_studies(request: Request, user: Annotated[Principal, Scope("read")],
     return page(request, "studies.html", {"studies": studies}, user)
 
 
+def slide_filter(request: Request) -> dict[str, str]:
+    """The slide list's filter from the query (animal_id, dose_group, tissue), non-empty."""
+    return {key: value[:200] for key, _ in viewer.FILTERS
+            if (value := request.query_params.get(key, "").strip())}
+
+
+def filtered(rows: list[tuple[Image, dict[str, Any]]], chosen: dict[str, str]
+             ) -> list[tuple[Image, dict[str, Any]]]:
+    """The slides whose (visible) metadata matches every chosen value."""
+    return [(im, meta) for im, meta in rows
+            if all(str(meta.get(k, "")) == v for k, v in chosen.items())]
+
+
+def visible_rows(session: Session, user: Principal, study: Study
+                 ) -> list[tuple[Image, dict[str, Any]]]:
+    labels = can_view_labels(session, user, study)
+    return [(im, image_metadata(im.metadata_, user, study, labels))
+            for im in study_images(session, study)]
+
+
 @router.get("/studies/{code}")
 def study_page(request: Request,
                found: Annotated[PortalStudy, Depends(portal_study_in_path)],
                user: CurrentUser, session: DbSession) -> Response:
     study, images_ok, notebooks_ok = found
-    images = study_images(session, study) if images_ok else []
-    labels = can_view_labels(session, user, study)
-    rows = [(im, image_metadata(im.metadata_, user, study, labels)) for im in images]
+    rows = visible_rows(session, user, study) if images_ok else []
+    chosen = slide_filter(request)
+    options = {key: sorted({str(m[key]) for _, m in rows if m.get(key) not in (None, "")})
+               for key, _ in viewer.FILTERS}
     notebooks = study_notebooks(session, study) if notebooks_ok else []
-    return page(request, "study.html", {"study": study, "images": rows,
-                                        "notebooks": notebooks, "images_ok": images_ok}, user)
+    return page(request, "study.html", {
+        "study": study, "images": filtered(rows, chosen), "all_count": len(rows),
+        "filters": [(key, label, options[key], chosen.get(key, ""))
+                    for key, label in viewer.FILTERS if options[key]],
+        "query": urlencode(chosen), "notebooks": notebooks, "images_ok": images_ok}, user)
 
 
 @router.get("/images/{image_id}")
 def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
     image, study = found
-    ids = [im.id for im in study_images(session, study)]
+    chosen = slide_filter(request)
+    rows = visible_rows(session, user, study)
+    metadata = next(m for im, m in rows if im.id == image.id)
+    ids = [im.id for im, _ in filtered(rows, chosen)] or [image.id]
+    if image.id not in ids:  # opened from outside the filter: the whole study
+        chosen, ids = {}, [im.id for im, _ in rows]
     at = ids.index(image.id)
-    labels = can_view_labels(session, user, study)
+    nxt = session.get(Image, ids[at + 1]) if at + 1 < len(ids) else None
+    ready = image.status == "ready"
+    model = viewer.viewer_model(session, user, image, study,
+                                request.query_params.get("preset") or None) if ready else None
+    following = None
+    if nxt is not None and nxt.status == "ready":
+        following = {"id": nxt.id, "preset": viewer.default_ref(session, nxt),
+                     **asdict(viewer.geometry(nxt))}
     return page(request, "image.html", {
-        "image": image, "study": study,
-        "metadata": image_metadata(image.metadata_, user, study, labels),
+        "image": image, "study": study, "metadata": metadata, "staff": is_staff(user),
+        "facts": viewer.facts(metadata), "model": model,
+        "next_json": json.dumps(following).replace("<", "\\u003c"),
+        "query": urlencode(chosen), "q": f"?{urlencode(chosen)}" if chosen else "",
         "prev_id": ids[at - 1] if at > 0 else None,
-        "next_id": ids[at + 1] if at + 1 < len(ids) else None,
+        "next_id": nxt.id if nxt is not None else None,
         "position": at + 1, "count": len(ids)}, user)
 
 

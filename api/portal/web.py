@@ -25,12 +25,14 @@ from fastapi.templating import Jinja2Templates
 
 from plexhub.api import csrf
 from plexhub.api.deps import SESSION_COOKIE
+from plexhub.api.portal.assets import StaticAssets
 from plexhub.errors import NotFoundError
 from plexhub.policies.access import Principal
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+ASSETS = StaticAssets(STATIC)  # mounted at /portal/static by plexhub.api.main
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -48,7 +50,8 @@ def base(request: Request) -> str:
 def page(request: Request, name: str, context: Mapping[str, Any],
          user: Principal | None = None, status_code: int = 200) -> Response:
     session = request.cookies.get(SESSION_COOKIE)  # its scripts' writes send the CSRF token
-    ctx = {"base": base(request), "user": user,
+    root = base(request)
+    ctx = {"base": root, "user": user, "asset": lambda rel: ASSETS.url(root, rel),
            "csrf": csrf.token_for(session) if session and user else "", **context}
     return templates.TemplateResponse(request, name, ctx, status_code=status_code,
                                       headers=HEADERS)

@@ -40,7 +40,8 @@ class Site:
 def _ingest(base: str, incoming: Path, code: str, name: str, size: int, seed: int) -> str:
     return ingest(f"{base}/api/v1", ADMIN, incoming, code, name,
                   SyntheticSpec(size_y=size, size_x=size, channels=2, tile=256, seed=seed),
-                  {"animal_id": f"A-{seed}", "slide_id": f"SL-{seed}"})
+                  {"animal_id": f"A-{seed}", "slide_id": f"SL-{seed}", "tissue": "liver",
+                   "dose_group": "high" if seed % 2 else "vehicle", "study_day": 28})
 
 
 @pytest.fixture
@@ -54,6 +55,14 @@ def site(tmp_path: Path) -> Iterator[Site]:
                            json={"code": code, "title": f"Study {code}", "sponsor": org}))
         images = [_ingest(base, incoming, "E1", f"e1-{i}.ome.tif", 2048, i) for i in (1, 2)]
         other = _ingest(base, incoming, "E2", "e2.ome.tif", 256, 3)
+        default = ok(httpx.get(f"{base}/api/v1/images/{images[0]}/presets",
+                               headers=ADMIN_H))[0]["id"]
+        doc = ok(httpx.get(f"{base}/api/v1/presets/{default}", headers=ADMIN_H))["document"]
+        bright = {**doc, "name": "bright", "channels": [
+            {**c, "window": {**c["window"], "end": c["window"]["end"] / 2}}
+            for c in doc["channels"]]}
+        ok(httpx.post(f"{base}/api/v1/images/{images[0]}/presets", headers=ADMIN_H,
+                      json=bright))
         nb = ok(httpx.post(f"{base}/api/v1/studies/E1/notebooks", headers=ADMIN_H, timeout=60,
                             json={"name": "Week 4 report", "notebook": hostile_notebook()}))
         sponsor = ok(httpx.post(f"{base}/api/v1/tokens", headers=ADMIN_H, json={
@@ -106,10 +115,11 @@ def test_a_sponsor_uses_the_portal(page: Page, site: Site) -> None:
     page.mouse.move(cx - 350, cy - 250, steps=10)
     page.mouse.up()
     tiles.wait_new(page, first | zoomed, "panning")
-    assert any("/image_files/11/" in u for u in tiles.urls())  # full resolution (2048 px)
+    assert any("/tiles/0/" in u for u in tiles.urls())  # full resolution (2048 px)
 
-    # another rendering preset: tiles again, pinned to that preset version
-    wait_js(page, "!document.getElementById('preset').disabled")
+    # another rendering preset (listed by name, version and author): tiles again, pinned
+    assert page.locator("#preset option").nth(0).inner_text() == "image default · v1 · auto"
+    assert page.locator("#preset option").nth(1).inner_text() == "bright · v1 · admin"
     option = page.locator("#preset option").nth(1)
     value = option.get_attribute("value")
     assert value
@@ -166,7 +176,9 @@ def test_a_share_url_opens_the_pinned_preset_and_viewport(page: Page, site: Site
     page.wait_for_url(f"{site.base}/portal/")
     page.goto(f"{site.base}/portal/images/{site.images[0]}?preset={ref}&x=1500&y=600&zoom=2")
     loaded = tiles.wait_new(page, set(), "opening a share URL")
-    assert all(f"preset={ref.replace('@', '%40')}" in u for u in loaded)
+    mine = [u for u in loaded if site.images[0] in u]  # not the next slide's, prefetched
+    assert mine
+    assert all(f"preset={ref.replace('@', '%40')}" in u for u in mine)
     wait_js(page, "window.plexhubViewer && window.plexhubViewer.world.getItemCount() > 0")
     page.wait_for_timeout(500)
     zoom, cx, cy = page.evaluate("""() => { const vp = window.plexhubViewer.viewport;

@@ -23,14 +23,14 @@ def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
 
 
 class Tiles:
-    """DeepZoom tile responses the page received."""
+    """Tile responses the page received (the tile route's or DeepZoom's)."""
 
     def __init__(self, page: Page) -> None:
         self.seen: list[tuple[str, int, str]] = []
         page.on("response", self._on)
 
     def _on(self, response: Response) -> None:
-        if "/image_files/" in response.url:
+        if "/image_files/" in response.url or "/tiles/" in response.url:
             self.seen.append((response.url, response.status,
                               response.headers.get("content-type", "")))
 

@@ -137,11 +137,10 @@ def test_image_page_has_the_bundled_viewer_and_neighbours(api: Api, world: World
     r = api.client.get(f"/portal/images/{middle}")
     assert r.status_code == 200
     html = r.text
-    assert 'src="/portal/static/vendor/openseadragon.min.js"' in html
+    assert re.search(r'src="/portal/static/vendor/openseadragon\.min\.js\?v=[0-9a-f]{16}"', html)
     assert "cdn" not in html.lower()
     assert "https://" not in html
-    assert f'data-dzi="/api/v1/images/{middle}/image.dzi"' in html
-    assert f'data-presets="/api/v1/images/{middle}/presets"' in html
+    assert f'data-tiles="/api/v1/images/{middle}/tiles/"' in html
     assert f'data-prev="/portal/images/{first}"' in html
     assert f'data-next="/portal/images/{last}"' in html
     assert 'data-next=""' in api.client.get(f"/portal/images/{last}").text
@@ -211,3 +210,31 @@ def test_catalog_text_is_escaped_in_pages(api: Api) -> None:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert "<script>alert" not in html
         assert "<img src=x" not in html
+
+
+def test_static_assets_are_compressed_and_cached_by_version(api: Api) -> None:
+    html = api.get("/portal/").text  # staff, with the bearer header
+    css = re.search(r'href="(/portal/static/portal\.css\?v=[0-9a-f]{16})"', html)
+    assert css
+    from plexhub.api.portal.web import ASSETS
+
+    url = ASSETS.url("", "vendor/openseadragon.min.js")
+    r = api.client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-encoding"] == "gzip"
+    assert int(r.headers["content-length"]) < 130_000  # 353 KB uncompressed
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["vary"] == "Accept-Encoding"
+    assert r.text.startswith("//! openseadragon 6.")
+    again = api.client.get(url, headers={"Accept-Encoding": "gzip",
+                                         "If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    plain = api.client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert len(plain.content) > 300_000
+    unpinned = api.client.get("/portal/static/viewer.js")
+    assert unpinned.headers["cache-control"] == "public, max-age=300"
+    assert unpinned.headers["content-type"] == "text/javascript; charset=utf-8"
+    for bad in ("/portal/static/../web.py", "/portal/static/%2e%2e/web.py",
+                "/portal/static/nope.js"):
+        assert api.client.get(bad).status_code == 404, bad
