@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -97,6 +96,7 @@ def test_readers_of_the_old_histograms_file_keep_working(
     the widgets their histograms."""
     import shutil
 
+    from plexhub.api.models import Image
     from plexhub.api.preset_store import histograms
     from plexhub.widgets.source import open_image
 
@@ -106,8 +106,8 @@ def test_readers_of_the_old_histograms_file_keep_working(
     shutil.rmtree(old / "histograms")
     (old / "histograms.json").write_text(json.dumps(doc))
     for store in (old, converted["qptiff"]):
-        image = types.SimpleNamespace(id="i", store_uri=str(store), store_key="")
-        assert histograms(image)["channels"] == doc["channels"]  # type: ignore[arg-type]
+        image = Image(id="i", store_uri=str(store), store_key="", status="ready")
+        assert histograms(image)["channels"] == doc["channels"]
         assert [h["count"] for h in open_image(store).histograms()] == [1440 * 1920] * 3
 
 

@@ -24,7 +24,7 @@ def grant(*caps: str, principal: str = "user:sue", **kw: datetime) -> GrantFacts
 
 
 def test_the_capabilities_are_one_table() -> None:
-    assert CAPABILITIES == ("view", "view_notebooks", "download", "view_labels")
+    assert CAPABILITIES == ("view", "view_notebooks", "download", "view_labels", "view_findings")
     assert [c.value for c in Capability] == list(CAPABILITIES)
     assert DEFAULT_CAPABILITIES == ("view",)
     assert Capability.DOWNLOAD == "download"  # what grants store
