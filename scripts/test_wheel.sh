@@ -36,8 +36,16 @@ step "checking what the wheel holds"
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = {n.split("/")[0] for n in names}
-bad = sorted(t for t in tops if t != "plexhub" and not t.endswith(".dist-info"))
+bad = sorted(t for t in tops if t != "plexhub" and not t.endswith((".dist-info", ".data")))
 assert not bad, f"top-level names besides plexhub in the wheel: {bad}"
+# data files: only the lab extension, the server extension's switch and the first login's
+# notebooks (share/plexhub/notebooks)
+allowed = ("data/share/jupyter/labextensions/plexhub/", "data/etc/jupyter/",
+           "data/share/plexhub/notebooks/")
+extra = [n for n in names if n.split("/")[0].endswith(".data")
+         and not n.split("/", 1)[1].startswith(allowed)]
+assert not extra, f"unexpected data files in the wheel: {extra[:5]}"
+names = [n for n in names if not n.split("/")[0].endswith(".data")]
 parts = {p for n in names for p in n.split("/")[1:-1]}
 for folder in ("tests", "bench", "notebooks", "shared", "scripts", "core", "node_modules"):
     assert folder not in parts, f"the wheel holds a {folder}/ folder"
