@@ -64,3 +64,12 @@ def test_cells_follow_the_image_grant(api: Api) -> None:
     r = api.get(url, acme)
     assert r.status_code == 200, r.text
     assert len(pd.read_csv(io.StringIO(r.text))) == result.cells
+
+    # a cell table that links out of the image's store is refused, never read
+    tables = store_of(api, image) / "tables"
+    outside = Path(api.settings.data_dir).parent / "elsewhere"
+    tables.rename(outside)
+    tables.symlink_to(outside, target_is_directory=True)
+    r = api.get(url)
+    assert r.status_code == 403, r.text
+    assert "links out of the image's store" in r.json()["detail"]
