@@ -64,6 +64,9 @@ SPEC_CHARS = _limit("spec_chars", 16_000, "characters",
                     "the inline render spec= of a tile request (base64url of zlib JSON)")
 SPEC_JSON_BYTES = _limit("spec_json_bytes", 256 * 1024, "bytes",
                          "a spec= preset once decompressed")
+CELL_TABLE_BYTES = _limit("cell_table_bytes", 2**30, "bytes",
+                          "an image's cell table (tables/cells) on disk that the API reads "
+                          "and serves as CSV or Parquet")
 PRESET_REF_CHARS = _limit("preset_ref_chars", 80, "characters",
                           "a preset reference (<id>@<version>) in a tile or DeepZoom URL")
 HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",

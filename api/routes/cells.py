@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from plexhub.api.deps import VisibleImage
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
+from plexhub.limits import CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
 
 router = APIRouter(prefix="/api/v1")
@@ -45,6 +46,12 @@ def get_cells(image_id: str, found: VisibleImage,
         raise NotFoundError(f"cells of image {image_id}", "not found",
                             "run `plexhub analyze` on the image's store first")
     check_tree(where, f"cells of image {image_id}")  # no symlink out of the store
+    size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
+    if size > CELL_TABLE_BYTES:
+        raise InputError(f"cells of image {image_id}",
+                         f"are {size} bytes on disk, more than the API serves "
+                         f"({CELL_TABLE_BYTES})",
+                         "read tables/cells through the zarr route with anndata instead")
     import anndata
 
     frame = cell_frame(anndata.read_zarr(str(where)))

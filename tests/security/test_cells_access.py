@@ -22,7 +22,7 @@ def store_of(api: Api, image: str) -> Path:
 
 
 @pytest.mark.slow
-def test_cells_follow_the_image_grant(api: Api) -> None:
+def test_cells_follow_the_image_grant(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api.study("CELLS", sponsor="acme")
     write_ome_tiff(api.incoming / "c.ome.tif",
                    SyntheticSpec(size_y=200, size_x=220, channels=3, tile=64, seed=4))
@@ -64,6 +64,15 @@ def test_cells_follow_the_image_grant(api: Api) -> None:
     r = api.get(url, acme)
     assert r.status_code == 200, r.text
     assert len(pd.read_csv(io.StringIO(r.text))) == result.cells
+
+    # a table over the API's size limit is refused before it is read (a 4xx naming the limit)
+    from plexhub.api.routes import cells
+
+    with monkeypatch.context() as m:
+        m.setattr(cells, "CELL_TABLE_BYTES", 1000)
+        r = api.get(url)
+        assert 400 <= r.status_code < 500, r.text
+        assert "more than the API serves (1000)" in r.json()["detail"]
 
     # a cell table that links out of the image's store is refused, never read
     tables = store_of(api, image) / "tables"
