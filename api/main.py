@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
                      # a converted image gets its default preset
                      jobs=JobRunner(db, settings, image_hooks=[preset_store.create_default]),
                      hub=hub)
+    from plexhub.api.webhooks import WebhookSender
+
+    sender = state.webhooks = WebhookSender(db, settings)  # the findings webhook's outbox
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,10 +69,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
             hub.start()
         if settings.run_jobs:  # else `plexhub worker` processes run them (--no-jobs)
             state.jobs.start()
+            sender.start()  # only when a findings webhook is configured
         try:
             yield
         finally:
             state.jobs.shutdown()
+            sender.shutdown()
             if hub is not None:
                 hub.close()
             db.dispose()
@@ -163,6 +168,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         compliance,
         images,
         notebooks,
+        peerreview,
         presets,
         review,
         thumbnails,
@@ -181,5 +187,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              compliance.router,  # study locks and audit exports
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
+             peerreview.router,  # the findings' peer review and sign-off
              login.router, pages.router]  # the sponsor portal
     return [*found, hub_routes.router] if hub else found

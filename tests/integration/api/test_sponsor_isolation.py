@@ -51,7 +51,8 @@ PORTAL = ("/portal/studies/{code}", "/portal/images/{image_id}",
 # the compliance reads (audit trail, its report, signatures) need audit:read, which sponsors lack
 GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403, "/api/v1/images/{image_id}/cells": 404,
                   "/api/v1/studies/{code}/audit": 403, "/api/v1/studies/{code}/audit/report": 403,
-                  "/api/v1/studies/{code}/signatures": 403}
+                  "/api/v1/studies/{code}/signatures": 403,
+                  "/api/v1/studies/{code}/review": 403}  # the peer review is staff's
 FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "preset_id": "1" * 32,
         "job_id": "2" * 32, "notebook_id": "3" * 32}
 
