@@ -161,7 +161,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
     exposes ``router`` and nothing else to register: what its routes need of the app (the
     state, the tile engine, the caller, authorization) comes through ``plexhub.api.deps``.
     ``hub``: with the JupyterHub OAuth login routes (service mode)."""
-    from plexhub.api.portal import login, pages
+    from plexhub.api.portal import login, pages, reviewpage
     from plexhub.api.routes import (
         catalog,
         cells,
@@ -188,5 +188,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
              peerreview.router,  # the findings' peer review and sign-off
-             login.router, pages.router]  # the sponsor portal
+             login.router, pages.router,  # the sponsor portal
+             reviewpage.router]  # and its peer-review page (staff)
     return [*found, hub_routes.router] if hub else found

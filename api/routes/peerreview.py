@@ -79,7 +79,7 @@ def review_public(session: Session, study: Study) -> dict[str, Any]:
         by_image.setdefault(x.image_id, []).append({
             "id": x.finding_id, "version": x.version, "tissue": x.tissue, "term": x.term,
             "severity": x.severity, "distribution": x.distribution, "text": x.text,
-            "author": x.author,
+            "annotations": x.annotations, "author": x.author,
             "review": peerreview.verdict_out(f.verdicts.get(x.finding_id), x)})
     return {
         "study": study.code,
