@@ -192,6 +192,10 @@ def sign_off(study: VisibleStudy, user: Annotated[Principal, Scope("images:write
              session: DbSession, st: State, body: SignOff) -> dict[str, Any]:
     """Sign the study's findings off (the primary: approved; the peer: reviewed) with an
     electronic signature; the second sign-off locks them and queues the webhook."""
+    # sign-offs of one catalog are serialised (the audit chain's lock, held until the
+    # commit), so that two sign-offs at once cannot both miss the other and leave the
+    # findings unlocked
+    audit.lock_chain(session)
     f = peerreview.facts(session, study)
     peerreview.refuse_if_locked(session, study)
     a = f.assignment
