@@ -1,8 +1,9 @@
-"""Peer review in the portal (issue 19), in Chromium against a real uvicorn server: the peer
-reviewer agrees with one finding and disagrees with the other, the disagreement is listed
-and blocks the sign-off, the primary pathologist revises the finding, both sign off with
-their password re-entered; the CSV export then holds the signed findings, and a sponsor
-without view_findings sees none of them (nor the review page)."""
+"""Peer review in the portal (issue 19), in Chromium against a real uvicorn server: the
+study director assigns the pathologists, the peer reviewer agrees with one finding and
+disagrees with the other, the disagreement is listed and blocks the sign-off, the primary
+pathologist revises the finding, both sign off with their password re-entered; the CSV
+export then holds the signed findings, and a sponsor without view_findings sees none of them
+(nor the review page)."""
 
 from __future__ import annotations
 
@@ -51,21 +52,20 @@ def site(tmp_path: Path) -> Iterator[Site]:
         for name, pw in PASSWORDS.items()}}))
     with running_server(settings) as base:
         api = f"{base}/api/v1"
-        ok(httpx.post(f"{api}/studies", headers=ADMIN_H,
+        tokens = {user: ok(httpx.post(f"{api}/tokens", headers=ADMIN_H, json={
+            "user": user, "role": role, "groups": groups}))["token"]
+            for user, role, groups in (("dir", "scientist", []), ("pat", "scientist", []),
+                                       ("rev", "scientist", []), ("vic", "sponsor", ["acme"]),
+                                       ("rae", "sponsor", ["initech"]))}
+        # dir creates the study: its study director
+        ok(httpx.post(f"{api}/studies", headers={"Authorization": f"Bearer {tokens['dir']}"},
                       json={"code": "TP1", "title": "Tox path", "sponsor": "acme"}))
         image = ingest(api, ADMIN, incoming, "TP1", "tp1.ome.tif",
                        SyntheticSpec(size_y=512, size_x=512, channels=2, tile=256, seed=2),
                        {"animal_id": "A-11", "tissue": "liver", "dose_group": "high"})
-        tokens = {user: ok(httpx.post(f"{api}/tokens", headers=ADMIN_H, json={
-            "user": user, "role": role, "groups": groups}))["token"]
-            for user, role, groups in (("pat", "scientist", []), ("rev", "scientist", []),
-                                       ("vic", "sponsor", ["acme"]),
-                                       ("rae", "sponsor", ["initech"]))}
         for group, caps in (("acme", ["view"]), ("initech", ["view", "view_findings"])):
             ok(httpx.post(f"{api}/studies/TP1/grants", headers=ADMIN_H,
                           json={"principal": f"group:{group}", "capabilities": caps}))
-        ok(httpx.put(f"{api}/studies/TP1/review", headers=ADMIN_H,
-                     json={"primary": "pat", "peer": "rev"}))
         pat = {"Authorization": f"Bearer {tokens['pat']}"}
         findings = [ok(httpx.post(f"{api}/images/{image}/findings", headers=pat, json={
             "tissue": "liver", "term": term, "severity": grade}))["id"]
@@ -97,8 +97,19 @@ def test_a_peer_reviewer_disagrees_it_is_resolved_and_both_sign(
         browser: Browser, site: Site) -> None:
     vocab = ok(httpx.get(f"{site.base}/api/v1/findings/vocabulary", headers=ADMIN_H))
     assert "hypertrophy, hepatocellular" in vocab["organs"]["liver"]
+    # the study director assigns the pathologists
+    director = open_as(browser, site, "dir")
+    form = director.get_by_role("form", name="Assign pathologists")
+    form.get_by_label("Primary pathologist").fill("pat")
+    form.get_by_label("Peer reviewer").fill("rev")
+    form.get_by_role("button", name="Assign").click()
+    expect(director.locator("#pr-status")).to_have_text("Pathologists assigned")
+    expect(director.locator("#peer")).to_have_text("rev")
+    director.screenshot(path=str(site.data / "peer-review-assigned.png"), full_page=True)
+
     primary = open_as(browser, site, "pat")
     expect(primary.locator("#my-role")).to_have_text("primary pathologist")
+    expect(primary.get_by_role("form", name="Assign pathologists")).to_have_count(0)
     primary.get_by_role("button", name="Complete my read of this slide").click()
     expect(primary.locator(".slide .state")).to_have_text("primary done")
 

@@ -229,6 +229,18 @@
       .catch(function (e) { cred.value = ""; say("Not signed: " + e.message, true); });
   });
 
+  var assign = document.getElementById("assign-form");
+  if (assign) {
+    assign.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      call("PUT", "/studies/" + encodeURIComponent(code) + "/review", {
+        primary: document.getElementById("assign-primary").value.trim(),
+        peer: document.getElementById("assign-peer").value.trim(), reason: reason() })
+        .then(function (doc) { say("Pathologists assigned"); render(doc); })
+        .catch(function (e) { say("Not assigned: " + e.message, true); });
+    });
+  }
+
   fetch(api + "/findings/vocabulary", { credentials: "same-origin" })
     .then(function (r) { return r.json(); })
     .then(function (v) { grades = v.severity || {}; })
