@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from plexhub.api.auth import TokenStore
     from plexhub.api.hubauth import HubAuth
     from plexhub.api.jobs import JobRunner
+    from plexhub.api.webhooks import WebhookSender
 
 bearer = HTTPBearer(auto_error=False, description="A plexhub API token")
 
@@ -63,6 +64,7 @@ class AppState:
     tokens: TokenStore
     jobs: JobRunner
     hub: HubAuth | None = None  # set when running as a JupyterHub-managed service
+    webhooks: WebhookSender | None = None  # the findings webhook's outbox sender
 
 
 # Cheap dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread

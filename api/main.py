@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
                      # a converted image gets its default preset
                      jobs=JobRunner(db, settings, image_hooks=[preset_store.create_default]),
                      hub=hub)
+    from plexhub.api.webhooks import WebhookSender
+
+    sender = state.webhooks = WebhookSender(db, settings)  # the findings webhook's outbox
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,10 +69,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
             hub.start()
         if settings.run_jobs:  # else `plexhub worker` processes run them (--no-jobs)
             state.jobs.start()
+            sender.start()  # only when a findings webhook is configured
         try:
             yield
         finally:
             state.jobs.shutdown()
+            sender.shutdown()
             if hub is not None:
                 hub.close()
             db.dispose()
@@ -156,13 +161,14 @@ def routers(*, hub: bool) -> list[APIRouter]:
     exposes ``router`` and nothing else to register: what its routes need of the app (the
     state, the tile engine, the caller, authorization) comes through ``plexhub.api.deps``.
     ``hub``: with the JupyterHub OAuth login routes (service mode)."""
-    from plexhub.api.portal import login, pages
+    from plexhub.api.portal import login, pages, reviewpage
     from plexhub.api.routes import (
         catalog,
         cells,
         compliance,
         images,
         notebooks,
+        peerreview,
         presets,
         review,
         thumbnails,
@@ -181,5 +187,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
              compliance.router,  # study locks and audit exports
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
-             login.router, pages.router]  # the sponsor portal
+             peerreview.router,  # the findings' peer review and sign-off
+             login.router, pages.router,  # the sponsor portal
+             reviewpage.router]  # and its peer-review page (staff)
     return [*found, hub_routes.router] if hub else found

@@ -297,3 +297,66 @@ class Finding(Base):
     state: Mapped[str] = mapped_column(String(20), default="draft")  # draft | signed
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Review(Base):
+    """A study's peer review (issue 19): the pathologists the study director assigned, and
+    when both sign-offs locked its findings (``policies/review.py`` has the rules)."""
+
+    __tablename__ = "reviews"
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    primary_pathologist: Mapped[str] = mapped_column(String(200))
+    peer_reviewer: Mapped[str] = mapped_column(String(200))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    locked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class ReviewVerdict(Base):
+    """One peer-review verdict (agree / disagree, with a comment) on one version of a
+    finding; a change of mind adds a row. The newest row of a finding is its verdict."""
+
+    __tablename__ = "review_verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(String(32), index=True)
+    finding_version: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16))  # agree | disagree
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class SlideRead(Base):
+    """A pathologist of the review completed a slide: ``role`` primary (read done) or peer
+    (peer review done)."""
+
+    __tablename__ = "slide_reads"
+    __table_args__ = (UniqueConstraint("image_id", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    reader: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """An outbox row: a webhook call to make (the findings export on sign-off), kept until
+    it is delivered or runs out of attempts, so that a restart does not lose it. A sender
+    leases a due row (``lease_owner``/``lease_until``) before it calls."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    study_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, as it is sent
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)

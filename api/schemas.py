@@ -274,6 +274,10 @@ class ImagePublic(BaseModel):
     metadata: dict[str, Any]
     checksum: str | None
     tier: str
+    review_state: str | None = Field(
+        default=None, description="the slide's peer-review state: not_reviewed, "
+        "primary_done, peer_reviewed or signed_off (null for a sponsor without "
+        "view_findings)")
 
 
 class AuditPublic(BaseModel):

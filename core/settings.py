@@ -103,6 +103,26 @@ class Settings(BaseSettings):
         "process frozen) is taken over by another runner within this time; at least 3 "
         "heartbeats.",
     )
+    findings_webhook: str | None = Field(
+        default=None,
+        description="URL (http or https) that receives a study's findings export as JSON when "
+        "its peer review is signed off, signed with HMAC-SHA256 in X-Plexhub-Signature and "
+        "retried with backoff (queued in the catalog); no webhook when unset.",
+    )
+    findings_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of the findings webhook's HMAC-SHA256 signature (at least 16 "
+        "characters; required with findings_webhook; never logged).",
+    )
+    findings_webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100,
+        description="Attempts to deliver one findings webhook call before it is marked failed.",
+    )
+    findings_webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Wait after the first failed webhook attempt; doubled after each further "
+        "failure (at most an hour).",
+    )
     notebook_timeout: float = Field(
         default=600.0, gt=0, le=24 * 3600,
         description="Seconds a notebook executed at publication (execute=true) may run in "
@@ -305,6 +325,19 @@ class Settings(BaseSettings):
         if v & (v - 1):
             raise ValueError(f"chunk_size must be a power of two, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _webhook(self) -> Settings:
+        url = self.findings_webhook
+        if url is None:
+            return self
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("findings_webhook must be an http:// or https:// URL")
+        secret = self.findings_webhook_secret
+        if secret is None or len(secret.get_secret_value()) < 16:
+            raise ValueError("findings_webhook needs findings_webhook_secret, a real secret "
+                             "of at least 16 characters")
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> Settings:

@@ -45,6 +45,10 @@ ACTIONS: dict[str, str] = {
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
     "audit.export": "export a study's audit trail (CSV or JSON)",
+    "finding.edit": "revise a recorded finding (also how a peer-review disagreement is "
+                    "resolved by the primary pathologist)",
+    "review.assign": "assign a study's primary pathologist and peer reviewer",
+    "review.change": "change a recorded peer-review verdict (e.g. disagree to agree)",
 }
 # actions that read: a locked study still takes them
 READS = frozenset({"image.download", "audit.export"})

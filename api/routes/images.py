@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, peerreview
+from plexhub.api.db import utcnow
 from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
 from plexhub.api.deps import (
     CurrentUser,
@@ -23,6 +24,7 @@ from plexhub.api.deps import (
     VisibleImage,
     VisibleJob,
     VisibleStudy,
+    grants_of,
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
@@ -36,14 +38,15 @@ from plexhub.api.schemas import (
     JobPublic,
 )
 from plexhub.errors import InputError
-from plexhub.policies.access import Principal
+from plexhub.policies.access import Capability, Principal, can_see_study
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
 
 
 def _image_public(image: Image, code: str,
-                  metadata: dict[str, Any] | None = None) -> ImagePublic:
+                  metadata: dict[str, Any] | None = None,
+                  review_state: str | None = None) -> ImagePublic:
     """``metadata``: the de-identified LIMS metadata for the caller (default: all of it)."""
     return ImagePublic(
         id=image.id, study=code, name=image.name, status=image.status,
@@ -52,7 +55,7 @@ def _image_public(image: Image, code: str,
         physical_sizes=image.physical_sizes or {},
         channels=[ChannelPublic(**c) for c in image.channels or []],
         metadata=(image.metadata_ or {}) if metadata is None else metadata,
-        checksum=image.checksum, tier=image.tier)
+        checksum=image.checksum, tier=image.tier, review_state=review_state)
 
 
 def ingest_one(session: Session, settings: Settings, study: Study, user: Principal,
@@ -159,8 +162,17 @@ def list_images(study: VisibleStudy, user: CurrentUser,
     rows = session.scalars(select(Image).where(Image.study_id == study.id)
                            .order_by(Image.created_at, Image.series_index)).all()
     labels = can_view_labels(session, user, study)
-    return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels))
-            for i in rows]
+    states = _review_states(session, user, study)
+    return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels),
+                          states.get(i.id)) for i in rows]
+
+
+def _review_states(session: Session, user: Principal, study: Study) -> dict[str, str]:
+    """The slides' peer-review states, for staff and sponsors with view_findings."""
+    if not can_see_study(user, grants_of(session, study.id), utcnow(),
+                         Capability.VIEW_FINDINGS):
+        return {}
+    return dict(peerreview.slide_states(session, study.id))
 
 
 @router.get("/images/{image_id}", response_model=ImagePublic, tags=["images"])
@@ -169,7 +181,8 @@ def get_image(found: VisibleImage, user: CurrentUser, session: DbSession) -> Ima
     image, study = found
     labels = can_view_labels(session, user, study)
     return _image_public(image, study.code,
-                         image_metadata(image.metadata_, user, study, labels))
+                         image_metadata(image.metadata_, user, study, labels),
+                         _review_states(session, user, study).get(image.id))
 
 
 @router.get("/images/{image_id}/original", tags=["images"], response_class=FileResponse,

@@ -36,6 +36,10 @@ GRANTED = {
     "POST /api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}": 422,
     "POST /api/v1/images/{image_id}/annotations": 403,
     "POST /api/v1/images/{image_id}/findings": 403,
+    "PUT /api/v1/studies/{code}/review": 403,
+    "POST /api/v1/images/{image_id}/verdicts": 403,
+    "POST /api/v1/images/{image_id}/review/complete": 403,
+    "POST /api/v1/studies/{code}/review/signoff": 403,
 }
 # checked before the resource: the same 403 for every id (it tells nothing either way)
 SCOPE_FIRST = {"DELETE /api/v1/grants/{grant_id}"}

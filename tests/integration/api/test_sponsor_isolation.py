@@ -45,13 +45,15 @@ QUERY = {"/api/v1/presets/{preset_id}/versions/{version}/export": {"format": "na
          "/webgateway/render_image_region/{image_id}/{z}/{t}/": {"tile": "0,0,0"}}
 IDS = ("code", "image_id", "preset_id", "job_id", "notebook_id")
 PORTAL = ("/portal/studies/{code}", "/portal/images/{image_id}",
-          "/portal/notebooks/{notebook_id}")
+          "/portal/notebooks/{notebook_id}", "/portal/studies/{code}/review")
 # what a granted sponsor gets where the endpoint needs more than its grant
 # the harness's images are never analysed: their cell table is a 404 even with a grant
 # the compliance reads (audit trail, its report, signatures) need audit:read, which sponsors lack
 GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403, "/api/v1/images/{image_id}/cells": 404,
                   "/api/v1/studies/{code}/audit": 403, "/api/v1/studies/{code}/audit/report": 403,
-                  "/api/v1/studies/{code}/signatures": 403}
+                  "/api/v1/studies/{code}/signatures": 403,
+                  # the peer review is staff's (its portal page: the 404 page)
+                  "/api/v1/studies/{code}/review": 403, "/portal/studies/{code}/review": 404}
 FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "preset_id": "1" * 32,
         "job_id": "2" * 32, "notebook_id": "3" * 32}
 
