@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from plexhub.client import ApiClient
     from plexhub.widgets.source import ImageSource
 
 #: colours of the phenotypes, in the order of the rules (RRGGBB); ``other`` is OTHER_COLOR
@@ -113,7 +114,7 @@ def open_cells(src: ImageSource) -> CellOverlay | None:
     if src.is_label:
         return None
     if src.client is not None and src.image_id is not None:
-        return _api_cells(src)
+        return _api_cells(src.client, src.image_id)
     if not src.location or not has_cells(src.location):
         return None
     import zarr
@@ -147,15 +148,13 @@ def _local_table(where: Path) -> Any:
     return pd.concat([obs, means], axis=1)
 
 
-def _api_cells(src: ImageSource) -> CellOverlay | None:
+def _api_cells(client: ApiClient, image_id: str) -> CellOverlay | None:
     import pandas as pd
     import zarr
     from zarr.storage import FsspecStore
 
     from plexhub.client import ApiNotFoundError
 
-    client, image_id = src.client, src.image_id
-    assert client is not None and image_id is not None
     try:
         raw = client.request("GET", f"/images/{image_id}/cells",
                              params={"format": "parquet"}, what=f"cells of image {image_id}")
