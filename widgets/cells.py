@@ -7,7 +7,8 @@ the table through ``GET /images/{id}/cells`` (both permission-checked by the API
 row is ``obs`` (cell id, phenotype, area, centroid, ...) and the mean of every channel.
 
 Colours: one per phenotype in the order of the run's rules (the table's categories), from
-:data:`PHENOTYPE_PALETTE`; ``other`` is grey.
+:data:`PHENOTYPE_PALETTE` (``analysis.phenotypes``, which the report figures use too);
+``other`` is grey.
 """
 
 from __future__ import annotations
@@ -23,24 +24,12 @@ if TYPE_CHECKING:
     from plexhub.client import ApiClient
     from plexhub.widgets.source import ImageSource
 
-#: colours of the phenotypes, in the order of the rules (RRGGBB); ``other`` is OTHER_COLOR
-PHENOTYPE_PALETTE = ("E6194B", "3CB44B", "FFE119", "4363D8", "F58231", "911EB4", "46F0F0",
-                     "F032E6", "BCF60C", "FABEBE", "008080", "E6BEFF")
-OTHER = "other"
-OTHER_COLOR = "808080"
-
-
-def phenotype_colors(names: list[str]) -> dict[str, str]:
-    """RRGGBB per phenotype name (``other`` grey, the others from the palette in order)."""
-    out: dict[str, str] = {}
-    k = 0
-    for n in names:
-        if n == OTHER:
-            out[n] = OTHER_COLOR
-        else:
-            out[n] = PHENOTYPE_PALETTE[k % len(PHENOTYPE_PALETTE)]
-            k += 1
-    return out
+from plexhub.ome_pipeline.analysis.phenotypes import (  # noqa: F401 (re-exported)
+    OTHER,
+    OTHER_COLOR,
+    PHENOTYPE_PALETTE,
+    phenotype_colors,
+)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from plexhub.errors import InputError
 
 TABLE = ("tables", "cells")
+OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,17 @@ def read_summary(image_root: Path) -> PhenotypeSummary:
     if not isinstance(stats, dict) or not isinstance(stats.get("counts"), dict):
         raise InputError(f"{where}", "has no phenotype counts in uns/plexhub/summary",
                          "rerun plexhub analyze on the image's store")
-    counts = {str(k): int(v) for k, v in stats["counts"].items()}
+    stored = {str(k): int(v) for k, v in stats["counts"].items()}
+    rules = [str(r) for r in saved.get("phenotype_rules", [])]
+    # the run's order: its rules, then anything else, ``other`` last (zarr lists keys sorted)
+    order = [r.partition(":")[0].strip() for r in rules]
+    order = [n for n in order if n in stored and n != OTHER] + \
+        [n for n in stored if n not in order and n != OTHER] + \
+        [n for n in stored if n == OTHER]
+    counts = {n: stored[n] for n in order}
     area = _area_mm2(image_root)
     density: dict[str, float | None] = {
         k: (round(v / area, 3) if area else None) for k, v in counts.items()}
-    rules = [str(r) for r in saved.get("phenotype_rules", [])]
     return PhenotypeSummary(cells=sum(counts.values()), counts=counts,
                             density_per_mm2=density, area_mm2=area, rules=rules)
 

@@ -50,12 +50,17 @@ def a_cell_of(store: Path, kind: str) -> tuple[int, int, int]:
     import anndata
 
     obs = anndata.read_zarr(store / "tables" / "cells").obs
-    labels = zarr.open_group(store / "labels" / "cells", mode="r")["0"][:]
+    labels = np.asarray(zarr.open_array(store / "labels" / "cells" / "0", mode="r")[:])
     picked = obs[obs["phenotype"] == kind].sort_values("area", ascending=False).iloc[0]
     cid = int(picked["cell_id"])
     ys, xs = np.nonzero(labels == cid)
     i = int(np.argmin((ys - picked["centroid_y"]) ** 2 + (xs - picked["centroid_x"]) ** 2))
     return cid, int(ys[i]), int(xs[i])
+
+
+def text(item: Any) -> str:
+    assert item is not None
+    return str(item.text())
 
 
 def world(layer: Any, row: int, col: int) -> tuple[float, float]:
@@ -126,7 +131,7 @@ def test_cells_are_drawn_by_phenotype_and_the_dock_shows_the_row(
     cid, row, col = a_cell_of(analysed, "T")
     mouse_press_callbacks(cells, Press(position=world(cells, row, col)))
     assert cells.selected_label == cid
-    fields = {dock.table.item(i, 0).text(): dock.table.item(i, 1).text()
+    fields = {text(dock.table.item(i, 0)): text(dock.table.item(i, 1))
               for i in range(dock.table.rowCount())}
     assert fields["cell_id"] == str(cid)
     assert fields["phenotype"] == "T"

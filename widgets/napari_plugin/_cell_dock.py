@@ -31,7 +31,9 @@ class CellWidget(QWidget):
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["field", "value"])
         self.table.setAccessibleName("Selected cell")
-        self.table.verticalHeader().setVisible(False)
+        header = self.table.verticalHeader()
+        if header is not None:
+            header.setVisible(False)
         lay = QVBoxLayout(self)
         lay.addWidget(self.legend)
         lay.addWidget(self.hint)

@@ -68,7 +68,8 @@ def test_the_overlay_tints_cells_by_phenotype_when_toggled(analysed: Path) -> No
     v.cells.enabled = True
     assert v.canvas.gen != gen  # the browser drops its tiles and asks again
     drawn = tile(v, sent, 0, 0, 0)
-    labels = zarr.open_group(analysed / "labels" / "cells", mode="r")["0"][:TILE, :TILE]
+    level0 = zarr.open_array(analysed / "labels" / "cells" / "0", mode="r")
+    labels = np.asarray(level0[:TILE, :TILE])
     assert np.array_equal(drawn[labels == 0], plain[labels == 0])  # background untouched
     obs = anndata.read_zarr(analysed / "tables" / "cells").obs
     kinds = dict(zip(obs["cell_id"].astype(int), obs["phenotype"].astype(str), strict=True))
@@ -87,7 +88,8 @@ def test_the_overlay_tints_cells_by_phenotype_when_toggled(analysed: Path) -> No
     # a lower level is drawn from the label pyramid's level of the same size
     low = tile(v, sent, 1, 0, 0)
     assert v.source.level_shapes[1] in v.cells.cells.level_shapes
-    low_labels = zarr.open_group(analysed / "labels" / "cells", mode="r")["1"][:TILE, :TILE]
+    low_labels = np.asarray(zarr.open_array(analysed / "labels" / "cells" / "1",
+                                            mode="r")[:TILE, :TILE])
     assert low.shape[:2] == low_labels.shape
     v.cells.enabled = False
     low_plain = tile(v, sent, 1, 0, 0)
@@ -100,7 +102,7 @@ def test_a_click_shows_the_cell_row(analysed: Path) -> None:
     v = Viewer(analysed)
     assert v.cells is not None
     obs = anndata.read_zarr(analysed / "tables" / "cells").obs
-    labels = zarr.open_group(analysed / "labels" / "cells", mode="r")["0"][:]
+    labels = np.asarray(zarr.open_array(analysed / "labels" / "cells" / "0", mode="r")[:])
     cell = obs[obs["phenotype"] == "B"].iloc[0]
     cid = int(cell["cell_id"])
     ys, xs = np.nonzero(labels == cid)
