@@ -24,12 +24,7 @@ if TYPE_CHECKING:
     from plexhub.client import ApiClient
     from plexhub.widgets.source import ImageSource
 
-from plexhub.ome_pipeline.analysis.phenotypes import (  # noqa: F401 (re-exported)
-    OTHER,
-    OTHER_COLOR,
-    PHENOTYPE_PALETTE,
-    phenotype_colors,
-)
+from plexhub.ome_pipeline.analysis.phenotypes import OTHER_COLOR, phenotype_colors
 
 
 @dataclass

@@ -78,14 +78,14 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.source = open_image(image, client)
         self.client = self.source.client or client
         self.canvas = ViewerCanvas(size={"width": int(width), "height": int(height)})
+        # an analysed image: the cell overlay's toggle, legend and clicked row (cell_overlay)
+        self.cells = CellOverlayControl.for_source(self.source, on_change=self._push)
         self.state = PanelState(self.source.channels, self.source.default_preset(),
                                 self.source.histograms(), on_change=self._push)
         self.hist = HistogramPanel(self.source.histograms(), on_window=self._on_hist_window) \
             if histogram else None
         if self.hist is not None:  # BokehModel sends the figure as it is when made
             self.hist.show(self.state.rows[0])
-        # an analysed image: the cell overlay's toggle, legend and clicked row (cell_overlay)
-        self.cells = CellOverlayControl.for_source(self.source, on_change=self._push)
         children = [self.canvas] + ([self.hist.widget] if self.hist is not None else []) \
             + ([self.cells.widget] if self.cells is not None else [])
         super().__init__(children=children, **kwargs)
@@ -287,7 +287,7 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             c.locked, c.dirty, c.can_undo = st.locked, st.dirty, st.can_undo
             c.preset_name = st.name
             c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}" \
-                + (self.cells.gen_suffix() if getattr(self, "cells", None) else "")
+                + (self.cells.gen_suffix() if self.cells is not None else "")
         if self.hist is not None and 0 <= c.focus < len(st.rows):
             self.hist.show(st.rows[c.focus])
 

@@ -36,8 +36,8 @@ def nice_step(top: float, ticks: int = 5) -> float:
     if top <= 0 or not math.isfinite(top):
         return 1.0
     raw = top / ticks
-    mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    mag = float(10 ** math.floor(math.log10(raw)))
+    return next(float(m * mag) for m in (1, 2, 5, 10) if m * mag >= raw)
 
 
 def grouped_bars(values: Mapping[str, Mapping[str, float]], colors: Mapping[str, str],

@@ -15,7 +15,7 @@ from napari.components import ViewerModel
 from napari.utils.interactions import mouse_press_callbacks
 
 from plexhub.ome_pipeline.analysis import analyze
-from plexhub.widgets.cells import OTHER_COLOR, phenotype_colors
+from plexhub.ome_pipeline.analysis.phenotypes import OTHER_COLOR, phenotype_colors
 from plexhub.widgets.napari_plugin import add_to_viewer, read_image
 from plexhub.widgets.napari_plugin._cells import cell_row, is_cell_layer
 from tests.helpers.napari import make_store

@@ -14,10 +14,10 @@ import zarr
 from PIL import Image
 
 from plexhub.ome_pipeline.analysis import analyze
+from plexhub.ome_pipeline.analysis.phenotypes import phenotype_colors
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.widgets import Viewer
-from plexhub.widgets.cells import phenotype_colors
 from plexhub.widgets.tiles import TILE, render_region
 
 Sent = list[tuple[dict[str, Any], list[bytes]]]
@@ -118,7 +118,7 @@ def test_a_click_shows_the_cell_row(analysed: Path) -> None:
     assert v.canvas.message == ""
     by, bx = np.argwhere(labels == 0)[0]
     v._on_msg(v.canvas, {"type": "click", "x": float(bx), "y": float(by)}, [])
-    assert v.cells.row is None
+    assert not v.cells.row  # the background: no row
     assert "Click a cell" in v.cells.table.value
     v._on_msg(v.canvas, {"type": "click", "x": -50.0, "y": 10.0}, [])
     assert v.cells.row is None
@@ -129,6 +129,6 @@ def test_an_image_without_analysis_has_no_overlay(tmp_path: Path) -> None:
                                                          tile=128, seed=1))
     convert(tmp_path / "p.ome.tif", tmp_path / "p.zarr", show_progress=False)
     v = Viewer(tmp_path / "p.zarr")
-    assert v.cells is None
     v._on_msg(v.canvas, {"type": "click", "x": 5.0, "y": 5.0}, [])  # ignored
     assert v.canvas.message == ""
+    assert v.cells is None
