@@ -36,7 +36,7 @@ class CellOverlayControl:
         self._on_change = on_change
         self.toggle = ipw.ToggleButton(value=False, description="Cells by phenotype",
                                        tooltip="Draw the cell labels coloured by phenotype",
-                                       icon="circle")
+                                       icon="circle", layout=ipw.Layout(width="auto"))
         self.legend = ipw.HTML(self._legend_html())
         self.table = ipw.HTML(_EMPTY)
         self.row: dict[str, Any] | None = None
