@@ -116,7 +116,7 @@ def test_a_store_without_analysis_has_no_cell_layer(store: Path) -> None:
 
 @pytest.mark.gl
 def test_cells_are_drawn_by_phenotype_and_the_dock_shows_the_row(
-        make_napari_viewer: Any, analysed: Path) -> None:
+        make_napari_viewer: Any, analysed: Path, tmp_path: Path) -> None:
     from plexhub.widgets.napari_plugin._cell_dock import CellWidget
 
     viewer = make_napari_viewer(show=True)
@@ -136,6 +136,8 @@ def test_cells_are_drawn_by_phenotype_and_the_dock_shows_the_row(
     assert fields["cell_id"] == str(cid)
     assert fields["phenotype"] == "T"
     assert dock.hint.text() == f"Cell {cid}"
+    viewer.window.add_dock_widget(dock, name="Cells")
+    viewer.screenshot(path=str(tmp_path / "napari-cells.png"), canvas_only=False, flash=False)
     shot = np.asarray(viewer.screenshot(canvas_only=True, flash=False))[..., :3].astype(int)
     colors = phenotype_colors(["T", "B", "other"])
     for kind in ("T", "other"):
