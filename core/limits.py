@@ -67,6 +67,9 @@ SPEC_JSON_BYTES = _limit("spec_json_bytes", 256 * 1024, "bytes",
 CELL_TABLE_BYTES = _limit("cell_table_bytes", 2**30, "bytes",
                           "an image's cell table (tables/cells) on disk that the API reads "
                           "and serves as CSV or Parquet")
+CELL_SUMMARY_BYTES = _limit("cell_summary_bytes", 16 * 2**20, "bytes",
+                            "an image's stored analysis summary (tables/cells/uns/plexhub) "
+                            "that a study's phenotype summary reads")
 PRESET_REF_CHARS = _limit("preset_ref_chars", 80, "characters",
                           "a preset reference (<id>@<version>) in a tile or DeepZoom URL")
 HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",

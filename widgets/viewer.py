@@ -26,6 +26,7 @@ from plexhub.client import ApiClient
 from plexhub.errors import InputError, PlexhubError
 from plexhub.ome_pipeline.render import encode
 from plexhub.presets import RenderPreset, content_hash
+from plexhub.widgets.cell_overlay import CellOverlayControl
 from plexhub.widgets.histogram import HistogramPanel
 from plexhub.widgets.source import ImageSource, open_image, resolve_preset, share_params
 from plexhub.widgets.state import PanelState
@@ -77,13 +78,16 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.source = open_image(image, client)
         self.client = self.source.client or client
         self.canvas = ViewerCanvas(size={"width": int(width), "height": int(height)})
+        # an analysed image: the cell overlay's toggle, legend and clicked row (cell_overlay)
+        self.cells = CellOverlayControl.for_source(self.source, on_change=self._push)
         self.state = PanelState(self.source.channels, self.source.default_preset(),
                                 self.source.histograms(), on_change=self._push)
         self.hist = HistogramPanel(self.source.histograms(), on_window=self._on_hist_window) \
             if histogram else None
         if self.hist is not None:  # BokehModel sends the figure as it is when made
             self.hist.show(self.state.rows[0])
-        children = [self.canvas] + ([self.hist.widget] if self.hist is not None else [])
+        children = [self.canvas] + ([self.hist.widget] if self.hist is not None else []) \
+            + ([self.cells.widget] if self.cells is not None else [])
         super().__init__(children=children, **kwargs)
         self._t = self._z = 0
         h, w = self.source.level_shapes[0]
@@ -282,7 +286,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             c.rows = [dict(r) for r in st.rows]
             c.locked, c.dirty, c.can_undo = st.locked, st.dirty, st.can_undo
             c.preset_name = st.name
-            c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}"
+            c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}" \
+                + (self.cells.gen_suffix() if self.cells is not None else "")
         if self.hist is not None and 0 <= c.focus < len(st.rows):
             self.hist.show(st.rows[c.focus])
 
@@ -345,6 +350,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
                                   "values": vals})
             elif kind == "export":
                 self._send_export(str(msg.get("kind")))
+            elif kind == "click" and self.cells is not None:  # a click that did not pan
+                self.cells.select(float(msg["x"]), float(msg["y"]))
         except PlexhubError as exc:
             self.canvas.message = str(exc)
         except Exception:  # a UI event must never kill the comm; show what happened
@@ -357,6 +364,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         preset = self.preset
         for row, col in msg.get("tiles", [])[:64]:
             data = tile_png(self.source, preset, level, int(row), int(col), self._t, self._z)
+            if self.cells is not None:
+                data = self.cells.composite(data, level, int(row), int(col), TILE)
             self.canvas.send({"type": "tile", "gen": gen, "level": level, "row": row,
                               "col": col}, buffers=[data])
 

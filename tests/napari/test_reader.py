@@ -25,7 +25,7 @@ def _top_colour(layer: Any) -> str:
 def test_manifest_declares_reader_and_widget() -> None:
     mf = npe2.PluginManager.instance().get_manifest("plexhub")
     assert [r.command for r in mf.contributions.readers] == ["plexhub.get_reader"]
-    assert [w.display_name for w in mf.contributions.widgets] == ["Render presets"]
+    assert [w.display_name for w in mf.contributions.widgets] == ["Render presets", "Cells"]
 
 
 def test_reader_claims_ome_zarr_and_image_urls_only(store: Path, tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ PORTAL = ("/portal/studies/{code}", "/portal/images/{image_id}",
 # the harness's images are never analysed: their cell table is a 404 even with a grant
 # the compliance reads (audit trail, its report, signatures) need audit:read, which sponsors lack
 GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403, "/api/v1/images/{image_id}/cells": 404,
+                  "/api/v1/images/{image_id}/cells/summary": 404,
                   "/api/v1/studies/{code}/audit": 403, "/api/v1/studies/{code}/audit/report": 403,
                   "/api/v1/studies/{code}/signatures": 403,
                   # the peer review is staff's (its portal page: the 404 page)
