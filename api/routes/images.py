@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
+from plexhub.api.db import utcnow
 from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
 from plexhub.api.deps import (
     CurrentUser,
@@ -23,10 +24,11 @@ from plexhub.api.deps import (
     VisibleImage,
     VisibleJob,
     VisibleStudy,
+    grants_of,
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
-from plexhub.api.models import Image, Job, Study
+from plexhub.api.models import Image, Job, JobState, Study
 from plexhub.api.schemas import (
     BatchRequest,
     ChannelPublic,
@@ -36,10 +38,11 @@ from plexhub.api.schemas import (
     JobPublic,
 )
 from plexhub.errors import InputError
-from plexhub.policies.access import Principal
+from plexhub.policies.access import Principal, can_see_study
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
+JOBS_LISTED = 100  # unfinished jobs GET /jobs lists at most
 
 
 def _image_public(image: Image, code: str,
@@ -60,7 +63,7 @@ def ingest_one(session: Session, settings: Settings, study: Study, user: Princip
     """Register ``body.source`` in ``study``; returns the answer and a job id to start."""
     from plexhub.ome_pipeline import open_source
 
-    source = resolve_source(body.source, settings)
+    source = resolve_source(body.source, settings, user.user)
     fp = fingerprint(source)
     existing = session.scalars(select(Image).where(Image.study_id == study.id,
                                                    Image.fingerprint == fp)
@@ -133,10 +136,11 @@ def ingest_batch(body: BatchRequest, study: VisibleStudy,
     All entries are checked first; nothing is registered unless every entry is valid."""
     items: list[IngestRequest] = list(body.items or [])
     if body.folder:
-        items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
-                                                                             st.settings))]
+        items += [IngestRequest(source=s) for s in list_folder(resolve_source(
+            body.folder, st.settings, user.user))]
     if body.manifest:
-        rows = read_manifest(resolve_source(body.manifest, st.settings), body.manifest)
+        rows = read_manifest(resolve_source(body.manifest, st.settings, user.user),
+                             body.manifest)
         items += [_manifest_item(body.manifest, row) for row in rows]
     if not items:
         raise InputError("batch", "names no sources", "give folder, manifest or items")
@@ -187,6 +191,26 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     session.commit()
     return FileResponse(source, media_type="application/octet-stream",
                         filename=Path(source).name)
+
+
+@router.get("/jobs", response_model=list[JobPublic], tags=["jobs"])
+def list_jobs(user: Annotated[Principal, Scope("read")], session: DbSession) -> list[Any]:
+    """The unfinished jobs (queued, running) of the studies the caller may see, oldest first
+    (at most :data:`JOBS_LISTED`): what JupyterLab's status bar shows."""
+    now = utcnow()
+    rows = session.execute(select(Job, Study).join(Study, Study.id == Job.study_id)
+                           .where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
+                           .order_by(Job.created_at, Job.id)).all()
+    visible: dict[int, bool] = {}
+    jobs = []
+    for job, study in rows:
+        if study.id not in visible:
+            visible[study.id] = can_see_study(user, grants_of(session, study.id), now)
+        if visible[study.id]:
+            jobs.append(job_view(job_public(session, job), user))
+            if len(jobs) >= JOBS_LISTED:
+                break
+    return jobs
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])
