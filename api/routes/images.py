@@ -205,7 +205,7 @@ def list_jobs(user: Annotated[Principal, Scope("read")], session: DbSession) -> 
     jobs = []
     for job, study in rows:
         if study.id not in visible:
-            visible[study.id] = can_see_study(user, grants_of(session, study.id), now)
+            visible[study.id] = bool(can_see_study(user, grants_of(session, study.id), now))
         if visible[study.id]:
             jobs.append(job_view(job_public(session, job), user))
             if len(jobs) >= JOBS_LISTED:
