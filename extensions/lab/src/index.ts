@@ -8,7 +8,6 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { CommandToolbarButton, LabIcon } from '@jupyterlab/ui-components';
-import { DisposableDelegate } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
 import { el } from './dom';
@@ -269,20 +268,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: PUBLISH, category: 'plexhub' });
-    // the notebook toolbar's button
-    app.docRegistry.addWidgetExtension('Notebook', {
-      createNew: (nb: NotebookPanel) => {
-        const button = new CommandToolbarButton({
-          commands: app.commands,
-          id: PUBLISH,
-          label: 'Publish',
-          caption: 'Publish this notebook to a plexhub study'
-        });
-        nb.toolbar.insertAfter('cellType', 'plexhub-publish', button) ||
-          nb.toolbar.addItem('plexhub-publish', button);
-        return new DisposableDelegate(() => button.dispose());
+    // the notebook toolbar's button: near the start, where a narrow toolbar keeps it
+    const addButton = (nb: NotebookPanel) => {
+      const button = new CommandToolbarButton({
+        commands: app.commands,
+        id: PUBLISH,
+        label: 'Publish',
+        caption: 'Publish this notebook to a plexhub study'
+      });
+      if (!nb.toolbar.insertAfter('save', 'plexhub-publish', button)) {
+        nb.toolbar.insertItem(0, 'plexhub-publish', button);
       }
-    });
+    };
+    tracker.forEach(addButton);
+    tracker.widgetAdded.connect((_, nb) => addButton(nb));
 
     const selected = (): string[] => {
       const browser = browsers?.tracker.currentWidget;
