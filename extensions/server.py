@@ -3,9 +3,9 @@
 - ``GET plexhub/config``: whether an API was found and where (no token).
 - ``GET plexhub/api/<path>``: a read of the plexhub API (``/api/v1/<path>``) forwarded with
   the server's token, for the few paths the panel reads (:data:`READABLE`): the studies, a
-  study's images, an image, its presets and thumbnail, a job. The API's answer (status,
-  ``detail``, body, content type) comes back as it was, so a study the token may not see is
-  a 404 here too.
+  study's images, an image, its presets and thumbnail, the unfinished jobs, a job. The API's
+  answer (status, ``detail``, body, content type) comes back as it was, so a study the token
+  may not see is a 404 here too.
 - ``POST plexhub/publish`` ``{path, study, name, note, reason, credential}``: publishes the
   notebook at ``path`` (read from this server's contents, so what is saved is what is
   published; ``note``, the version note, goes into its metadata as ``plexhub.version_note``).
