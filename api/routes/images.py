@@ -183,7 +183,10 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
     image, study = found
-    source = resolve_source(image.source_uri, st.settings)
+    # in an ingest root, or in the own folder of whoever ingested it (ingest_user_root)
+    creator = session.scalar(select(Job.created_by).where(Job.id == image.job_id)) \
+        if image.job_id else None
+    source = resolve_source(image.source_uri, st.settings, creator)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
                          "read its store at …/zarr/ instead")

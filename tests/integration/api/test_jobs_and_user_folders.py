@@ -75,6 +75,10 @@ def test_a_user_ingests_from_their_own_folder_only(homes_api: tuple[Api, Path]) 
     r = api.post("/api/v1/studies/S001/images", {"source": str(mine)}, sam)
     assert r.status_code == 202, r.text
     assert api.wait_job(r.json()["job_id"], token=sam)["state"] == "done"
+    # its original stays downloadable from there (staff), as from an ingest root
+    original = api.get(f"/api/v1/images/{r.json()['image_id']}/original", bob)
+    assert original.status_code == 200, original.text
+    assert original.content == mine.read_bytes()
     # another user's folder, by path or through a link in one's own: refused
     (homes / "sam" / "link.ome.tif").symlink_to(theirs)
     for source in (str(theirs), str(homes / "sam" / "link.ome.tif"),
