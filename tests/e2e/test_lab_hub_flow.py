@@ -144,10 +144,11 @@ def test_scientist_publishes_from_jupyterlab_and_the_sponsor_sees_it(
         dialog.get_by_role("button", name="Ingest").click()
         status.filter(has_text="1 conversion running").wait_for()
         page.screenshot(path=str(tmp_path / "hub-lab-ingest-running.png"))
-        page.get_by_text("fresh-scan.ome.tif is ready in study DEMO").wait_for(
-            timeout=180_000)
-        status.filter(has_text="No conversions running").wait_for()
+        status.filter(has_text="No conversions running").wait_for(timeout=180_000)
         assert "fresh-scan.ome.tif (DEMO): done" in (status.get_attribute("title") or "")
+        page.locator(".jp-Notification-Status").click()  # the toast may have closed
+        page.locator(".jp-Notification-Center").get_by_text(
+            "fresh-scan.ome.tif is ready in study DEMO").wait_for()
         page.screenshot(path=str(tmp_path / "hub-lab-ingest-done.png"))
         assert not [e for e in errors if "plexhub" in e.lower()], errors
     finally:
