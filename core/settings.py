@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description='Folders or URI prefixes sources may be read from (JSON list); '
         '["<data_dir>/incoming"] when unset.',
     )
+    ingest_user_root: str | None = Field(
+        default=None,
+        description="A folder with `{user}` in it that each user may also ingest from: "
+        "their own, e.g. JupyterHub homes (the hub sets <hub dir>/homes/{user}); none when "
+        "unset.",
+    )
     tile_cache_bytes: int = Field(
         default=256 * 2**20, ge=0,
         description="Bytes of rendered tiles kept in memory (per API worker process).",
@@ -312,11 +318,28 @@ class Settings(BaseSettings):
     def ingest_root_list(self) -> list[str]:
         return self.ingest_roots or [str((self.data_dir / "incoming").absolute())]
 
+    def ingest_roots_of(self, user: str | None) -> list[str]:
+        """The ingest roots plus ``user``'s own folder (``ingest_user_root``), where the
+        user's name can be a folder's (no ``/``, NUL, ``.`` or ``..``)."""
+        roots = self.ingest_root_list
+        if not self.ingest_user_root or not user or user in (".", "..") \
+                or "/" in user or "\x00" in user:
+            return roots
+        return [*roots, self.ingest_user_root.replace("{user}", user)]
+
     @field_validator("block_size")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v & (v - 1):
             raise ValueError(f"block_size must be a power of two, got {v}")
+        return v
+
+    @field_validator("ingest_user_root")
+    @classmethod
+    def _has_user(cls, v: str | None) -> str | None:
+        if v is not None and "{user}" not in v:
+            raise ValueError(f"ingest_user_root must contain {{user}} (each user's own "
+                             f"folder), got {v!r}")
         return v
 
     @field_validator("chunk_size")

@@ -270,7 +270,11 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.named_server_limit_per_user = 5
 
     # services: the API, and optionally a token-only admin client
-    services = [service(s, s.api_port or free_port())]
+    api = service(s, s.api_port or free_port())
+    # each user may ingest files of their own home (JupyterLab's "Ingest into a study")
+    api["environment"].setdefault("PLEXHUB_INGEST_USER_ROOT",
+                                  str(state / "homes" / "{user}"))
+    services = [api]
     if s.hub_api_token is not None:
         services.append({"name": OPS_SERVICE,
                          "api_token": s.hub_api_token.get_secret_value()})

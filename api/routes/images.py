@@ -28,7 +28,7 @@ from plexhub.api.deps import (
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
-from plexhub.api.models import Image, Job, Study
+from plexhub.api.models import Image, Job, JobState, Study
 from plexhub.api.schemas import (
     BatchRequest,
     ChannelPublic,
@@ -42,6 +42,7 @@ from plexhub.policies.access import Capability, Principal, can_see_study
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
+JOBS_LISTED = 100  # unfinished jobs GET /jobs lists at most
 
 
 def _image_public(image: Image, code: str,
@@ -63,7 +64,7 @@ def ingest_one(session: Session, settings: Settings, study: Study, user: Princip
     """Register ``body.source`` in ``study``; returns the answer and a job id to start."""
     from plexhub.ome_pipeline import open_source
 
-    source = resolve_source(body.source, settings)
+    source = resolve_source(body.source, settings, user.user)
     fp = fingerprint(source)
     existing = session.scalars(select(Image).where(Image.study_id == study.id,
                                                    Image.fingerprint == fp)
@@ -136,10 +137,11 @@ def ingest_batch(body: BatchRequest, study: VisibleStudy,
     All entries are checked first; nothing is registered unless every entry is valid."""
     items: list[IngestRequest] = list(body.items or [])
     if body.folder:
-        items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
-                                                                             st.settings))]
+        items += [IngestRequest(source=s) for s in list_folder(resolve_source(
+            body.folder, st.settings, user.user))]
     if body.manifest:
-        rows = read_manifest(resolve_source(body.manifest, st.settings), body.manifest)
+        rows = read_manifest(resolve_source(body.manifest, st.settings, user.user),
+                             body.manifest)
         items += [_manifest_item(body.manifest, row) for row in rows]
     if not items:
         raise InputError("batch", "names no sources", "give folder, manifest or items")
@@ -192,7 +194,10 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
     image, study = found
-    source = resolve_source(image.source_uri, st.settings)
+    # in an ingest root, or in the own folder of whoever ingested it (ingest_user_root)
+    creator = session.scalar(select(Job.created_by).where(Job.id == image.job_id)) \
+        if image.job_id else None
+    source = resolve_source(image.source_uri, st.settings, creator)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
                          "read its store at …/zarr/ instead")
@@ -200,6 +205,26 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     session.commit()
     return FileResponse(source, media_type="application/octet-stream",
                         filename=Path(source).name)
+
+
+@router.get("/jobs", response_model=list[JobPublic], tags=["jobs"])
+def list_jobs(user: Annotated[Principal, Scope("read")], session: DbSession) -> list[Any]:
+    """The unfinished jobs (queued, running) of the studies the caller may see, oldest first
+    (at most :data:`JOBS_LISTED`): what JupyterLab's status bar shows."""
+    now = utcnow()
+    rows = session.execute(select(Job, Study).join(Study, Study.id == Job.study_id)
+                           .where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
+                           .order_by(Job.created_at, Job.id)).all()
+    visible: dict[int, bool] = {}
+    jobs = []
+    for job, study in rows:
+        if study.id not in visible:
+            visible[study.id] = bool(can_see_study(user, grants_of(session, study.id), now))
+        if visible[study.id]:
+            jobs.append(job_view(job_public(session, job), user))
+            if len(jobs) >= JOBS_LISTED:
+                break
+    return jobs
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])

@@ -158,6 +158,9 @@ def test_configure(tmp_path: Path) -> None:
     names = [svc["name"] for svc in c.JupyterHub.services]
     assert names == ["plexhub", "plexhub-ops"]
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:8999"
+    # each user may ingest from their own home (JupyterLab's "Ingest into a study")
+    assert c.JupyterHub.services[0]["environment"]["PLEXHUB_INGEST_USER_ROOT"] == \
+        str((tmp_path / "d" / "hub" / "homes" / "{user}").absolute())
     assert (tmp_path / "d" / "hub" / "users.json").exists()
     assert c.JupyterHub.spawner_class is PlexhubSpawner
     assert str((tmp_path / "d").absolute()) in c.PlexhubSpawner.hidden_paths
