@@ -161,6 +161,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         catalog,
         cells,
         compliance,
+        guides,
         images,
         notebooks,
         presets,
@@ -168,6 +169,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         thumbnails,
         tiles,
         tokens,
+        viewing,
         webgateway,
         zarr,
     )
@@ -181,5 +183,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              compliance.router,  # study locks and audit exports
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
+             viewing.router, guides.router,  # saved views, cursor values, guided views
              login.router, pages.router]  # the sponsor portal
     return [*found, hub_routes.router] if hub else found

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
-from plexhub.api.models import AuditEvent, Image, Preset, Study
+from plexhub.api.models import AuditEvent, Finding, Image, Preset, Study
 from plexhub.api.tiles import level_shape
 from plexhub.errors import PlexhubError
 from plexhub.policies.access import Principal
@@ -30,8 +30,13 @@ APPROVE = "preset.approve"  # the audit action that makes a preset version the r
 # metadata shown above the image, in this order (keys of the image's LIMS metadata)
 FACTS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"),
          ("stain_panel", "Stain panel"), ("study_day", "Study day"))
-# slide-list filters (query parameter = metadata key)
-FILTERS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"))
+# slide-list filters (query parameter = metadata key; review_state: staff only, see
+# :func:`review_states`)
+FILTERS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"),
+           ("review_state", "Review state"))
+# a slide's review state, as the study's image list names it (branch "review")
+REVIEW_STATES = ("not_reviewed", "primary_done", "peer_reviewed", "signed_off")
+NOT_REVIEWED = REVIEW_STATES[0]
 _UM = {"micrometer": 1.0, "µm": 1.0, "um": 1.0, "micron": 1.0, "nanometer": 1e-3,
        "nm": 1e-3, "millimeter": 1e3, "mm": 1e3, "centimeter": 1e4, "meter": 1e6, "m": 1e6}
 
@@ -188,3 +193,21 @@ def facts(metadata: dict[str, Any]) -> list[tuple[str, str]]:
             value = ", ".join(str(m) for m in value.values())
         out.append((label, str(value)))
     return out
+
+
+def review_states(session: Session, study: Study) -> dict[str, str]:
+    """Each slide's review state (one of :data:`REVIEW_STATES`), from its findings' newest
+    versions: none is ``not_reviewed``, all signed is ``signed_off``, else ``primary_done``.
+    (The peer-review records, where present, refine this to ``peer_reviewed``: the study's
+    image list's ``review_state`` is the reference; a slide missing here is not reviewed.)"""
+    newest: dict[str, tuple[int, str, str]] = {}
+    for fid, version, image_id, state in session.execute(select(
+            Finding.finding_id, Finding.version, Finding.image_id, Finding.state)
+            .where(Finding.study_id == study.id)):
+        if fid not in newest or newest[fid][0] < version:
+            newest[fid] = (version, image_id, state)
+    by_image: dict[str, list[str]] = {}
+    for _, image_id, state in newest.values():
+        by_image.setdefault(image_id, []).append(state)
+    return {image_id: "signed_off" if all(s == "signed" for s in states) else "primary_done"
+            for image_id, states in by_image.items()}

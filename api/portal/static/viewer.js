@@ -28,7 +28,8 @@
   var nextEl = document.getElementById("next-slide");
   var nextSlide = nextEl ? JSON.parse(nextEl.textContent) : null;
   var geo = model.geometry;
-  var params = new URLSearchParams(window.location.search);
+  // a guided view's step names its view in the page (data-view); else the page's URL
+  var params = new URLSearchParams(el.dataset.view || window.location.search);
   var presetRef = model.preset_ref;
   var preset = model.channels.map(function (c) { return Object.assign({}, c); });
   var channels = model.channels.map(function (c) { return Object.assign({}, c); });
@@ -87,6 +88,8 @@
     window.history.replaceState(null, "", url);
   }
 
+  plexhub.writeUrl = writeUrl;  // views.js: the view as it is now, in the URL
+
   // ------------------------------------------------------------ tiles
   function b64url(bytes) {
     var s = "";
@@ -107,6 +110,8 @@
       })
     };
   }
+
+  plexhub.specDocument = specDocument;  // views.js: "save as preset"
 
   function encodeSpec(doc) {  // base64url(zlib(JSON)), as plexhub.api.tiles.parse_spec reads
     var stream = new Blob([JSON.stringify(doc)]).stream()
@@ -439,6 +444,8 @@
     var to = "";
     if (ev.key === "n" || ev.key === "PageDown") { to = el.dataset.next; }
     if (ev.key === "p" || ev.key === "PageUp") { to = el.dataset.prev; }
+    var unreviewed = document.getElementById("next-unreviewed");
+    if (ev.key === "u" && unreviewed) { to = unreviewed.href; }
     var handled = true;
     if (to) {
       window.location.assign(to);
