@@ -25,7 +25,6 @@ from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import (
     CurrentUser,
     DbSession,
-    ImageAccess,
     OwnView,
     Scope,
     VisibleGuide,
@@ -195,17 +194,6 @@ def saved_view(request: Request, found: OwnView) -> Response:
                             headers={"Cache-Control": "no-store"})
 
 
-class Compared(NamedTuple):
-    left: ImageAccess
-    right: ImageAccess
-
-
-@authorizes("resource", "images a and b (query), both visible to the caller")
-def compared_images(user: CurrentUser, session: DbSession,
-                    a: str = Query(max_length=32), b: str = Query(max_length=32)) -> Compared:
-    return Compared(visible_image(session, user, a), visible_image(session, user, b))
-
-
 def side(session: Session, image: Image) -> dict[str, Any] | None:
     """One side of the comparison: what compare.js needs to open the image."""
     if image.status != "ready":
@@ -214,11 +202,14 @@ def side(session: Session, image: Image) -> dict[str, Any] | None:
             "preset": viewer.default_ref(session, image), **asdict(viewer.geometry(image))}
 
 
-@router.get("/compare")
-def compare_page(request: Request, found: Annotated[Compared, Depends(compared_images)],
-                 user: CurrentUser, session: DbSession) -> Response:
-    """Two slides side by side, their pan and zoom kept in step (e.g. vehicle vs high dose)."""
-    (left, study), (right, _) = found
+@router.get("/images/{image_id}/compare")
+def compare_page(request: Request, found: VisibleImage, user: CurrentUser,
+                 session: DbSession,
+                 other: Annotated[str, Query(alias="with", max_length=32)]) -> Response:
+    """Two slides side by side, their pan and zoom kept in step (e.g. vehicle vs high dose);
+    the second one (``with``, named in the query) is checked here."""
+    left, study = found
+    right, _ = visible_image(session, user, other)
     sides = [side(session, left), side(session, right)]
     if None in sides:
         raise NotFoundError("comparison", "needs two converted images")

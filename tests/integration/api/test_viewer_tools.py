@@ -43,7 +43,8 @@ def test_saved_views_are_their_owners_alone(api: Api) -> None:
                             "x": 32, "y": 30.5, "zoom": 2}
     # the same name again replaces it; the list is the owner's only
     r = api.post(f"/api/v1/images/{image}/views", {**body, "zoom": 4}, token=sue)
-    assert r.status_code == 201 and r.json()["id"] == view["id"]
+    assert r.status_code == 201
+    assert r.json()["id"] == view["id"]
     mine = api.get(f"/api/v1/images/{image}/views", token=sue).json()
     assert [(v["name"], v["view"]["zoom"]) for v in mine] == [("CD8 bright", 4)]
     assert api.get(f"/api/v1/images/{image}/views", token=sam).json() == []
@@ -92,7 +93,8 @@ def test_values_under_the_cursor_for_staff(api: Api) -> None:
                 params={"x": 1, "y": 1, "size": VALUES_WINDOW + 1})
     assert r.status_code == 422
     r = api.get(f"/api/v1/images/{image}/values", token=sci, params={"x": 64, "y": 1})
-    assert r.status_code == 422 and "outside the image" in r.text
+    assert r.status_code == 422
+    assert "outside the image" in r.text
     # a granted sponsor: 403; a sponsor without a grant: the 404 of an unknown image
     assert api.get(f"/api/v1/images/{image}/values", token=sue,
                    params={"x": 1, "y": 1}).status_code == 403
@@ -137,10 +139,12 @@ def test_guided_views_are_published_versioned_and_revocable(api: Api) -> None:
     assert [(g["name"], g["version"], g["steps"]) for g in listed] == [("tour", 2, 2)]
     assert api.get(f"/api/v1/guides/{v1['id']}", token=sue).json()["version"] == 1
     page = api.client.get("/portal/studies/W1", headers=api.h(sue))
-    assert v2.json()["id"] in page.text and "Liver, vehicle vs high dose" in page.text
+    assert v2.json()["id"] in page.text
+    assert "Liver, vehicle vs high dose" in page.text
     step = api.client.get(f"/portal/guides/{v1['id']}?step=2", headers=api.h(sue))
     assert step.status_code == 200
-    assert "Step 2 of 3" in step.text and "Necrosis here." in step.text
+    assert "Step 2 of 3" in step.text
+    assert "Necrosis here." in step.text
     assert 'data-view="c=1%7C0%3A500&amp;x=20&amp;y=12&amp;zoom=3"' in step.text
     assert "necrosis" in step.text  # the waypoint's annotation, drawn by guide.js
     # a sponsor may neither publish nor revoke
@@ -148,7 +152,8 @@ def test_guided_views_are_published_versioned_and_revocable(api: Api) -> None:
     assert api.post(f"/api/v1/guides/{v1['id']}/revoke", {}, token=sue).status_code == 403
     # revoked: gone for the sponsor (404 like an unknown id), still there for staff, audited
     r = api.post(f"/api/v1/guides/{v2.json()['id']}/revoke", {"reason": "wrong slide"})
-    assert r.status_code == 200 and r.json()["revoked_at"]
+    assert r.status_code == 200
+    assert r.json()["revoked_at"]
     assert api.post(f"/api/v1/guides/{v2.json()['id']}/revoke", {}).status_code == 409
     gone = api.get(f"/api/v1/guides/{v2.json()['id']}", token=sue)
     unknown = api.get(f"/api/v1/guides/{'0' * 32}", token=sue)
