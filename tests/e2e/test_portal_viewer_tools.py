@@ -98,7 +98,7 @@ def test_staff_save_the_channels_as_a_preset(page: Page, site: Site) -> None:
     views = page.get_by_role("region", name="Saved views")
     views.get_by_label("View name").fill("no DNA (staff)")
     views.get_by_role("button", name="Save as preset").click()
-    page.wait_for_url(re.compile(r".*\?preset=[0-9a-f]{32}%401$"))
+    page.wait_for_url(re.compile(r".*[?&]preset=[0-9a-f]{32}%401"))  # the new preset
     settle(page)
     assert "no DNA (staff) · v1 · pat" in page.locator("#preset option:checked").inner_text()
     assert not page.get_by_label("Show DNA").is_checked()  # the preset's own settings now
@@ -136,6 +136,9 @@ def test_values_under_the_cursor_and_a_freehand_outline(page: Page, site: Site,
     # freehand: press, drag around, release; saved as a Polygon in level-0 pixels
     review = page.get_by_role("region", name="Review")
     review.get_by_role("button", name="Freehand").click()
+    box = page.locator("#viewer").bounding_box()  # the click may have scrolled the page
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     points = [(cx + 100 * math.cos(a / 20 * 2 * math.pi),
                cy + 70 * math.sin(a / 20 * 2 * math.pi)) for a in range(21)]
     page.mouse.move(*points[0])
@@ -143,7 +146,7 @@ def test_values_under_the_cursor_and_a_freehand_outline(page: Page, site: Site,
     for x, y in points[1:]:
         page.mouse.move(x, y, steps=3)
     page.mouse.up()
-    assert "Shape ready" in page.locator("#review-status").inner_text()
+    assert "Shape ready" in page.locator("#review-status").inner_text(), errors
     review.get_by_label("Class").fill("inflammation")
     review.get_by_role("button", name="Save annotation").click()
     wait_js(page, "document.querySelectorAll('#annotation-list li').length === 1")
