@@ -136,7 +136,8 @@ def test_values_under_the_cursor_and_a_freehand_outline(page: Page, site: Site,
     # freehand: press, drag around, release; saved as a Polygon in level-0 pixels
     review = page.get_by_role("region", name="Review")
     review.get_by_role("button", name="Freehand").click()
-    box = page.locator("#viewer").bounding_box()  # the click may have scrolled the page
+    page.locator("#viewer").scroll_into_view_if_needed()  # the click scrolled the page
+    box = page.locator("#viewer").bounding_box()
     assert box is not None
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     points = [(cx + 100 * math.cos(a / 20 * 2 * math.pi),
