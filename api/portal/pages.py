@@ -180,8 +180,9 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         "views": views_of(session, user, image.id) if ready else [],
         "save_preset": bool(has_scope(user, "presets:write")),
         "preset_reason": needs_reason(session, study, "preset.save"),
-        "others": [(im.id, im.name or im.id) for im, _ in rows
-                   if im.id != image.id and im.status == "ready"]}, user)
+        "others": [(im.id, " · ".join([im.name or im.id, *(str(m[k]) for k in (
+                       "animal_id", "dose_group") if m.get(k) not in (None, ""))]))
+                   for im, m in rows if im.id != image.id and im.status == "ready"]}, user)
 
 
 @router.get("/views/{view_id}")

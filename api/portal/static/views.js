@@ -77,6 +77,7 @@
         var o = document.createElement("option");
         o.value = doc.url; o.textContent = doc.name;
         picker.appendChild(o);
+        picker.options[0].textContent = "choose a saved view";
       }
       say("View \u201c" + doc.name + "\u201d saved (yours only; the preset is unchanged)");
       box.dataset.saved = doc.url;
