@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from plexhub.limits import VALUES_WINDOW
-from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
 from tests.helpers.api import Api
 from tests.helpers.sample_data import ingest_synthetic
 
@@ -185,3 +185,38 @@ def test_a_freehand_outline_is_a_polygon(api: Api) -> None:
     (got,) = api.get(f"/api/v1/images/{image}/annotations").json()["features"]
     assert got["properties"]["shape"] == "freehand"
     assert got["geometry"] == {"type": "Polygon", "coordinates": [ring]}
+
+
+def test_save_as_preset_asks_for_the_reason_a_glp_study_needs(api: Api) -> None:
+    r = api.post("/api/v1/studies", {"code": "G1", "title": "GLP", "sponsor": "acme",
+                                     "profile": "glp"})
+    assert r.status_code == 201, r.text
+    write_ome_tiff(api.incoming / "g1.ome.tif", SyntheticSpec(size_y=64, size_x=64, channels=2,
+                                                              tile=64, seed=6))
+    r = api.client.post("/api/v1/studies/G1/images", json={"source": "g1.ome.tif"},
+                        headers={**api.h(), "X-Plexhub-Reason": "day 28"})
+    assert r.status_code == 202, r.text
+    image = r.json()["image_id"]
+    assert api.wait_job(r.json()["job_id"])["state"] == "done"
+    sci = api.token("pat", "scientist")
+    page = api.client.get(f"/portal/images/{image}", headers=api.h(sci))
+    assert 'id="save-preset"' in page.text
+    assert 'id="preset-reason"' in page.text  # the page asks for it
+    doc = {"name": "bright", "channels": [
+        {"index": i, "color": "FF0000", "window": {"start": 0, "end": 100}} for i in (0, 1)]}
+    url = f"/api/v1/images/{image}/presets"
+    refused = api.post(url, doc, token=sci)
+    assert refused.status_code == 422
+    assert "requires a reason" in refused.text
+    r = api.client.post(url, json=doc, headers={**api.h(sci),
+                                                "X-Plexhub-Reason": "brighter%20CD8"})
+    assert r.status_code == 201, r.text
+    # a sponsor is offered neither
+    r = api.client.post("/api/v1/studies/G1/grants", json={
+        "principal": "group:acme", "capabilities": ["view"]},
+        headers={**api.h(), "X-Plexhub-Reason": "sponsor review"})
+    assert r.status_code == 201, r.text
+    page = api.client.get(f"/portal/images/{image}", headers=api.h(api.token(
+        "sue", "sponsor", ["acme"])))
+    assert 'id="save-view"' in page.text
+    assert 'id="save-preset"' not in page.text
