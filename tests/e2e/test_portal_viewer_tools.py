@@ -287,3 +287,44 @@ def test_slides_by_review_state_and_next_unreviewed(page: Page, site: Site) -> N
     page.goto(f"{site.base}/portal/studies/V1")
     assert page.get_by_label("Review state").count() == 0
     assert page.get_by_label("Dose group").count() == 1
+
+
+def test_staff_compose_a_guided_view_across_slides(page: Page, site: Site) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login_as(page, site, "pat", "scientist")
+    page.goto(f"{site.base}/portal/images/{site.images[0]}")
+    settle(page)
+    compose = page.get_by_role("group", name="Compose a guided view")
+    compose.get_by_label("Guide name").fill("dose tour")
+    compose.get_by_label("Step title").fill("Vehicle")
+    compose.get_by_label("Step text").fill("A normal liver.")
+    compose.get_by_role("button", name="Add this view as a step").click()
+    assert compose.locator("#guide-steps li").count() == 1
+    # the next slide, channel 1 off: the draft goes along
+    page.locator("nav.crumbs").click()
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(rf".*/portal/images/{site.images[1]}$"))
+    settle(page)
+    page.get_by_label("Show DNA").uncheck()
+    wait_js(page, "window.plexhubView.spec !== ''")
+    compose = page.get_by_role("group", name="Compose a guided view")
+    assert compose.get_by_label("Guide name").input_value() == "dose tour"
+    compose.get_by_label("Step text").fill("High dose, without DNA.")
+    compose.get_by_role("button", name="Add this view as a step").click()
+    assert compose.locator("#guide-steps li").count() == 2
+    compose.get_by_role("button", name="Publish guided view").click()
+    wait_js(page, "!!document.getElementById('published-guide')")
+    assert "Published version 1" in page.locator("#review-status").inner_text()
+    (guide,) = ok(httpx.get(f"{site.base}/api/v1/studies/V1/guides", headers=ADMIN_H))
+    doc = ok(httpx.get(f"{site.base}/api/v1/guides/{guide['id']}", headers=ADMIN_H))
+    steps = doc["waypoints"]
+    assert [w["image_id"] for w in steps] == site.images[:2]
+    assert steps[0]["title"] == "Vehicle"
+    assert steps[1]["c"].startswith("-1|")
+    assert {"preset", "x", "y", "zoom"} <= set(steps[1])
+    page.locator("#published-guide").click()
+    page.wait_for_url(re.compile(rf".*/portal/guides/{guide['id']}$"))
+    settle(page)
+    assert "A normal liver." in page.locator("#guide-step").inner_text()
+    assert not errors, errors
