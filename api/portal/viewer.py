@@ -5,7 +5,8 @@ scale (µm per level-0 pixel) and the next slide (for prefetching its first tile
 
 A sponsor's changes to channels are made in the page and kept in its URL (``c=``, see
 ``static/viewer.js``); they reach the tile routes as an inline ``spec=``. Nothing here
-writes: the CRO's presets never change from the viewer.
+writes: the CRO's presets never change from the viewer (a reader's saved view is its own
+row, ``api/routes/viewing.py``; only staff's explicit "save as preset" saves one).
 """
 
 from __future__ import annotations

@@ -12,8 +12,13 @@
      channel as [-]<n>|<start>:<end>[|<gamma>] (n from 1; "-": off), like OMERO's c=;
    - a scale bar (µm, from the image's physical pixel size), a loading indicator, the
      overview map, fullscreen (f), n / p (or PageDown / PageUp) for the next / previous
-     slide, 1-9 to switch a channel, r to reset, ? for the list; once the image is drawn,
-     the next slide's first tiles are fetched, so that n shows it at once.
+     slide, u for the next slide not reviewed yet (staff), 1-9 to switch a channel, r to
+     reset, ? for the list; once the image is drawn, the next slide's first tiles are
+     fetched, so that n shows it at once.
+   A guided view's step (guide.html) gives its view in data-view instead of the URL, and
+   its previous / next steps as data-prev / data-next. Saved views, "save as preset"
+   (views.js), values under the cursor (cursor.js), drawing (annotate.js) and composing a
+   guided view (compose.js) use window.plexhubView's writeUrl and specDocument.
 
    All URLs come from the page (data- attributes and the JSON model the server wrote), so
    it works under any mount prefix; the session cookie authenticates (same origin). The
