@@ -220,3 +220,24 @@ def test_save_as_preset_asks_for_the_reason_a_glp_study_needs(api: Api) -> None:
         "sue", "sponsor", ["acme"])))
     assert 'id="save-view"' in page.text
     assert 'id="save-preset"' not in page.text
+
+
+def test_side_by_side_needs_both_slides_visible(api: Api) -> None:
+    image, sue, _, outsider = _setup(api)
+    other, _ = ingest_synthetic(api, "W1", "w2.ome.tif", 4, {"animal_id": "A-2"})
+    api.study("W2", sponsor="globex")
+    foreign, _ = ingest_synthetic(api, "W2", "x.ome.tif", 5)
+    url = f"/portal/images/{image}/compare"
+    page = api.client.get(url, params={"with": other}, headers=api.h(sue))
+    assert page.status_code == 200
+    assert "A-1" in page.text
+    assert "A-2" in page.text  # each slide's metadata above it
+    assert 'id="compare-sides"' in page.text
+    # the second slide not visible, or the first: the 404 page of an unknown one
+    for first, second, who in ((image, foreign, sue), (foreign, image, sue),
+                               (image, other, outsider), (image, "0" * 32, sue)):
+        r = api.client.get(f"/portal/images/{first}/compare", params={"with": second},
+                           headers=api.h(who))
+        assert r.status_code == 404, (first, second)
+        assert foreign not in r.text
+        assert "W2" not in r.text
