@@ -35,7 +35,17 @@ from starlette.concurrency import run_in_threadpool
 
 from plexhub.api import csrf
 from plexhub.api.db import Database, utcnow
-from plexhub.api.models import ApiToken, Grant, Image, Job, Preset, PublishedNotebook, Study
+from plexhub.api.models import (
+    ApiToken,
+    Grant,
+    GuidedView,
+    Image,
+    Job,
+    Preset,
+    PublishedNotebook,
+    SavedView,
+    Study,
+)
 from plexhub.errors import NotFoundError, PermissionDeniedError
 from plexhub.policies.access import (
     ROLE_SCOPES,
@@ -45,6 +55,7 @@ from plexhub.policies.access import (
     can_manage_token,
     can_see_study,
     has_scope,
+    is_staff,
 )
 from plexhub.settings import Settings
 
@@ -363,6 +374,63 @@ def token_in_path(token_id: Annotated[str, Path(max_length=64)], user: CurrentUs
     return row
 
 
+@authorizes("resource", "image {image_id}, visible to the caller, who is staff (else 403)")
+def staff_image_in_path(image_id: str, user: CurrentUser, session: DbSession) -> ImageAccess:
+    """The image for staff only: a caller who may not see it gets its 404 first, a sponsor
+    who may see it a 403 (raw values under the cursor are a staff tool)."""
+    found = visible_image(session, user, image_id)
+    if not is_staff(user):
+        raise PermissionDeniedError(user.user, "may not do this (staff only)")
+    return found
+
+
+class ViewAccess(NamedTuple):
+    """A saved view of the caller's own, its image and study."""
+
+    view: SavedView
+    image: Image
+    study: Study
+
+
+@authorizes("resource", "saved view {view_id}, the caller's own, of an image it may see")
+def own_view_in_path(view_id: Annotated[str, Path(max_length=32)], user: CurrentUser,
+                     session: DbSession) -> ViewAccess:
+    """A saved view is its owner's alone: anyone else's, or one whose image the owner may
+    no longer see, is the 404 of an unknown one."""
+    row = session.get(SavedView, view_id)
+    if row is None or row.owner != user.user:
+        raise NotFoundError(f"view {view_id}", "not found")
+    try:
+        image, study = visible_image(session, user, row.image_id)
+    except NotFoundError:
+        raise NotFoundError(f"view {view_id}", "not found") from None
+    return ViewAccess(row, image, study)
+
+
+class GuideAccess(NamedTuple):
+    """A guided view version the caller may read, and its study."""
+
+    guide: GuidedView
+    study: Study
+
+
+def visible_guide(session: Session, principal: Principal, guide_id: str) -> GuideAccess:
+    """The guided view, or 404 when it does not exist, its study is not visible to the
+    caller, or (for sponsors) it is revoked; staff still see a revoked version."""
+    study_id = session.scalar(select(GuidedView.study_id).where(GuidedView.id == guide_id))
+    study = study_of(session, principal, study_id, f"guide {guide_id}")
+    row = session.get(GuidedView, guide_id)
+    if row is None or (row.revoked_at is not None and not is_staff(principal)):
+        raise NotFoundError(f"guide {guide_id}", "not found")
+    return GuideAccess(row, study)
+
+
+@authorizes("resource", "guide {guide_id}, its study visible to the caller, not revoked")
+def guide_in_path(guide_id: Annotated[str, Path(max_length=32)], user: CurrentUser,
+                  session: DbSession) -> GuideAccess:
+    return visible_guide(session, user, guide_id)
+
+
 VisibleStudy = Annotated[Study, Depends(study_in_path)]
 NotebookStudy = Annotated[Study, Depends(notebook_study_in_path)]
 VisibleImage = Annotated[ImageAccess, Depends(image_in_path)]
@@ -371,3 +439,6 @@ VisibleJob = Annotated[Job, Depends(job_in_path)]
 VisiblePreset = Annotated[Preset, Depends(preset_in_path)]
 VisibleNotebook = Annotated[NotebookAccess, Depends(notebook_in_path)]
 ManagedToken = Annotated[ApiToken, Depends(token_in_path)]
+StaffImage = Annotated[ImageAccess, Depends(staff_image_in_path)]
+OwnView = Annotated[ViewAccess, Depends(own_view_in_path)]
+VisibleGuide = Annotated[GuideAccess, Depends(guide_in_path)]

@@ -166,6 +166,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         catalog,
         cells,
         compliance,
+        guides,
         images,
         notebooks,
         peerreview,
@@ -174,6 +175,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         thumbnails,
         tiles,
         tokens,
+        viewing,
         webgateway,
         zarr,
     )
@@ -188,6 +190,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
              peerreview.router,  # the findings' peer review and sign-off
+             viewing.router, guides.router,  # saved views, cursor values, guided views
              login.router, pages.router,  # the sponsor portal
              reviewpage.router]  # and its peer-review page (staff)
     return [*found, hub_routes.router] if hub else found

@@ -267,7 +267,7 @@ class Annotation(Base):
     version: Mapped[int] = mapped_column(Integer)
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # point | rectangle | polygon
+    kind: Mapped[str] = mapped_column(String(16))  # point | rectangle | polygon | freehand
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
     label: Mapped[str] = mapped_column(String(200), default="")  # the class
     note: Mapped[str] = mapped_column(Text, default="")
@@ -360,3 +360,40 @@ class WebhookDelivery(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class SavedView(Base):
+    """A reader's own named view of an image (issue 19): the preset version it started from,
+    its channel settings (the viewer's ``c=``) and the viewport. Listed for its owner only;
+    it never changes a preset."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner", "image_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)  # preset, c, x, y, zoom
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class GuidedView(Base):
+    """One published version of a guided view (Minerva-Story-like): an ordered list of
+    waypoints over a study's images that a sponsor steps through. Versions are never changed;
+    revoking one sets ``revoked_at`` (it is then a 404 for sponsors)."""
+
+    __tablename__ = "guided_views"
+    __table_args__ = (UniqueConstraint("study_id", "name", "version"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    waypoints: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -89,6 +89,14 @@ RENDER_STRIP_PIXELS = _limit("render_strip_pixels", 2**21, "pixels",
                              "pixels a large region is read and composited in at a time "
                              "(one strip of rows)")
 
+# --- the portal's viewer (issue 19) ---------------------------------------------------------
+VALUES_WINDOW = _limit("values_window", 32, "pixels",
+                       "the side of the level-0 window read for the values under the cursor")
+GUIDE_WAYPOINTS = _limit("guide_waypoints", 100, "entries", "waypoints in one guided view")
+GUIDE_TEXT_CHARS = _limit("guide_text_chars", 2000, "characters",
+                          "a guided view waypoint's text")
+SAVED_VIEWS = _limit("saved_views", 200, "views", "saved views one user keeps on one image")
+
 
 def markdown_table() -> str:
     """The README's limits table: one row per entry of :data:`LIMITS`, in declaration order."""

@@ -1,7 +1,8 @@
 """Annotations and findings on slides (issue 19).
 
 Annotations are GeoJSON Features in level-0 pixel coordinates (point, rectangle as a
-Polygon with ``properties.shape = "rectangle"``, polygon) with a class and a note.
+Polygon with ``properties.shape = "rectangle"``, polygon, freehand as a Polygon with
+``properties.shape = "freehand"``) with a class and a note.
 ``POST /images/{id}/annotations`` takes a FeatureCollection: a Feature with an ``id`` that
 names an annotation of this image adds its next version (``properties.deleted: true``
 deletes it), one without adds a new annotation; it answers the Feature ids. QuPath's
@@ -111,8 +112,8 @@ def _feature_in(raw: dict[str, Any], image: Image) -> tuple[str | None, dict[str
     geometry = {"type": raw["geometry"].get("type"),
                 "coordinates": raw["geometry"].get("coordinates")}
     kind = _check_geometry(geometry, image)
-    if kind == "polygon" and props.get("shape") == "rectangle":
-        kind = "rectangle"
+    if kind == "polygon" and props.get("shape") in ("rectangle", "freehand"):
+        kind = str(props["shape"])  # a freehand outline: a Polygon drawn by hand
     label = props.get("class")
     if label is None and isinstance(props.get("classification"), dict):  # QuPath
         label = props["classification"].get("name")
