@@ -42,3 +42,8 @@ def level(root: Path | str, path: str = "0") -> zarr.Array:
 def read(root: Path | str, path: str = "0") -> np.ndarray:
     """The whole array ``path`` of the store at ``root`` as numpy."""
     return np.asarray(level(root, path)[...])
+
+
+def values(group: zarr.Group, path: str) -> np.ndarray:
+    """The whole array at ``path`` inside ``group`` as numpy."""
+    return np.asarray(array_at(group, path)[...])
