@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -47,3 +48,8 @@ def read(root: Path | str, path: str = "0") -> np.ndarray:
 def values(group: zarr.Group, path: str) -> np.ndarray:
     """The whole array at ``path`` inside ``group`` as numpy."""
     return np.asarray(array_at(group, path)[...])
+
+
+def attrs_of(node: zarr.Group | zarr.Array) -> dict[str, Any]:
+    """The attributes of a group or array, as the untyped JSON document they are."""
+    return dict(node.attrs)
