@@ -15,11 +15,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Table, create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -35,7 +35,7 @@ SCI = Principal("sci", "scientist")
 
 
 def _db(api: Api) -> Database:
-    return api.client.app.state.plexhub.db  # type: ignore[attr-defined,no-any-return]
+    return api.client.app.state.plexhub.db  # type: ignore[attr-defined]
 
 
 def _events(api: Api) -> list[dict[str, Any]]:
@@ -134,7 +134,7 @@ def _tamper(engine: Engine, kind: str, events: list[dict[str, Any]]) -> tuple[in
                      {"s": seqs[1]})
         forged = dict(events[2], seq=seqs[1] + 1, reason="forged", actor="mallory")
         forged["hash"] = event_hash(forged)
-        conn.execute(AuditEvent.__table__.insert().values(**forged))
+        conn.execute(cast(Table, AuditEvent.__table__).insert().values(**forged))
         return third + 1000, third + 1000
 
 
