@@ -31,6 +31,9 @@ CONTROLS: dict[str, str] = {
     "audit.report": "a per-study auditor's report: profile, access over time, signatures, "
                     "changes with reasons, system",
     "study.lock": "a locked study refuses every change (403 naming the lock) until unlocked",
+    "study.profile": "a study's profile changes only by an audited action (old and new profile "
+                     "in its event), signed where either profile asks, by a role the current "
+                     "profile allows, never on a locked study",
     "signature.reauthentication": "signatures need the signer's own credential (password, "
                                   "else own API token) and record signer, role, meaning, time "
                                   "and the hash of what was signed",

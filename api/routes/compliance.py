@@ -6,6 +6,12 @@ for every audited change) until an unlock by a role its profile allows. Where th
 asks for an electronic signature (GLP: lock and unlock, "approved"), the body's
 ``credential`` re-authenticates the caller (``api/signatures.py``); the signature covers the
 study as locked or unlocked and the head of its audit chain at that moment.
+
+A study's profile changes only through ``PUT /studies/{code}/profile`` (``study.profile``):
+never on a locked study, only by a role the current profile's ``profile_change_roles``
+names, with a reason and a signature where either the current or the new profile asks for
+one (so moving into GLP is signed as much as moving out of it); its audit event carries the
+old and the new profile.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signatu
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
 from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError
 from plexhub.policies.access import Principal
-from plexhub.policies.profiles import profile_of, unlock_decision
+from plexhub.policies.profiles import (
+    profile_change_decision,
+    profile_change_meaning,
+    profile_change_reason,
+    profile_of,
+    unlock_decision,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
@@ -40,6 +52,19 @@ class StudyLockChange(Strict):
         default=None, max_length=1000,
         description="the electronic signature's re-authentication, where the profile asks "
         f"for one: {signatures.CREDENTIAL_HELP}")
+
+
+class StudyProfileChange(Strict):
+    profile: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$",
+                         description="the new compliance profile: glp, non-glp or one of the "
+                         "installation's own (plexhub profiles)")
+    reason: str = Field(default="", max_length=2000,
+                        description="the reason for the change (required where either "
+                        "profile asks for one: GLP)")
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication, where either profile "
+        f"asks for one: {signatures.CREDENTIAL_HELP}")
 
 
 class StudySigned(StudyPublic):
@@ -105,6 +130,47 @@ def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
         raise PermissionDeniedError(user.user, f"may not unlock study {code} "
                                     f"({allowed.reason})")
     return _move(study, body, user, st, session, "study.unlock", "open")
+
+
+@router.put("/studies/{code}/profile", response_model=StudySigned)
+def change_profile(code: str, study: VisibleStudy, body: StudyProfileChange,
+                   user: Annotated[Principal, Scope("studies:write")], st: State,
+                   session: DbSession) -> StudySigned:
+    """Change the study's compliance profile (``study.profile``): refused on a locked study
+    and for roles the current profile does not let change it; a reason and an electronic
+    signature where either profile asks for them (GLP: both); audited with the old and the
+    new profile."""
+    known = audit.profiles(session)
+    new = profile_of(known, body.profile)  # 422 naming the known ones
+    current = profile_of(known, study.profile)
+    reason = body.reason.strip() or requestctx.current().reason
+    audit.check_change(session, code, "study.profile", reason)  # the lock; current's reason
+    if new.name == current.name:
+        raise ConflictError(f"study {code}", f"has profile {new.name} already")
+    allowed = profile_change_decision(current, new, user.role)
+    if not allowed:
+        raise PermissionDeniedError(user.user, f"may not change the profile of study {code} "
+                                    f"({allowed.reason})")
+    needed = profile_change_reason(current, new, reason)
+    if not needed:
+        raise audit.ReasonRequiredError(
+            "reason", f"is required: {needed.reason} (study {code})",
+            "send the reason for change in the request body's `reason` field or the "
+            f"{requestctx.REASON_HEADER} header")
+    meaning = profile_change_meaning(current, new)
+    if meaning is not None:
+        content = {**signed_study(session, study, study.state), "profile": new.name,
+                   "previous_profile": current.name}
+        signatures.sign(session, signatures.verifier_of(st.settings, st.tokens), user,
+                        body.credential, action="study.profile", meaning=meaning,
+                        entity_type="study", entity_id=code, content=content,
+                        study_code=code, reason=body.reason)
+    audit.record(session, user, "study.profile", "study", code, study_code=code,
+                 before={"profile": current.name}, after={"profile": new.name},
+                 reason=body.reason)
+    study.profile = new.name
+    session.commit()
+    return _public(session, study)
 
 
 @router.get("/studies/{code}/signatures", response_model=list[SignaturePublic])
