@@ -68,7 +68,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from plexhub.api import preset_store
+    from plexhub.api import preset_store, sysconfig
     from plexhub.api.db import Database
     from plexhub.api.jobs import JobRunner
     from plexhub.policies.profiles import load_profiles
@@ -85,6 +85,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
     runner = JobRunner(db, settings, image_hooks=[preset_store.create_default])
     try:
+        with db.session() as session:  # the version and configuration it converts with
+            sysconfig.record(session, settings, process="worker")
         runner.start()
         print(f"plexhub: worker {runner.owner} runs up to {settings.max_concurrent_jobs} "
               "job(s) at once; SIGTERM stops it", file=sys.stderr, flush=True)

@@ -22,17 +22,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plexhub import __version__
-from plexhub.api import audit, auditchain, auditreport, requestctx, signatures
+from plexhub.api import audit, auditchain, auditpdf, auditreport, requestctx, signatures, sysconfig
 from plexhub.api.db import utcnow
 from plexhub.api.deps import AppState, DbSession, Scope, State, VisiblePreset, VisibleStudy
 from plexhub.api.headers import INERT
 from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
-from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError
+from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError, TooLargeError
+from plexhub.limits import AUDIT_REPORT_EVENTS
 from plexhub.policies.access import Principal
 from plexhub.policies.profiles import (
     profile_change_decision,
@@ -206,27 +207,43 @@ def export_audit(code: str, study: VisibleStudy,
 
 
 @router.get("/studies/{code}/audit/report", response_model=None,
-            responses={200: {"content": {"text/html": {}}}})
+            responses={200: {"content": {"text/html": {}, "application/pdf": {}}}})
 def audit_report(code: str, study: VisibleStudy,
-                 user: Annotated[Principal, Scope("audit:read")],
-                 session: DbSession) -> Response:
-    """The auditor's report of the study (HTML, an inert attachment): profile, access over
-    time, signatures, every change with its reason, the system (the report is audited first,
-    so it is its last event)."""
+                 user: Annotated[Principal, Scope("audit:read")], session: DbSession,
+                 format: Literal["html", "pdf"] = Query(
+                     default="html", description="html: one page; pdf: the same as a PDF")
+                 ) -> Response:
+    """The auditor's report of the study (HTML or PDF, an inert attachment): profile, access
+    over time, signatures, every change with its reason, the system version and
+    configuration in force at each of them, the system now (the report is audited first, so
+    it is its last event). At most ``audit_report_events`` events (plexhub.limits)."""
+    count = session.scalar(select(func.count()).select_from(AuditEvent)
+                           .where(AuditEvent.study_code == code)) or 0
+    if count >= AUDIT_REPORT_EVENTS:
+        raise TooLargeError(f"study {code}'s audit trail",
+                            f"has {count} events, with the report's own {count + 1}: more "
+                            "than the report renders "
+                            f"(audit_report_events: {AUDIT_REPORT_EVENTS})",
+                            f"export it as CSV or JSON: /api/v1/studies/{code}/audit")
     audit.record(session, user, "audit.export", "study", code, study_code=code,
-                 after={"format": "html"})
+                 after={"format": format})
     session.commit()
     profile = profile_of(audit.profiles(session), study.profile)
     grants = list(session.scalars(select(Grant).where(Grant.study_id == study.id)
                                   .order_by(Grant.created_at, Grant.id)).all())
     sigs = [(s, signatures.intact(s)) for s in signatures.of_study(session, code)]
     events = list(audit.rows(session, code))
+    configs = sysconfig.events(session)
     study = session.scalars(select(Study).where(Study.code == code)).one()
     system = auditreport.system_facts(session.get_bind().dialect.name, audit.profiles(session))
-    page = auditreport.render(study, profile, events, grants, sigs, system, utcnow(), user.user)
-    return Response(page, media_type="text/html; charset=utf-8",
-                    headers={**INERT, "Content-Disposition":
-                             f'attachment; filename="study-{code}-audit-report.html"'})
+    report = auditreport.build(study, profile, events, grants, sigs, system, utcnow(),
+                               user.user, configs)
+    name = f"study-{code}-audit-report.{format}"
+    headers = {**INERT, "Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "pdf":
+        return Response(auditpdf.pdf(report), media_type="application/pdf", headers=headers)
+    return Response(auditreport.html(report), media_type="text/html; charset=utf-8",
+                    headers=headers)
 
 
 @router.get("/audit/verifier.py", response_model=None,
