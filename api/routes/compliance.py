@@ -19,16 +19,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plexhub import __version__
-from plexhub.api import audit, auditchain, auditpdf, auditreport, requestctx, signatures, sysconfig
+from plexhub.api import (
+    audit,
+    auditchain,
+    auditpdf,
+    auditreport,
+    oidcsign,
+    requestctx,
+    signatures,
+    sysconfig,
+)
 from plexhub.api.db import utcnow
-from plexhub.api.deps import AppState, DbSession, Scope, State, VisiblePreset, VisibleStudy
+from plexhub.api.deps import (
+    AppState,
+    DbSession,
+    Public,
+    Scope,
+    State,
+    VisiblePreset,
+    VisibleStudy,
+)
 from plexhub.api.headers import INERT
 from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
@@ -320,3 +337,22 @@ def preset_signatures(preset: VisiblePreset, session: DbSession) -> list[Signatu
         select(Signature).where(Signature.entity_type == "preset_version",
                                 Signature.entity_id.startswith(f"{preset.id}@"))
         .order_by(Signature.signed_at, Signature.id)).all()))
+
+
+@router.get("/signatures/oidc/start")
+def oidc_start(request: Request, user: Annotated[Principal, Scope("read")],
+               st: State) -> dict[str, Any]:
+    """Start a signature by a fresh login at the identity provider (``PLEXHUB_OIDC_*``):
+    the authorization URL (``prompt=login``) to open in the signer's browser; the provider
+    sends it back to ``/signatures/oidc/callback``, which answers the one-time credential
+    to send as ``credential`` with the signed action."""
+    redirect = str(request.url_for("oidc_callback"))
+    return oidcsign.start(st.settings, user, redirect)
+
+
+@router.get("/signatures/oidc/callback", name="oidc_callback", dependencies=[Public])
+def oidc_callback(st: State, code: str = Query(max_length=4096),
+                  state: str = Query(max_length=4096)) -> dict[str, Any]:
+    """Where the identity provider returns the signer (open: the sealed ``state`` names
+    the signer, and the ID token must prove a fresh login by that signer)."""
+    return oidcsign.finish(st.settings, code, state)

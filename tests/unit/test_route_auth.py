@@ -22,7 +22,8 @@ from plexhub.api.main import include_routes
 
 # Open on purpose: liveness, and the logins (they check the token or the hub's answer).
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/hub-login"), ("GET", "/oauth_callback"),
-          ("GET", "/portal/login"), ("POST", "/portal/login"), ("POST", "/portal/logout")}
+          ("GET", "/portal/login"), ("POST", "/portal/login"), ("POST", "/portal/logout"),
+          ("GET", "/api/v1/signatures/oidc/callback")}  # the sealed state and ID token check
 # The tile routes check inside, in their cached lookup (tiles.resolved: one catalog query per
 # caller, image and preset, not one per tile; a dependency would query on every tile). Convert
 # each with a cached dependency registered with deps.authorizes and remove it here; the test
