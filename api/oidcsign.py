@@ -43,6 +43,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from plexhub.api import audit
 from plexhub.api.models import AuditEvent
 from plexhub.errors import ConfigurationError, PermissionDeniedError
 from plexhub.policies.access import Principal
@@ -230,6 +231,7 @@ def check(session: Session, settings: Settings, signer: Principal,
     if time.time() > float(doc["exp"]):
         return False, {}
     jti = str(doc["j"])
+    audit.lock_chain(session)  # two signatures with one credential: the second sees the first
     since = datetime.now(UTC) - timedelta(seconds=client.max_age + 2 * SKEW + 60)
     used = session.scalars(select(AuditEvent.after).where(
         AuditEvent.actor == signer.user, AuditEvent.action == "signature.sign",
