@@ -10,19 +10,21 @@ report shows it as typed.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
-from fpdf.enums import TableCellFillMode, WrapMode
-from fpdf.fonts import FontFace
+from fpdf.enums import WrapMode
+from fpdf.fonts import TTFFont
 
 from plexhub.api.auditreport import Cell, Heading, Para, Report, Table
 
 FONT = Path(__file__).with_name("fonts") / "DejaVuSans-subset.ttf"
 FAMILY = "report"
-COLOURS = {"ok": (0, 112, 80), "bad": (170, 0, 0)}
+COLOURS: dict[str, tuple[int, int, int]] = {"ok": (0, 112, 80), "bad": (170, 0, 0)}
 SIZES = {1: 15.0, 2: 12.0, 3: 9.5}  # heading level: points
 BODY, TABLE = 9.0, 6.5  # points
 
@@ -46,12 +48,9 @@ def _plain(cell: Cell) -> str:
     return safe("".join("\n" if s.kind == "br" else s.text for s in cell))
 
 
-def _style(cell: Cell) -> FontFace | None:
+def _colour(cell: Cell) -> tuple[int, int, int]:
     kinds = {s.kind for s in cell}
-    for kind, colour in COLOURS.items():
-        if kind in kinds:
-            return FontFace(color=colour)
-    return None
+    return next((c for kind, c in COLOURS.items() if kind in kinds), (0, 0, 0))
 
 
 class _Document(FPDF):
@@ -78,24 +77,100 @@ def _widths(table: Table) -> tuple[float, ...]:
     return tuple(found)
 
 
+PAD = 0.8  # mm inside each table cell
+LINE = 1.25 * TABLE * 0.3528  # mm between lines of a table cell
+WORDS = re.compile(r"\S+\s*")
+
+
+def _wrap(text: str, width: float, widths: Mapping[int, float], scale: float) -> list[str]:
+    """``text`` broken into lines at most ``width`` wide: at spaces, and inside a word that
+    is wider than a line (hashes, JSON)."""
+    out: list[str] = []
+    for para in text.split("\n"):
+        line, used = "", 0.0
+        for word in WORDS.findall(para):
+            full = sum(widths[ord(c)] for c in word) * scale
+            seen = full - sum(widths[ord(c)] for c in word[len(word.rstrip()):]) * scale
+            if used + seen <= width:
+                line, used = line + word, used + full
+                continue
+            if line:
+                out.append(line.rstrip())
+                line, used = "", 0.0
+            if seen <= width:
+                line, used = word, full
+                continue
+            for c in word:  # wider than a line: break it anywhere
+                w = widths[ord(c)] * scale
+                if used + w > width and line:
+                    out.append(line)
+                    line, used = "", 0.0
+                line, used = line + c, used + w
+        out.append(line.rstrip())
+    return out
+
+
+def _draw_row(doc: _Document, x0: float, cells: Sequence[tuple[list[str], float,
+                                                               tuple[int, int, int]]],
+              first: int, count: int, fill: Sequence[bool]) -> None:
+    """Lines ``first`` to ``first + count`` of each cell, as one band of the table."""
+    height = count * LINE + 2 * PAD
+    x, y = x0, doc.get_y()
+    for (lines, width, colour), filled in zip(cells, fill, strict=True):
+        if filled:
+            doc.set_fill_color(235, 235, 235)
+            doc.rect(x, y, width, height, style="DF")
+        else:
+            doc.rect(x, y, width, height)
+        doc.set_text_color(*colour)
+        for i, text in enumerate(lines[first:first + count]):
+            if text:
+                doc.text(x + PAD, y + PAD + (i + 0.78) * LINE, text)
+        x += width
+    doc.set_text_color(0, 0, 0)
+    doc.set_y(y + height)
+
+
 def _table(doc: _Document, table: Table) -> None:
+    """The table drawn line by line (fpdf2's own tables lay out every cell twice in pure
+    Python: too slow for thousands of events); the heading row again on every page."""
     doc.set_font(FAMILY, size=TABLE)
-    rows = table.rows
-    head = ("", "") if table.row_heads else table.head
-    widths = (1, 3) if table.row_heads else _widths(table)
-    with doc.table(col_widths=widths, first_row_as_headings=not table.row_heads,
-                   headings_style=FontFace(fill_color=(235, 235, 235)),
-                   cell_fill_mode=TableCellFillMode.NONE, line_height=1.25 * TABLE * 0.3528,
-                   text_align="LEFT", wrapmode=WrapMode.WORD, padding=0.8,
-                   repeat_headings=1) as out:
-        if not table.row_heads:
-            out.row([safe(h) for h in head])
-        if not rows:
-            out.row().cell("none", colspan=len(head))
-        for values in rows:
-            row = out.row()
-            for cell in values:
-                row.cell(_plain(cell), style=_style(cell))
+    font = doc.current_font
+    assert isinstance(font, TTFFont)
+    widths: Mapping[int, float] = font.cw  # glyph widths in 1/1000 em, by code point
+    scale = doc.font_size / 1000
+    relative = (1.0, 3.0) if table.row_heads else _widths(table)
+    cols = [doc.epw * r / sum(relative) for r in relative]
+    black = (0, 0, 0)
+    bottom = doc.h - doc.b_margin
+
+    def band(values: Sequence[tuple[str, tuple[int, int, int]]], shade: Sequence[bool],
+             heading: bool = False) -> None:
+        cells = [(_wrap(text, w - 2 * PAD, widths, scale), w, colour)
+                 for (text, colour), w in zip(values, cols, strict=True)]
+        total = max(len(c[0]) for c in cells)
+        done = 0
+        while done < total:
+            room = int((bottom - doc.get_y() - 2 * PAD) // LINE)
+            if room < min(total - done, 3):  # no orphaned first lines
+                doc.add_page()
+                doc.set_font(FAMILY, size=TABLE)
+                if head and not heading:
+                    band([(h, black) for h in head], [True] * len(head), heading=True)
+                room = int((bottom - doc.get_y() - 2 * PAD) // LINE)
+            count = min(room, total - done)
+            _draw_row(doc, doc.l_margin, cells, done, count, shade)
+            done += count
+
+    head = () if table.row_heads else tuple(safe(h) for h in table.head)
+    if head:
+        band([(h, black) for h in head], [True] * len(head), heading=True)
+    if not table.rows:
+        cols = [doc.epw]
+        band([("none", black)], [False])
+    shade = [table.row_heads] + [False] * (len(cols) - 1)
+    for values in table.rows:
+        band([(_plain(c), _colour(c)) for c in values], shade)
     doc.ln(3)
 
 
