@@ -68,7 +68,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from plexhub.api import preset_store
+    from plexhub.api import preset_store, sysconfig
     from plexhub.api.db import Database
     from plexhub.api.jobs import JobRunner
     from plexhub.api.webhooks import WebhookSender
@@ -87,6 +87,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     runner = JobRunner(db, settings, image_hooks=[preset_store.create_default])
     sender = WebhookSender(db, settings)  # the findings webhook's outbox, when one is set
     try:
+        with db.session() as session:  # the version and configuration it converts with
+            sysconfig.record(session, settings, process="worker")
         runner.start()
         sender.start()
         print(f"plexhub: worker {runner.owner} runs up to {settings.max_concurrent_jobs} "

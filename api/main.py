@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from plexhub import __version__
-from plexhub.api import errors, logredact, preset_store
+from plexhub.api import errors, logredact, preset_store, sysconfig
 from plexhub.api.auth import TokenStore
 from plexhub.api.bodylimit import BodyLimit
 from plexhub.api.db import Database
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
 
         with db.session() as session:  # the first tile should not pay for compiling queries
             warm_up(session)
+        with db.session() as session:  # the version and configuration in force, if new
+            sysconfig.record(session, settings)
         if hub is not None:
             hub.start()
         if settings.run_jobs:  # else `plexhub worker` processes run them (--no-jobs)

@@ -247,7 +247,7 @@ class Signature(Base):
     meaning: Mapped[str] = mapped_column(String(20))
     signer: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
-    method: Mapped[str] = mapped_column(String(20))  # password | token
+    method: Mapped[str] = mapped_column(String(20))  # password | token | oidc
     signed_at: Mapped[datetime] = mapped_column(TS)
     content: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))

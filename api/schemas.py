@@ -368,7 +368,8 @@ class SignaturePublic(BaseModel):
     signed_at: UtcDateTime
     entity_type: str
     entity_id: str
-    method: str = Field(description="how the signer re-authenticated: password or token")
+    method: str = Field(description="how the signer re-authenticated: password, token or "
+                        "oidc (a fresh login at the identity provider)")
     content_hash: str = Field(description="SHA-256 of the canonical JSON of what was signed")
     hash: str = Field(description="SHA-256 of this signature's record")
     valid: bool = Field(description="the record and its content still match their hashes")

@@ -70,6 +70,9 @@ CELL_TABLE_BYTES = _limit("cell_table_bytes", 2**30, "bytes",
 CELL_SUMMARY_BYTES = _limit("cell_summary_bytes", 16 * 2**20, "bytes",
                             "an image's stored analysis summary (tables/cells/uns/plexhub) "
                             "that a study's phenotype summary reads")
+AUDIT_REPORT_EVENTS = _limit("audit_report_events", 20_000, "events",
+                             "events of one study the auditor's report renders, as HTML or "
+                             "PDF (more: 413; export the trail as CSV or JSON instead)")
 PRESET_REF_CHARS = _limit("preset_ref_chars", 80, "characters",
                           "a preset reference (<id>@<version>) in a tile or DeepZoom URL")
 HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",

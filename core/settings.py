@@ -272,6 +272,25 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=1, le=30 * 24 * 3600,
         description="Longest hub login lock, however often a name or address was locked.",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Connect provider users log in with; set, a "
+        "user signs by logging in there again (prompt=login) instead of typing a token: "
+        "/api/v1/signatures/oidc/start. Unset: no OIDC signatures.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="The API's client id at the OIDC provider (signatures).")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The API's client secret at the OIDC provider.")
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="ID token claim holding the plexhub user name (as the hub's login "
+        "names users).")
+    oidc_max_age_seconds: int = Field(
+        default=300, ge=10, le=3600,
+        description="How fresh an OIDC login must be to sign (auth_time at most this old); "
+        "the one-time signature credential it gives is valid as long.",
+    )
 
     @field_validator("demo_password")
     @classmethod

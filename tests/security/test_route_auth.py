@@ -21,6 +21,7 @@ GRANTED = {
     "PATCH /api/v1/studies/{code}": 403,
     "POST /api/v1/studies/{code}/lock": 403,
     "POST /api/v1/studies/{code}/unlock": 403,
+    "PUT /api/v1/studies/{code}/profile": 403,
     "POST /api/v1/studies/{code}/grants": 403,
     "DELETE /api/v1/grants/{grant_id}": 403,
     "DELETE /api/v1/tokens/{token_id}": 404,  # another user's token
