@@ -242,18 +242,22 @@ class TileEngine:
         import zarr
 
         root = image.store_root()
-        key = (str(root), level)
+        key = (root.url, level)
         with self._lock:
             found = self._arrays.get(key)
         if found is not None:
             return found
-        from plexhub.ome_pipeline.chunkread import open_direct
-        from plexhub.ome_pipeline.zarr_confined import ConfinedStore
+        if root.remote:  # an object store: zarr over fsspec (no links to leave it by)
+            arr = zarr.open_array(root.zarr_store(), path=str(level), mode="r")
+        else:
+            from plexhub.ome_pipeline.chunkread import open_direct
+            from plexhub.ome_pipeline.zarr_confined import ConfinedStore
 
-        # stores plexhub wrote are read chunk by chunk directly; anything else through zarr;
-        # both read only files that resolve inside the image's store
-        arr = open_direct(root / str(level), root) or \
-            zarr.open_array(ConfinedStore(root), path=str(level), mode="r")
+            # stores plexhub wrote are read chunk by chunk directly; anything else through
+            # zarr; both read only files that resolve inside the image's store
+            path = root.path
+            arr = open_direct(path / str(level), path) or \
+                zarr.open_array(ConfinedStore(path), path=str(level), mode="r")
         with self._lock:
             self._arrays[key] = arr
         return arr

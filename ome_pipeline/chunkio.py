@@ -34,6 +34,7 @@ from plexhub.ome_pipeline.diskwrite import (
     write_now,
     write_soon,
 )
+from plexhub.storage import StorageOptions, StoreLocation, filesystem, is_url, storage_options
 
 Array = npt.NDArray[Any]
 MAX_UINT64 = np.uint64(2**64 - 1)
@@ -42,7 +43,7 @@ TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
 
 
 def is_remote(url: str) -> bool:
-    return "://" in url and not url.startswith("file://")
+    return is_url(url)
 
 
 class OutputStore:
@@ -50,25 +51,35 @@ class OutputStore:
 
     On a local disk, large objects can go through :meth:`put_soon`: written on a background
     I/O thread, bypassing the page cache where the filesystem allows (``diskwrite``).
+
+    A remote store carries its :class:`~plexhub.storage.StorageOptions` (by default the
+    endpoint and credentials this process resolves): pickled into Dask tasks with it, so a
+    worker writes with them and needs no storage settings of its own.
     """
 
-    def __init__(self, root: str, *, direct: bool = True) -> None:
+    def __init__(self, root: str, *, direct: bool = True,
+                 options: StorageOptions | None = None) -> None:
         self.root = root.rstrip("/")
         self.remote = is_remote(root)
+        self.options = options
         if self.remote:
-            import fsspec
-
-            self.fs, self._base = fsspec.core.url_to_fs(self.root)
+            if self.options is None:
+                self.options = storage_options(self.root, credentials=True)
+            self.fs, self._base = filesystem(self.root, self.options)
         else:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()
         self.disk = DirectFlag(direct and not self.remote)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "direct": self.disk.enabled}
+        return {"root": self.root, "direct": self.disk.enabled, "options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"], direct=state.get("direct", True))  # type: ignore[misc]
+        self.__init__(state["root"], direct=state.get("direct", True),  # type: ignore[misc]
+                      options=state.get("options"))
+
+    def __repr__(self) -> str:
+        return f"OutputStore({self.root!r})"
 
     def top_level_keys(self) -> list[str]:
         """The names directly under the store's root ([] when it does not exist yet)."""
@@ -146,7 +157,7 @@ class OutputStore:
 
         url = self.root if not key else f"{self.root}/{key}"
         if self.remote:
-            return zarr.storage.FsspecStore.from_url(url)
+            return StoreLocation(url, self.options).zarr_store(read_only=False)
         Path(url).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(url)
 

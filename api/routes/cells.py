@@ -37,7 +37,12 @@ def cell_frame(table: Any) -> Any:
 def get_cells(image_id: str, found: VisibleImage,
               format: Literal["csv", "parquet"] = Query("csv")) -> Response:
     """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
-    root = found.image.store_root()
+    location = found.image.store_root()
+    if location.remote:
+        raise InputError(f"cells of image {image_id}", "are in a store on object storage, "
+                         "which this route does not read",
+                         "read tables/cells through the zarr route with anndata instead")
+    root = location.path
     where = root / "tables" / "cells"
     if where.is_dir() and not inside(root, where):
         raise PermissionDeniedError(f"cells of image {image_id}",
