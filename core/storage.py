@@ -285,3 +285,12 @@ def open_binary(url: str, options: StorageOptions | None = None) -> Any:
     """``url`` opened for reading as a seekable binary file (fsspec's, read in blocks)."""
     fs, path = filesystem(url, options)
     return fs.open(path, "rb")
+
+
+def zarr_target(url: str) -> Any:
+    """What ``zarr.open_group`` / ``zarr.open_array`` should open for ``url``: a local
+    path as it is, a URL as a store on this process's options (an endpoint given by the
+    environment now, never one an earlier filesystem instance was made with)."""
+    if not is_url(url):
+        return url
+    return StoreLocation(url, storage_options(url)).zarr_store()

@@ -21,7 +21,14 @@ from plexhub.ome_pipeline.confine import check_tree
 from plexhub.ome_pipeline.metadata import udunits
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
-from plexhub.storage import StorageOptions, StoreLocation, filesystem, is_url, storage_options
+from plexhub.storage import (
+    StorageOptions,
+    StoreLocation,
+    filesystem,
+    is_url,
+    storage_options,
+    zarr_target,
+)
 
 _KNOWN_UNITS = {"micrometer", "nanometer", "millimeter", "centimeter", "meter", "angstrom",
                 "picometer", "second", "millisecond", "minute", "hour", "microsecond",
@@ -130,15 +137,10 @@ def physical_sizes_of(ms: dict[str, Any], axes: str) -> dict[str, PhysicalSize]:
     return out
 
 
-def _zarr(url: str) -> Any:
-    """A path, or a zarr store for a URL (with this process's storage options)."""
-    return StoreLocation(url, storage_options(url)).zarr_store() if is_url(url) else url
-
-
 def open_group(url: str) -> Any:
     import zarr
 
-    return zarr.open_group(_zarr(url), mode="r")
+    return zarr.open_group(zarr_target(url), mode="r")
 
 
 def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
@@ -152,7 +154,7 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
         raise InputError(url, "has no NGFF multiscales metadata", "is it an OME-Zarr image?")
     level0 = f"{url}/{ms['datasets'][0]['path']}"
     try:
-        arr = zarr.open_array(_zarr(level0), mode="r")
+        arr = zarr.open_array(zarr_target(level0), mode="r")
     except Exception as exc:
         raise CorruptFileError(level0, f"its array metadata cannot be read ({exc})") from exc
     axes = axes_of(ms, arr.ndim)

@@ -5,6 +5,7 @@ AWS variables and ``AWS_ENDPOINT_URL``)."""
 from __future__ import annotations
 
 import contextlib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ def s3_server(monkeypatch: pytest.MonkeyPatch, *buckets: str) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its buckets in process-wide memory: start from none
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset",
+                                                  method="POST"), timeout=10).close()
     for k, v in {**AWS, "AWS_ENDPOINT_URL": endpoint}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("FSSPEC_S3_ENDPOINT_URL", raising=False)
