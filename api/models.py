@@ -143,7 +143,7 @@ ROOTS_INFO = "store_roots"  # the session's StoreRoots (plexhub.api.db.Database 
 def _roots_of(image: Image) -> StoreRoots:
     """The storage roots of the catalog ``image`` was loaded from (the process's settings
     when it was made outside a session)."""
-    roots = image.__dict__.get("_plexhub_roots")
+    roots: StoreRoots | None = image.__dict__.get("_plexhub_roots")
     if roots is None:
         session = object_session(image)
         roots = session.info.get(ROOTS_INFO) if session is not None else None
@@ -151,7 +151,7 @@ def _roots_of(image: Image) -> StoreRoots:
         from plexhub.settings import get_settings
 
         roots = StoreRoots.from_settings(get_settings())
-    return roots  # type: ignore[no-any-return]
+    return roots
 
 
 @event.listens_for(Image, "load")

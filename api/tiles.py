@@ -247,6 +247,7 @@ class TileEngine:
             found = self._arrays.get(key)
         if found is not None:
             return found
+        arr: Any
         if root.remote:  # an object store: zarr over fsspec (no links to leave it by)
             arr = zarr.open_array(root.zarr_store(), path=str(level), mode="r")
         else:
