@@ -248,8 +248,12 @@ class TileEngine:
         if found is not None:
             return found
         arr: Any
-        if root.remote:  # an object store: zarr over fsspec (no links to leave it by)
-            arr = zarr.open_array(root.zarr_store(), path=str(level), mode="r")
+        if root.remote:  # an object store: ranged GETs, else zarr over fsspec
+            from plexhub.ome_pipeline.chunkread import open_direct_remote
+
+            fs, base = root.filesystem()
+            arr = open_direct_remote(fs, f"{base}/{level}") or \
+                zarr.open_array(root.zarr_store(), path=str(level), mode="r")
         else:
             from plexhub.ome_pipeline.chunkread import open_direct
             from plexhub.ome_pipeline.zarr_confined import ConfinedStore

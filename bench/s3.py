@@ -93,6 +93,10 @@ def _tiles(image: Any) -> tuple[float, float]:
     from plexhub.ome_pipeline.autocontrast import default_preset
 
     engine = TileEngine(0)
+    if image.store_root().remote:  # as in a fresh API process: no S3 client made yet
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
     t0 = time.perf_counter()
     preset = default_preset(preset_store.image_channels(image), preset_store.histograms(image),
                             image.dtype or "uint16", name="default")
