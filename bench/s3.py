@@ -91,12 +91,14 @@ def _tiles(image: Any) -> tuple[float, float]:
     from plexhub.api import preset_store
     from plexhub.api.tiles import Render, TileEngine, tile_region
     from plexhub.ome_pipeline.autocontrast import default_preset
+    from plexhub.storage import connect
 
     engine = TileEngine(0)
-    if image.store_root().remote:  # as in a fresh API process: no S3 client made yet
-        import s3fs
+    if image.store_root().remote:  # as in a fresh API process, which makes its S3 client
+        import s3fs  # at start (plexhub.storage.connect), not at a request
 
         s3fs.S3FileSystem.clear_instance_cache()
+        connect(image.store_root().url)
     t0 = time.perf_counter()
     preset = default_preset(preset_store.image_channels(image), preset_store.histograms(image),
                             image.dtype or "uint16", name="default")

@@ -294,3 +294,18 @@ def zarr_target(url: str) -> Any:
     if not is_url(url):
         return url
     return StoreLocation(url, storage_options(url)).zarr_store()
+
+
+def connect(url: str) -> None:
+    """Make the client of ``url``'s filesystem now (an S3 client takes ~0.5 s to build),
+    so that the first read of a store does not wait for it. Errors surface at that read."""
+    if not is_url(url):
+        return
+    try:
+        fs, path = filesystem(url)
+        make = getattr(fs, "connect", None)
+        if callable(make):
+            make()
+        fs.exists(path)  # the first request pays for the connection and the signer
+    except Exception:  # a warm-up only: the first real read reports it
+        return
