@@ -47,9 +47,10 @@ def test_migration_0008_makes_locations_under_a_root_relative(
                     {"id": name, "fp": f"fp{i}", "uri": uri})
             command.upgrade(cfg, "head")
         with engine.connect() as conn:
-            got = dict(conn.execute(text(
+            got: dict[str, str | None] = dict(conn.execute(text(
                 "SELECT id, storage_root || ':' || store_uri FROM images")).all())
-            plain = dict(conn.execute(text("SELECT id, store_uri FROM images")).all())
+            plain: dict[str, str] = dict(
+                conn.execute(text("SELECT id, store_uri FROM images")).all())
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
                 == head()
         assert got["under"] == "stores:S1/abc.ome.zarr"
@@ -71,7 +72,8 @@ def test_migration_0008_makes_locations_under_a_root_relative(
         with engine.begin() as conn:  # and back: absolute locations again
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0007")
-            back = dict(conn.execute(text("SELECT id, store_uri FROM images")).all())
+            back: dict[str, str] = dict(
+                conn.execute(text("SELECT id, store_uri FROM images")).all())
         assert back == rows
     finally:
         engine.dispose()
