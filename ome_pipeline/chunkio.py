@@ -17,6 +17,8 @@ import os
 import re
 import shutil
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,10 @@ class OutputStore:
     def put_soon(self, key: str, parts: Parts, pending: PendingWrites) -> None:
         """Write ``parts`` as ``key`` on the I/O thread (locally; large objects), else now;
         ``pending.wait()`` returns once it is written under its name."""
-        if self.remote or sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
+        if self.remote:  # a PUT waits on the network: on the uploader threads instead
+            pending.add(_uploads().submit(self.put, key, parts))
+            return
+        if sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
             self.put(key, parts)
             return
         path, tmp = self._local_target(key)
@@ -160,6 +165,19 @@ class OutputStore:
             return StoreLocation(url, self.options).zarr_store(read_only=False)
         Path(url).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(url)
+
+
+UPLOAD_THREADS = 8  # PUTs in flight per process: a task computes on while its shards upload
+_UPLOADS: ThreadPoolExecutor | None = None
+_UPLOADS_LOCK = threading.Lock()
+
+
+def _uploads() -> ThreadPoolExecutor:
+    global _UPLOADS
+    with _UPLOADS_LOCK:
+        if _UPLOADS is None:
+            _UPLOADS = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="plexhub-upload")
+        return _UPLOADS
 
 
 @dataclass(frozen=True)
