@@ -6,6 +6,7 @@ itself); anyone else gets the 404 of an unknown image."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
@@ -15,6 +16,7 @@ from plexhub.api.deps import VisibleImage
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
 from plexhub.limits import CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
+from plexhub.storage import StoreLocation
 
 router = APIRouter(prefix="/api/v1")
 MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -39,27 +41,10 @@ def get_cells(image_id: str, found: VisibleImage,
     """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
     location = found.image.store_root()
     if location.remote:
-        raise InputError(f"cells of image {image_id}", "are in a store on object storage, "
-                         "which this route does not read",
-                         "read tables/cells through the zarr route with anndata instead")
-    root = location.path
-    where = root / "tables" / "cells"
-    if where.is_dir() and not inside(root, where):
-        raise PermissionDeniedError(f"cells of image {image_id}",
-                                    "tables/cells links out of the image's store")
-    if not where.is_dir():
-        raise NotFoundError(f"cells of image {image_id}", "not found",
-                            "run `plexhub analyze` on the image's store first")
-    check_tree(where, f"cells of image {image_id}")  # no symlink out of the store
-    size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
-    if size > CELL_TABLE_BYTES:
-        raise InputError(f"cells of image {image_id}",
-                         f"are {size} bytes on disk, more than the API serves "
-                         f"({CELL_TABLE_BYTES})",
-                         "read tables/cells through the zarr route with anndata instead")
-    import anndata
-
-    frame = cell_frame(anndata.read_zarr(str(where)))
+        table = _remote_table(location, image_id)
+    else:
+        table = _local_table(location.path, image_id)
+    frame = cell_frame(table)
     if format == "csv":
         body = frame.to_csv(index=False).encode()
     else:
@@ -73,3 +58,44 @@ def get_cells(image_id: str, found: VisibleImage,
     name = f"{image_id}-cells.{format}"
     return Response(body, media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _too_large(image_id: str, size: int) -> InputError:
+    return InputError(f"cells of image {image_id}",
+                      f"are {size} bytes in the store, more than the API serves "
+                      f"({CELL_TABLE_BYTES})",
+                      "read tables/cells through the zarr route with anndata instead")
+
+
+def _local_table(root: Path, image_id: str) -> Any:
+    where = root / "tables" / "cells"
+    if where.is_dir() and not inside(root, where):
+        raise PermissionDeniedError(f"cells of image {image_id}",
+                                    "tables/cells links out of the image's store")
+    if not where.is_dir():
+        raise NotFoundError(f"cells of image {image_id}", "not found",
+                            "run `plexhub analyze` on the image's store first")
+    check_tree(where, f"cells of image {image_id}")  # no symlink out of the store
+    size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
+    if size > CELL_TABLE_BYTES:
+        raise _too_large(image_id, size)
+    import anndata
+
+    return anndata.read_zarr(str(where))
+
+
+def _remote_table(location: StoreLocation, image_id: str) -> Any:
+    """The table of a store on object storage (no links there to leave the store by)."""
+    import anndata
+    import zarr
+
+    fs, base = location.filesystem()
+    where = f"{base}/tables/cells"
+    if not fs.isdir(where):
+        raise NotFoundError(f"cells of image {image_id}", "not found",
+                            "run `plexhub analyze` on the image's store first")
+    size = int(fs.du(where))
+    if size > CELL_TABLE_BYTES:
+        raise _too_large(image_id, size)
+    store = StoreLocation(location.join("tables/cells"), location.options).zarr_store()
+    return anndata.read_zarr(zarr.open_group(store, mode="r"))

@@ -120,6 +120,16 @@ def test_stores_on_s3_serve_every_route_as_a_local_store_does(
     # the raw zarr route serves the objects unmodified; a missing one is a 404
     assert remote.get(f"/api/v1/images/{image}/zarr/{shard}").content == on_s3[shard]
     assert remote.get(f"/api/v1/images/{image}/zarr/0/c/9/9/9").status_code == 404
+    # the cell table: 404 until analysed; then the same table from S3 as from disk
+    assert remote.get(f"/api/v1/images/{image}/cells").status_code == 404
+    from plexhub.ome_pipeline.analysis import analyze
+
+    analyze(store, nuclear="DAPI", block=512, show_progress=False)
+    put_tree(store / "tables", f"{ROOT}/S1/{store.name}/tables")
+    got = remote.get(f"/api/v1/images/{image}/cells")
+    want = local.get(f"/api/v1/images/{mine}/cells")
+    assert got.status_code == want.status_code == 200, got.text
+    assert got.content == want.content
     assert remote.get(f"/api/v1/images/{image}/zarr/..%2Fx").status_code in (404, 422)
 
 
