@@ -261,6 +261,19 @@ class Settings(BaseSettings):
         description="Longest hub login lock, however often a name or address was locked.",
     )
 
+    @field_validator("store_root")
+    @classmethod
+    def _store_root(cls, v: str | None) -> str | None:
+        if v and "://" in v and not v.startswith("file://"):
+            from plexhub.errors import PlexhubError
+            from plexhub.storage import parse_url
+
+            try:  # scheme://bucket[/prefix], no credentials, no '..'
+                parse_url(v, "PLEXHUB_STORE_ROOT")
+            except PlexhubError as exc:
+                raise ValueError(str(exc)) from exc
+        return v
+
     @field_validator("demo_password")
     @classmethod
     def _demo_password(cls, v: SecretStr | None) -> SecretStr | None:

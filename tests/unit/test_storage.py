@@ -52,3 +52,11 @@ def test_the_store_root_setting() -> None:
     s3 = Settings(store_root="s3://bucket/prefix/")
     assert s3.store_root_url == "s3://bucket/prefix"
     assert Settings(store_root="/srv/stores").stores_dir.as_posix() == "/srv/stores"
+
+
+def test_a_bad_store_root_is_refused_naming_the_setting() -> None:
+    from pydantic import ValidationError
+
+    for bad in ("s3://", "s3://key:secret@bucket/p", "s3://bucket/../p"):
+        with pytest.raises(ValidationError, match="PLEXHUB_STORE_ROOT"):
+            Settings(store_root=bad)
