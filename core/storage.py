@@ -216,6 +216,10 @@ class StoreLocation:
     def __fspath__(self) -> str:  # os.fspath(): only a local folder is a path
         return str(self.path)
 
+    def __truediv__(self, key: str) -> Path:
+        """``location / "tables"``: a path inside a local store (ValueError for a URL)."""
+        return self.path / key
+
 
 def _async_fs(fs: Any) -> Any:
     """An asynchronous instance of ``fs`` (what zarr's FsspecStore needs)."""
