@@ -36,7 +36,7 @@ def store_root(settings: Settings, image_id: str) -> Path:
     with db.new_session() as s:
         row = s.get(ImageRow, image_id)
         assert row is not None
-        return row.store_root()
+        return row.store_root().path
 
 
 @pytest.mark.slow
