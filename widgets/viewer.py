@@ -1,8 +1,11 @@
-"""``Viewer``: the notebook viewer (anywidget canvas + channel panel + bokeh histogram).
+"""``Viewer``: the notebook viewer (anywidget canvas + channel panel + histogram).
 
 The browser part (``static/viewer.js``, shipped in the package, nothing from the internet)
-draws tiles on a canvas with pan and zoom, the channel panel, a scale bar and the values
-under the cursor. Every edit goes to the kernel as a message; :class:`PanelState` applies it
+draws tiles on a canvas with pan and zoom, the channel panel, the focused channel's
+histogram with its window, a scale bar and the values under the cursor. Tiles travel as JPEG
+in binary comm buffers; the browser keeps only a few requests in flight and asks for the
+next ones from the view it shows then, so a zoom never queues tiles for views already left.
+Every edit goes to the kernel as a message; :class:`PanelState` applies it
 and the rows come back as a synced trait, so ``viewer.preset`` and ``viewer.view_state`` are
 always what the screen shows and can be set from Python.
 """
@@ -31,12 +34,13 @@ from plexhub.widgets.source import ImageSource, open_image, resolve_preset, shar
 from plexhub.widgets.state import PanelState
 from plexhub.widgets.tiles import (
     TILE,
+    TILE_FORMAT,
     Region,
     export_ome_tiff,
     export_png,
     pick_level,
     render_region,
-    tile_png,
+    tile_bytes,
     write_bytes,
 )
 
@@ -60,6 +64,7 @@ class ViewerCanvas(anywidget.AnyWidget):
     preset_ref = t.Unicode("").tag(sync=True)
     preset_list: t.List[dict[str, Any]] = t.List().tag(sync=True)
     message = t.Unicode("").tag(sync=True)
+    histogram = t.Dict().tag(sync=True)
     size = t.Dict({"width": 640, "height": 420}).tag(sync=True)
 
 
@@ -79,13 +84,10 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.canvas = ViewerCanvas(size={"width": int(width), "height": int(height)})
         self.state = PanelState(self.source.channels, self.source.default_preset(),
                                 self.source.histograms(), on_change=self._push)
-        self.hist = HistogramPanel(self.source.histograms(), on_window=self._on_hist_window) \
-            if histogram else None
-        if self.hist is not None:  # BokehModel sends the figure as it is when made
-            self.hist.show(self.state.rows[0])
-        children = [self.canvas] + ([self.hist.widget] if self.hist is not None else [])
-        super().__init__(children=children, **kwargs)
+        self.hist = HistogramPanel(self.source.histograms()) if histogram else None
+        super().__init__(children=[self.canvas], **kwargs)
         self._t = self._z = 0
+        self.tiles_rendered = 0  # tiles this viewer rendered (the zoom benchmark reads it)
         h, w = self.source.level_shapes[0]
         self.canvas.info = {
             "name": self.source.name, "width": w, "height": h, "tile": TILE,
@@ -283,15 +285,15 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             c.locked, c.dirty, c.can_undo = st.locked, st.dirty, st.can_undo
             c.preset_name = st.name
             c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}"
-        if self.hist is not None and 0 <= c.focus < len(st.rows):
-            self.hist.show(st.rows[c.focus])
+            self._show_histogram()
 
-    def _on_focus(self, change: dict[str, Any]) -> None:
-        if self.hist is not None and 0 <= change["new"] < len(self.state.rows):
-            self.hist.show(self.state.rows[change["new"]])
+    def _show_histogram(self) -> None:
+        focus, rows = self.canvas.focus, self.state.rows
+        if self.hist is not None and 0 <= focus < len(rows):
+            self.canvas.histogram = self.hist.show(rows[focus])
 
-    def _on_hist_window(self, index: int, start: float, end: float) -> None:
-        self._guarded(lambda: self.state.set_window(index, start, end))
+    def _on_focus(self, _change: dict[str, Any]) -> None:
+        self._show_histogram()
 
     def _guarded(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -351,14 +353,20 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             self.canvas.message = "internal error: " + traceback.format_exc(limit=3)
 
     def _send_tiles(self, msg: dict[str, Any]) -> None:
+        """Answer every requested tile: the browser counts its requests in flight, so a
+        request for settings that no longer hold is answered ``stale`` (and not rendered)."""
         gen, level = str(msg.get("gen")), int(msg["level"])
-        if gen != self.canvas.gen:
-            return  # a request for settings that no longer hold
-        preset = self.preset
+        stale = gen != self.canvas.gen
+        preset = None if stale else self.preset
         for row, col in msg.get("tiles", [])[:64]:
-            data = tile_png(self.source, preset, level, int(row), int(col), self._t, self._z)
-            self.canvas.send({"type": "tile", "gen": gen, "level": level, "row": row,
-                              "col": col}, buffers=[data])
+            head = {"type": "tile", "gen": gen, "level": level, "row": row, "col": col}
+            if preset is None:
+                self.canvas.send(head | {"stale": True})
+                continue
+            data = tile_bytes(self.source, preset, level, int(row), int(col), self._t,
+                              self._z, TILE_FORMAT)
+            self.tiles_rendered += 1
+            self.canvas.send(head | {"mime": f"image/{TILE_FORMAT}"}, buffers=[data])
 
     def _send_export(self, kind: str) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
