@@ -398,3 +398,33 @@ def test_sixty_channels_stay_usable(tmp_path: Path) -> None:
     expect = render_region(v.source, v.preset, 0, slice(0, TILE), slice(0, TILE))
     assert jpeg_of(png(sent[0][1][0]), expect)
     assert v.preset.channels[59].label == v.source.channels[59].label
+
+
+def test_default_view_is_the_same_in_the_notebook_and_through_the_api(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No preset chosen: the notebook viewer on the store's path and the API's tiles of the
+    same image render the same pixels (one default, ``autocontrast.default_view``). Six
+    channels: the viewer used to switch on every channel of a store with up to eight (and
+    take the omero windows), the API the first four."""
+    with live_api(tmp_path_factory.mktemp("parity"), size=(300, 520), channels=6,
+                  seed=5) as live:
+        stores = sorted(p.parent.parent for p in live.data_dir.rglob("histograms/zarr.json"))
+        assert len(stores) == 1, stores
+        v = Viewer(stores[0])  # the local path, as a notebook next to the data opens it
+        assert v.source.image_id is None
+        assert [r["active"] for r in v.canvas.rows] == [True] * 4 + [False] * 2
+        sent = capture(v)
+        for row, col in [(0, 0), (0, 1), (1, 2)]:
+            served = live.get(f"/images/{live.image_id}/tiles/0/{row}/{col}.png?size=256")
+            assert served.status_code == 200, served.text
+            api_px = png(served.content)
+            local = png(tile_png(v.source, v.preset, 0, row, col))
+            assert api_px.shape == local.shape
+            assert np.abs(api_px.astype(int) - local.astype(int)).max() <= 1
+            if api_px.shape == (256, 256, 3):  # dark background, coloured cells: not white
+                assert 10 < api_px.mean() < 160
+                assert (api_px.min(axis=2) > 200).mean() < 0.2
+            sent.clear()
+            v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0,
+                                 "tiles": [[row, col]]}, [])
+            assert jpeg_of(png(sent[0][1][0]), api_px)  # what the viewer sends: the same
