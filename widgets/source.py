@@ -18,13 +18,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import numpy.typing as npt
 
-from plexhub.client import ApiClient
 from plexhub.colors import palette_color
 from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
@@ -32,6 +31,9 @@ from plexhub.ome_pipeline import histogram as hist
 from plexhub.ome_pipeline.autocontrast import default_view
 from plexhub.ome_pipeline.readers.omezarr import axes_of, ome_attrs, physical_sizes_of
 from plexhub.presets import RenderPreset, parse_preset
+
+if TYPE_CHECKING:  # httpx and the settings load only for API images (fresh-kernel time)
+    from plexhub.client import ApiClient
 
 Array = npt.NDArray[Any]
 _IMAGE_URL = re.compile(r"^(?P<base>https?://.+?)(?:/api/v1)?(?:/portal)?/images/"
@@ -261,6 +263,8 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
     text = str(image)
     parsed = parse_image_url(text) if text.startswith(("http://", "https://")) else None
     if parsed is not None:
+        from plexhub.client import ApiClient
+
         base, image_id = parsed
         if client is None or not parsed[0].startswith(client.base_url):
             env = ApiClient.from_settings()
@@ -269,6 +273,8 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
         return open_api_image(client, image_id)
     if isinstance(image, Path) or Path(text).expanduser().exists() or "/" in text:
         return open_path(text, series)
+    from plexhub.client import ApiClient
+
     client = client or ApiClient.from_settings()
     if client is None:
         raise InputError(f"image {text!r}", "is neither an existing path nor an API image id "

@@ -18,14 +18,13 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import anywidget
 import ipywidgets as ipw
 import traitlets as t
 
-from plexhub.client import ApiClient
 from plexhub.errors import InputError, PlexhubError
 from plexhub.ome_pipeline.render import encode
 from plexhub.presets import RenderPreset, content_hash
@@ -43,6 +42,9 @@ from plexhub.widgets.tiles import (
     tile_bytes,
     write_bytes,
 )
+
+if TYPE_CHECKING:  # httpx and the settings load only for API images (fresh-kernel time)
+    from plexhub.client import ApiClient
 
 STATIC = Path(__file__).parent / "static"
 
@@ -269,11 +271,14 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget, plus a PNG of the current view for places without a kernel
-        (published notebooks, nbconvert, GitHub)."""
+        (published notebooks, nbconvert, GitHub). The PNG comes from the level nearest the
+        screen's size (at most the canvas's pixels, not the finer level the tiles use): the
+        kernel makes it before the browser can ask for the first tile."""
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
+        level = pick_level(self.source, float(self.canvas.viewport["zoom"]) / 2)
         with contextlib.suppress(PlexhubError):
-            data["image/png"] = base64.b64encode(self.export_png()).decode()
+            data["image/png"] = base64.b64encode(self.export_png(level=level)).decode()
         return bundle  # type: ignore[no-any-return]
 
     # -- plumbing -------------------------------------------------------------------------
