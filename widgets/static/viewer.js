@@ -85,9 +85,12 @@ function render({ model, el: root }) {
   const MAX_IN_FLIGHT = 3;
   let queue = [];
   const counts = { requested: 0, received: 0 };
+  const ZOOM_REST_MS = 60;
+  let zoomRestsAt = 0;
   let drawQueued = false;
 
   function pump() {
+    if (performance.now() < zoomRestsAt) return;  // draw() calls again once it rests
     while (pending.size < MAX_IN_FLIGHT && queue.length) {
       const t = queue.shift();
       if (tiles.has(t.key) || pending.has(t.key)) continue;
@@ -146,6 +149,7 @@ function render({ model, el: root }) {
     const r0 = Math.max(0, Math.floor(y0 / fy / T));
     const r1 = Math.min(Math.ceil(lh / T) - 1, Math.floor((y0 + height / vp.zoom) / fy / T));
     const fine = [];
+    let exact = 0;  // tiles of these settings and this level drawn
     for (let r = r0; r <= r1; r++) {
       for (let c = c0; c <= c1; c++) {
         const key = `${gen}/${lv}/${r}/${c}`;
@@ -153,6 +157,7 @@ function render({ model, el: root }) {
         if (bmp) {
           ctx.drawImage(bmp, (c * T * fx - x0) * vp.zoom, (r * T * fy - y0) * vp.zoom,
                         bmp.width * fx * vp.zoom, bmp.height * fy * vp.zoom);
+          if (tiles.has(key)) exact++;
         }
         // nearest the centre first
         const d = Math.hypot((c + 0.5) * T * fx - vp.x, (r + 0.5) * T * fy - vp.y);
@@ -162,6 +167,15 @@ function render({ model, el: root }) {
     fine.sort((a, b) => a[0] - b[0]);
     for (const [, r, c, key] of fine) need(lv, r, c, key);
     queue = want;
+    canvas.dataset.viewTiles = String(fine.length);
+    // what this frame shows (the benchmark times "new pixels" by these)
+    canvas.dataset.drawnReceived = String(counts.received);
+    canvas.dataset.drawnGen = exact ? gen : "";
+    canvas.dataset.drawnTiles = String(exact);
+    canvas.dataset.level = String(lv);
+    // while the wheel turns, each step is a view left ~30 ms later: ask once it rests
+    const wait = zoomRestsAt - performance.now();
+    if (wait > 0) setTimeout(redraw, wait + 1);
     pump();
     drawScaleBar(width, height, vp.zoom);
   }
@@ -236,6 +250,7 @@ function render({ model, el: root }) {
     const vp = model.get("viewport"), r = canvas.getBoundingClientRect();
     const f = Math.exp(-e.deltaY * 0.0015);
     const zoom = Math.min(32, Math.max(1e-4, vp.zoom * f));
+    zoomRestsAt = performance.now() + ZOOM_REST_MS;
     const mx = e.clientX - r.left - r.width / 2, my = e.clientY - r.top - r.height / 2;
     setViewport({ x: vp.x + mx / vp.zoom - mx / zoom, y: vp.y + my / vp.zoom - my / zoom, zoom });
   }, { passive: false });
@@ -343,6 +358,8 @@ function render({ model, el: root }) {
     hctx.globalAlpha = 1; hctx.fillStyle = colour;
     hctx.fillRect(x(start) - 1, top, 3, bottom - top);
     hctx.fillRect(x(end) - 1, top, 3, bottom - top);
+    hist.dataset.startX = x(start).toFixed(1);  // where the edges are (tests, tools)
+    hist.dataset.endX = x(end).toFixed(1);
     hctx.fillStyle = getComputedStyle(root).color || "#222";
     hctx.font = "11px sans-serif"; hctx.textAlign = "left";
     hctx.fillText(`${h.title}  window ${+start.toPrecision(6)} – ${+end.toPrecision(6)}`, 4, 11);
