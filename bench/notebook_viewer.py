@@ -156,7 +156,7 @@ def tile_ms(store: Path, repeats: int) -> float:
     from plexhub.widgets import Viewer
 
     v = Viewer(store)
-    v.canvas.send = lambda *a, **k: None  # type: ignore[method-assign]
+    v.canvas.send = lambda *a, **k: None
     times = []
     for i in range(repeats * 4):
         t = time.perf_counter()

@@ -223,14 +223,14 @@ def test_viewer_in_jupyterlab_edits_render_and_save(page: Page, lab: tuple[str, 
     assert_histogram_drawn(page, "CD8 (channel 2)")
     hist = page.locator(".plexhub-histogram")
     end_before = float(page.locator(".plexhub-row[data-index='2'] .plexhub-end").input_value())
-    box = hist.bounding_box()
-    assert box is not None
+    hbox = hist.bounding_box()
+    assert hbox is not None
     # the window's right edge, in canvas pixels (CSS pixels: the canvas is not scaled)
     edge_x = float(hist.get_attribute("data-end-x") or -1)
     assert edge_x > 0
-    page.mouse.move(box["x"] + edge_x - 1, box["y"] + 60)
+    page.mouse.move(hbox["x"] + edge_x - 1, hbox["y"] + 60)
     page.mouse.down()
-    page.mouse.move(box["x"] + edge_x - 60, box["y"] + 60, steps=5)
+    page.mouse.move(hbox["x"] + edge_x - 60, hbox["y"] + 60, steps=5)
     page.mouse.up()
     page.wait_for_function(
         "+document.querySelector(\".plexhub-row[data-index='2'] .plexhub-end\").value"
