@@ -333,7 +333,7 @@ function render({ model, el: root }) {
     const lo = lo0 - pad, hi = hi0 + pad, W = hist.width, left = 4, right = W - 4;
     const x = (v) => left + (v - lo) / (hi - lo) * (right - left);
     const value = (px) => lo + (px - left) / (right - left) * (hi - lo);
-    return { h, row, x, value, lo, hi };
+    return { h, row, x, value, lo: lo0, hi: hi0 };  // labels: the data's range, unpadded
   }
   function drawHist() {
     const width = Math.max(200, Math.floor(list.clientWidth || panel.clientWidth || 400));
