@@ -13,7 +13,7 @@ of the tiles it drew).
 
 - fresh: the kernel restarted (nothing imported), run the cell → a frame with a tile;
 - warm: run the cell again in that kernel → a frame with a tile;
-- pan: zoomed in (8 wheel steps), a 200 px drag released → a frame with a tile received
+- pan: zoomed in (8 wheel steps), a 600 px drag released → a frame with a tile received
   after the release;
 - untick: a channel's checkbox clicked off → a frame with a tile of the new settings;
 - window: a window field typed and Enter → a frame with a tile of the new settings;
@@ -90,8 +90,8 @@ TIMED = """async (kind) => {
   }
   if (kind === 'pan') {
     mouse('mousedown', c, cx);
-    for (let i = 1; i <= 4; i++) mouse('mousemove', c, cx - 50 * i);
-    mouse('mouseup', window, cx - 200);
+    for (let i = 1; i <= 4; i++) mouse('mousemove', c, cx - 150 * i);
+    mouse('mouseup', window, cx - 600);
     done = () => +(c.dataset.drawnReceived || 0) > received;
   } else if (kind === 'untick' || kind === 'tick') {
     const box = document.querySelector(".plexhub-row[data-index='1'] .plexhub-active");
