@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # httpx and the settings load only for API images (fresh-kern
     from plexhub.client import ApiClient
 
 STATIC = Path(__file__).parent / "static"
+PUSHED_TILES = 2  # tiles sent unasked after an edit (the browser keeps 3 requests in flight)
 
 
 class ViewerCanvas(anywidget.AnyWidget):
@@ -89,7 +91,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.hist = HistogramPanel(self.source.histograms()) if histogram else None
         super().__init__(children=[self.canvas], **kwargs)
         self._t = self._z = 0
-        self.tiles_rendered = 0  # tiles this viewer rendered (the zoom benchmark reads it)
+        self.tiles_rendered = 0  # tiles this viewer rendered (tests read it)
+        self._pushed: set[tuple[str, int, int, int]] = set()
         h, w = self.source.level_shapes[0]
         self.canvas.info = {
             "name": self.source.name, "width": w, "height": h, "tile": TILE,
@@ -342,8 +345,10 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             if kind == "tiles":
                 self._send_tiles(msg)
             elif kind == "op":
-                op = str(msg.get("op"))
+                op, gen = str(msg.get("op")), self.canvas.gen
                 self._guarded(lambda: self._op(op, dict(msg.get("args") or {})))
+                if self.canvas.gen != gen:
+                    self._push_first_tiles()
                 if op == "share" and self.canvas.message.startswith("http"):
                     self.canvas.send({"type": "share", "url": self.canvas.message})
             elif kind == "probe":
@@ -359,19 +364,46 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
 
     def _send_tiles(self, msg: dict[str, Any]) -> None:
         """Answer every requested tile: the browser counts its requests in flight, so a
-        request for settings that no longer hold is answered ``stale`` (and not rendered)."""
+        request for settings that no longer hold, or for a tile already pushed, is answered
+        ``stale`` (and not rendered)."""
         gen, level = str(msg.get("gen")), int(msg["level"])
         stale = gen != self.canvas.gen
         preset = None if stale else self.preset
         for row, col in msg.get("tiles", [])[:64]:
             head = {"type": "tile", "gen": gen, "level": level, "row": row, "col": col}
-            if preset is None:
+            key = (gen, level, int(row), int(col))
+            if preset is None or key in self._pushed:
+                self._pushed.discard(key)  # once: a tile the browser dropped is rendered again
                 self.canvas.send(head | {"stale": True})
                 continue
-            data = tile_bytes(self.source, preset, level, int(row), int(col), self._t,
-                              self._z, TILE_FORMAT)
-            self.tiles_rendered += 1
-            self.canvas.send(head | {"mime": f"image/{TILE_FORMAT}"}, buffers=[data])
+            self._send_tile(head, preset)
+
+    def _send_tile(self, head: dict[str, Any], preset: RenderPreset) -> None:
+        data = tile_bytes(self.source, preset, head["level"], int(head["row"]),
+                          int(head["col"]), self._t, self._z, TILE_FORMAT)
+        self.tiles_rendered += 1
+        self.canvas.send(head | {"mime": f"image/{TILE_FORMAT}"}, buffers=[data])
+
+    def _push_first_tiles(self, count: int = PUSHED_TILES) -> None:
+        """After an edit from the panel, the view's centre tiles in the new settings, sent
+        unasked: the browser's own request would come one round trip later (it asks once
+        the new settings reach it; a pushed tile's request is answered ``stale``)."""
+        gen, preset = self.canvas.gen, self.preset
+        try:
+            level, (ys, xs) = self._view_region()
+        except PlexhubError:
+            return
+        vp = self.canvas.viewport
+        fy, fx = self.source.downsample(level)
+        cells = [(math.hypot((c + 0.5) * TILE * fx - vp["x"], (r + 0.5) * TILE * fy - vp["y"]),
+                  r, c)
+                 for r in range(ys.start // TILE, (ys.stop - 1) // TILE + 1)
+                 for c in range(xs.start // TILE, (xs.stop - 1) // TILE + 1)]
+        self._pushed = set()
+        for _, r, c in sorted(cells)[:count]:
+            self._pushed.add((gen, level, r, c))
+            self._send_tile({"type": "tile", "gen": gen, "level": level, "row": r, "col": c,
+                             "pushed": True}, preset)
 
     def _send_export(self, kind: str) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -23,7 +23,7 @@ from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.presets import parse_preset
 from plexhub.widgets import Viewer
 from plexhub.widgets.source import open_image
-from plexhub.widgets.tiles import TILE, render_region, scale_bar, tile_png
+from plexhub.widgets.tiles import TILE, render_region, scale_bar, tile_bytes, tile_png
 from tests.helpers.live_api import LiveApi, live_api
 
 Sent = list[tuple[dict[str, Any], list[bytes]]]
@@ -88,10 +88,41 @@ def test_tiles_are_the_composite_of_the_current_settings(store: Path) -> None:
     # browser counts its requests in flight)
     ui(v, "solo", index=1)
     sent.clear()
+    rendered = v.tiles_rendered
     v._on_msg(v.canvas, {"type": "tiles", "gen": "stale", "level": 0, "tiles": [[0, 0]]}, [])
     assert sent == [({"type": "tile", "gen": "stale", "level": 0, "row": 0, "col": 0,
                       "stale": True}, [])]
-    assert v.tiles_rendered == 2
+    assert v.tiles_rendered == rendered
+
+
+def test_an_edit_pushes_the_centre_tiles_of_the_new_settings(store: Path) -> None:
+    """Untick a channel: the kernel sends the view's centre tiles in the new settings
+    without waiting for the browser to ask; the browser's own request for them, one round
+    trip later, is answered without rendering them again."""
+    v = Viewer(store)
+    v.canvas.viewport = {"x": 450.0, "y": 350.0, "zoom": 1.0}  # level 0, 640 x 420 px
+    sent = capture(v)
+    ui(v, "set_active", indices=[0], active=False)
+    pushed = [(m, b) for m, b in sent if m.get("type") == "tile"]
+    assert [m["pushed"] for m, _ in pushed] == [True, True]
+    assert {m["gen"] for m, _ in pushed} == {v.canvas.gen}
+    assert (pushed[0][0]["row"], pushed[0][0]["col"]) == (1, 1)  # the centre's tile first
+    m0 = pushed[0][0]
+    assert pushed[0][1][0] == tile_bytes(v.source, v.preset, 0, m0["row"], m0["col"])
+    rendered = v.tiles_rendered
+    sent.clear()
+    v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0,
+                         "tiles": [[m0["row"], m0["col"]], [0, 0]]}, [])
+    assert [bool(b) for _, b in sent] == [False, True]  # the pushed one: stale, once
+    assert v.tiles_rendered == rendered + 1
+    sent.clear()
+    v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0,
+                         "tiles": [[m0["row"], m0["col"]]]}, [])
+    assert [bool(b) for _, b in sent] == [True]  # asked again (evicted): rendered
+    # an edit that fails changes nothing and pushes nothing
+    sent.clear()
+    ui(v, "set_window", index=1, start=10, end=5)
+    assert not [m for m, _ in sent if m.get("type") == "tile"]
 
 
 def test_tiles_travel_as_compact_jpeg(store: Path) -> None:
@@ -380,6 +411,7 @@ def test_sixty_channels_stay_usable(tmp_path: Path) -> None:
                                                            channels=60, tile=128, seed=5))
     convert(tmp_path / "p60.ome.tif", tmp_path / "p60.zarr")
     v = Viewer(tmp_path / "p60.zarr")
+    sent = capture(v)
     assert len(v.canvas.rows) == 60
     assert sum(r["active"] for r in v.canvas.rows) == 4  # not all 60 at once by default
     ui(v, "select_none")
@@ -392,11 +424,15 @@ def test_sixty_channels_stay_usable(tmp_path: Path) -> None:
     assert all(v.canvas.rows[i]["active"] for i in (0, 10, 20))
     ui(v, "auto")
     assert v.canvas.message == ""
-    sent = capture(v)
     v._on_msg(v.canvas, {"type": "tiles", "gen": v.canvas.gen, "level": 0, "tiles": [[0, 0]]},
               [])
+    # tile (0, 0) of these settings: pushed after the last edit that changed them (the
+    # request for it is then answered stale)
+    drawn = [b[0] for m, b in sent if m.get("type") == "tile" and b and (m["row"], m["col"])
+             == (0, 0) and m["gen"] == v.canvas.gen]
     expect = render_region(v.source, v.preset, 0, slice(0, TILE), slice(0, TILE))
-    assert jpeg_of(png(sent[0][1][0]), expect)
+    assert len(drawn) == 1
+    assert jpeg_of(png(drawn[0]), expect)
     assert v.preset.channels[59].label == v.source.channels[59].label
 
 
