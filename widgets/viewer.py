@@ -382,7 +382,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         data = tile_bytes(self.source, preset, head["level"], int(head["row"]),
                           int(head["col"]), self._t, self._z, TILE_FORMAT)
         self.tiles_rendered += 1
-        self.canvas.send(head | {"mime": f"image/{TILE_FORMAT}"}, buffers=[data])
+        mime = "image/png" if data[:4] == b"\x89PNG" else f"image/{TILE_FORMAT}"  # (overlays)
+        self.canvas.send(head | {"mime": mime}, buffers=[data])
 
     def _push_first_tiles(self, count: int = PUSHED_TILES) -> None:
         """After an edit from the panel, the view's centre tiles in the new settings, sent
