@@ -43,7 +43,9 @@ from tests.helpers.browsing import ARGS, CHROMIUM  # noqa: E402
 from tests.helpers.lab import running_lab  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "nbviewer"
-GOALS = {"fresh": 1000, "warm": 150, "pan": 150, "untick": 150, "window": 150}
+# issue 18's goals (ms); warm has none: 340 was the issue's figure before these changes
+GOALS: dict[str, int | None] = {"fresh": 1000, "warm": None, "pan": 150, "untick": 150,
+                                "window": 150}
 
 PANEL = """(path) => {
   for (const w of window.jupyterapp.shell.widgets('main')) {
@@ -210,8 +212,9 @@ def report(res: dict[str, Any]) -> None:
     print(f"\nmedians of {res['repeats']} (ms)   goal   range")
     for k, med in res["median_ms"].items():
         vals = res["ms"][k]
-        ok = "ok" if 0 <= med <= GOALS[k] else "MISSED"
-        print(f"  {k:8s} {med:8.0f}   {GOALS[k]:5d}   {min(vals):.0f}-{max(vals):.0f}  {ok}")
+        goal = GOALS[k]
+        ok = "" if goal is None else "ok" if 0 <= med <= goal else "MISSED"
+        print(f"  {k:8s} {med:8.0f}   {goal or '-':>5}   {min(vals):.0f}-{max(vals):.0f}  {ok}")
     print(f"  kernel per tile   {res['tile_ms']:.1f}")
     for k, v in res["imports_ms"].items():
         print(f"  {k:22s} {v:.0f}")
