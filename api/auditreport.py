@@ -1,25 +1,28 @@
-"""The auditor's report of one study (issue 14): a single self-contained HTML page.
+"""The auditor's report of one study (issue 14): one document, as HTML or PDF.
 
 Study and profile (with every rule of the profile), whether the study's audit chain verifies,
 who had access when (every grant with its creation, expiry and revocation), every electronic
 signature (and whether it still matches its hashes), every change with its actor, role,
-reason, client and request id, and the system it ran on. Every value is escaped; the route
-serves the page as an attachment with the inert headers (CSP sandbox, nosniff), so it holds
-no script and no session's power.
+reason, client and request id, the system version and configuration in force at each of
+them (the last ``system.config`` event before it: ``api/sysconfig.py``), and the system the
+report was made on.
 
-The system version and configuration are recorded at two points: each signature's content
-(``system``: plexhub version, database, profile digests) and the report's own footer.
-Events between signatures carry no system record of their own (see the README).
+:func:`build` gathers the report as plain data (:class:`Report`: headings, paragraphs and
+tables of :class:`Span` text); :func:`html` renders it as a single self-contained page (every
+value escaped; the route serves it as an attachment with the inert headers, so it holds no
+script and no session's power) and ``api/auditpdf.py`` as a PDF, so both show the same.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import platform
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
 from plexhub import __version__
 from plexhub.api.auditchain import canonical, timestamp, verify
@@ -31,6 +34,8 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}
 th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#eee}code{font-size:12px;word-break:break-all}
 .ok{color:#075}.bad{color:#a00;font-weight:bold}"""
+SHORT = 16  # characters of a hash shown in a table cell
+NO_CONFIG = "none recorded"
 
 
 def system_facts(dialect: str, profiles: Mapping[str, ComplianceProfile]) -> dict[str, Any]:
@@ -40,84 +45,270 @@ def system_facts(dialect: str, profiles: Mapping[str, ComplianceProfile]) -> dic
                          for name, p in sorted(profiles.items())}}
 
 
-def _e(value: Any) -> str:
+# --- the report as data --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Span:
+    """A run of text: plain, ``code`` (hashes, JSON), ``ok`` or ``bad`` (a check's result),
+    or ``br`` (a line break)."""
+
+    text: str
+    kind: Literal["text", "code", "ok", "bad", "br"] = "text"
+
+
+Cell = tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Para:
+    spans: Cell
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells under ``head``; ``row_heads``: each row's first cell names it."""
+
+    label: str
+    head: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+    row_heads: bool = False
+
+
+Block = Heading | Para | Table
+
+
+@dataclass
+class Report:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return escape(timestamp(value))
-    return escape(str(value))
+        return timestamp(value)
+    return str(value)
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]], label: str) -> str:
-    """A table; cells are HTML already escaped by the caller."""
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    cols = "".join(f"<th scope=col>{escape(h)}</th>" for h in head)
-    return (f"<table aria-label='{escape(label)}'><thead><tr>{cols}</tr></thead>"
-            f"<tbody>{body or '<tr><td colspan=' + str(len(head)) + '>none</td></tr>'}"
+def t(value: Any) -> Cell:
+    return (Span(_text(value)),)
+
+
+def code(value: Any) -> Cell:
+    return (Span(_text(value), "code"),)
+
+
+def _change(before: Any, after: Any) -> Cell:
+    spans: list[Span] = []
+    for label, value in (("before", before), ("after", after)):
+        if value:
+            if spans:
+                spans.append(Span("", "br"))
+            spans += [Span(f"{label}: "), Span(canonical(value).decode(), "code")]
+    return tuple(spans)
+
+
+class Configurations:
+    """The ``system.config`` events (in ``seq`` order) and which was in force when."""
+
+    def __init__(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        self.configs = list(configs)
+        self.seqs = [int(c["seq"]) for c in self.configs]
+        self.used: dict[int, Mapping[str, Any]] = {}
+
+    def at(self, seq: int) -> Mapping[str, Any] | None:
+        """The configuration recorded last before event ``seq`` (and mark it shown)."""
+        i = bisect.bisect_left(self.seqs, seq)
+        if i == 0:
+            return None
+        found = self.configs[i - 1]
+        self.used[self.seqs[i - 1]] = found
+        return found
+
+
+def sha_of(config: Mapping[str, Any] | None) -> str:
+    """The configuration's SHA-256 (as its event recorded it), or :data:`NO_CONFIG`."""
+    if config is None:
+        return NO_CONFIG
+    return str((config.get("after") or {}).get("sha256") or "")
+
+
+def _config_rows(config: Mapping[str, Any]) -> list[tuple[Cell, ...]]:
+    after = config.get("after") or {}
+    doc = after.get("config") or {}
+    rows: list[tuple[Cell, ...]] = [(t("SHA-256"), code(after.get("sha256"))),
+            (t("recorded"), t(f"event {config['seq']} at {_text(config['ts'])} "
+                              f"(process {after.get('process', '')})"))]
+    rows += [(t(key), code(doc[key])) for key in ("plexhub", "python",
+                                                   "python_implementation", "database")
+             if key in doc]
+    rows += [(t(f"{group}.{name}"), code(_shown(value)))
+             for group in ("libraries", "profiles", "settings")
+             for name, value in sorted((doc.get(group) or {}).items())]
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    return value if isinstance(value, str) else canonical(value).decode()
+
+
+def build(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str, Any]],
+          grants: Sequence[Grant], signatures: Sequence[tuple[Signature, bool]],
+          system: Mapping[str, Any], generated_at: datetime, generated_by: str,
+          configs: Sequence[Mapping[str, Any]] = ()) -> Report:
+    """The report (``signatures``: each with whether it is intact; ``configs``: every
+    ``system.config`` event, oldest first)."""
+    report = Report(f"Audit report: study {study.code}")
+    add = report.blocks.append
+    in_force = Configurations(configs)
+    add(Heading(report.title, 1))
+    add(Table("study", ("", ""), [
+        (t("title"), t(study.title)), (t("sponsor"), t(study.sponsor)),
+        (t("profile"), t(f"{profile.name}: {profile.title}")), (t("state"), t(study.state)),
+        (t("created"), t(f"{_text(study.created_at)} by {study.created_by}"))],
+        row_heads=True))
+    checked, broken = verify(events, study.code)
+    add(Para((Span(f"audit chain intact: {checked} events", "ok"),) if broken is None else
+             (Span(f"audit chain BROKEN at event {broken.seq}: {broken.problem}", "bad"),)))
+    add(Heading("Profile rules"))
+    add(Table("profile rules", ("rule", "value"),
+              [(code(r), t(rule_text(profile, r))) for r in RULES]))
+    add(Heading("Access over time"))
+    add(Table("grants over time", ("principal", "capabilities", "granted by", "granted at",
+                                   "expires", "revoked", "reason"),
+              [(t(g.principal), t(", ".join(g.capabilities or [])), t(g.granted_by),
+                t(g.created_at), t(g.expires_at), t(g.revoked_at), t(g.reason))
+               for g in grants]))
+    # a signature's configuration: the one before its signature.sign event
+    signed_at = {str((e.get("after") or {}).get("signature")): int(e["seq"]) for e in events
+                 if e["action"] == "signature.sign"}
+    add(Heading("Electronic signatures"))
+    add(Table("signatures", ("signed at (UTC)", "signer", "role", "meaning", "action",
+                             "object", "method", "content SHA-256", "valid",
+                             "configuration"),
+              [(t(s.signed_at), t(s.signer), t(s.role), t(s.meaning), t(s.action),
+                t(f"{s.entity_type} {s.entity_id}"), t(s.method), code(s.content_hash),
+                (Span("yes", "ok"),) if ok else (Span("NO", "bad"),),
+                code(sha_of(in_force.at(signed_at[s.id]))[:SHORT]
+                     if s.id in signed_at else NO_CONFIG))
+               for s, ok in signatures]))
+    add(Heading("Changes"))
+    add(Para((Span("Each change is listed under the system version and configuration in "
+                   "force when it was made (the last one recorded before it; see "
+                   "Configurations)."),)))
+    _changes(report, events, in_force)
+    add(Heading("Configurations"))
+    if not in_force.used:
+        add(Para((Span("No system configuration was recorded before these events."),)))
+    for config in sorted(in_force.used.values(), key=lambda c: int(c["seq"])):
+        add(Heading(f"Configuration {sha_of(config)[:SHORT]}", 3))
+        add(Table(f"configuration {sha_of(config)}", ("", ""), _config_rows(config),
+                  row_heads=True))
+    add(Heading("System"))
+    add(Table("system", ("fact", "value"), [(t(k), code(v)) for k, v in system.items()]))
+    add(Para((Span(f"Generated {_text(generated_at)} by {generated_by}. The events above "
+                   "verify with the standalone verifier against the JSON or CSV export of "
+                   "the same study."),)))
+    return report
+
+
+HEAD = ("seq", "time (UTC)", "actor", "role", "action", "object", "reason", "change",
+        "client", "request", "hash")
+
+
+def _changes(report: Report, events: Sequence[Mapping[str, Any]],
+             in_force: Configurations) -> None:
+    """The study's events, a table per run of events under one configuration."""
+    current: object = object()
+    rows: list[tuple[Cell, ...]] = []
+
+    def flush() -> None:
+        if rows:
+            report.blocks.append(Table("changes", HEAD, list(rows)))
+            rows.clear()
+
+    for e in events:
+        config = in_force.at(int(e["seq"]))
+        if config is not current:
+            flush()
+            current = config
+            where = NO_CONFIG if config is None else \
+                f"{sha_of(config)} (recorded at event {config['seq']}, {_text(config['ts'])})"
+            report.blocks.append(Heading(f"Under configuration {where}", 3))
+        rows.append((t(e["seq"]), t(e["ts"]), t(e["actor"]), t(e.get("role")), t(e["action"]),
+                     t(f"{e['entity_type']} {e['entity_id']}"), t(e.get("reason")),
+                     _change(e.get("before"), e.get("after")), t(e.get("client")),
+                     t(e.get("request_id")), code((e.get("hash") or "")[:SHORT])))
+    flush()
+    if not events:
+        report.blocks.append(Table("changes", HEAD, []))
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+def _span(s: Span) -> str:
+    if s.kind == "br":
+        return "<br>"
+    text = escape(s.text)
+    if s.kind == "code":
+        return f"<code>{text}</code>"
+    if s.kind in ("ok", "bad"):
+        return f"<span class={s.kind}>{text}</span>"
+    return text
+
+
+def _cell(cell: Cell) -> str:
+    return "".join(_span(s) for s in cell)
+
+
+def _table(table: Table) -> str:
+    label = escape(table.label)
+    if table.row_heads:
+        body = "".join(f"<tr><th scope=row>{_cell(row[0])}</th>"
+                       + "".join(f"<td>{_cell(c)}</td>" for c in row[1:]) + "</tr>"
+                       for row in table.rows)
+        return f"<table aria-label='{label}'><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>"
+                   for row in table.rows)
+    cols = "".join(f"<th scope=col>{escape(h)}</th>" for h in table.head)
+    return (f"<table aria-label='{label}'><thead><tr>{cols}</tr></thead>"
+            f"<tbody>{body or f'<tr><td colspan={len(table.head)}>none</td></tr>'}"
             f"</tbody></table>")
 
 
-def _change(before: Any, after: Any) -> str:
-    parts = []
-    if before:
-        parts.append(f"before: <code>{_e(canonical(before).decode())}</code>")
-    if after:
-        parts.append(f"after: <code>{_e(canonical(after).decode())}</code>")
-    return "<br>".join(parts)
+def _block(block: Block) -> str:
+    if isinstance(block, Heading):
+        return f"<h{block.level}>{escape(block.text)}</h{block.level}>"
+    if isinstance(block, Para):
+        return f"<p>{_cell(block.spans)}</p>"
+    return _table(block)
+
+
+def html(report: Report) -> str:
+    """The report as one self-contained HTML document."""
+    body = "\n".join(_block(b) for b in report.blocks)
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8>
+<title>{escape(report.title)}</title><style>{CSS}</style></head>
+<body><main>
+{body}
+</main></body></html>
+"""
 
 
 def render(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str, Any]],
            grants: Sequence[Grant], signatures: Sequence[tuple[Signature, bool]],
-           system: Mapping[str, Any], generated_at: datetime, generated_by: str) -> str:
-    """The report as an HTML document (``signatures``: each with whether it is intact)."""
-    checked, broken = verify(events, study.code)
-    chain = (f"<p class=ok>audit chain intact: {checked} events</p>" if broken is None else
-             f"<p class=bad>audit chain BROKEN at event {broken.seq}: {_e(broken.problem)}</p>")
-    rules = _table(["rule", "value"], ((f"<code>{_e(r)}</code>", _e(rule_text(profile, r)))
-                                       for r in RULES), "profile rules")
-    grant_rows = _table(
-        ["principal", "capabilities", "granted by", "granted at", "expires", "revoked",
-         "reason"],
-        ((_e(g.principal), _e(", ".join(g.capabilities or [])), _e(g.granted_by),
-          _e(g.created_at), _e(g.expires_at), _e(g.revoked_at), _e(g.reason))
-         for g in grants), "grants over time")
-    sig_rows = _table(
-        ["signed at (UTC)", "signer", "role", "meaning", "action", "object", "method",
-         "content SHA-256", "valid"],
-        ((_e(s.signed_at), _e(s.signer), _e(s.role), _e(s.meaning), _e(s.action),
-          f"{_e(s.entity_type)} {_e(s.entity_id)}", _e(s.method),
-          f"<code>{_e(s.content_hash)}</code>",
-          "<span class=ok>yes</span>" if ok else "<span class=bad>NO</span>")
-         for s, ok in signatures), "signatures")
-    event_rows = _table(
-        ["seq", "time (UTC)", "actor", "role", "action", "object", "reason", "change",
-         "client", "request", "hash"],
-        ((_e(e["seq"]), _e(e["ts"]), _e(e["actor"]), _e(e.get("role")), _e(e["action"]),
-          f"{_e(e['entity_type'])} {_e(e['entity_id'])}", _e(e.get("reason")),
-          _change(e.get("before"), e.get("after")), _e(e.get("client")),
-          _e(e.get("request_id")), f"<code>{_e((e.get('hash') or '')[:16])}</code>")
-         for e in events), "changes")
-    sys_rows = _table(["fact", "value"], ((_e(k), f"<code>{_e(v)}</code>")
-                                          for k, v in system.items()), "system")
-    return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8>
-<title>Audit report: study {_e(study.code)}</title><style>{CSS}</style></head>
-<body><main>
-<h1>Audit report: study {_e(study.code)}</h1>
-<table aria-label=study><tbody>
-<tr><th scope=row>title</th><td>{_e(study.title)}</td></tr>
-<tr><th scope=row>sponsor</th><td>{_e(study.sponsor)}</td></tr>
-<tr><th scope=row>profile</th><td>{_e(profile.name)}: {_e(profile.title)}</td></tr>
-<tr><th scope=row>state</th><td>{_e(study.state)}</td></tr>
-<tr><th scope=row>created</th><td>{_e(study.created_at)} by {_e(study.created_by)}</td></tr>
-</tbody></table>
-{chain}
-<h2>Profile rules</h2>{rules}
-<h2>Access over time</h2>{grant_rows}
-<h2>Electronic signatures</h2>{sig_rows}
-<h2>Changes</h2>{event_rows}
-<h2>System</h2>{sys_rows}
-<p>Generated {_e(generated_at)} by {_e(generated_by)}. The events above verify with the
-standalone verifier against the JSON or CSV export of the same study.</p>
-</main></body></html>
-"""
+           system: Mapping[str, Any], generated_at: datetime, generated_by: str,
+           configs: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The report as an HTML document (see :func:`build`)."""
+    return html(build(study, profile, events, grants, signatures, system, generated_at,
+                      generated_by, list(configs)))

@@ -64,13 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run conversion jobs from the catalog, serving no HTTP, until SIGTERM or SIGINT (a job
     still running then goes back to the queue, and resumes from its checkpoint wherever it
-    is claimed next)."""
+    is claimed next). It also delivers queued findings webhook calls when one is set."""
     import signal
     import threading
 
-    from plexhub.api import preset_store
+    from plexhub.api import preset_store, sysconfig
     from plexhub.api.db import Database
     from plexhub.api.jobs import JobRunner
+    from plexhub.api.webhooks import WebhookSender
     from plexhub.policies.profiles import load_profiles
     from plexhub.settings import get_settings
 
@@ -84,8 +85,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
     runner = JobRunner(db, settings, image_hooks=[preset_store.create_default])
+    sender = WebhookSender(db, settings)  # the findings webhook's outbox, when one is set
     try:
+        with db.session() as session:  # the version and configuration it converts with
+            sysconfig.record(session, settings, process="worker")
         runner.start()
+        sender.start()
         print(f"plexhub: worker {runner.owner} runs up to {settings.max_concurrent_jobs} "
               "job(s) at once; SIGTERM stops it", file=sys.stderr, flush=True)
         while not stop.wait(1.0):
@@ -94,6 +99,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
     finally:
         runner.shutdown()
+        sender.shutdown()
         db.dispose()
     return 0
 

@@ -15,12 +15,14 @@ that order): a caller who may not know the resource exists gets its 404, never a
 confirms it. They run before the route's own query and body are validated, so such a
 caller gets that 404 (or 403) rather than a 422. The functions behind them
 (:func:`visible_study`, :func:`visible_image`, ...) stay callable for the checks that depend
-on the request's body or an optional parameter; a route whose check must stay elsewhere
-(e.g. cached with its tile lookups) registers that check with :func:`authorizes`.
+on the request's body or an optional parameter. The tile routes' check, :data:`TileImage`,
+keeps its answer with their other catalog lookups (``api.tiles.Resolved``: at most a second,
+never past a grant's expiry, never across a commit of this process).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +37,17 @@ from starlette.concurrency import run_in_threadpool
 
 from plexhub.api import csrf
 from plexhub.api.db import Database, utcnow
-from plexhub.api.models import ApiToken, Grant, Image, Job, Preset, PublishedNotebook, Study
+from plexhub.api.models import (
+    ApiToken,
+    Grant,
+    GuidedView,
+    Image,
+    Job,
+    Preset,
+    PublishedNotebook,
+    SavedView,
+    Study,
+)
 from plexhub.errors import NotFoundError, PermissionDeniedError
 from plexhub.policies.access import (
     ROLE_SCOPES,
@@ -45,6 +57,7 @@ from plexhub.policies.access import (
     can_manage_token,
     can_see_study,
     has_scope,
+    is_staff,
 )
 from plexhub.settings import Settings
 
@@ -52,6 +65,8 @@ if TYPE_CHECKING:
     from plexhub.api.auth import TokenStore
     from plexhub.api.hubauth import HubAuth
     from plexhub.api.jobs import JobRunner
+    from plexhub.api.tiles import TileEngine
+    from plexhub.api.webhooks import WebhookSender
 
 bearer = HTTPBearer(auto_error=False, description="A plexhub API token")
 
@@ -63,6 +78,7 @@ class AppState:
     tokens: TokenStore
     jobs: JobRunner
     hub: HubAuth | None = None  # set when running as a JupyterHub-managed service
+    webhooks: WebhookSender | None = None  # the findings webhook's outbox sender
 
 
 # Cheap dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread
@@ -210,6 +226,40 @@ def visible_image(session: Session, principal: Principal, image_id: str) -> Imag
     return ImageAccess(found[0], found[1])
 
 
+def seconds_to_next_expiry(session: Session, study: Study) -> float:
+    """Until the study's next grant expiry (a cached permission must not outlive it)."""
+    now = utcnow()
+    ahead = [(g.expires_at - now).total_seconds() for g in grants_of(session, study.id)
+             if g.expires_at is not None and g.revoked_at is None and g.expires_at > now]
+    return min(ahead, default=float("inf"))
+
+
+class TileAccess(NamedTuple):
+    """An image the caller may see, as the tile routes cache it: with the catalog's
+    generation it was looked up in and the ``time.monotonic()`` deadline of the grant it may
+    rest on (``inf``: none expires), so lookups cached on top of it live no longer."""
+
+    image: Image
+    study: Study
+    generation: int
+    expires: float
+
+
+def visible_tile_image(db: Database, tiles: TileEngine, principal: Principal,
+                       image_id: str) -> TileAccess:
+    """:func:`visible_image` in a session of its own, its answer kept in the tile lookups'
+    cache under (caller, image id)."""
+    from plexhub.api.tiles import generation
+
+    gen = generation()  # before the queries: a commit meanwhile makes the entry stale
+    with db.session() as session:
+        image, study = visible_image(session, principal, image_id)
+        ttl = seconds_to_next_expiry(session, study)
+    access = TileAccess(image, study, gen, time.monotonic() + ttl)
+    tiles.resolved.put((principal, image_id), access, gen, ttl)
+    return access
+
+
 def visible_job(session: Session, principal: Principal, job_id: str) -> Job:
     """The job, or 404; it is loaded only once its study is visible (the same work when it
     is missing)."""
@@ -334,6 +384,19 @@ def downloadable_image_in_path(image_id: str, user: CurrentUser,
     return ImageAccess(image, study)
 
 
+@authorizes("resource", "image {image_id}, visible to the caller (cached with the tile lookups)")
+async def tile_image_in_path(request: Request, image_id: str, user: CurrentUser) -> TileAccess:
+    """The tile routes' image: from the tile lookups' cache on the event loop, else looked
+    up in a thread (:func:`visible_tile_image`). A revocation committed by this process ends
+    the cached answer at once, one of another process within ``Resolved.TTL``."""
+    tiles: TileEngine = request.app.state.tiles
+    found: TileAccess | None = tiles.resolved.get((user, image_id))
+    if found is not None:
+        return found
+    return await run_in_threadpool(visible_tile_image, app_state(request).db, tiles, user,
+                                   image_id)
+
+
 @authorizes("resource", "job {job_id}, its study visible to the caller")
 def job_in_path(job_id: str, user: CurrentUser, session: DbSession) -> Job:
     return visible_job(session, user, job_id)
@@ -361,11 +424,72 @@ def token_in_path(token_id: Annotated[str, Path(max_length=64)], user: CurrentUs
     return row
 
 
+@authorizes("resource", "image {image_id}, visible to the caller, who is staff (else 403)")
+def staff_image_in_path(image_id: str, user: CurrentUser, session: DbSession) -> ImageAccess:
+    """The image for staff only: a caller who may not see it gets its 404 first, a sponsor
+    who may see it a 403 (raw values under the cursor are a staff tool)."""
+    found = visible_image(session, user, image_id)
+    if not is_staff(user):
+        raise PermissionDeniedError(user.user, "may not do this (staff only)")
+    return found
+
+
+class ViewAccess(NamedTuple):
+    """A saved view of the caller's own, its image and study."""
+
+    view: SavedView
+    image: Image
+    study: Study
+
+
+@authorizes("resource", "saved view {view_id}, the caller's own, of an image it may see")
+def own_view_in_path(view_id: Annotated[str, Path(max_length=32)], user: CurrentUser,
+                     session: DbSession) -> ViewAccess:
+    """A saved view is its owner's alone: anyone else's, or one whose image the owner may
+    no longer see, is the 404 of an unknown one."""
+    row = session.get(SavedView, view_id)
+    if row is None or row.owner != user.user:
+        raise NotFoundError(f"view {view_id}", "not found")
+    try:
+        image, study = visible_image(session, user, row.image_id)
+    except NotFoundError:
+        raise NotFoundError(f"view {view_id}", "not found") from None
+    return ViewAccess(row, image, study)
+
+
+class GuideAccess(NamedTuple):
+    """A guided view version the caller may read, and its study."""
+
+    guide: GuidedView
+    study: Study
+
+
+def visible_guide(session: Session, principal: Principal, guide_id: str) -> GuideAccess:
+    """The guided view, or 404 when it does not exist, its study is not visible to the
+    caller, or (for sponsors) it is revoked; staff still see a revoked version."""
+    study_id = session.scalar(select(GuidedView.study_id).where(GuidedView.id == guide_id))
+    study = study_of(session, principal, study_id, f"guide {guide_id}")
+    row = session.get(GuidedView, guide_id)
+    if row is None or (row.revoked_at is not None and not is_staff(principal)):
+        raise NotFoundError(f"guide {guide_id}", "not found")
+    return GuideAccess(row, study)
+
+
+@authorizes("resource", "guide {guide_id}, its study visible to the caller, not revoked")
+def guide_in_path(guide_id: Annotated[str, Path(max_length=32)], user: CurrentUser,
+                  session: DbSession) -> GuideAccess:
+    return visible_guide(session, user, guide_id)
+
+
 VisibleStudy = Annotated[Study, Depends(study_in_path)]
 NotebookStudy = Annotated[Study, Depends(notebook_study_in_path)]
 VisibleImage = Annotated[ImageAccess, Depends(image_in_path)]
 DownloadableImage = Annotated[ImageAccess, Depends(downloadable_image_in_path)]
+TileImage = Annotated[TileAccess, Depends(tile_image_in_path)]
 VisibleJob = Annotated[Job, Depends(job_in_path)]
 VisiblePreset = Annotated[Preset, Depends(preset_in_path)]
 VisibleNotebook = Annotated[NotebookAccess, Depends(notebook_in_path)]
 ManagedToken = Annotated[ApiToken, Depends(token_in_path)]
+StaffImage = Annotated[ImageAccess, Depends(staff_image_in_path)]
+OwnView = Annotated[ViewAccess, Depends(own_view_in_path)]
+VisibleGuide = Annotated[GuideAccess, Depends(guide_in_path)]

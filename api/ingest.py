@@ -52,9 +52,10 @@ def check_path_text(source: str, path: str) -> None:
                          f"each name in a path has at most {NAME_MAX} bytes")
 
 
-def resolve_source(source: str, settings: Settings) -> str:
-    """The absolute path (or URI) of ``source`` if it lies inside an ingest root."""
-    roots = settings.ingest_root_list
+def resolve_source(source: str, settings: Settings, user: str | None = None) -> str:
+    """The absolute path (or URI) of ``source`` if it lies inside an ingest root (or, for
+    ``user``, inside their own folder: ``ingest_user_root``)."""
+    roots = settings.ingest_roots_of(user)
     if "://" in source:
         if ".." in source.split("://", 1)[1].split("/"):
             raise PermissionDeniedError(source, "URIs with '..' are refused")

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from plexhub import __version__
-from plexhub.api import errors, logredact, preset_store
+from plexhub.api import errors, logredact, preset_store, sysconfig
 from plexhub.api.auth import TokenStore
 from plexhub.api.bodylimit import BodyLimit
 from plexhub.api.db import Database
@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
                      # a converted image gets its default preset
                      jobs=JobRunner(db, settings, image_hooks=[preset_store.create_default]),
                      hub=hub)
+    from plexhub.api.webhooks import WebhookSender
+
+    sender = state.webhooks = WebhookSender(db, settings)  # the findings webhook's outbox
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,14 +65,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
 
         with db.session() as session:  # the first tile should not pay for compiling queries
             warm_up(session)
+        with db.session() as session:  # the version and configuration in force, if new
+            sysconfig.record(session, settings)
         if hub is not None:
             hub.start()
         if settings.run_jobs:  # else `plexhub worker` processes run them (--no-jobs)
             state.jobs.start()
+            sender.start()  # only when a findings webhook is configured
         try:
             yield
         finally:
             state.jobs.shutdown()
+            sender.shutdown()
             if hub is not None:
                 hub.close()
             db.dispose()
@@ -156,18 +163,21 @@ def routers(*, hub: bool) -> list[APIRouter]:
     exposes ``router`` and nothing else to register: what its routes need of the app (the
     state, the tile engine, the caller, authorization) comes through ``plexhub.api.deps``.
     ``hub``: with the JupyterHub OAuth login routes (service mode)."""
-    from plexhub.api.portal import login, pages
+    from plexhub.api.portal import login, pages, reviewpage
     from plexhub.api.routes import (
         catalog,
         cells,
         compliance,
+        guides,
         images,
         notebooks,
+        peerreview,
         presets,
         review,
         thumbnails,
         tiles,
         tokens,
+        viewing,
         webgateway,
         zarr,
     )
@@ -181,5 +191,8 @@ def routers(*, hub: bool) -> list[APIRouter]:
              compliance.router,  # study locks and audit exports
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
-             login.router, pages.router]  # the sponsor portal
+             peerreview.router,  # the findings' peer review and sign-off
+             viewing.router, guides.router,  # saved views, cursor values, guided views
+             login.router, pages.router,  # the sponsor portal
+             reviewpage.router]  # and its peer-review page (staff)
     return [*found, hub_routes.router] if hub else found

@@ -247,7 +247,7 @@ class Signature(Base):
     meaning: Mapped[str] = mapped_column(String(20))
     signer: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
-    method: Mapped[str] = mapped_column(String(20))  # password | token
+    method: Mapped[str] = mapped_column(String(20))  # password | token | oidc
     signed_at: Mapped[datetime] = mapped_column(TS)
     content: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -267,7 +267,7 @@ class Annotation(Base):
     version: Mapped[int] = mapped_column(Integer)
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # point | rectangle | polygon
+    kind: Mapped[str] = mapped_column(String(16))  # point | rectangle | polygon | freehand
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
     label: Mapped[str] = mapped_column(String(200), default="")  # the class
     note: Mapped[str] = mapped_column(Text, default="")
@@ -297,3 +297,103 @@ class Finding(Base):
     state: Mapped[str] = mapped_column(String(20), default="draft")  # draft | signed
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class Review(Base):
+    """A study's peer review (issue 19): the pathologists the study director assigned, and
+    when both sign-offs locked its findings (``policies/review.py`` has the rules)."""
+
+    __tablename__ = "reviews"
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    primary_pathologist: Mapped[str] = mapped_column(String(200))
+    peer_reviewer: Mapped[str] = mapped_column(String(200))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    locked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class ReviewVerdict(Base):
+    """One peer-review verdict (agree / disagree, with a comment) on one version of a
+    finding; a change of mind adds a row. The newest row of a finding is its verdict."""
+
+    __tablename__ = "review_verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(String(32), index=True)
+    finding_version: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16))  # agree | disagree
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class SlideRead(Base):
+    """A pathologist of the review completed a slide: ``role`` primary (read done) or peer
+    (peer review done)."""
+
+    __tablename__ = "slide_reads"
+    __table_args__ = (UniqueConstraint("image_id", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    reader: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """An outbox row: a webhook call to make (the findings export on sign-off), kept until
+    it is delivered or runs out of attempts, so that a restart does not lose it. A sender
+    leases a due row (``lease_owner``/``lease_until``) before it calls."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    study_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, as it is sent
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+
+
+class SavedView(Base):
+    """A reader's own named view of an image (issue 19): the preset version it started from,
+    its channel settings (the viewer's ``c=``) and the viewport. Listed for its owner only;
+    it never changes a preset."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner", "image_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)  # preset, c, x, y, zoom
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+
+
+class GuidedView(Base):
+    """One published version of a guided view (Minerva-Story-like): an ordered list of
+    waypoints over a study's images that a sponsor steps through. Versions are never changed;
+    revoking one sets ``revoked_at`` (it is then a 404 for sponsors)."""
+
+    __tablename__ = "guided_views"
+    __table_args__ = (UniqueConstraint("study_id", "name", "version"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    waypoints: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

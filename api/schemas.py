@@ -274,6 +274,10 @@ class ImagePublic(BaseModel):
     metadata: dict[str, Any]
     checksum: str | None
     tier: str
+    review_state: str | None = Field(
+        default=None, description="the slide's peer-review state: not_reviewed, "
+        "primary_done, peer_reviewed or signed_off (null for a sponsor without "
+        "view_findings)")
 
 
 class AuditPublic(BaseModel):
@@ -364,7 +368,8 @@ class SignaturePublic(BaseModel):
     signed_at: UtcDateTime
     entity_type: str
     entity_id: str
-    method: str = Field(description="how the signer re-authenticated: password or token")
+    method: str = Field(description="how the signer re-authenticated: password, token or "
+                        "oidc (a fresh login at the identity provider)")
     content_hash: str = Field(description="SHA-256 of the canonical JSON of what was signed")
     hash: str = Field(description="SHA-256 of this signature's record")
     valid: bool = Field(description="the record and its content still match their hashes")

@@ -21,8 +21,9 @@ credential is depends on how the signer logs in:
   ``policies/passwords.py``, so the API never imports the hub);
 - anyone else (standalone or headless users, whose credential is a personal API token; the
   admin token's ``admin``): a plexhub API token of their own, valid now, typed in again.
-  Users who log in through an outside identity provider (OIDC) have neither: a
-  ``prompt=login`` round trip is not built yet, and they cannot sign.
+- users who log in through an outside identity provider (OIDC, ``PLEXHUB_OIDC_*`` set):
+  the one-time credential ``oidc:...`` of a fresh ``prompt=login`` round trip
+  (``api/oidcsign.py``), method ``oidc``.
 
 A wrong credential is refused (403), written to the audit trail as ``signature.refused``
 (committed, while the change is rolled back), and ``policies/lockout.py``'s rule over the
@@ -47,7 +48,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, oidcsign
 from plexhub.api.auditchain import canonical, plain_json, timestamp
 from plexhub.api.auditreport import system_facts
 from plexhub.api.auth import TokenStore
@@ -65,7 +66,8 @@ SIGNED = "signature.sign"
 REFUSED = "signature.refused"
 RULE = LockoutRule()  # 5 refusals in 15 minutes lock signing for 15 minutes, then doubling
 CREDENTIAL_HELP = ("your password (a local user) or, without one, your own API token, "
-                   "typed in again")
+                   "typed in again, or the one-time credential of a fresh login at the "
+                   "identity provider (GET /api/v1/signatures/oidc/start)")
 
 
 class SignatureRequiredError(InputError):
@@ -222,12 +224,19 @@ def sign(session: Session, verifier: CredentialVerifier, signer: Principal,
         raise SigningLockedError(f"signing as {signer.user}",
                                  "is locked after repeated refused signatures",
                                  f"try again in {wait} s, or ask an admin", retry_after=wait)
-    ok, method = verifier.check(signer, credential)
+    login: dict[str, Any] = {}
+    if oidcsign.is_ticket(credential):  # a fresh login at the identity provider
+        ok, login = oidcsign.check(session, verifier.settings, signer, credential)
+        method = "oidc"
+    else:
+        ok, method = verifier.check(signer, credential)
     if not ok:
+        what = "OIDC login credential is not yours, used or expired" if method == "oidc" \
+            else f"{method} is not yours"
         _refuse(session, signer, action, entity_type, entity_id, study_code,
                 f"wrong {method}")
         raise SignatureRefusedError(
-            f"signature of {signer.user}", f"refused: the {method} is not yours",
+            f"signature of {signer.user}", f"refused: the {what}",
             f"re-enter {CREDENTIAL_HELP}; repeated failures lock signing")
     system = system_facts(session.get_bind().dialect.name, audit.profiles(session))
     text = signed_text(entity_type, entity_id, content, system)
@@ -240,7 +249,7 @@ def sign(session: Session, verifier: CredentialVerifier, signer: Principal,
     audit.record(session, signer, SIGNED, entity_type, entity_id, study_code=study_code,
                  after={"signature": sig.id, "action": action, "meaning": meaning,
                         "method": method, "content_hash": sig.content_hash,
-                        "hash": sig.hash}, reason=reason, enforce=False)
+                        "hash": sig.hash, **login}, reason=reason, enforce=False)
     return sig
 
 

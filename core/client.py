@@ -431,6 +431,15 @@ class ApiClient:
                                    {"reason": reason, "credential": credential},
                                    what=f"unlocking study {study}"))
 
+    def change_study_profile(self, study: str, profile: str, reason: str = "",
+                             credential: str | None = None) -> dict[str, Any]:
+        """Move the study to another compliance profile (signed with ``credential`` where
+        either profile asks)."""
+        return dict(self.request("PUT", f"/studies/{quote(study, safe='')}/profile",
+                                 json={"profile": profile, "reason": reason,
+                                       "credential": credential},
+                                 what=f"changing the profile of study {study}").json())
+
     def approve_preset(self, ref: str, reason: str = "",
                        credential: str | None = None) -> dict[str, Any]:
         """Approve a preset version (``<id>`` latest or ``<id>@<version>``) as its study's

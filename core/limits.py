@@ -67,6 +67,12 @@ SPEC_JSON_BYTES = _limit("spec_json_bytes", 256 * 1024, "bytes",
 CELL_TABLE_BYTES = _limit("cell_table_bytes", 2**30, "bytes",
                           "an image's cell table (tables/cells) on disk that the API reads "
                           "and serves as CSV or Parquet")
+CELL_SUMMARY_BYTES = _limit("cell_summary_bytes", 16 * 2**20, "bytes",
+                            "an image's stored analysis summary (tables/cells/uns/plexhub) "
+                            "that a study's phenotype summary reads")
+AUDIT_REPORT_EVENTS = _limit("audit_report_events", 20_000, "events",
+                             "events of one study the auditor's report renders, as HTML or "
+                             "PDF (more: 413; export the trail as CSV or JSON instead)")
 PRESET_REF_CHARS = _limit("preset_ref_chars", 80, "characters",
                           "a preset reference (<id>@<version>) in a tile or DeepZoom URL")
 HEAVY_RENDER_PIXELS = _limit("heavy_render_pixels", 1024 * 1024, "pixels",
@@ -85,6 +91,14 @@ RENDER_PIXELS_IN_FLIGHT = _limit("render_pixels_in_flight", 2 * REGION_PIXELS, "
 RENDER_STRIP_PIXELS = _limit("render_strip_pixels", 2**21, "pixels",
                              "pixels a large region is read and composited in at a time "
                              "(one strip of rows)")
+
+# --- the portal's viewer (issue 19) ---------------------------------------------------------
+VALUES_WINDOW = _limit("values_window", 32, "pixels",
+                       "the side of the level-0 window read for the values under the cursor")
+GUIDE_WAYPOINTS = _limit("guide_waypoints", 100, "entries", "waypoints in one guided view")
+GUIDE_TEXT_CHARS = _limit("guide_text_chars", 2000, "characters",
+                          "a guided view waypoint's text")
+SAVED_VIEWS = _limit("saved_views", 200, "views", "saved views one user keeps on one image")
 
 
 def markdown_table() -> str:

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description='Folders or URI prefixes sources may be read from (JSON list); '
         '["<data_dir>/incoming"] when unset.',
     )
+    ingest_user_root: str | None = Field(
+        default=None,
+        description="A folder with `{user}` in it that each user may also ingest from: "
+        "their own, e.g. JupyterHub homes (the hub sets <hub dir>/homes/{user}); none when "
+        "unset.",
+    )
     tile_cache_bytes: int = Field(
         default=256 * 2**20, ge=0,
         description="Bytes of rendered tiles kept in memory (per API worker process).",
@@ -102,6 +108,26 @@ class Settings(BaseSettings):
         description="A running job whose runner renewed no lease for this long (host lost, "
         "process frozen) is taken over by another runner within this time; at least 3 "
         "heartbeats.",
+    )
+    findings_webhook: str | None = Field(
+        default=None,
+        description="URL (http or https) that receives a study's findings export as JSON when "
+        "its peer review is signed off, signed with HMAC-SHA256 in X-Plexhub-Signature and "
+        "retried with backoff (queued in the catalog); no webhook when unset.",
+    )
+    findings_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of the findings webhook's HMAC-SHA256 signature (at least 16 "
+        "characters; required with findings_webhook; never logged).",
+    )
+    findings_webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100,
+        description="Attempts to deliver one findings webhook call before it is marked failed.",
+    )
+    findings_webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Wait after the first failed webhook attempt; doubled after each further "
+        "failure (at most an hour).",
     )
     notebook_timeout: float = Field(
         default=600.0, gt=0, le=24 * 3600,
@@ -246,6 +272,25 @@ class Settings(BaseSettings):
         default=24 * 3600, ge=1, le=30 * 24 * 3600,
         description="Longest hub login lock, however often a name or address was locked.",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Connect provider users log in with; set, a "
+        "user signs by logging in there again (prompt=login) instead of typing a token: "
+        "/api/v1/signatures/oidc/start. Unset: no OIDC signatures.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="The API's client id at the OIDC provider (signatures).")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The API's client secret at the OIDC provider.")
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="ID token claim holding the plexhub user name (as the hub's login "
+        "names users).")
+    oidc_max_age_seconds: int = Field(
+        default=300, ge=10, le=3600,
+        description="How fresh an OIDC login must be to sign (auth_time at most this old); "
+        "the one-time signature credential it gives is valid as long.",
+    )
 
     @field_validator("demo_password")
     @classmethod
@@ -292,11 +337,28 @@ class Settings(BaseSettings):
     def ingest_root_list(self) -> list[str]:
         return self.ingest_roots or [str((self.data_dir / "incoming").absolute())]
 
+    def ingest_roots_of(self, user: str | None) -> list[str]:
+        """The ingest roots plus ``user``'s own folder (``ingest_user_root``), where the
+        user's name can be a folder's (no ``/``, NUL, ``.`` or ``..``)."""
+        roots = self.ingest_root_list
+        if not self.ingest_user_root or not user or user in (".", "..") \
+                or "/" in user or "\x00" in user:
+            return roots
+        return [*roots, self.ingest_user_root.replace("{user}", user)]
+
     @field_validator("block_size")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v & (v - 1):
             raise ValueError(f"block_size must be a power of two, got {v}")
+        return v
+
+    @field_validator("ingest_user_root")
+    @classmethod
+    def _has_user(cls, v: str | None) -> str | None:
+        if v is not None and "{user}" not in v:
+            raise ValueError(f"ingest_user_root must contain {{user}} (each user's own "
+                             f"folder), got {v!r}")
         return v
 
     @field_validator("chunk_size")
@@ -305,6 +367,19 @@ class Settings(BaseSettings):
         if v & (v - 1):
             raise ValueError(f"chunk_size must be a power of two, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _webhook(self) -> Settings:
+        url = self.findings_webhook
+        if url is None:
+            return self
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("findings_webhook must be an http:// or https:// URL")
+        secret = self.findings_webhook_secret
+        if secret is None or len(secret.get_secret_value()) < 16:
+            raise ValueError("findings_webhook needs findings_webhook_secret, a real secret "
+                             "of at least 16 characters")
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> Settings:

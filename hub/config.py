@@ -19,6 +19,8 @@
 - First start of a user's server: the project's notebooks in ``~/plexhub``, JupyterLab on the
   quick start, the news pop-up off, the environment's ``bin`` on PATH (hub/spawner.py).
 - The API as the managed service ``plexhub`` at ``/services/plexhub/``.
+- Kubernetes (Zero to JupyterHub, hub/k8s/): :func:`configure_kubernetes`, the same login,
+  roles and pages with the chart's KubeSpawner and the API as an external service.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ USER_SCOPES = [
 ]
 SERVICE_SCOPES = ["list:users", "read:users", "read:users:groups", "read:groups",
                   "list:groups", "admin:groups"]
+# the API service's OAuth client: no confirmation page; a browser login's OAuth token may read
+# its own user model, groups included
+SERVICE_OAUTH: dict[str, Any] = {
+    "oauth_no_confirm": True,
+    "oauth_client_allowed_scopes": ["read:users:name!user", "read:users:groups!user"],
+    "display": True,
+}
 # the service's own secrets are not the hub's: never pass these on (nor the settings of API
 # clients, plexhub.client's, which the service does not read)
 _NOT_FOR_SERVICE = frozenset({"demo_password", "hub_api_token", "api_url", "api_token"})
@@ -139,10 +148,7 @@ def service(settings: Settings, api_port: int) -> dict[str, Any]:
                     "--port", str(api_port), "--root-path", SERVICE_PREFIX],
         "cwd": str(settings.data_dir.absolute()),
         "environment": service_environment(settings),
-        "oauth_no_confirm": True,
-        # an OAuth token of a browser login may read its own user model, groups included
-        "oauth_client_allowed_scopes": ["read:users:name!user", "read:users:groups!user"],
-        "display": True,
+        **SERVICE_OAUTH,
     }
     if jupyterhub.version_info >= (6,):  # a service's start timeout is new in 6.0
         spec["timeout"] = SERVICE_START_TIMEOUT
@@ -211,9 +217,57 @@ def private_state(settings: Settings) -> Path:
     return state
 
 
+def login_and_roles(c: Any, s: Settings) -> None:
+    """Login (users file, locks), groups, roles, the sponsors' landing page and the hub's
+    pages: the same on one machine and on Kubernetes."""
+    from plexhub.hub.auth import PlexhubAuthenticator
+
+    users_file = s.hub_users_path.absolute()
+    c.JupyterHub.authenticator_class = PlexhubAuthenticator
+    c.PlexhubAuthenticator.users_file = str(users_file)
+    lockout(c, s)
+    c.JupyterHub.load_groups = load_groups(users_file)
+    c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
+    c.JupyterHub.default_url = landing_url
+    # the hub's pages carry plexhub's name; sponsors see no server buttons (templates/)
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {"plexhub_may_start_servers": may_start_servers}
+
+
+def external_service(url: str, api_token: str) -> dict[str, Any]:
+    """The API as an externally managed hub service (its own Deployment on Kubernetes): the
+    hub proxies /services/plexhub/ to ``url``; ``api_token`` is the API's
+    JUPYTERHUB_API_TOKEN."""
+    return {
+        "name": SERVICE_NAME,
+        "url": url,
+        "api_token": api_token,
+        **SERVICE_OAUTH,
+    }
+
+
+def configure_kubernetes(c: Any, api_url: str, api_token: str,
+                         settings: Settings | None = None) -> None:
+    """Zero to JupyterHub's ``hub.extraConfig`` (hub/k8s/values.yaml): plexhub's login, groups,
+    roles, landing page and pages, the API as an external service at ``api_url``, and the
+    single-user servers' hub auth cache; the chart keeps its own network, database, proxy and
+    KubeSpawner (each user's server a pod of its own, so no OS accounts here)."""
+    s = settings or Settings()
+    hub_dir = s.hub_dir.absolute()
+    hub_dir.mkdir(parents=True, exist_ok=True)  # the lock counters (hub's PVC)
+    login_and_roles(c, s)
+    c.KubeSpawner.args = spawner_args()
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 5
+    services = [external_service(api_url, api_token)]
+    if s.hub_api_token is not None:
+        services.append({"name": OPS_SERVICE,
+                         "api_token": s.hub_api_token.get_secret_value()})
+    c.JupyterHub.services = services
+
+
 def configure(c: Any, settings: Settings | None = None) -> None:
     """Fill JupyterHub's config object ``c`` (``get_config()``) from ``settings``."""
-    from plexhub.hub.auth import PlexhubAuthenticator
     from plexhub.hub.proxy import find_chp
     from plexhub.hub.spawner import PlexhubSpawner
 
@@ -244,15 +298,7 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     users_file = s.hub_users_path.absolute()
     if s.demo_password is not None:
         ensure_demo_users(users_file, s.demo_password.get_secret_value())
-    c.JupyterHub.authenticator_class = PlexhubAuthenticator
-    c.PlexhubAuthenticator.users_file = str(users_file)
-    lockout(c, s)
-    c.JupyterHub.load_groups = load_groups(users_file)
-    c.JupyterHub.load_roles = roles(ops_service=s.hub_api_token is not None)
-    c.JupyterHub.default_url = landing_url
-    # the hub's pages carry plexhub's name; sponsors see no server buttons (templates/)
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.JupyterHub.template_vars = {"plexhub_may_start_servers": may_start_servers}
+    login_and_roles(c, s)
 
     # single-user JupyterLab servers: local processes, each user's own account as root
     c.JupyterHub.spawner_class = PlexhubSpawner
@@ -270,7 +316,11 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     c.JupyterHub.named_server_limit_per_user = 5
 
     # services: the API, and optionally a token-only admin client
-    services = [service(s, s.api_port or free_port())]
+    api = service(s, s.api_port or free_port())
+    # each user may ingest files of their own home (JupyterLab's "Ingest into a study")
+    api["environment"].setdefault("PLEXHUB_INGEST_USER_ROOT",
+                                  str(state / "homes" / "{user}"))
+    services = [api]
     if s.hub_api_token is not None:
         services.append({"name": OPS_SERVICE,
                          "api_token": s.hub_api_token.get_secret_value()})

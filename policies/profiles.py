@@ -45,6 +45,10 @@ ACTIONS: dict[str, str] = {
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
     "audit.export": "export a study's audit trail (CSV or JSON)",
+    "finding.edit": "revise a recorded finding (also how a peer-review disagreement is "
+                    "resolved by the primary pathologist)",
+    "review.assign": "assign a study's primary pathologist and peer reviewer",
+    "review.change": "change a recorded peer-review verdict (e.g. disagree to agree)",
 }
 # actions that read: a locked study still takes them
 READS = frozenset({"image.download", "audit.export"})
@@ -76,6 +80,10 @@ class ComplianceProfile(BaseModel):
     unlock_roles: frozenset[Role] = Field(
         default=frozenset({"admin"}),
         description="roles that may unlock a locked study")
+    profile_change_roles: frozenset[Role] = Field(
+        default=frozenset({"admin"}),
+        description="roles that may change a study's profile away from this one "
+        "(`study.profile`)")
 
     @field_validator("name")
     @classmethod
@@ -136,6 +144,39 @@ def unlock_decision(profile: ComplianceProfile, role: str) -> Decision:
         return Decision(True, f"profile {profile.name} lets {role} unlock")
     return Decision(False, f"profile {profile.name} lets only "
                     f"{', '.join(sorted(profile.unlock_roles))} unlock")
+
+
+def profile_change_decision(current: ComplianceProfile, new: ComplianceProfile,
+                            role: str) -> Decision:
+    """Whether ``role`` may move a study from profile ``current`` to ``new``: the current
+    profile's ``profile_change_roles`` decide."""
+    if current.name == new.name:
+        return Decision(False, f"the study's profile is {current.name} already")
+    if role in current.profile_change_roles:
+        return Decision(True, f"profile {current.name} lets {role} change the profile")
+    return Decision(False, f"profile {current.name} lets only "
+                    f"{', '.join(r for r in ROLES if r in current.profile_change_roles)} "
+                    "change the profile")
+
+
+def profile_change_reason(current: ComplianceProfile, new: ComplianceProfile,
+                          reason: str) -> Decision:
+    """Whether a change of profile may go ahead with ``reason``: a reason is needed when
+    either profile asks for one for ``study.profile`` (moving into GLP needs one as much as
+    moving out of it)."""
+    for p in (current, new):
+        decided = reason_decision(p, "study.profile", reason)
+        if not decided:
+            return decided
+    return Decision(True, "a reason is given" if reason.strip() else "no profile needs one")
+
+
+def profile_change_meaning(current: ComplianceProfile, new: ComplianceProfile
+                           ) -> Meaning | None:
+    """The meaning the signature of a change of profile carries: the current profile's for
+    ``study.profile``, else the new one's; None when neither asks for a signature."""
+    return (signature_meaning(current, "study.profile")
+            or signature_meaning(new, "study.profile"))
 
 
 def delete_decision(profile: ComplianceProfile) -> Decision:
@@ -223,7 +264,7 @@ def _cell(profile: ComplianceProfile, rule: str) -> str:
         return ", ".join(f"`{a}`" for a in sorted(value)) or "none (optional)"
     if rule == "signatures":
         return ", ".join(f"`{a}` ({m})" for a, m in sorted(value.items())) or "none"
-    if rule == "unlock_roles":
+    if rule in ("unlock_roles", "profile_change_roles"):
         return ", ".join(r for r in ROLES if r in value)
     if rule == "hard_deletes":
         return "allowed" if value else "no: retired instead"

@@ -28,9 +28,15 @@ CONTROLS: dict[str, str] = {
                          "client address",
     "audit.export": "a study's trail exports as CSV and JSON that a standalone script "
                     "verifies without plexhub",
-    "audit.report": "a per-study auditor's report: profile, access over time, signatures, "
-                    "changes with reasons, system",
+    "audit.report": "a per-study auditor's report, as HTML and PDF: profile, access over time, "
+                    "signatures, changes with reasons, the configuration in force at each",
+    "audit.system_config": "the system version and non-secret configuration are recorded "
+                           "(with their SHA-256) in the global chain whenever a service starts "
+                           "with a changed one; no secret is recorded",
     "study.lock": "a locked study refuses every change (403 naming the lock) until unlocked",
+    "study.profile": "a study's profile changes only by an audited action (old and new profile "
+                     "in its event), signed where either profile asks, by a role the current "
+                     "profile allows, never on a locked study",
     "signature.reauthentication": "signatures need the signer's own credential (password, "
                                   "else own API token) and record signer, role, meaning, time "
                                   "and the hash of what was signed",

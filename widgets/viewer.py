@@ -29,6 +29,7 @@ import traitlets as t
 from plexhub.errors import InputError, PlexhubError
 from plexhub.ome_pipeline.render import encode
 from plexhub.presets import RenderPreset, content_hash
+from plexhub.widgets.cell_overlay import CellOverlayControl
 from plexhub.widgets.histogram import HistogramPanel
 from plexhub.widgets.source import ImageSource, open_image, resolve_preset, share_params
 from plexhub.widgets.state import PanelState
@@ -86,10 +87,13 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.source = open_image(image, client)
         self.client = self.source.client or client
         self.canvas = ViewerCanvas(size={"width": int(width), "height": int(height)})
+        # an analysed image: the cell overlay's toggle, legend and clicked row (cell_overlay)
+        self.cells = CellOverlayControl.for_source(self.source, on_change=self._push)
         self.state = PanelState(self.source.channels, self.source.default_preset(),
                                 self.source.histograms(), on_change=self._push)
         self.hist = HistogramPanel(self.source.histograms()) if histogram else None
-        super().__init__(children=[self.canvas], **kwargs)
+        children = [self.canvas] + ([self.cells.widget] if self.cells is not None else [])
+        super().__init__(children=children, **kwargs)
         self._t = self._z = 0
         self.tiles_rendered = 0  # tiles this viewer rendered (tests read it)
         self._pushed: set[tuple[str, int, int, int]] = set()
@@ -292,7 +296,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             c.rows = [dict(r) for r in st.rows]
             c.locked, c.dirty, c.can_undo = st.locked, st.dirty, st.can_undo
             c.preset_name = st.name
-            c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}"
+            c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}" \
+                + (self.cells.gen_suffix() if self.cells is not None else "")
             self._show_histogram()
 
     def _show_histogram(self) -> None:
@@ -357,6 +362,8 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
                                   "values": vals})
             elif kind == "export":
                 self._send_export(str(msg.get("kind")))
+            elif kind == "click" and self.cells is not None:  # a click that did not pan
+                self.cells.select(float(msg["x"]), float(msg["y"]))
         except PlexhubError as exc:
             self.canvas.message = str(exc)
         except Exception:  # a UI event must never kill the comm; show what happened
@@ -381,6 +388,9 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
     def _send_tile(self, head: dict[str, Any], preset: RenderPreset) -> None:
         data = tile_bytes(self.source, preset, head["level"], int(head["row"]),
                           int(head["col"]), self._t, self._z, TILE_FORMAT)
+        if self.cells is not None:  # the cell overlay, when on, re-encodes it (PNG)
+            data = self.cells.composite(data, head["level"], int(head["row"]),
+                                        int(head["col"]), TILE)
         self.tiles_rendered += 1
         mime = "image/png" if data[:4] == b"\x89PNG" else f"image/{TILE_FORMAT}"  # (overlays)
         self.canvas.send(head | {"mime": mime}, buffers=[data])

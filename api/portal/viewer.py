@@ -5,7 +5,8 @@ scale (µm per level-0 pixel) and the next slide (for prefetching its first tile
 
 A sponsor's changes to channels are made in the page and kept in its URL (``c=``, see
 ``static/viewer.js``); they reach the tile routes as an inline ``spec=``. Nothing here
-writes: the CRO's presets never change from the viewer.
+writes: the CRO's presets never change from the viewer (a reader's saved view is its own
+row, ``api/routes/viewing.py``; only staff's explicit "save as preset" saves one).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import quote
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from plexhub.api import preset_store
+from plexhub.api import peerreview, preset_store
 from plexhub.api.models import AuditEvent, Image, Preset, Study
 from plexhub.api.tiles import level_shape
 from plexhub.errors import PlexhubError
@@ -30,8 +31,13 @@ APPROVE = "preset.approve"  # the audit action that makes a preset version the r
 # metadata shown above the image, in this order (keys of the image's LIMS metadata)
 FACTS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"),
          ("stain_panel", "Stain panel"), ("study_day", "Study day"))
-# slide-list filters (query parameter = metadata key)
-FILTERS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"))
+# slide-list filters (query parameter = metadata key; review_state: staff only, see
+# :func:`review_states`)
+FILTERS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"),
+           ("review_state", "Review state"))
+# a slide's review state, as the study's image list names it (branch "review")
+REVIEW_STATES = ("not_reviewed", "primary_done", "peer_reviewed", "signed_off")
+NOT_REVIEWED = REVIEW_STATES[0]
 _UM = {"micrometer": 1.0, "µm": 1.0, "um": 1.0, "micron": 1.0, "nanometer": 1e-3,
        "nm": 1e-3, "millimeter": 1e3, "mm": 1e3, "centimeter": 1e4, "meter": 1e6, "m": 1e6}
 
@@ -188,3 +194,9 @@ def facts(metadata: dict[str, Any]) -> list[tuple[str, str]]:
             value = ", ".join(str(m) for m in value.values())
         out.append((label, str(value)))
     return out
+
+
+def review_states(session: Session, study: Study) -> dict[str, str]:
+    """Each slide's review state (one of :data:`REVIEW_STATES`), as the peer review records it
+    (``plexhub.api.peerreview``: the same value as the study's image list's ``review_state``)."""
+    return dict(peerreview.slide_states(session, study.id))

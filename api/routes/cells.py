@@ -1,20 +1,34 @@
 """The cell table of an image (``plexhub analyze`` writes it at ``tables/cells`` in the
 image's store): one row per cell, the cell's measurements and each channel's mean, as CSV or
 Parquet. Who may see the image may read its table (``VisibleImage``, as for the image
-itself); anyone else gets the 404 of an unknown image."""
+itself); anyone else gets the 404 of an unknown image.
+
+Summaries of the same tables: per study, each image's cells per phenotype and per mm² with its
+LIMS metadata (``GET /studies/{code}/phenotypes``, JSON or CSV, the metadata de-identified as
+for the image itself), and per image, the cells per phenotype inside each of its annotations
+(``GET /images/{id}/cells/summary?by=annotation``)."""
 
 from __future__ import annotations
 
+import csv
 import io
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from plexhub.api.deps import VisibleImage
+from plexhub.api.deidentify import can_view_labels, image_metadata
+from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
+from plexhub.api.models import Annotation, Image
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
-from plexhub.limits import CELL_TABLE_BYTES
+from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
+
+if TYPE_CHECKING:
+    from plexhub.ome_pipeline.analysis.summaries import PhenotypeSummary
 
 router = APIRouter(prefix="/api/v1")
 MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -32,12 +46,9 @@ def cell_frame(table: Any) -> Any:
     return pd.concat([obs, means], axis=1)
 
 
-@router.get("/images/{image_id}/cells", tags=["data"], response_class=Response,
-            responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["parquet"]: {}}}})
-def get_cells(image_id: str, found: VisibleImage,
-              format: Literal["csv", "parquet"] = Query("csv")) -> Response:
-    """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
-    root = found.image.store_root()
+def cell_table(root: Path, image_id: str, part: str = "", limit: int | None = None) -> Path:
+    """``tables/cells`` of the image's store, once it is known to lie inside the store and
+    its ``part`` (all of it by default) to be within ``limit`` bytes; 404 before analysis."""
     where = root / "tables" / "cells"
     if where.is_dir() and not inside(root, where):
         raise PermissionDeniedError(f"cells of image {image_id}",
@@ -46,12 +57,22 @@ def get_cells(image_id: str, found: VisibleImage,
         raise NotFoundError(f"cells of image {image_id}", "not found",
                             "run `plexhub analyze` on the image's store first")
     check_tree(where, f"cells of image {image_id}")  # no symlink out of the store
-    size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
-    if size > CELL_TABLE_BYTES:
-        raise InputError(f"cells of image {image_id}",
-                         f"are {size} bytes on disk, more than the API serves "
-                         f"({CELL_TABLE_BYTES})",
+    limit = CELL_TABLE_BYTES if limit is None else limit
+    size = sum(f.stat().st_size for f in (where / part).rglob("*") if f.is_file())
+    if size > limit:
+        what = f"tables/cells/{part}" if part else "cells"
+        raise InputError(f"{what} of image {image_id}",
+                         f"are {size} bytes on disk, more than the API serves ({limit})",
                          "read tables/cells through the zarr route with anndata instead")
+    return where
+
+
+@router.get("/images/{image_id}/cells", tags=["data"], response_class=Response,
+            responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["parquet"]: {}}}})
+def get_cells(image_id: str, found: VisibleImage,
+              format: Literal["csv", "parquet"] = Query("csv")) -> Response:
+    """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
+    where = cell_table(found.image.store_root(), image_id)
     import anndata
 
     frame = cell_frame(anndata.read_zarr(str(where)))
@@ -68,3 +89,127 @@ def get_cells(image_id: str, found: VisibleImage,
     name = f"{image_id}-cells.{format}"
     return Response(body, media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def _summary(image: Image, limit_bytes: int | None = None) -> PhenotypeSummary | None:
+    """The image's stored phenotype summary, None before analysis (or conversion)."""
+    from plexhub.ome_pipeline.analysis.summaries import read_summary
+
+    try:
+        root = image.store_root()
+    except NotFoundError:
+        return None
+    if not (root / "tables" / "cells").is_dir():
+        return None
+    cell_table(root, image.id, "uns",
+               CELL_SUMMARY_BYTES if limit_bytes is None else limit_bytes)
+    return read_summary(root)
+
+
+def _scalar_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:
+    return {str(k): v for k, v in meta.items() if isinstance(v, str | int | float | bool)}
+
+
+@router.get("/studies/{code}/phenotypes", tags=["data"],
+            responses={200: {"content": {"application/json": {}, MEDIA["csv"]: {}}}})
+def study_phenotypes(study: VisibleStudy, user: CurrentUser, session: DbSession,
+                     format: Literal["json", "csv"] = Query("json")) -> Any:
+    """Cells per phenotype and per mm² of each image of the study, with the image's LIMS
+    metadata (dose group, animal, tissue; de-identified for sponsors as on the image).
+    Images not analysed yet are listed with ``analysed: false`` (JSON) and left out of the
+    CSV, which has one row per image and phenotype."""
+    rows = session.scalars(select(Image).where(Image.study_id == study.id)
+                           .order_by(Image.created_at, Image.series_index)).all()
+    labels = can_view_labels(session, user, study)
+    images: list[dict[str, Any]] = []
+    names: list[str] = []
+    for image in rows:
+        found = _summary(image)
+        meta = _scalar_metadata(image_metadata(image.metadata_, user, study, labels))
+        entry: dict[str, Any] = {"image_id": image.id, "name": image.name, "metadata": meta,
+                                 "analysed": found is not None}
+        if found is not None:
+            entry.update(cells=found.cells, area_mm2=found.area_mm2, counts=found.counts,
+                         density_per_mm2=found.density_per_mm2, rules=found.rules)
+            names += [n for n in found.counts if n not in names]
+        images.append(entry)
+    if format == "json":
+        return {"study": study.code, "phenotypes": names, "images": images}
+    keys = sorted({k for e in images for k in e["metadata"]},
+                  key=lambda k: (k not in LIMS_FIRST, LIMS_FIRST.index(k)
+                                 if k in LIMS_FIRST else 0, k))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(["image_id", "name", *keys, "phenotype", "count", "density_per_mm2"])
+    for e in images:
+        for kind, count in e.get("counts", {}).items():
+            density = e["density_per_mm2"].get(kind)
+            writer.writerow([e["image_id"], _cell(e["name"]),
+                             *(_cell(e["metadata"].get(k, "")) for k in keys),
+                             _cell(kind), count, "" if density is None else density])
+    return Response(buf.getvalue(), media_type=MEDIA["csv"], headers={
+        "Content-Disposition": f'attachment; filename="{study.code}-phenotypes.csv"'})
+
+
+LIMS_FIRST = ["dose_group", "animal_id", "tissue"]
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: user strings that start like a formula get
+    a leading apostrophe."""
+    text = str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get("/images/{image_id}/cells/summary", tags=["data"])
+def cell_summary(image_id: str, found: VisibleImage, session: DbSession,
+                 by: Literal["image", "annotation"] = Query("image")) -> dict[str, Any]:
+    """Cells per phenotype in the whole image (``by=image``) or inside each of the image's
+    polygon and rectangle annotations (``by=annotation``; points enclose nothing and are
+    left out), with densities per mm² where the image has a pixel size."""
+    from plexhub.ome_pipeline.analysis.regions import count_in_regions, region_of
+    from plexhub.ome_pipeline.analysis.summaries import read_cells
+
+    root = found.image.store_root()
+    whole = _summary(found.image)
+    if whole is None:
+        cell_table(root, image_id)  # the 404 that says to run plexhub analyze
+        raise NotFoundError(f"cells of image {image_id}", "not found")
+    out: dict[str, Any] = {"image_id": image_id, "cells": whole.cells,
+                           "area_mm2": whole.area_mm2, "counts": whole.counts,
+                           "density_per_mm2": whole.density_per_mm2}
+    if by == "image":
+        return out
+    regions = [r for r in (region_of(f) for f in _annotations(session, image_id)) if r]
+    cell_table(root, image_id, "obs")
+    points = read_cells(root)
+    px = _pixel_size_um(found.image)
+    counted = count_in_regions(points.y, points.x, points.phenotype, regions,
+                               names=list(whole.counts) or points.names)
+    out["annotations"] = [
+        {"id": c.region.id, "class": c.region.label, "shape": c.region.shape,
+         "area_px": c.area_px, "area_mm2": c.area_mm2(px), "cells": c.cells,
+         "counts": c.counts, "density_per_mm2": c.density_per_mm2(px)}
+        for c in counted]
+    return out
+
+
+def _pixel_size_um(image: Image) -> float | None:
+    from plexhub.ome_pipeline.analysis.store import open_stored_image
+
+    return open_stored_image(image.store_root()).pixel_size_um
+
+
+def _annotations(session: Session, image_id: str) -> list[dict[str, Any]]:
+    """The newest version of each of the image's annotations that is not deleted, as
+    GeoJSON Features (the review routes own them; this only reads)."""
+    newest = select(Annotation.annotation_id, func.max(Annotation.version).label("v")) \
+        .where(Annotation.image_id == image_id).group_by(Annotation.annotation_id).subquery()
+    rows = session.scalars(select(Annotation).join(
+        newest, (Annotation.annotation_id == newest.c.annotation_id)
+        & (Annotation.version == newest.c.v)).order_by(Annotation.created_at, Annotation.id))
+    return [{"type": "Feature", "id": a.annotation_id, "geometry": a.geometry,
+             "properties": {"class": a.label, "shape": a.kind}}
+            for a in rows if not a.deleted]

@@ -6,6 +6,12 @@ for every audited change) until an unlock by a role its profile allows. Where th
 asks for an electronic signature (GLP: lock and unlock, "approved"), the body's
 ``credential`` re-authenticates the caller (``api/signatures.py``); the signature covers the
 study as locked or unlocked and the head of its audit chain at that moment.
+
+A study's profile changes only through ``PUT /studies/{code}/profile`` (``study.profile``):
+never on a locked study, only by a role the current profile's ``profile_change_roles``
+names, with a reason and a signature where either the current or the new profile asks for
+one (so moving into GLP is signed as much as moving out of it); its audit event carries the
+old and the new profile.
 """
 
 from __future__ import annotations
@@ -13,22 +19,46 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plexhub import __version__
-from plexhub.api import audit, auditchain, auditreport, requestctx, signatures
+from plexhub.api import (
+    audit,
+    auditchain,
+    auditpdf,
+    auditreport,
+    oidcsign,
+    requestctx,
+    signatures,
+    sysconfig,
+)
 from plexhub.api.db import utcnow
-from plexhub.api.deps import AppState, DbSession, Scope, State, VisiblePreset, VisibleStudy
+from plexhub.api.deps import (
+    AppState,
+    DbSession,
+    Public,
+    Scope,
+    State,
+    VisiblePreset,
+    VisibleStudy,
+)
 from plexhub.api.headers import INERT
 from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
-from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError
+from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError, TooLargeError
+from plexhub.limits import AUDIT_REPORT_EVENTS
 from plexhub.policies.access import Principal
-from plexhub.policies.profiles import profile_of, unlock_decision
+from plexhub.policies.profiles import (
+    profile_change_decision,
+    profile_change_meaning,
+    profile_change_reason,
+    profile_of,
+    unlock_decision,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
@@ -40,6 +70,19 @@ class StudyLockChange(Strict):
         default=None, max_length=1000,
         description="the electronic signature's re-authentication, where the profile asks "
         f"for one: {signatures.CREDENTIAL_HELP}")
+
+
+class StudyProfileChange(Strict):
+    profile: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$",
+                         description="the new compliance profile: glp, non-glp or one of the "
+                         "installation's own (plexhub profiles)")
+    reason: str = Field(default="", max_length=2000,
+                        description="the reason for the change (required where either "
+                        "profile asks for one: GLP)")
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication, where either profile "
+        f"asks for one: {signatures.CREDENTIAL_HELP}")
 
 
 class StudySigned(StudyPublic):
@@ -107,6 +150,47 @@ def unlock_study(code: str, study: VisibleStudy, body: StudyLockChange,
     return _move(study, body, user, st, session, "study.unlock", "open")
 
 
+@router.put("/studies/{code}/profile", response_model=StudySigned)
+def change_profile(code: str, study: VisibleStudy, body: StudyProfileChange,
+                   user: Annotated[Principal, Scope("studies:write")], st: State,
+                   session: DbSession) -> StudySigned:
+    """Change the study's compliance profile (``study.profile``): refused on a locked study
+    and for roles the current profile does not let change it; a reason and an electronic
+    signature where either profile asks for them (GLP: both); audited with the old and the
+    new profile."""
+    known = audit.profiles(session)
+    new = profile_of(known, body.profile)  # 422 naming the known ones
+    current = profile_of(known, study.profile)
+    reason = body.reason.strip() or requestctx.current().reason
+    audit.check_change(session, code, "study.profile", reason)  # the lock; current's reason
+    if new.name == current.name:
+        raise ConflictError(f"study {code}", f"has profile {new.name} already")
+    allowed = profile_change_decision(current, new, user.role)
+    if not allowed:
+        raise PermissionDeniedError(user.user, f"may not change the profile of study {code} "
+                                    f"({allowed.reason})")
+    needed = profile_change_reason(current, new, reason)
+    if not needed:
+        raise audit.ReasonRequiredError(
+            "reason", f"is required: {needed.reason} (study {code})",
+            "send the reason for change in the request body's `reason` field or the "
+            f"{requestctx.REASON_HEADER} header")
+    meaning = profile_change_meaning(current, new)
+    if meaning is not None:
+        content = {**signed_study(session, study, study.state), "profile": new.name,
+                   "previous_profile": current.name}
+        signatures.sign(session, signatures.verifier_of(st.settings, st.tokens), user,
+                        body.credential, action="study.profile", meaning=meaning,
+                        entity_type="study", entity_id=code, content=content,
+                        study_code=code, reason=body.reason)
+    audit.record(session, user, "study.profile", "study", code, study_code=code,
+                 before={"profile": current.name}, after={"profile": new.name},
+                 reason=body.reason)
+    study.profile = new.name
+    session.commit()
+    return _public(session, study)
+
+
 @router.get("/studies/{code}/signatures", response_model=list[SignaturePublic])
 def study_signatures(code: str, study: VisibleStudy,
                      user: Annotated[Principal, Scope("audit:read")],
@@ -140,27 +224,43 @@ def export_audit(code: str, study: VisibleStudy,
 
 
 @router.get("/studies/{code}/audit/report", response_model=None,
-            responses={200: {"content": {"text/html": {}}}})
+            responses={200: {"content": {"text/html": {}, "application/pdf": {}}}})
 def audit_report(code: str, study: VisibleStudy,
-                 user: Annotated[Principal, Scope("audit:read")],
-                 session: DbSession) -> Response:
-    """The auditor's report of the study (HTML, an inert attachment): profile, access over
-    time, signatures, every change with its reason, the system (the report is audited first,
-    so it is its last event)."""
+                 user: Annotated[Principal, Scope("audit:read")], session: DbSession,
+                 format: Literal["html", "pdf"] = Query(
+                     default="html", description="html: one page; pdf: the same as a PDF")
+                 ) -> Response:
+    """The auditor's report of the study (HTML or PDF, an inert attachment): profile, access
+    over time, signatures, every change with its reason, the system version and
+    configuration in force at each of them, the system now (the report is audited first, so
+    it is its last event). At most ``audit_report_events`` events (plexhub.limits)."""
+    count = session.scalar(select(func.count()).select_from(AuditEvent)
+                           .where(AuditEvent.study_code == code)) or 0
+    if count >= AUDIT_REPORT_EVENTS:
+        raise TooLargeError(f"study {code}'s audit trail",
+                            f"has {count} events, with the report's own {count + 1}: more "
+                            "than the report renders "
+                            f"(audit_report_events: {AUDIT_REPORT_EVENTS})",
+                            f"export it as CSV or JSON: /api/v1/studies/{code}/audit")
     audit.record(session, user, "audit.export", "study", code, study_code=code,
-                 after={"format": "html"})
+                 after={"format": format})
     session.commit()
     profile = profile_of(audit.profiles(session), study.profile)
     grants = list(session.scalars(select(Grant).where(Grant.study_id == study.id)
                                   .order_by(Grant.created_at, Grant.id)).all())
     sigs = [(s, signatures.intact(s)) for s in signatures.of_study(session, code)]
     events = list(audit.rows(session, code))
+    configs = sysconfig.events(session)
     study = session.scalars(select(Study).where(Study.code == code)).one()
     system = auditreport.system_facts(session.get_bind().dialect.name, audit.profiles(session))
-    page = auditreport.render(study, profile, events, grants, sigs, system, utcnow(), user.user)
-    return Response(page, media_type="text/html; charset=utf-8",
-                    headers={**INERT, "Content-Disposition":
-                             f'attachment; filename="study-{code}-audit-report.html"'})
+    report = auditreport.build(study, profile, events, grants, sigs, system, utcnow(),
+                               user.user, configs)
+    name = f"study-{code}-audit-report.{format}"
+    headers = {**INERT, "Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "pdf":
+        return Response(auditpdf.pdf(report), media_type="application/pdf", headers=headers)
+    return Response(auditreport.html(report), media_type="text/html; charset=utf-8",
+                    headers=headers)
 
 
 @router.get("/audit/verifier.py", response_model=None,
@@ -237,3 +337,22 @@ def preset_signatures(preset: VisiblePreset, session: DbSession) -> list[Signatu
         select(Signature).where(Signature.entity_type == "preset_version",
                                 Signature.entity_id.startswith(f"{preset.id}@"))
         .order_by(Signature.signed_at, Signature.id)).all()))
+
+
+@router.get("/signatures/oidc/start")
+def oidc_start(request: Request, user: Annotated[Principal, Scope("read")],
+               st: State) -> dict[str, Any]:
+    """Start a signature by a fresh login at the identity provider (``PLEXHUB_OIDC_*``):
+    the authorization URL (``prompt=login``) to open in the signer's browser; the provider
+    sends it back to ``/signatures/oidc/callback``, which answers the one-time credential
+    to send as ``credential`` with the signed action."""
+    redirect = str(request.url_for("oidc_callback"))
+    return oidcsign.start(st.settings, user, redirect)
+
+
+@router.get("/signatures/oidc/callback", name="oidc_callback", dependencies=[Public])
+def oidc_callback(st: State, code: str = Query(max_length=4096),
+                  state: str = Query(max_length=4096)) -> dict[str, Any]:
+    """Where the identity provider returns the signer (open: the sealed ``state`` names
+    the signer, and the ID token must prove a fresh login by that signer)."""
+    return oidcsign.finish(st.settings, code, state)

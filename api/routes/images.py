@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, peerreview
+from plexhub.api.db import utcnow
 from plexhub.api.deidentify import can_view_labels, image_metadata, job_view
 from plexhub.api.deps import (
     CurrentUser,
@@ -23,10 +24,11 @@ from plexhub.api.deps import (
     VisibleImage,
     VisibleJob,
     VisibleStudy,
+    grants_of,
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
-from plexhub.api.models import Image, Job, Study
+from plexhub.api.models import Image, Job, JobState, Study
 from plexhub.api.schemas import (
     BatchRequest,
     ChannelPublic,
@@ -36,14 +38,16 @@ from plexhub.api.schemas import (
     JobPublic,
 )
 from plexhub.errors import InputError
-from plexhub.policies.access import Principal
+from plexhub.policies.access import Capability, Principal, can_see_study
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
+JOBS_LISTED = 100  # unfinished jobs GET /jobs lists at most
 
 
 def _image_public(image: Image, code: str,
-                  metadata: dict[str, Any] | None = None) -> ImagePublic:
+                  metadata: dict[str, Any] | None = None,
+                  review_state: str | None = None) -> ImagePublic:
     """``metadata``: the de-identified LIMS metadata for the caller (default: all of it)."""
     return ImagePublic(
         id=image.id, study=code, name=image.name, status=image.status,
@@ -52,7 +56,7 @@ def _image_public(image: Image, code: str,
         physical_sizes=image.physical_sizes or {},
         channels=[ChannelPublic(**c) for c in image.channels or []],
         metadata=(image.metadata_ or {}) if metadata is None else metadata,
-        checksum=image.checksum, tier=image.tier)
+        checksum=image.checksum, tier=image.tier, review_state=review_state)
 
 
 def ingest_one(session: Session, settings: Settings, study: Study, user: Principal,
@@ -60,7 +64,7 @@ def ingest_one(session: Session, settings: Settings, study: Study, user: Princip
     """Register ``body.source`` in ``study``; returns the answer and a job id to start."""
     from plexhub.ome_pipeline import open_source
 
-    source = resolve_source(body.source, settings)
+    source = resolve_source(body.source, settings, user.user)
     fp = fingerprint(source)
     existing = session.scalars(select(Image).where(Image.study_id == study.id,
                                                    Image.fingerprint == fp)
@@ -133,10 +137,11 @@ def ingest_batch(body: BatchRequest, study: VisibleStudy,
     All entries are checked first; nothing is registered unless every entry is valid."""
     items: list[IngestRequest] = list(body.items or [])
     if body.folder:
-        items += [IngestRequest(source=s) for s in list_folder(resolve_source(body.folder,
-                                                                             st.settings))]
+        items += [IngestRequest(source=s) for s in list_folder(resolve_source(
+            body.folder, st.settings, user.user))]
     if body.manifest:
-        rows = read_manifest(resolve_source(body.manifest, st.settings), body.manifest)
+        rows = read_manifest(resolve_source(body.manifest, st.settings, user.user),
+                             body.manifest)
         items += [_manifest_item(body.manifest, row) for row in rows]
     if not items:
         raise InputError("batch", "names no sources", "give folder, manifest or items")
@@ -159,8 +164,17 @@ def list_images(study: VisibleStudy, user: CurrentUser,
     rows = session.scalars(select(Image).where(Image.study_id == study.id)
                            .order_by(Image.created_at, Image.series_index)).all()
     labels = can_view_labels(session, user, study)
-    return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels))
-            for i in rows]
+    states = _review_states(session, user, study)
+    return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels),
+                          states.get(i.id)) for i in rows]
+
+
+def _review_states(session: Session, user: Principal, study: Study) -> dict[str, str]:
+    """The slides' peer-review states, for staff and sponsors with view_findings."""
+    if not can_see_study(user, grants_of(session, study.id), utcnow(),
+                         Capability.VIEW_FINDINGS):
+        return {}
+    return dict(peerreview.slide_states(session, study.id))
 
 
 @router.get("/images/{image_id}", response_model=ImagePublic, tags=["images"])
@@ -169,7 +183,8 @@ def get_image(found: VisibleImage, user: CurrentUser, session: DbSession) -> Ima
     image, study = found
     labels = can_view_labels(session, user, study)
     return _image_public(image, study.code,
-                         image_metadata(image.metadata_, user, study, labels))
+                         image_metadata(image.metadata_, user, study, labels),
+                         _review_states(session, user, study).get(image.id))
 
 
 @router.get("/images/{image_id}/original", tags=["images"], response_class=FileResponse,
@@ -179,7 +194,10 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     """The source file as it was ingested (staff; sponsors need the ``download``
     capability). Its path comes from the catalog and must still lie in an ingest root."""
     image, study = found
-    source = resolve_source(image.source_uri, st.settings)
+    # in an ingest root, or in the own folder of whoever ingested it (ingest_user_root)
+    creator = session.scalar(select(Job.created_by).where(Job.id == image.job_id)) \
+        if image.job_id else None
+    source = resolve_source(image.source_uri, st.settings, creator)
     if "://" in source or not Path(source).is_file():
         raise InputError(f"image {image_id}", "has no single original file to download",
                          "read its store at …/zarr/ instead")
@@ -187,6 +205,26 @@ def download_original(image_id: str, found: DownloadableImage, user: CurrentUser
     session.commit()
     return FileResponse(source, media_type="application/octet-stream",
                         filename=Path(source).name)
+
+
+@router.get("/jobs", response_model=list[JobPublic], tags=["jobs"])
+def list_jobs(user: Annotated[Principal, Scope("read")], session: DbSession) -> list[Any]:
+    """The unfinished jobs (queued, running) of the studies the caller may see, oldest first
+    (at most :data:`JOBS_LISTED`): what JupyterLab's status bar shows."""
+    now = utcnow()
+    rows = session.execute(select(Job, Study).join(Study, Study.id == Job.study_id)
+                           .where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
+                           .order_by(Job.created_at, Job.id)).all()
+    visible: dict[int, bool] = {}
+    jobs = []
+    for job, study in rows:
+        if study.id not in visible:
+            visible[study.id] = bool(can_see_study(user, grants_of(session, study.id), now))
+        if visible[study.id]:
+            jobs.append(job_view(job_public(session, job), user))
+            if len(jobs) >= JOBS_LISTED:
+                break
+    return jobs
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, tags=["jobs"])

@@ -1,7 +1,8 @@
 """Annotations and findings on slides (issue 19).
 
 Annotations are GeoJSON Features in level-0 pixel coordinates (point, rectangle as a
-Polygon with ``properties.shape = "rectangle"``, polygon) with a class and a note.
+Polygon with ``properties.shape = "rectangle"``, polygon, freehand as a Polygon with
+``properties.shape = "freehand"``) with a class and a note.
 ``POST /images/{id}/annotations`` takes a FeatureCollection: a Feature with an ``id`` that
 names an annotation of this image adds its next version (``properties.deleted: true``
 deletes it), one without adds a new annotation; it answers the Feature ids. QuPath's
@@ -11,7 +12,9 @@ Every write is one versioned row and one audit event (``api.audit.record``: a GL
 needs a reason, a locked one refuses).
 
 Sponsors see annotations with the image, and findings only with the ``view_findings``
-capability, and then only signed ones (:func:`may_see_findings`).
+capability, and then only once the study's peer review signed them off
+(:func:`may_see_findings`, ``api/peerreview.py``). On a study whose pathologists are
+assigned only the primary pathologist records findings; signed-off findings are locked.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, peerreview
 from plexhub.api.db import utcnow
 from plexhub.api.deps import (
     DbSession,
@@ -39,8 +42,9 @@ from plexhub.api.deps import (
 )
 from plexhub.api.models import Annotation, Finding, Image, Study
 from plexhub.api.schemas import Strict
-from plexhub.errors import InputError, NotFoundError
+from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
 from plexhub.policies.access import Principal, can_see_study, is_staff
+from plexhub.policies.review import Assignment, finding_decision
 from plexhub.policies.vocabulary import Vocabulary, load_vocabulary
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
@@ -108,8 +112,8 @@ def _feature_in(raw: dict[str, Any], image: Image) -> tuple[str | None, dict[str
     geometry = {"type": raw["geometry"].get("type"),
                 "coordinates": raw["geometry"].get("coordinates")}
     kind = _check_geometry(geometry, image)
-    if kind == "polygon" and props.get("shape") == "rectangle":
-        kind = "rectangle"
+    if kind == "polygon" and props.get("shape") in ("rectangle", "freehand"):
+        kind = str(props["shape"])  # a freehand outline: a Polygon drawn by hand
     label = props.get("class")
     if label is None and isinstance(props.get("classification"), dict):  # QuPath
         label = props["classification"].get("name")
@@ -205,25 +209,34 @@ class FindingCreate(Strict):
     reason: str = Field(default="", max_length=2000)
 
 
-def finding_out(f: Finding, image: Image | None = None) -> dict[str, Any]:
+def finding_out(f: Finding, signed: bool = False) -> dict[str, Any]:
+    """``signed``: the study's peer review has signed its findings off."""
     return {"id": f.finding_id, "version": f.version, "image_id": f.image_id,
             "tissue": f.tissue, "term": f.term, "severity": f.severity,
             "distribution": f.distribution, "text": f.text, "annotations": f.annotations,
-            "state": f.state, "author": f.author, "updated_at": f.created_at.isoformat()}
-
-
-def _visible_findings(session: Session, user: Principal, rows: list[Finding]) -> list[Finding]:
-    return [f for f in rows if is_staff(user) or f.state == "signed"]
+            "state": "signed" if signed else f.state, "author": f.author,
+            "updated_at": f.created_at.isoformat()}
 
 
 @router.get("/images/{image_id}/findings")
 def list_findings(found: VisibleImage, user: Annotated[Principal, Scope("read")],
                   session: DbSession) -> list[dict[str, Any]]:
-    """The slide's findings (newest versions); none for a sponsor without view_findings."""
+    """The slide's findings (newest versions) with, for staff, the peer reviewer's verdict
+    (``review``); a sponsor with view_findings sees them once signed off, others none."""
     if not may_see_findings(session, user, found.study):
         return []
+    locked = peerreview.is_locked(session, found.study.id)
+    if not (is_staff(user) or locked):
+        return []
     rows = _current(session, Finding, Finding.finding_id, found.image.id)
-    return [finding_out(f) for f in _visible_findings(session, user, rows)]
+    verdicts = peerreview.latest_verdicts(session, found.study.id) if is_staff(user) else {}
+    out = []
+    for f in rows:
+        doc = finding_out(f, signed=locked)
+        if is_staff(user):
+            doc["review"] = peerreview.verdict_out(verdicts.get(f.finding_id), f)
+        out.append(doc)
+    return out
 
 
 @router.post("/images/{image_id}/findings", status_code=201)
@@ -231,6 +244,12 @@ def save_finding(found: VisibleImage, user: Annotated[Principal, Scope("images:w
                  session: DbSession, st: State, body: FindingCreate) -> dict[str, Any]:
     """Record a finding (or, with ``id``, its next version); terms from the vocabulary."""
     image, study = found
+    peerreview.refuse_if_locked(session, study)
+    review = peerreview.review_of(session, study.id)
+    allowed = finding_decision(user, None if review is None else Assignment(
+        review.primary_pathologist, review.peer_reviewer), False)
+    if not allowed:
+        raise PermissionDeniedError(user.user, f"may not do this ({allowed.reason})")
     vocabulary(st).check(body.tissue, body.term, body.severity, body.distribution)
     known = {a.annotation_id for a in _current(session, Annotation, Annotation.annotation_id,
                                                image.id) if not a.deleted}
@@ -267,28 +286,15 @@ def get_vocabulary(user: Annotated[Principal, Scope("read")], st: State) -> dict
 
 
 FORMULA = ("=", "+", "-", "@")  # a cell starting so runs as a formula in a spreadsheet
-SEND_COLUMNS = ("STUDYID", "USUBJID", "MISPEC", "MISTRESC", "MISEV", "MIDISTR", "MIORRES",
-                "MIIMAGE", "MIEVAL", "MISTAT")
+SEND_COLUMNS = peerreview.SEND_COLUMNS
 
 
 def _study_rows(session: Session, user: Principal, study: Study) -> list[dict[str, Any]]:
+    """Staff: every finding; a sponsor with view_findings: the signed-off ones; others
+    none."""
     if not may_see_findings(session, user, study):
         return []
-    images = {im.id: im for im in session.scalars(
-        select(Image).where(Image.study_id == study.id))}
-    grades = load_vocabulary().severity
-    out: list[dict[str, Any]] = []
-    for image_id in sorted(images):
-        image = images[image_id]
-        animal = str((image.metadata_ or {}).get("animal_id") or "")
-        out += [{"STUDYID": study.code, "USUBJID": animal, "MISPEC": f.tissue.upper(),
-                 "MISTRESC": f.term.upper(),
-                 "MISEV": grades.get(f.severity, "").upper() if f.severity else "",
-                 "MIDISTR": f.distribution.upper(), "MIORRES": f.text, "MIIMAGE": image.id,
-                 "MIEVAL": f.author, "MISTAT": f.state}
-                for f in _visible_findings(session, user, _current(
-                    session, Finding, Finding.finding_id, image_id))]
-    return out
+    return peerreview.export_rows(session, study, signed_only=not is_staff(user))
 
 
 @router.get("/studies/{code}/findings.json")
@@ -303,7 +309,8 @@ def study_findings_json(study: VisibleStudy, user: Annotated[Principal, Scope("r
 def study_findings_csv(study: VisibleStudy, user: Annotated[Principal, Scope("read")],
                        session: DbSession) -> Response:
     """The same rows as CSV (columns: STUDYID, USUBJID, MISPEC, MISTRESC, MISEV, MIDISTR,
-    MIORRES, MIIMAGE, MIEVAL, MISTAT), for a LIMS to import."""
+    MIORRES, MIIMAGE, MIEVAL (pathologist), MIPEER (peer reviewer), MIRVSTAT (the slide's
+    review state), MISTAT, MISIGN (the sign-offs)), for a LIMS to import."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, SEND_COLUMNS, lineterminator="\r\n")
     writer.writeheader()

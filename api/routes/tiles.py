@@ -5,6 +5,7 @@ OpenSeadragon-class viewers work against the API. Both answer through the tile s
 from __future__ import annotations
 
 import re
+import time
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,14 +15,12 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from plexhub.api import preset_store
-from plexhub.api.db import utcnow
 from plexhub.api.deps import (
     CurrentUser,
-    DbSession,
+    TileAccess,
+    TileImage,
     VisibleImage,
     app_state,
-    grants_of,
-    visible_image,
 )
 from plexhub.api.models import Image, Study
 from plexhub.api.tiles import (
@@ -38,7 +37,6 @@ from plexhub.api.tiles import (
     axis_size,
     check_tz,
     etag,
-    generation,
     level_shape,
     parse_spec,
     tile_region,
@@ -78,14 +76,6 @@ def _preset(session: Session, user: Principal, image: Image, study: Study, ref: 
     return preset, pinned
 
 
-def _seconds_to_next_expiry(session: Session, study: Study) -> float:
-    """Until the study's next grant expiry (a cached permission must not outlive it)."""
-    now = utcnow()
-    ahead = [(g.expires_at - now).total_seconds() for g in grants_of(session, study.id)
-             if g.expires_at is not None and g.revoked_at is None and g.expires_at > now]
-    return min(ahead, default=float("inf"))
-
-
 Lookup = tuple[Image, Study, RenderPreset, bool]  # image, study, preset, pinned by the URL
 
 
@@ -105,35 +95,38 @@ def answer(inm: str | None, tiles: TileEngine, found: Lookup, req: TileRequest, 
                          caller=caller, render=render)
 
 
-def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any, image_id: str,
-            preset: str | None, spec: str | None, body: dict[str, Any] | None) -> Lookup:
-    gen = generation()
-    image, study = visible_image(session, user, image_id)
+def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any,
+            access: TileAccess, preset: str | None, spec: str | None,
+            body: dict[str, Any] | None) -> Lookup:
+    """The preset of a request whose image the route's dependency found visible, kept (under
+    ``key``) no longer than that answer: its generation and its grant's expiry."""
+    image, study = access.image, access.study
     doc, pinned = _preset(session, user, image, study, preset, spec, body)
     if key is not None:
-        tiles.resolved.put(key, (image, study, doc, pinned), gen,
-                           _seconds_to_next_expiry(session, study))
+        tiles.resolved.put(key, (image, study, doc, pinned), access.generation,
+                           access.expires - time.monotonic())
     return image, study, doc, pinned
 
 
-def _tile(request: Request, req: TileRequest, user: Principal, tiles: TileEngine, *,
-          preset: str | None, spec: str | None, body: dict[str, Any] | None) -> Response:
+def _tile(request: Request, req: TileRequest, user: Principal, access: TileAccess,
+          tiles: TileEngine, *, preset: str | None, spec: str | None,
+          body: dict[str, Any] | None) -> Response:
     """The route's lookup (a catalog session only when its answers are not cached) and
     answer; the caller's render slot is held already (:func:`_serve`)."""
     key = (user, req.image_id, preset) if spec is None and body is None else None
     found = tiles.resolved.get(key) if key is not None else None
     if found is None:
         with app_state(request).db.session() as own:
-            found = _lookup(own, user, tiles, key, req.image_id, preset, spec, body)
+            found = _lookup(own, user, tiles, key, access, preset, spec, body)
     done = answer(request.headers.get("if-none-match"), tiles, found, req, caller=None,
                   render=True)
     assert done is not None
     return done
 
 
-async def _serve(request: Request, req: TileRequest, user: Principal, tiles: TileEngine, *,
-                 preset: str | None, spec: str | None, body: dict[str, Any] | None
-                 ) -> Response:
+async def _serve(request: Request, req: TileRequest, user: Principal, access: TileAccess,
+                 tiles: TileEngine, *, preset: str | None, spec: str | None,
+                 body: dict[str, Any] | None) -> Response:
     """Cached answers on the event loop; lookups and renders in a thread, first come first
     served through the engine's limiter (one render per core: a request that waits, waits
     in line on the event loop instead of as one more thread contending for the GIL)."""
@@ -144,31 +137,32 @@ async def _serve(request: Request, req: TileRequest, user: Principal, tiles: Til
                       render=False)
         if fast is not None:
             return fast
-    work = partial(_tile, request, req, user, tiles, preset=preset, spec=spec, body=body)
+    work = partial(_tile, request, req, user, access, tiles, preset=preset, spec=spec,
+                   body=body)
     with tiles.tile_renders.hold(user):  # queued or rendering: bounded per caller
         return await anyio.to_thread.run_sync(work, limiter=tiles.limiter())
 
 
 @router.get("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
             response_class=Response)
-async def get_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-                   user: CurrentUser, tiles: Engine,
+async def get_tile(request: Request, image_id: str, found: TileImage, user: CurrentUser,
+                   level: int, row: int, col: int, fmt: Fmt, tiles: Engine,
                    query: Annotated[TileQuery, Query()]) -> Response:
     """Tile (row, col) of ``level`` covers y from row*size and x from col*size; edge tiles
     are cropped to the image. Without preset= the image's default preset renders it."""
     return await _serve(request, TileRequest(image_id, level, row, col, fmt, query), user,
-                        tiles, preset=query.preset, spec=query.spec, body=None)
+                        found, tiles, preset=query.preset, spec=query.spec, body=None)
 
 
 @router.post("/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}", responses=TILE_RESPONSES,
              response_class=Response)
-async def post_tile(request: Request, image_id: str, level: int, row: int, col: int, fmt: Fmt,
-                    user: CurrentUser, tiles: Engine,
+async def post_tile(request: Request, image_id: str, found: TileImage, user: CurrentUser,
+                    level: int, row: int, col: int, fmt: Fmt, tiles: Engine,
                     body: Annotated[dict[str, Any], Body(description="a preset document")],
                     query: Annotated[TileRenderQuery, Query()]) -> Response:
     """The same tile rendered with an inline preset (for 60 channels and more)."""
     return await _serve(request, TileRequest(image_id, level, row, col, fmt, query), user,
-                        tiles, preset=None, spec=None, body=body)
+                        found, tiles, preset=None, spec=None, body=body)
 
 
 # ----------------------------------------------------------------------------- DeepZoom
@@ -201,8 +195,8 @@ DZI_SCALED_QUALITY = 90  # the levels below the pyramid: encode()'s default, as 
 
 @router.get("/images/{image_id}/image_files/{dz_level}/{name}", response_class=Response,
             responses=TILE_RESPONSES)
-def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: CurrentUser,
-             session: DbSession, tiles: Engine,
+def dzi_tile(request: Request, image_id: str, access: TileImage, user: CurrentUser,
+             dz_level: int, name: str, tiles: Engine,
              query: Annotated[DeepZoomQuery, Query()]) -> Response:
     """A DeepZoom tile: DZI level L is our level (max - L), the same tile as the tile route's
     (quality 85); levels below our smallest are its whole image box-filtered down."""
@@ -211,8 +205,10 @@ def dzi_tile(request: Request, image_id: str, dz_level: int, name: str, user: Cu
         raise InputError(f"tile name {name!r}", "is not <col>_<row>.<jpeg|png>")
     col, row, fmt = int(m[1]), int(m[2]), FORMATS[m[3]]
     key = (user, image_id, query.preset)  # the tile route's lookup, and its cache
-    found = tiles.resolved.get(key) or _lookup(session, user, tiles, key, image_id,
-                                               query.preset, None, None)
+    found = tiles.resolved.get(key)
+    if found is None:
+        with app_state(request).db.session() as own:
+            found = _lookup(own, user, tiles, key, access, query.preset, None, None)
     image, _study, doc, pinned = found
     top = _dzi_max_level(image)
     if not 0 <= dz_level <= top:

@@ -22,6 +22,11 @@ from plexhub.errors import InputError
 
 Array = npt.NDArray[Any]
 OTHER = "other"
+#: colours of the phenotypes in the order of the rules (RRGGBB); ``other`` is OTHER_COLOR.
+#: The viewers and the report figures use the same ones.
+PHENOTYPE_PALETTE = ("E6194B", "3CB44B", "FFE119", "4363D8", "F58231", "911EB4", "46F0F0",
+                     "F032E6", "BCF60C", "FABEBE", "008080", "E6BEFF")
+OTHER_COLOR = "808080"
 _TERM = re.compile(r"^(?P<marker>.+?)(?P<sign>[+-])$")
 
 
@@ -36,6 +41,18 @@ class PhenotypeRule:
     def __str__(self) -> str:
         terms = [f"{m}+" for m in self.positive] + [f"{m}-" for m in self.negative]
         return f"{self.name}: {' '.join(terms)}"
+
+
+def phenotype_colors(names: Sequence[str]) -> dict[str, str]:
+    """RRGGBB per phenotype name (``other`` grey, the others from the palette in order)."""
+    out: dict[str, str] = {}
+    for n in names:
+        if n == OTHER:
+            out[n] = OTHER_COLOR
+        else:
+            k = sum(1 for m in out if m != OTHER)
+            out[n] = PHENOTYPE_PALETTE[k % len(PHENOTYPE_PALETTE)]
+    return out
 
 
 def parse_rule(text: str) -> PhenotypeRule:

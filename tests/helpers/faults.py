@@ -7,12 +7,13 @@ from collections.abc import Callable
 import pytest
 
 import plexhub.ome_pipeline.execute as execute
+import plexhub.ome_pipeline.writer as writer
 
 
 def fail_task(monkeypatch: pytest.MonkeyPatch, at: int, message: str) -> Callable[[], None]:
     """Task number ``at`` raises OSError(message); the others run normally. Returns a
     function that puts the real task back."""
-    real_run = execute.run_task
+    real_run = writer.run_task  # what execute calls (it imports it from writer)
     calls = {"n": 0}
 
     def flaky(*args: object) -> object:

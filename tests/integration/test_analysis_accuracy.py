@@ -12,18 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from plexhub.ome_pipeline.analysis.accuracy import match
 from plexhub.ome_pipeline.analysis.segmentation import WatershedSegmenter, segment_array
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_labels, render_tile
+from tests.helpers.zarrs import read
 
 
 def test_f1_on_the_published_exemplar_mask(real: Path) -> None:
     base = real / "ome-zarr"
-    dna = zarr.open_group(base / "exemplar-001.crop.image.ome.zarr", mode="r")["0"][0]
-    truth = zarr.open_group(base / "exemplar-001.crop.segmentations.ome.zarr",
-                            mode="r")["0"][0]
+    dna = read(base / "exemplar-001.crop.image.ome.zarr")[0]
+    truth = read(base / "exemplar-001.crop.segmentations.ome.zarr")[0]
     assert len(np.unique(truth)) - 1 == 218
     _, cells = segment_array(WatershedSegmenter(), dna)
     score = match(truth, cells)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from tests.helpers.zarrs import level, read
 
 
 def plexhub(*args: str | Path, env: dict[str, str] | None = None,
@@ -93,7 +93,7 @@ def test_demo_generates_converts_and_summarises(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "DAPI, CD3, CD8, CD20, CD68, PanCK, Ki67, FOXP3" in res.stdout
     store = tmp_path / "data" / "stores" / "synthetic-mif-600.ome.zarr"
-    assert zarr.open_group(store, mode="r")["0"].shape == (8, 600, 600)
+    assert level(store).shape == (8, 600, 600)
 
 
 PLUGIN = '''
@@ -135,6 +135,6 @@ def test_third_party_reader_from_an_entry_point(tmp_path: Path) -> None:
     assert "npy, 1 image" in plexhub("info", src, env=env).stdout
     res = plexhub("convert", src, tmp_path / "o.zarr", env=env)
     assert res.returncode == 0, res.stderr
-    assert np.array_equal(zarr.open_group(tmp_path / "o.zarr", mode="r")["0"][:], data)
+    assert np.array_equal(read(tmp_path / "o.zarr"), data)
     # without the plugin the same file is refused
     assert plexhub("info", src).returncode != 0

@@ -31,5 +31,9 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "figure.png").is_file() or "figure" not in path.read_text()
     mimes = {m for c in nb.cells if c.cell_type == "code" for o in c.outputs
              for m in o.get("data", {})}
-    assert "application/vnd.jupyter.widget-view+json" in mimes  # the viewer was shown
+    widgets = "application/vnd.jupyter.widget-view+json" in mimes
+    if nb.metadata.get("plexhub", {}).get("read_only"):
+        assert not widgets  # published read-only: nothing in it needs a kernel
+    else:
+        assert widgets  # the viewer was shown
     assert "image/png" in mimes

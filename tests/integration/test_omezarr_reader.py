@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 from plexhub.ome_pipeline import convert, open_source
+from tests.helpers.zarrs import attrs_of, read, values
 
 DATA = np.arange(2 * 3 * 40 * 50, dtype=np.uint16).reshape(2, 3, 1, 40, 50)
 
@@ -36,11 +37,11 @@ def test_ngff_01_02_without_axes_are_tczyx(tmp_path: Path, version: str) -> None
     dst = tmp_path / "new.zarr"
     convert(src, dst)
     g = zarr.open_group(dst, mode="r")
-    meta = g.attrs["ome"]
+    meta = attrs_of(g)["ome"]
     assert meta["version"] == "0.5"
     # the source's axes are kept, even a z of size 1
     assert [a["name"] for a in meta["multiscales"][0]["axes"]] == ["t", "c", "z", "y", "x"]
-    assert np.array_equal(g["0"][:], DATA)
+    assert np.array_equal(values(g, "0"), DATA)
     assert [c["color"] for c in meta["omero"]["channels"]] == ["FF0000", "00FF00", "0000FF"]
 
 
@@ -52,8 +53,8 @@ def test_ngff_03_string_axes(tmp_path: Path) -> None:
     dst = tmp_path / "new.zarr"
     convert(src, dst, ngff_version="0.4")
     g = zarr.open_group(dst, mode="r")
-    assert g.attrs["multiscales"][0]["version"] == "0.4"
-    assert np.array_equal(g["0"][:], DATA[0, :, 0])
+    assert attrs_of(g)["multiscales"][0]["version"] == "0.4"
+    assert np.array_equal(values(g, "0"), DATA[0, :, 0])
 
 
 def test_bioformats2raw_layout_with_labels_and_names(tmp_path: Path) -> None:
@@ -80,14 +81,14 @@ def test_bioformats2raw_layout_with_labels_and_names(tmp_path: Path) -> None:
     result = convert(src, dst)
     assert [im.name for im in result.images] == ["first", "second"]
     root = zarr.open_group(dst, mode="r")
-    assert root.attrs["ome"]["bioformats2raw.layout"] == 3
-    assert np.array_equal(root["1/0"][:], DATA[1, :, 0])
-    assert root["0"].attrs["ome"]["multiscales"][0]["axes"][1]["unit"] == "micrometer"
-    scale = root["0"].attrs["ome"]["multiscales"][0]["datasets"][0][
+    assert attrs_of(root)["ome"]["bioformats2raw.layout"] == 3
+    assert np.array_equal(values(root, "1/0"), DATA[1, :, 0])
+    assert attrs_of(root["0"])["ome"]["multiscales"][0]["axes"][1]["unit"] == "micrometer"
+    scale = attrs_of(root["0"])["ome"]["multiscales"][0]["datasets"][0][
         "coordinateTransformations"][0]["scale"]
     assert scale == pytest.approx([1.0, 0.65, 0.65])
-    assert np.array_equal(root["0/labels/cells/0"][:], mask)
-    assert "image-label" in root["0/labels/cells"].attrs["ome"]
+    assert np.array_equal(values(root, "0/labels/cells/0"), mask)
+    assert "image-label" in attrs_of(root["0/labels/cells"])["ome"]
     xml = (dst / "OME" / "METADATA.ome.xml").read_text()
     assert 'Name="first"' in xml
     assert 'Name="second"' in xml
@@ -144,4 +145,4 @@ def test_bioformats2raw_layout_1_is_read_at_its_top_folder(tmp_path: Path,
     t_axis = next(a for a in ms["axes"] if a["name"] == "t")
     assert "unit" not in t_axis  # nothing says these are seconds
     assert [c["label"] for c in meta["omero"]["channels"]] == ["DAPI", "CD3", "CD8"]
-    assert np.array_equal(zarr.open_group(dst, mode="r")["0"][:], DATA)
+    assert np.array_equal(read(dst), DATA)

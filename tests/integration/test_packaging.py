@@ -46,6 +46,9 @@ def test_wheel_has_only_the_plexhub_namespace_and_imports_in_a_fresh_venv(
                   "static/vendor/images/zoomin_rest.png"):
         assert f"plexhub/api/portal/{asset}" in names, asset
     assert "plexhub/api/migrations/versions/0002_notebooks_internal_fields.py" in names
+    # the PDF report's font and its license
+    assert "plexhub/api/fonts/DejaVuSans-subset.ttf" in names
+    assert "plexhub/api/fonts/LICENSE.txt" in names
     for profile in ("glp", "non-glp"):  # compliance profiles are package data
         assert f"plexhub/policies/profiles/{profile}.yaml" in names
     assert not any(n.endswith((".czi", ".svs", ".qptiff", ".mcd", ".tiff")) for n in names)

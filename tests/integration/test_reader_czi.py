@@ -245,4 +245,5 @@ def test_convert_cell_division(tmp_path: Path) -> None:
     level0 = zarr.open_array(str(dst / "0"), mode="r")[...]
     np.testing.assert_array_equal(level0, czifile.imread(str(CELL_DIVISION))[0, ..., 0])
     original = zarr.open_group(dst / "OME" / "original", mode="r").attrs["plexhub"]
+    assert isinstance(original, dict)
     assert "<ImageDocument>" in original["original_metadata"]["czi-metadata.xml"]

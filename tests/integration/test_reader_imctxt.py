@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from plexhub.ome_pipeline import convert, open_source
 from plexhub.ome_pipeline.readers.imctxt import ImcTxtReader
 from plexhub.ome_pipeline.readers.testing import ReaderTests
+from tests.helpers.zarrs import read
 
 MCD = "imc/20210305_NE_mockData2.mcd"
 
@@ -64,4 +64,4 @@ def test_a_txt_export_converts_like_its_mcd_acquisition(
     assert image.physical_sizes == mcd_image.physical_sizes
     dst = tmp_path / "txt.ome.zarr"
     convert(path, dst)
-    assert np.array_equal(zarr.open_group(dst, mode="r")["0"][:], data)
+    assert np.array_equal(read(dst), data)

@@ -234,4 +234,5 @@ def test_convert_real_file_to_collection(tmp_path: Path) -> None:
     assert zarr.open_array(str(dst / "associated" / "panorama" / "0"),
                            mode="r").shape == (3, 254, 313)
     original = zarr.open_group(dst / "OME" / "original", mode="r").attrs["plexhub"]
+    assert isinstance(original, dict)
     assert "acquisitions.json" in original["original_metadata"]

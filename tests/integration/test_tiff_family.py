@@ -46,6 +46,7 @@ from tests.helpers.tiff_writers import (
     write_scn,
     write_svs,
 )
+from tests.helpers.zarrs import group_at, values
 
 FLAVOURS = ("ome", "imagej", "qpi", "svs", "ndpi", "scn", "bif", "philips")
 OME_RED, OME_GREEN, OME_BLUE = -16776961, 16711935, 65535  # signed RGBA int32
@@ -74,7 +75,9 @@ def main_series(path: Path, index: int = 0) -> np.ndarray:
 def ngff(group: zarr.Group) -> dict[str, Any]:
     """NGFF keys of a group: under attrs["ome"] for 0.5, at the top for 0.4."""
     attrs = dict(group.attrs)
-    return attrs.get("ome", attrs)
+    found = attrs.get("ome", attrs)
+    assert isinstance(found, dict)
+    return found
 
 
 class Output:
@@ -82,14 +85,14 @@ class Output:
 
     def __init__(self, dst: Path, key: str = "") -> None:
         self.root = zarr.open_group(dst, mode="r")
-        self.group = self.root[key] if key else self.root
+        self.group = group_at(self.root, key) if key else self.root
         meta = ngff(self.group)
         self.multiscales = meta["multiscales"][0]
         self.channels = meta["omero"]["channels"]
 
     @property
     def level0(self) -> np.ndarray:
-        return self.group[self.multiscales["datasets"][0]["path"]][...]
+        return values(self.group, self.multiscales["datasets"][0]["path"])
 
     @property
     def axes(self) -> str:
@@ -112,8 +115,8 @@ class Output:
     def associated(self) -> dict[str, np.ndarray]:
         if "associated" not in self.root:
             return {}
-        group = self.root["associated"]
-        return {name: group[name]["0"][...] for name in group.group_keys()}
+        group = group_at(self.root, "associated")
+        return {name: values(group, f"{name}/0") for name in group.group_keys()}
 
 
 def as_channels(image: np.ndarray) -> np.ndarray:
@@ -188,7 +191,9 @@ def test_ome_tiff_with_default_settings(tmp_path: Path, version: str) -> None:
     if version == "0.4":
         assert "multiscales" in out.root.attrs  # 0.4 keeps NGFF keys at the top
     else:
-        assert out.root.attrs["ome"]["version"] == "0.5"
+        ome = out.root.attrs["ome"]
+        assert isinstance(ome, dict)
+        assert ome["version"] == "0.5"
     np.testing.assert_array_equal(out.level0, data)
     assert out.labels == ["DNA", "Ki67"]
     assert_um(out, "x", 0.5)
@@ -472,7 +477,9 @@ def _unknown_compression(tmp: Path) -> Path:
     tifffile.imwrite(src, pattern((2, 128, 128), "uint8"), tile=(64, 64), compression="zlib",
                      photometric="minisblack", metadata=None)
     with tifffile.TiffFile(src) as tif:
-        offsets = [page.tags["Compression"].valueoffset for page in tif.pages]
+        pages = [page for page in tif.pages if isinstance(page, tifffile.TiffPage)]
+        assert len(pages) == len(tif.pages)
+        offsets = [page.tags["Compression"].valueoffset for page in pages]
     data = bytearray(src.read_bytes())
     for offset in offsets:  # the SHORT value sits inline in the IFD entry
         data[offset:offset + 2] = struct.pack("<H", 60001)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-import zarr
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Reader
 
@@ -17,6 +16,7 @@ from plexhub.ome_pipeline.autocontrast import default_preset
 from plexhub.ome_pipeline.histogram import histograms_document
 from plexhub.ome_pipeline.render import render
 from plexhub.presets import bind
+from tests.helpers.zarrs import level
 
 
 def test_the_svs_is_written_as_true_colour(converted: dict[str, Path]) -> None:
@@ -51,7 +51,7 @@ def test_the_api_default_preset_renders_the_svs_pixels_unchanged(
                 enumerate(zip("RGB", ("FF0000", "00FF00", "0000FF"), strict=True))]
     preset = default_preset(channels, doc, "uint8")
     assert [(c.window.start, c.window.end) for c in preset.channels] == [(0.0, 255.0)] * 3
-    level0 = zarr.open_group(store, mode="r")["0"]
+    level0 = level(store)
     region = np.asarray(level0[:, 1000:1256, 2000:2256])
     rgb = render(region, bind(preset, channels))
     with tifffile.TiffFile(real / "svs/tcga-cr-7395-01a-01-ts1.svs") as tif:

@@ -17,6 +17,7 @@ from ome_zarr.reader import Reader
 
 from plexhub.cli import main
 from plexhub.ome_pipeline.histogram import histograms_document
+from tests.helpers.zarrs import array_at, attrs_of
 
 TINY = float(np.finfo(np.float32).tiny)
 
@@ -35,9 +36,9 @@ def test_windows_have_no_denormals_and_integer_windows_are_integral(
         converted: dict[str, Path], name: str) -> None:
     store = converted[name]
     g = zarr.open_group(store, mode="r")
-    attrs = dict(g.attrs)
+    attrs = attrs_of(g)
     omero = attrs.get("ome", attrs)["omero"]
-    kind = g["0"].dtype.kind
+    kind = array_at(g, "0").dtype.kind
     for ch in omero["channels"]:
         for key, v in ch["window"].items():
             assert math.isfinite(v), (name, key, v)
@@ -81,7 +82,7 @@ def test_zarr_python_3_lists_the_store_without_warnings(
 def test_the_histograms_are_group_attributes(converted: dict[str, Path]) -> None:
     store = converted["qptiff"]
     assert not (store / "histograms.json").exists()
-    doc = dict(zarr.open_group(store / "histograms", mode="r").attrs)["plexhub"]["histograms"]
+    doc = attrs_of(zarr.open_group(store / "histograms", mode="r"))["plexhub"]["histograms"]
     assert [h["label"] for h in doc["channels"]] == ["DAPI", "FITC", "Cy3"]
     assert all(h["count"] == 1440 * 1920 for h in doc["channels"])
     meta04 = json.loads((converted["qptiff-0.4"] / "histograms" / ".zattrs").read_text())
@@ -102,7 +103,7 @@ def test_readers_of_the_old_histograms_file_keep_working(
 
     old = tmp_path / "old.ome.zarr"
     shutil.copytree(converted["qptiff"], old)
-    doc = dict(zarr.open_group(old / "histograms", mode="r").attrs)["plexhub"]["histograms"]
+    doc = attrs_of(zarr.open_group(old / "histograms", mode="r"))["plexhub"]["histograms"]
     shutil.rmtree(old / "histograms")
     (old / "histograms.json").write_text(json.dumps(doc))
     for store in (old, converted["qptiff"]):

@@ -36,7 +36,7 @@ def golden_planes() -> npt.NDArray[np.uint16]:
 # One channel per RGB component: napari adds layers in an 8-bit framebuffer, each layer
 # rounded on its own, and its colormap texture is 8-bit too, so a component fed by one layer
 # is within 1 of plexhub's value; two layers on one component can be 2 off (tested below).
-GOLDEN = {"name": "golden", "channels": [
+GOLDEN: dict[str, Any] = {"name": "golden", "channels": [
     {"label": "DAPI", "color": "FF0000", "window": {"start": 400, "end": 4000}, "gamma": 0.5},
     {"label": "CD3", "color": "00FF00", "window": {"start": 5000, "end": 60000}, "gamma": 2.0,
      "inverted": True},

@@ -24,8 +24,11 @@ def _top_colour(layer: Any) -> str:
 
 def test_manifest_declares_reader_and_widget() -> None:
     mf = npe2.PluginManager.instance().get_manifest("plexhub")
-    assert [r.command for r in mf.contributions.readers] == ["plexhub.get_reader"]
-    assert [w.display_name for w in mf.contributions.widgets] == ["Render presets"]
+    readers, widgets = mf.contributions.readers, mf.contributions.widgets
+    assert readers is not None
+    assert widgets is not None
+    assert [r.command for r in readers] == ["plexhub.get_reader"]
+    assert [w.display_name for w in widgets] == ["Render presets", "Cells"]
 
 
 def test_reader_claims_ome_zarr_and_image_urls_only(store: Path, tmp_path: Path) -> None:
@@ -91,8 +94,9 @@ def test_a_chosen_preset_drives_the_layers(store: Path) -> None:
     assert by_label[labels[0]].inverted
     assert by_label[labels[2]].color == "00FF80"
     assert by_label[labels[2]].gamma == 0.5
-    assert by_label[labels[2]].domain is not None
-    assert by_label[labels[2]].domain.max == 4000
+    domain = by_label[labels[2]].domain
+    assert domain is not None
+    assert domain.max == 4000
     assert by_label[labels[1]].active is False
 
 

@@ -1,6 +1,7 @@
-"""The compliance endpoints (issue 14: study lock and unlock, the audit export) answer a
-sponsor without a grant on the study exactly as for a study that does not exist (404), and a
-sponsor with one 403 (staff only); the export's verifier is for staff too."""
+"""The compliance endpoints (issue 14: study lock and unlock, the profile change, the audit
+export) answer a sponsor without a grant on the study exactly as for a study that does not
+exist (404), and a sponsor with one 403 (staff only); the export's verifier is for staff
+too."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def test_sponsors_get_404_without_a_grant_and_403_with_one(api: Api) -> None:
                         headers={**api.h(), **REASON})
     assert r.status_code == 201, r.text
     calls = [("post", "/api/v1/studies/G1/lock"), ("post", "/api/v1/studies/G1/unlock"),
+             ("put", "/api/v1/studies/G1/profile"),
              ("get", "/api/v1/studies/G1/audit"), ("get", "/api/v1/studies/G1/audit?format=csv"),
              ("get", "/api/v1/studies/G1/signatures"),
              ("get", "/api/v1/studies/G1/audit/report")]
@@ -32,6 +34,7 @@ def test_sponsors_get_404_without_a_grant_and_403_with_one(api: Api) -> None:
         assert r.status_code == 403, (url, r.text)
     assert api.get("/api/v1/audit/verifier.py", token=outsider).status_code == 403
     assert api.get("/api/v1/studies/G1").json()["state"] == "open"
+    assert api.get("/api/v1/studies/G1").json()["profile"] == "glp"
 
 
 def test_preset_approval_and_signatures_are_404_to_sponsors_without_a_grant(api: Api) -> None:

@@ -41,7 +41,9 @@ def hostile_ome_tiff(path: Path) -> Path:
     """A valid OME-TIFF whose OME-XML also carries an XHTML document with a script."""
     write_ome_tiff(path, SyntheticSpec(size_y=64, size_x=64, channels=2, tile=64, seed=3))
     with tifffile.TiffFile(path) as tif:
-        xml = tif.pages[0].description
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        xml = page.description
     tifffile.tiffcomment(path, xml.replace("</OME>", PAYLOAD + "</OME>").encode())
     return path
 
@@ -351,7 +353,9 @@ def test_a_multi_file_ome_tiff_never_reads_a_sibling_outside_its_folder(tmp_path
                           SyntheticSpec(size_y=64, size_x=64, channels=2, tile=64, seed=9))
     shutil.copy(path, tmp_path / "outside.ome.tif")  # readable, one folder up
     with tifffile.TiffFile(path) as tif:
-        xml = tif.pages[0].description
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        xml = page.description
     sibling = ('<TiffData IFD="0" PlaneCount="2"><UUID FileName="../outside.ome.tif">'
                'urn:uuid:00000000-0000-0000-0000-000000000000</UUID></TiffData>')
     hostile = xml.replace('<TiffData IFD="0" PlaneCount="2"/>', sibling)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import tifffile
 from playwright.sync_api import Page
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
@@ -40,13 +41,15 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN)
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN))
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
     path = write_ome_tiff(incoming / "hostile.ome.tif",
                           SyntheticSpec(size_y=64, size_x=64, channels=2, tile=64, seed=3))
     with tifffile.TiffFile(path) as tif:
-        xml = tif.pages[0].description
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        xml = page.description
     tifffile.tiffcomment(path, xml.replace("</OME>", PAYLOAD + "</OME>").encode())
     with running_server(settings) as base:
         api = f"{base}/api/v1"

@@ -28,6 +28,7 @@ import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from plexhub.api import nbsandbox
 from plexhub.api.main import create_app
@@ -161,7 +162,7 @@ def test_executed_notebook_cannot_read_the_services_secrets(service: Target) -> 
 @pytest.mark.slow
 def test_sandbox_limits_memory_and_wall_clock(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN,
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN),
                         notebook_memory_bytes=1024 * 2**20, notebook_timeout=20)
     with TestClient(create_app(settings, migrate=True)) as client:
         api = Api(client, settings, tmp_path)
@@ -196,7 +197,7 @@ def test_execute_is_refused_unless_a_separate_user_can_run_it(
     def no_process(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a notebook process was started")
 
-    monkeypatch.setattr(nbsandbox.subprocess, "Popen", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     monkeypatch.setattr(nbsandbox, "running_as_root", lambda: False)
     body = {"name": "run", "notebook": notebook(code="print(1)"), "execute": True}
     r = api.post("/api/v1/studies/S001/notebooks", body, analyst)

@@ -12,15 +12,16 @@ import re
 from tests.helpers.api import Api
 from tests.helpers.sample_data import ingest_synthetic
 
-IDS = ("code", "image_id", "job_id", "grant_id", "token_id", "preset_id")
+IDS = ("code", "image_id", "job_id", "grant_id", "token_id", "preset_id", "guide_id")
 PARAMS = {"level": "0", "row": "0", "col": "0", "fmt": "png"}
 FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "job_id": "2" * 32, "grant_id": "4" * 32,
-        "token_id": "5" * 32, "preset_id": "6" * 32}
+        "token_id": "5" * 32, "preset_id": "6" * 32, "guide_id": "7" * 32}
 # what a granted sponsor gets from each write ({} is not a valid body of any of them)
 GRANTED = {
     "PATCH /api/v1/studies/{code}": 403,
     "POST /api/v1/studies/{code}/lock": 403,
     "POST /api/v1/studies/{code}/unlock": 403,
+    "PUT /api/v1/studies/{code}/profile": 403,
     "POST /api/v1/studies/{code}/grants": 403,
     "DELETE /api/v1/grants/{grant_id}": 403,
     "DELETE /api/v1/tokens/{token_id}": 404,  # another user's token
@@ -36,6 +37,13 @@ GRANTED = {
     "POST /api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}": 422,
     "POST /api/v1/images/{image_id}/annotations": 403,
     "POST /api/v1/images/{image_id}/findings": 403,
+    "PUT /api/v1/studies/{code}/review": 403,
+    "POST /api/v1/images/{image_id}/verdicts": 403,
+    "POST /api/v1/images/{image_id}/review/complete": 403,
+    "POST /api/v1/studies/{code}/review/signoff": 403,
+    "POST /api/v1/images/{image_id}/views": 422,  # a sponsor's own saved view: the body
+    "POST /api/v1/studies/{code}/guides": 403,
+    "POST /api/v1/guides/{guide_id}/revoke": 403,
 }
 # checked before the resource: the same 403 for every id (it tells nothing either way)
 SCOPE_FIRST = {"DELETE /api/v1/grants/{grant_id}"}
@@ -69,8 +77,10 @@ def test_writes_hide_what_a_sponsor_may_not_see(api: Api) -> None:
     api.token("sci", "scientist")
     sci_token = api.get("/api/v1/tokens", params={"user": "sci"}).json()[0]["id"]
     preset = api.get(f"/api/v1/images/{image}/presets").json()[0]["id"]
+    guide = api.post("/api/v1/studies/S1/guides", {"name": "tour", "waypoints": [
+        {"image_id": image}]}).json()["id"]
     ids = {"code": "S1", "image_id": image, "job_id": job, "grant_id": grant,
-           "token_id": sci_token, "preset_id": preset}
+           "token_id": sci_token, "preset_id": preset, "guide_id": guide}
     granted, outsider = api.token("spo", "sponsor", ["acme"]), api.token("nob", "sponsor",
                                                                          ["globex"])
     ops = writes(api)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from traitlets.config import Config
 
 from plexhub.api.main import create_app
@@ -45,7 +46,7 @@ def _use_catalog(settings: Settings) -> None:
 
 
 def test_a_new_data_folder_and_catalog_are_private(tmp_path: Path) -> None:
-    _use_catalog(Settings(data_dir=tmp_path / "new" / "data", admin_token=ADMIN))
+    _use_catalog(Settings(data_dir=tmp_path / "new" / "data", admin_token=SecretStr(ADMIN)))
 
 
 def test_an_existing_data_folder_and_catalog_are_made_private(tmp_path: Path) -> None:
@@ -59,11 +60,11 @@ def test_an_existing_data_folder_and_catalog_are_made_private(tmp_path: Path) ->
     for path in (catalog, catalog.with_name("catalog.sqlite-wal")):
         path.touch()
         path.chmod(0o644)
-    _use_catalog(Settings(data_dir=data, admin_token=ADMIN))
+    _use_catalog(Settings(data_dir=data, admin_token=SecretStr(ADMIN)))
 
 
 def test_hub_state_is_private(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path / "d", demo_password=PASSWORD,
+    s = Settings(data_dir=tmp_path / "d", demo_password=SecretStr(PASSWORD),
                  chp_command=sys.executable)
     state = s.hub_dir
     state.mkdir(parents=True, mode=0o755)

@@ -27,7 +27,8 @@ def test_the_capabilities_are_one_table() -> None:
     assert CAPABILITIES == ("view", "view_notebooks", "download", "view_labels", "view_findings")
     assert [c.value for c in Capability] == list(CAPABILITIES)
     assert DEFAULT_CAPABILITIES == ("view",)
-    assert Capability.DOWNLOAD == "download"  # what grants store
+    stored: str = "download"  # what grants store
+    assert stored == Capability.DOWNLOAD
 
 
 @pytest.mark.parametrize("cap", list(Capability))

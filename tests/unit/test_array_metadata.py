@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -33,8 +33,8 @@ def _files(root: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "uint32", "float32", "bool"])
 @pytest.mark.parametrize("codec", [("lz4", 5), ("zstd", 1), ("none", 0)])
-def test_the_same_document_as_zarr_python(tmp_path: Path, zarr_format: int, dtype: str,
-                                          codec: tuple[str, int]) -> None:
+def test_the_same_document_as_zarr_python(tmp_path: Path, zarr_format: Literal[2, 3],
+                                          dtype: str, codec: tuple[str, int]) -> None:
     c = Codec(*codec)
     dt = np.dtype(dtype)
     shape, chunks, shards = (3, 1000, 700), (1, 256, 256), (1, 512, 512)

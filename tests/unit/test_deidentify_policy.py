@@ -3,6 +3,7 @@ stores; staff see everything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -61,7 +62,7 @@ def test_sponsors_get_no_job_internals() -> None:
 def test_store_paths() -> None:
     asked: list[str] = []
 
-    def labels(answer: bool) -> object:
+    def labels(answer: bool) -> Callable[[], bool]:
         def ask() -> bool:
             asked.append("labels")
             return answer

@@ -56,7 +56,7 @@ def test_a_filesystem_refusing_o_direct_gets_buffered_writes(
             raise OSError(errno.EINVAL, "Invalid argument", path)  # as tmpfs / FUSE answer
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(diskwrite.os, "open", no_direct)
+    monkeypatch.setattr(os, "open", no_direct)
     store = OutputStore(str(tmp_path))
     pending = PendingWrites()
     for i in range(3):
@@ -84,7 +84,7 @@ def test_a_failed_write_is_raised_leaves_nothing_and_frees_its_buffer(
     def full(fd: int, data: object, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(diskwrite.os, "pwrite", full)
+    monkeypatch.setattr(os, "pwrite", full)
     store = OutputStore(str(tmp_path))
     for i in range(2 * diskwrite.IN_FLIGHT):  # more failures than buffers: none may leak
         pending = PendingWrites()
@@ -93,7 +93,7 @@ def test_a_failed_write_is_raised_leaves_nothing_and_frees_its_buffer(
             pending.wait()
         assert not (tmp_path / f"k{i}").exists()
     assert leftovers(tmp_path) == []
-    monkeypatch.setattr(diskwrite.os, "pwrite", real_pwrite)
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
     pending = PendingWrites()
     store.put_soon("ok", [blob(1 << 20)], pending)
     pending.wait()

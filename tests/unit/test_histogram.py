@@ -10,6 +10,7 @@ from plexhub.ome_pipeline.histogram import PartialHistogram, finalize, keys_of, 
                                    np.float32, np.float64])
 def test_keys_are_monotonic(dtype: type) -> None:
     rng = np.random.default_rng(0)
+    v: np.ndarray
     if np.dtype(dtype).kind == "f":
         v = np.sort(rng.normal(0, 1000, 5000)).astype(dtype)
     else:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from traitlets.config import Config
 
 from plexhub.hub import config as hubconfig
@@ -118,8 +118,8 @@ def test_landing_url() -> None:
 
 
 def test_service_and_its_environment(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path / "d", admin_token="admin-token-0123456789",
-                 demo_password=PASSWORD, hub_api_token="ops-token-0123456789",
+    s = Settings(data_dir=tmp_path / "d", admin_token=SecretStr("admin-token-0123456789"),
+                 demo_password=SecretStr(PASSWORD), hub_api_token=SecretStr("ops-token-0123456789"),
                  ingest_roots=["/x"])
     svc = hubconfig.service(s, 9999)
     assert svc["command"] == [sys.executable, "-m", "plexhub", "serve", "--host",
@@ -139,8 +139,8 @@ def test_service_and_its_environment(tmp_path: Path) -> None:
 
 
 def test_configure(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path / "d", hub_port=8123, demo_password=PASSWORD,
-                 chp_command=sys.executable, hub_api_token="ops-token-0123456789",
+    s = Settings(data_dir=tmp_path / "d", hub_port=8123, demo_password=SecretStr(PASSWORD),
+                 chp_command=sys.executable, hub_api_token=SecretStr("ops-token-0123456789"),
                  api_port=8999)
     c = Config()
     hubconfig.configure(c, s)
@@ -158,6 +158,9 @@ def test_configure(tmp_path: Path) -> None:
     names = [svc["name"] for svc in c.JupyterHub.services]
     assert names == ["plexhub", "plexhub-ops"]
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:8999"
+    # each user may ingest from their own home (JupyterLab's "Ingest into a study")
+    assert c.JupyterHub.services[0]["environment"]["PLEXHUB_INGEST_USER_ROOT"] == \
+        str((tmp_path / "d" / "hub" / "homes" / "{user}").absolute())
     assert (tmp_path / "d" / "hub" / "users.json").exists()
     assert c.JupyterHub.spawner_class is PlexhubSpawner
     assert str((tmp_path / "d").absolute()) in c.PlexhubSpawner.hidden_paths
@@ -171,6 +174,6 @@ def test_servers_never_get_allow_root() -> None:
 
 def test_settings_validation() -> None:
     with pytest.raises(ValidationError, match="at least 8"):
-        Settings(demo_password="short")
+        Settings(demo_password=SecretStr("short"))
     with pytest.raises(ValidationError, match="16 characters"):
-        Settings(hub_api_token="short")
+        Settings(hub_api_token=SecretStr("short"))

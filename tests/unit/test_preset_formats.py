@@ -15,7 +15,7 @@ from plexhub.presets import LUT_NAMES, Domain, RenderPreset, parse_preset
 FINITE = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 COLOR = st.from_regex(r"[0-9A-F]{6}", fullmatch=True)
 FAMILY = st.sampled_from(["linear", "polynomial", "exponential", "logarithmic"])
-LABEL = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+LABEL = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]),
                 min_size=1, max_size=12)  # NUL is refused; text() leaves out surrogates too
 
 

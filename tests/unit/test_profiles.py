@@ -21,6 +21,9 @@ from plexhub.policies.profiles import (
     delete_decision,
     load_profiles,
     markdown,
+    profile_change_decision,
+    profile_change_meaning,
+    profile_change_reason,
     profile_of,
     reason_decision,
     retained_until,
@@ -82,6 +85,32 @@ def test_lock_unlock_delete_and_retention_decisions() -> None:
     assert delete_decision(builtin_profiles()["non-glp"])
     leap = datetime(2024, 2, 29, tzinfo=UTC)
     assert retained_until(glp, leap) == datetime(2039, 2, 28, tzinfo=UTC)
+
+
+@pytest.mark.requirement("profile.profile_change_roles", "study.profile")
+def test_profile_change_decisions() -> None:
+    p = builtin_profiles()
+    glp, non = p["glp"], p["non-glp"]
+    assert profile_change_decision(glp, non, "admin")
+    refused = profile_change_decision(glp, non, "scientist")
+    assert not refused
+    assert refused.reason == "profile glp lets only admin change the profile"
+    assert profile_change_decision(non, glp, "scientist")
+    assert not profile_change_decision(non, glp, "analyst")
+    assert not profile_change_decision(glp, glp, "admin")  # nothing to change
+    # a reason and a signature where either side asks: into GLP as much as out of it
+    assert not profile_change_reason(non, glp, " ")
+    assert not profile_change_reason(glp, non, "")
+    assert profile_change_reason(non, glp, "now regulated")
+    assert profile_change_meaning(glp, non) == profile_change_meaning(non, glp) == "approved"
+    gcp = ComplianceProfile(name="gcp", title="GCP", retention_years=1, hard_deletes=False,
+                            signatures={"study.profile": "reviewed"})
+    assert profile_change_meaning(gcp, glp) == "reviewed"  # the current profile's meaning
+    assert profile_change_meaning(glp, gcp) == "approved"
+    free = ComplianceProfile(name="free", title="Free", retention_years=1, hard_deletes=True)
+    assert profile_change_meaning(non, free) is None
+    assert profile_change_reason(non, free, "")
+    assert free.profile_change_roles == frozenset({"admin"})  # the default
 
 
 def test_a_cro_adds_its_own_profile(tmp_path: Path) -> None:

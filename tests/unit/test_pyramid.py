@@ -38,8 +38,8 @@ def test_uint16_mean_matches_float_reference(a: np.ndarray) -> None:
 
 @pytest.mark.parametrize("dtype", [np.int16, np.float32, np.float64, np.uint32, np.int32])
 def test_mean_keeps_dtype_and_value_range(dtype: type) -> None:
-    a = np.array([[-4, -4], [4, 8]] if np.dtype(dtype).kind != "u" else [[4, 4], [4, 8]],
-                 dtype)
+    a: np.ndarray = np.array(
+        [[-4, -4], [4, 8]] if np.dtype(dtype).kind != "u" else [[4, 4], [4, 8]], dtype)
     out = downsample_mean(a)
     assert out.dtype == np.dtype(dtype)
     assert out.shape == (1, 1)

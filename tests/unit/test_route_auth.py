@@ -22,17 +22,8 @@ from plexhub.api.main import include_routes
 
 # Open on purpose: liveness, and the logins (they check the token or the hub's answer).
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/hub-login"), ("GET", "/oauth_callback"),
-          ("GET", "/portal/login"), ("POST", "/portal/login"), ("POST", "/portal/logout")}
-# The tile routes check inside, in their cached lookup (tiles.resolved: one catalog query per
-# caller, image and preset, not one per tile; a dependency would query on every tile). Convert
-# each with a cached dependency registered with deps.authorizes and remove it here; the test
-# fails while one is listed after it declares a check, so this list only shrinks.
-# tests/security/test_route_auth.py and test_sponsor_isolation.py cover them meanwhile.
-PENDING = {
-    ("GET", "/api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}"),
-    ("POST", "/api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}"),
-    ("GET", "/api/v1/images/{image_id}/image_files/{dz_level}/{name}"),
-}
+          ("GET", "/portal/login"), ("POST", "/portal/login"), ("POST", "/portal/logout"),
+          ("GET", "/api/v1/signatures/oidc/callback")}  # the sealed state and ID token check
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +66,8 @@ def checks(dependant: Dependant, seen: set[object] | None = None
 def test_every_route_declares_its_authorization(app: FastAPI) -> None:
     ops = operations(app)
     assert len(ops) >= 45, [(m, p) for m, p, _ in ops]
-    missing = [(m, p) for m, p, dep in ops
-               if not checks(dep) and (m, p) not in PENDING]
+    missing = [(m, p) for m, p, dep in ops if not checks(dep)]
     assert not missing, f"routes without an authorization dependency: {missing}"
-    converted = [(m, p) for m, p, dep in ops if (m, p) in PENDING and checks(dep)]
-    assert not converted, f"declared now: remove them from PENDING: {converted}"
-    gone = PENDING - {(m, p) for m, p, _ in ops}
-    assert not gone, f"PENDING names routes that are gone: {gone}"
 
 
 def test_open_routes_are_exactly_the_documented_ones(app: FastAPI) -> None:
@@ -145,3 +131,15 @@ def test_the_openapi_document_is_valid(app: FastAPI) -> None:
     token = doc["paths"]["/api/v1/tokens/{token_id}"]["delete"]["parameters"]
     assert {"name": "token_id", "in": "path", "required": True,
             "schema": {"type": "string", "maxLength": 64, "title": "Token Id"}} in token
+
+
+def test_the_tile_routes_check_the_image_through_the_cached_lookup(app: FastAPI) -> None:
+    from plexhub.api.deps import tile_image_in_path
+
+    cached = AUTHORIZATION[tile_image_in_path]
+    for method, path in [
+            ("GET", "/api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}"),
+            ("POST", "/api/v1/images/{image_id}/tiles/{level}/{row}/{col}.{fmt}"),
+            ("GET", "/api/v1/images/{image_id}/image_files/{dz_level}/{name}")]:
+        [dep] = [d for m, p, d in operations(app) if (m, p) == (method, path)]
+        assert checks(dep) == [cached], (method, path)

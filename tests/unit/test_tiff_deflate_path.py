@@ -4,6 +4,7 @@ tifffile reads, and everything the fast path does not take still goes the genera
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ def _pattern(shape: tuple[int, ...], dtype: str) -> np.ndarray:
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 @pytest.mark.parametrize("predictor", [None, 2])
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
-def test_region_reads_equal_tifffile(tmp_path: Path, byteorder: str, predictor: int | None,
+def test_region_reads_equal_tifffile(tmp_path: Path, byteorder: Literal["<", ">"],
+                                     predictor: int | None,
                                      dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _pattern((2, 300, 270), dtype)  # edge tiles on both axes
     src = tmp_path / "t.tif"

@@ -8,7 +8,7 @@ import pytest
 from plexhub.errors import InputError
 from plexhub.model import Channel
 from plexhub.ome_pipeline import histogram as hist
-from plexhub.presets import parse_preset
+from plexhub.presets import RenderPreset, parse_preset
 from plexhub.widgets.state import LockedError, PanelState
 
 MARKERS = ["DAPI", "CD3", "CD8", "CD20", "CD68", "PanCK"]
@@ -30,7 +30,7 @@ def histograms(n: int = 6) -> list[dict[str, object]]:
     return out
 
 
-def preset(n: int = 6, active: int = 2) -> object:
+def preset(n: int = 6, active: int = 2) -> RenderPreset:
     return parse_preset({"name": "base", "channels": [
         {"index": i, "color": "00FF00", "active": i < active,
          "window": {"start": 0, "end": 1000}} for i in range(n)]})
@@ -139,18 +139,24 @@ def test_undo_walks_back_each_edit(panel: PanelState) -> None:
     assert not panel.undo()
 
 
+def dirty(panel: PanelState) -> bool:
+    """``panel.dirty`` read afresh (mypy would keep an asserted attribute narrowed across the
+    edits in between)."""
+    return panel.dirty
+
+
 def test_dirty_marker_against_the_last_applied_or_saved_preset(panel: PanelState) -> None:
-    assert not panel.dirty
+    assert not dirty(panel)
     panel.set_window(0, 10, 20)
-    assert panel.dirty
+    assert dirty(panel)
     panel.undo()
-    assert not panel.dirty  # back to the same content
+    assert not dirty(panel)  # back to the same content
     panel.set_gamma(0, 2.0)
     panel.mark_clean()  # what a save does
-    assert not panel.dirty
+    assert not dirty(panel)
     panel.apply(preset(6, 6))
     panel.mark_clean()
-    assert not panel.dirty
+    assert not dirty(panel)
     assert active(panel) == list(range(6))
 
 

@@ -4,7 +4,9 @@ Image channels become ``Image`` layers (lazy dask pyramids, additive blending) d
 render preset: the one named by ``?preset=<id>[@<version>]`` on an image URL, else the
 image's default (the API's default preset; for a local store its ``omero`` block where
 usable, else auto-contrast from the histograms; see :mod:`plexhub.widgets.source`).
-Integer label images become ``Labels`` layers.
+Integer label images become ``Labels`` layers. An analysed image (``labels/cells`` and
+``tables/cells``) adds a ``cells`` Labels layer coloured by phenotype, the cell table as its
+``features`` (see :mod:`._cells`).
 
 ``read_image(path, preset=...)`` is the same from Python, with any preset.
 """
@@ -121,18 +123,28 @@ def read_image(path: str | Sequence[str], preset: PresetArg = None,
         path = str(path[0])
     if path.startswith(("http://", "https://")):
         preset = preset if preset is not None else share_params(path).get("preset")
-    return layers_of(open_image(path, client=client, series=series), preset)
+    src = open_image(path, client=client, series=series)
+    out = layers_of(src, preset)
+    if not src.is_label:  # an analysed image: its cells on top, coloured by phenotype
+        from plexhub.widgets.napari_plugin._cells import cell_layer
+
+        cells = cell_layer(src, _scale(src, src.axes.replace("c", "")))
+        if cells is not None:
+            out.append(cells)
+    return out
 
 
 def add_to_viewer(viewer: Any, path: str, preset: PresetArg = None,
                   client: ApiClient | None = None) -> list[Any]:
     """Open ``path`` into ``viewer`` (a napari ``Viewer`` or ``ViewerModel``) like the
     reader, and set the layers' contrast-limit ranges (which napari's reader API cannot)."""
+    from plexhub.widgets.napari_plugin._cells import connect_clicks
     from plexhub.widgets.napari_plugin._layers import restore_ranges
 
     layers = []
     for data, kw, kind in read_image(path, preset=preset, client=client):
         add = viewer.add_labels if kind == "labels" else viewer.add_image
         layers.append(add(data, **kw))
+        connect_clicks(layers[-1])  # a cell layer: a click selects the cell
     restore_ranges(layers)
     return layers

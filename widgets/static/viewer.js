@@ -231,6 +231,12 @@ function render({ model, el: root }) {
   canvas.addEventListener("mousedown", (e) => {
     drag = { x: e.clientX, y: e.clientY, vp: { ...model.get("viewport") } };
   });
+  canvas.addEventListener("mouseup", (e) => {  // a click that did not pan: the cell there
+    if (!drag || Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3) return;
+    const vp = model.get("viewport"), r = canvas.getBoundingClientRect();
+    model.send({ type: "click", x: vp.x + (e.clientX - r.left - r.width / 2) / vp.zoom,
+                 y: vp.y + (e.clientY - r.top - r.height / 2) / vp.zoom });
+  });
   window.addEventListener("mouseup", () => { drag = null; });
   canvas.addEventListener("mousemove", (e) => {
     const vp = model.get("viewport");

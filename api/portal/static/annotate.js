@@ -1,9 +1,11 @@
 /* Staff's review tools on the viewer page (issue 19): draw annotations (point, rectangle,
-   polygon) over the image and record findings for the slide.
+   polygon, freehand) over the image and record findings for the slide.
 
    Shapes are kept in level-0 image pixels and drawn as an SVG over OpenSeadragon's canvas,
    redrawn on every viewport change. Drawing: choose a tool, click on the image (a
-   rectangle: two corners; a polygon: its vertices, then "Finish" or Enter), give a class
+   rectangle: two corners; a polygon: its vertices, then "Finish" or Enter; freehand: press
+   and drag around the region, the outline closes on release and is kept as a Polygon with
+   properties.shape "freehand", one vertex per FREEHAND_STEP screen pixels), give a class
    and a note, "Save annotation": POST /api/v1/images/{id}/annotations as a GeoJSON
    FeatureCollection. Findings: organ and term from the vocabulary
    (GET /api/v1/findings/vocabulary), severity, distribution, text and linked annotations,
@@ -19,6 +21,8 @@
   var draft = [];
   var saved = [];
   var status = document.getElementById("review-status");
+  var FREEHAND_STEP = 3;  // screen pixels between two vertices of a freehand outline
+  var stroke = null;  // the screen position of the freehand outline's last vertex
 
   function headers() {
     var meta = document.querySelector('meta[name="csrf-token"]');
@@ -104,7 +108,18 @@
       b.setAttribute("aria-pressed", b.dataset.tool === tool ? "true" : "false");
     });
     el.classList.toggle("drawing", !!tool);
-    say(tool ? "Click on the image" + (tool === "polygon" ? ", then Finish" : "") : "");
+    say(!tool ? "" : tool === "freehand" ? "Press and drag around the region" :
+      "Click on the image" + (tool === "polygon" ? ", then Finish" : ""));
+    redraw();
+  }
+
+  function addFreehand(v, position) {
+    var p = v.viewport.viewerElementToImageCoordinates(position);
+    var size = v.world.getItemAt(0).getContentSize();  // kept inside the image
+    var q = [Math.min(size.x, Math.max(0, Math.round(p.x))),
+      Math.min(size.y, Math.max(0, Math.round(p.y)))];
+    var last = draft[draft.length - 1];
+    if (!last || last[0] !== q[0] || last[1] !== q[1]) { draft.push(q); }
     redraw();
   }
 
@@ -113,6 +128,7 @@
     if (!v) { window.setTimeout(attach, 50); return; }
     v.addHandler("update-viewport", redraw);
     v.addHandler("canvas-click", function (ev) {
+      if (tool === "freehand") { ev.preventDefaultAction = true; return; }
       if (!tool || !ev.quick) { return; }
       ev.preventDefaultAction = true;
       var p = v.viewport.viewerElementToImageCoordinates(ev.position);
@@ -125,7 +141,27 @@
         draft.length + " point" + (draft.length > 1 ? "s" : ""));
       redraw();
     });
-    v.addHandler("canvas-drag", function (ev) { if (tool) { ev.preventDefaultAction = true; } });
+    v.addHandler("canvas-drag", function (ev) {
+      if (!tool) { return; }
+      ev.preventDefaultAction = true;
+      if (tool !== "freehand" || stroke === null) { return; }
+      if (stroke.distanceTo(ev.position) < FREEHAND_STEP) { return; }
+      stroke = ev.position;
+      addFreehand(v, ev.position);
+    });
+    v.addHandler("canvas-press", function (ev) {
+      if (tool !== "freehand") { return; }
+      draft = [];
+      stroke = ev.position;
+      addFreehand(v, ev.position);
+    });
+    v.addHandler("canvas-release", function () {
+      if (tool !== "freehand" || stroke === null) { return; }
+      stroke = null;
+      say(geometry() ? "Shape ready: give it a class and save" : "Draw a larger outline",
+        !geometry());
+      redraw();
+    });
     load();
   }
 
@@ -167,7 +203,7 @@
     if (!g) { say("Draw a shape first", true); return; }
     var props = { "class": document.getElementById("annotation-class").value.trim(),
       note: document.getElementById("annotation-note").value.trim() };
-    if (tool === "rectangle") { props.shape = "rectangle"; }
+    if (tool === "rectangle" || tool === "freehand") { props.shape = tool; }
     var reason = document.getElementById("review-reason").value.trim();
     call("POST", "/annotations", { type: "FeatureCollection", reason: reason,
       features: [{ type: "Feature", geometry: g, properties: props }] })

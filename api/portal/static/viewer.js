@@ -12,8 +12,13 @@
      channel as [-]<n>|<start>:<end>[|<gamma>] (n from 1; "-": off), like OMERO's c=;
    - a scale bar (µm, from the image's physical pixel size), a loading indicator, the
      overview map, fullscreen (f), n / p (or PageDown / PageUp) for the next / previous
-     slide, 1-9 to switch a channel, r to reset, ? for the list; once the image is drawn,
-     the next slide's first tiles are fetched, so that n shows it at once.
+     slide, u for the next slide not reviewed yet (staff), 1-9 to switch a channel, r to
+     reset, ? for the list; once the image is drawn, the next slide's first tiles are
+     fetched, so that n shows it at once.
+   A guided view's step (guide.html) gives its view in data-view instead of the URL, and
+   its previous / next steps as data-prev / data-next. Saved views, "save as preset"
+   (views.js), values under the cursor (cursor.js), drawing (annotate.js) and composing a
+   guided view (compose.js) use window.plexhubView's writeUrl and specDocument.
 
    All URLs come from the page (data- attributes and the JSON model the server wrote), so
    it works under any mount prefix; the session cookie authenticates (same origin). The
@@ -28,7 +33,8 @@
   var nextEl = document.getElementById("next-slide");
   var nextSlide = nextEl ? JSON.parse(nextEl.textContent) : null;
   var geo = model.geometry;
-  var params = new URLSearchParams(window.location.search);
+  // a guided view's step names its view in the page (data-view); else the page's URL
+  var params = new URLSearchParams(el.dataset.view || window.location.search);
   var presetRef = model.preset_ref;
   var preset = model.channels.map(function (c) { return Object.assign({}, c); });
   var channels = model.channels.map(function (c) { return Object.assign({}, c); });
@@ -87,6 +93,8 @@
     window.history.replaceState(null, "", url);
   }
 
+  plexhub.writeUrl = writeUrl;  // views.js: the view as it is now, in the URL
+
   // ------------------------------------------------------------ tiles
   function b64url(bytes) {
     var s = "";
@@ -107,6 +115,8 @@
       })
     };
   }
+
+  plexhub.specDocument = specDocument;  // views.js: "save as preset"
 
   function encodeSpec(doc) {  // base64url(zlib(JSON)), as plexhub.api.tiles.parse_spec reads
     var stream = new Blob([JSON.stringify(doc)]).stream()
@@ -439,6 +449,8 @@
     var to = "";
     if (ev.key === "n" || ev.key === "PageDown") { to = el.dataset.next; }
     if (ev.key === "p" || ev.key === "PageUp") { to = el.dataset.prev; }
+    var unreviewed = document.getElementById("next-unreviewed");
+    if (ev.key === "u" && unreviewed) { to = unreviewed.href; }
     var handled = true;
     if (to) {
       window.location.assign(to);

@@ -3,26 +3,30 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, Notification, showDialog } from '@jupyterlab/apputils';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { CommandToolbarButton, LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import {
-  apiBlobUrl,
-  apiGet,
-  IImage,
-  IPreset,
-  IPublished,
-  IStudy,
-  post
-} from './request';
+import { el } from './dom';
+import { ingestFiles } from './ingest';
+import { JobsStatus } from './jobs';
+import { publishNotebook } from './publish';
+import { apiBlobUrl, apiConfigured, apiGet, IImage, IPreset, IStudy } from './request';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
   '<circle cx="8" cy="9" r="4"/><circle cx="16" cy="9" r="4" opacity=".6"/>' +
   '<circle cx="12" cy="16" r="4" opacity=".8"/></g></svg>';
 const plexhubIcon = new LabIcon({ name: 'plexhub:studies', svgstr: ICON_SVG });
+const publishIcon = new LabIcon({
+  name: 'plexhub:publish',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<path d="M5 20h14v-2H5v2zm7-16-6 6h4v6h4v-6h4l-6-6z"/></g></svg>'
+});
 
 const FINAL = new Set(['ready', 'failed']);
 const POLL_MS = 3000;
@@ -34,21 +38,6 @@ export function viewerSource(imageId: string, presetId: string | null): string {
     'from plexhub.widgets import Viewer\n\n' +
     `viewer = Viewer(${JSON.stringify(imageId)}${preset})\nviewer`
   );
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    node.setAttribute(k, v);
-  }
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 /** The left-side panel: the user's studies, their images and presets. */
@@ -238,91 +227,76 @@ async function openImage(
   await NotebookActions.run(notebook, panel.sessionContext);
 }
 
-function publishForm(studies: IStudy[], name: string): Widget {
-  const body = new Widget();
-  body.addClass('plexhub-publish');
-  const studyLabel = el('label', { for: 'plexhub-publish-study' }, 'Study');
-  const study = el('select', { id: 'plexhub-publish-study', name: 'study' });
-  for (const s of studies) {
-    study.appendChild(el('option', { value: s.code }, `${s.code} — ${s.title}`));
-  }
-  const nameLabel = el('label', { for: 'plexhub-publish-name' }, 'Name');
-  const nameInput = el('input', { id: 'plexhub-publish-name', name: 'name', value: name });
-  const noteLabel = el('label', { for: 'plexhub-publish-reason' }, 'Version note');
-  const note = el('textarea', { id: 'plexhub-publish-reason', name: 'reason', rows: '3' });
-  body.node.append(studyLabel, study, nameLabel, nameInput, noteLabel, note);
-  return body;
-}
-
-async function publish(tracker: INotebookTracker): Promise<void> {
-  const panel = tracker.currentWidget;
-  if (!panel) {
-    return;
-  }
-  let studies: IStudy[];
-  try {
-    studies = await apiGet<IStudy[]>('studies');
-  } catch (err) {
-    Notification.error(`Cannot list the studies: ${(err as Error).message}`);
-    return;
-  }
-  if (!studies.length) {
-    Notification.warning('No study is shared with you: there is nowhere to publish to.');
-    return;
-  }
-  const stem = panel.context.path.split('/').pop()!.replace(/\.ipynb$/, '');
-  const form = publishForm(studies, stem);
-  const result = await showDialog({
-    title: 'Publish notebook to study',
-    body: form,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Publish' })]
-  });
-  if (!result.button.accept) {
-    return;
-  }
-  const value = (n: string) =>
-    (form.node.querySelector(`[name="${n}"]`) as HTMLInputElement).value.trim();
-  await panel.context.save();
-  try {
-    const done = await post<IPublished>('publish', {
-      path: panel.context.path,
-      study: value('study'),
-      name: value('name') || stem,
-      reason: value('reason')
-    });
-    Notification.success(`Published “${done.name}” version ${done.version} to ${value('study')}`, {
-      autoClose: 5000
-    });
-  } catch (err) {
-    Notification.error(`Publishing failed: ${(err as Error).message}`);
-  }
-}
+const PUBLISH = 'plexhub:publish-notebook';
+const INGEST = 'plexhub:ingest-files';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'plexhub:studies',
-  description: 'plexhub: the Studies panel and publishing notebooks to a study',
+  description:
+    'plexhub: the Studies panel, publishing notebooks, ingesting files and the jobs status',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, IFileBrowserFactory, IStatusBar],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    browsers: IFileBrowserFactory | null,
+    statusBar: IStatusBar | null
   ) => {
     const panel = new StudiesPanel((image, preset) => openImage(app, tracker, image, preset));
     app.shell.add(panel, 'left', { rank: 150 });
     restorer?.add(panel, 'plexhub-studies');
     void panel.refresh();
 
-    const command = 'plexhub:publish-notebook';
-    app.commands.addCommand(command, {
+    const jobs = new JobsStatus();
+    statusBar?.registerStatusItem('plexhub:jobs', { item: jobs, align: 'left', rank: 4 });
+    void apiConfigured().then(
+      api => (api ? jobs.start() : undefined),
+      () => undefined // no server extension: the Studies panel says so
+    );
+
+    app.commands.addCommand(PUBLISH, {
       label: 'Publish notebook to study',
       caption: 'Publish the current notebook (saved first) as the next version in a study',
+      icon: publishIcon,
       isEnabled: () => tracker.currentWidget !== null,
-      execute: () => publish(tracker)
+      execute: () => {
+        const current = tracker.currentWidget;
+        return current ? publishNotebook(current) : undefined;
+      }
     });
-    palette?.addItem({ command, category: 'plexhub' });
+    palette?.addItem({ command: PUBLISH, category: 'plexhub' });
+    // the notebook toolbar's button: near the start, where a narrow toolbar keeps it
+    const addButton = (nb: NotebookPanel) => {
+      const button = new CommandToolbarButton({
+        commands: app.commands,
+        id: PUBLISH,
+        label: 'Publish',
+        caption: 'Publish this notebook to a plexhub study'
+      });
+      if (!nb.toolbar.insertAfter('save', 'plexhub-publish', button)) {
+        nb.toolbar.insertItem(0, 'plexhub-publish', button);
+      }
+    };
+    tracker.forEach(addButton);
+    tracker.widgetAdded.connect((_, nb) => addButton(nb));
+
+    const selected = (): string[] => {
+      const browser = browsers?.tracker.currentWidget;
+      return browser ? Array.from(browser.selectedItems(), item => item.path) : [];
+    };
+    app.commands.addCommand(INGEST, {
+      label: 'Ingest into a plexhub study…',
+      caption: 'Convert the selected files into a study (they stay where they are)',
+      icon: plexhubIcon,
+      isEnabled: () => selected().length > 0,
+      execute: () => ingestFiles(selected(), jobs)
+    });
+    palette?.addItem({ command: INGEST, category: 'plexhub' });
+    app.contextMenu.addItem({ command: INGEST, selector: '.jp-DirListing-item', rank: 12 });
+
     app.commands.addCommand('plexhub:refresh-studies', {
       label: 'Refresh plexhub studies',
       execute: () => panel.refresh()

@@ -30,6 +30,12 @@ async function call(path: string, init: RequestInit = {}): Promise<Response> {
   return response;
 }
 
+/** The server extension's own answer: whether it knows an API to forward to. */
+export async function apiConfigured(): Promise<boolean> {
+  const config = (await (await call('config')).json()) as { api: boolean };
+  return config.api;
+}
+
 /** GET a JSON document of the plexhub API, ``path`` under ``/api/v1/``. */
 export async function apiGet<T>(path: string): Promise<T> {
   return (await call(`api/${path}`)).json() as Promise<T>;
@@ -84,4 +90,57 @@ export interface IPublished {
   id: string;
   name: string;
   version: number;
+  signatures?: { signer: string; meaning: string }[];
+}
+
+export interface IJob {
+  id: string;
+  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  progress: number;
+  error: string | null;
+  study: string;
+  source: string;
+  image_ids: string[];
+}
+
+export interface IIngested {
+  job_id: string;
+  image_id: string;
+  image_ids: string[];
+  existing: boolean;
+}
+
+/** What a study's compliance profile asks of an action, as the API's 422 answers name it
+ * (``reason: is required`` / ``credential: is required``); learnt per action and study. */
+export interface INeeds {
+  reason: boolean;
+  credential: boolean;
+}
+
+const learnt = new Map<string, INeeds>();
+
+export function needsOf(action: string, study: string): INeeds {
+  return learnt.get(`${action}:${study}`) ?? { reason: false, credential: false };
+}
+
+/** Learn from an API error what the study asks for; true when it named something new. */
+export function learn(action: string, study: string, err: unknown): boolean {
+  if (!(err instanceof RequestError) || err.status !== 422) {
+    return false;
+  }
+  const needs = { ...needsOf(action, study) };
+  const before = needs.reason && needs.credential;
+  let named = false;
+  if (/\breason: is required/.test(err.message) && !needs.reason) {
+    needs.reason = named = true;
+  }
+  if (/\bcredential: is required/.test(err.message) && !needs.credential) {
+    needs.credential = named = true;
+  }
+  learnt.set(`${action}:${study}`, needs);
+  return named && !before;
+}
+
+export function fileName(path: string): string {
+  return path.split('/').filter(Boolean).pop() ?? path;
 }

@@ -15,11 +15,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Table, create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -35,12 +35,18 @@ SCI = Principal("sci", "scientist")
 
 
 def _db(api: Api) -> Database:
-    return api.client.app.state.plexhub.db  # type: ignore[attr-defined,no-any-return]
+    return api.client.app.state.plexhub.db  # type: ignore[attr-defined]
+
+
+def _all(api: Api) -> list[dict[str, Any]]:
+    """Every event of the global chain: the service's system.config first (api/sysconfig)."""
+    with _db(api).session() as s:
+        return list(audit.rows(s))
 
 
 def _events(api: Api) -> list[dict[str, Any]]:
-    with _db(api).session() as s:
-        return list(audit.rows(s))
+    """The events of the changes the test made (without the service's system.config)."""
+    return [e for e in _all(api) if e["action"] != "system.config"]
 
 
 def _history(api: Api) -> None:
@@ -69,11 +75,13 @@ def test_events_are_chained_with_who_where_and_which_request(api: Api) -> None:
     r = api.client.patch("/api/v1/studies/S2", json={"title": "four", "reason": "typo"},
                          headers={**api.h(), "X-Request-ID": "req-42"})
     assert r.status_code == 200, r.text
-    events = _events(api)
-    assert [e["action"] for e in events] == ["study.create"] * 2 + ["study.update"] * 4
-    assert events[0]["prev_hash"] == GENESIS
-    for before, after in itertools.pairwise(events):
+    chain = _all(api)
+    assert chain[0]["action"] == "system.config"  # the service's start
+    assert chain[0]["prev_hash"] == GENESIS
+    for before, after in itertools.pairwise(chain):
         assert after["prev_hash"] == before["hash"]
+    events = chain[1:]
+    assert [e["action"] for e in events] == ["study.create"] * 2 + ["study.update"] * 4
     s1 = [e for e in events if e["study_code"] == "S1"]
     assert s1[0]["study_prev_hash"] == GENESIS
     assert [e["study_prev_hash"] for e in s1[1:]] == [e["hash"] for e in s1[:-1]]
@@ -85,11 +93,11 @@ def test_events_are_chained_with_who_where_and_which_request(api: Api) -> None:
     assert events[-1]["request_id"] == "req-42"
     assert events[-1]["reason"] == "typo"
     assert len({e["request_id"] for e in events}) == len(events)
-    assert verify(events) == (len(events), None)
+    assert verify(chain) == (len(chain), None)
     assert verify(events, "S1") == (3, None)
     ok, said = verify_audit(api.settings.catalog_url)
     assert ok, said
-    assert said == f"the audit chains intact: {len(events)} events"
+    assert said == f"the audit chains intact: {len(chain)} events"
 
 
 @pytest.mark.requirement("audit.append_only")
@@ -134,7 +142,7 @@ def _tamper(engine: Engine, kind: str, events: list[dict[str, Any]]) -> tuple[in
                      {"s": seqs[1]})
         forged = dict(events[2], seq=seqs[1] + 1, reason="forged", actor="mallory")
         forged["hash"] = event_hash(forged)
-        conn.execute(AuditEvent.__table__.insert().values(**forged))
+        conn.execute(cast(Table, AuditEvent.__table__).insert().values(**forged))
         return third + 1000, third + 1000
 
 
@@ -173,7 +181,7 @@ def test_the_command_exits_0_when_intact_and_1_naming_the_break(api: Api) -> Non
 
     done = run()
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "plexhub: the audit chains intact: 5 events\n"
+    assert done.stdout == "plexhub: the audit chains intact: 6 events\n"  # + system.config
     engine = _db(api).engine
     _drop_triggers(engine)
     broken_at, _ = _tamper(engine, "altered", _events(api))
@@ -218,13 +226,13 @@ def test_concurrent_writers_never_fork_the_chain(api: Api,
     api.study("S1")
     db = _db(api)
     _write_concurrently(db)
-    events = _events(api)
-    assert len(events) == 1 + WRITERS * EACH
-    assert verify(events) == (len(events), None)
+    assert len(_events(api)) == 1 + WRITERS * EACH
+    chain = _all(api)
+    assert verify(chain) == (len(chain), None)
     # the same writers without the append lock fork it: the test can see a fork
     monkeypatch.setattr(audit, "lock_chain", lambda session: None)
     _write_concurrently(db)
-    assert verify(_events(api))[1] is not None
+    assert verify(_all(api))[1] is not None
 
 
 @pytest.mark.requirement("audit.same_transaction")

@@ -96,7 +96,8 @@ def test_findings_vocabulary_export_and_sponsors(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(api.get("/api/v1/studies/R2/findings.csv").text)))
     assert rows == [{"STUDYID": "R2", "USUBJID": "A-9", "MISPEC": "LIVER",
                      "MISTRESC": "NECROSIS, HEPATOCELLULAR", "MISEV": "MILD", "MIDISTR": "",
-                     "MIORRES": "", "MIIMAGE": image, "MIEVAL": "admin", "MISTAT": "draft"}]
+                     "MIORRES": "", "MIIMAGE": image, "MIEVAL": "admin", "MIPEER": "",
+                     "MIRVSTAT": "not_reviewed", "MISTAT": "draft", "MISIGN": ""}]
     assert api.get("/api/v1/studies/R2/findings.json").json()[0]["MISEV"] == "MILD"
 
     # sponsors: no grant -> 404 everywhere; a grant without view_findings -> no findings
@@ -114,7 +115,7 @@ def test_findings_vocabulary_export_and_sponsors(api: Api) -> None:
     assert len(api.get("/api/v1/studies/R2/findings.csv", token=viewer).text.splitlines()) == 1
     assert len(api.get(f"/api/v1/images/{image}/annotations", token=viewer)
                .json()["features"]) == 1
-    # view_findings shows signed findings only; signing waits for the signing service
+    # view_findings shows signed-off findings only (tests/integration/api/test_peer_review.py)
     assert api.get(url, token=reader).json() == []
     assert api.post(url, {"tissue": "liver", "term": "necrosis, hepatocellular",
                           "severity": 1}, token=viewer).status_code == 403

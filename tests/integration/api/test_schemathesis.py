@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from plexhub.client import ApiClient
 from plexhub.settings import Settings
@@ -87,7 +88,7 @@ def _seed(base: str) -> tuple[dict[str, str], dict[str, str]]:
     job = _ok(httpx.post(f"{base}/api/v1/studies/S001/images", headers=h,
                          json={"source": "small_vectra.qptiff"}))
     with ApiClient(base, ADMIN) as client:
-        converted = client.wait_for_job(job["job_id"], 120, interval=0.1)
+        converted = client.wait_for_job(str(job["job_id"]), 120, interval=0.1)
     assert converted["state"] == "done", f"the sample did not convert: {converted}"
     _ok(httpx.post(f"{base}/api/v1/studies/S001/grants", headers=h, json={
         "principal": "group:acme", "capabilities": ["view", "view_notebooks", "download"]}))
@@ -106,7 +107,7 @@ def _seed(base: str) -> tuple[dict[str, str], dict[str, str]]:
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_errors_for_any_role(tmp_path: Path, real: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN, chunk_size=64,
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN), chunk_size=64,
                         block_size=128)
     (tmp_path / "data" / "incoming").mkdir(parents=True)
     shutil.copy(real / "qptiff" / "small_vectra.qptiff", tmp_path / "data" / "incoming")

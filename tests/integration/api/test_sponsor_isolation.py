@@ -42,16 +42,22 @@ FIXED = ("P1", "P2", "P3")
 PARAMS = {"version": "1", "level": "0", "row": "0", "col": "0", "fmt": "png", "z": "0",
           "t": "0", "dz_level": "6", "name": "0_0.jpeg", "path": "zarr.json"}
 QUERY = {"/api/v1/presets/{preset_id}/versions/{version}/export": {"format": "napari"},
+         "/api/v1/images/{image_id}/values": {"x": "0", "y": "0"},
          "/webgateway/render_image_region/{image_id}/{z}/{t}/": {"tile": "0,0,0"}}
 IDS = ("code", "image_id", "preset_id", "job_id", "notebook_id")
 PORTAL = ("/portal/studies/{code}", "/portal/images/{image_id}",
-          "/portal/notebooks/{notebook_id}")
+          "/portal/notebooks/{notebook_id}", "/portal/studies/{code}/review")
 # what a granted sponsor gets where the endpoint needs more than its grant
 # the harness's images are never analysed: their cell table is a 404 even with a grant
 # the compliance reads (audit trail, its report, signatures) need audit:read, which sponsors lack
+# the values under the cursor are a staff tool
 GRANTED_STATUS = {"/api/v1/studies/{code}/grants": 403, "/api/v1/images/{image_id}/cells": 404,
+                  "/api/v1/images/{image_id}/cells/summary": 404,
                   "/api/v1/studies/{code}/audit": 403, "/api/v1/studies/{code}/audit/report": 403,
-                  "/api/v1/studies/{code}/signatures": 403}
+                  "/api/v1/studies/{code}/signatures": 403,
+                  # the peer review is staff's (its portal page: the 404 page)
+                  "/api/v1/studies/{code}/review": 403, "/portal/studies/{code}/review": 404,
+                  "/api/v1/images/{image_id}/values": 403}  # values under the cursor: staff
 FAKE = {"code": "ZZ-unknown", "image_id": "0" * 32, "preset_id": "1" * 32,
         "job_id": "2" * 32, "notebook_id": "3" * 32}
 

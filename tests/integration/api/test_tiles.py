@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import zarr
 
 from plexhub.api.tiles import encode_spec
 from tests.helpers.api import Api
 from tests.helpers.sample_data import ingest_qptiff
 from tests.helpers.tiles import PRESET, png
+from tests.helpers.zarrs import level as zarr_level
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def image(api: Api, real: Path) -> str:
 
 def expected_tile(api: Api, image: str, level: int, ys: slice, xs: slice) -> np.ndarray:
     store_dir = next((api.settings.stores_dir / "S001").iterdir())
-    data = zarr.open_group(store_dir, mode="r")[str(level)][:, ys, xs].astype(np.float64)
+    data = np.asarray(zarr_level(store_dir, str(level))[:, ys, xs]).astype(np.float64)
     acc = np.zeros((*data.shape[1:], 3))
     for c, ch in enumerate(PRESET["channels"]):
         if ch.get("active", True) is False:

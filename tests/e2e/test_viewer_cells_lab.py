@@ -1,0 +1,155 @@
+"""The notebook viewer's cell overlay in a real JupyterLab driven by Chromium: an analysed
+store opens with the "Cells by phenotype" toggle and the legend; switching it on recolours
+the canvas, and a click on a cell shows its row below the canvas."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pytest
+import zarr
+from playwright.sync_api import Page
+
+from plexhub.ome_pipeline.analysis import analyze
+from plexhub.ome_pipeline.conversion import convert
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from tests.helpers.hub import wait_ok
+from tests.helpers.net import free_port
+
+pytestmark = pytest.mark.e2e
+SIZE = (420, 560)  # (height, width) of the image: the viewer's 640 x 420 canvas fits it 1:1
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("cells-lab-data")
+    write_ome_tiff(tmp / "s.ome.tif", SyntheticSpec(size_y=SIZE[0], size_x=SIZE[1],
+                                                    channels=4, tile=128, seed=5))
+    convert(tmp / "s.ome.tif", tmp / "s.zarr", show_progress=False)
+    analyze(tmp / "s.zarr", nuclear="DAPI", phenotypes=["T: CD3+", "B: CD20+ CD3-"],
+            segmenter_options={"expand": 2}, show_progress=False)
+    return tmp / "s.zarr"
+
+
+@pytest.fixture(scope="module")
+def lab(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    tmp = tmp_path_factory.mktemp("cells-lab")
+    root, settings = tmp / "notebooks", tmp / "settings"
+    root.mkdir()
+    notif = settings / "@jupyterlab" / "apputils-extension"
+    notif.mkdir(parents=True)
+    (notif / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    cell = f"from plexhub.widgets import Viewer\nv = Viewer({str(store)!r})\nv"
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None,
+                   "source": cell, "outputs": []}]}
+    (root / "cells.ipynb").write_text(json.dumps(nb))
+    port, token = free_port(), uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEXHUB_API")} | {
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--allow-root", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "lab.log", "wb"))  # noqa: SIM115
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ok(f"{base}/api/status?token={token}", proc, tmp / "lab.log", timeout=60)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+RUN_ALL = """async () => {
+  const app = window.jupyterapp;
+  let panel = null;
+  for (let i = 0; i < 200 && !panel; i++) {
+    for (const w of app.shell.widgets('main')) {
+      if (w.context && w.context.path === 'cells.ipynb') panel = w;
+    }
+    if (!panel) await new Promise(r => setTimeout(r, 100));
+  }
+  await panel.sessionContext.ready;
+  app.shell.activateById(panel.id);
+  await app.commands.execute('notebook:run-all-cells');
+}"""
+
+CANVAS = """() => {
+  const c = document.querySelector('.plexhub-canvas');
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+def canvas(page: Page) -> np.ndarray:
+    box = page.evaluate("() => { const c = document.querySelector('.plexhub-canvas');"
+                        " return [c.height, c.width]; }")
+    return np.array(page.evaluate(CANVAS), dtype=np.int16).reshape(box[0], box[1], 4)
+
+
+def settle(page: Page, before: np.ndarray | None = None, timeout: float = 60) -> np.ndarray:
+    """The canvas once tiles are drawn (and, given ``before``, once it changed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = canvas(page)
+        drawn = (now[..., :3].sum(axis=-1) > 30).mean() > 0.2
+        if drawn and (before is None or np.abs(now - before).mean() > 1):
+            time.sleep(0.5)
+            return canvas(page)
+        assert time.monotonic() < deadline, "the canvas did not change"
+        time.sleep(0.25)
+
+
+def test_overlay_toggle_and_click_in_jupyterlab(page: Page, lab: tuple[str, str],
+                                                store: Path, tmp_path: Path) -> None:
+    base, token = lab
+    page.set_default_timeout(60_000)
+    page.goto(f"{base}/lab/tree/cells.ipynb?reset&token={token}")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell")
+    page.evaluate(RUN_ALL)
+    toggle = page.get_by_role("button", name="Cells by phenotype")
+    toggle.wait_for()
+    legend = page.get_by_label("Phenotype legend")
+    assert "T (" in legend.inner_text()
+    assert "other (" in legend.inner_text()
+    plain = settle(page)
+    toggle.click()
+    tinted = settle(page, plain)
+    assert np.abs(tinted - plain)[..., :3].max(axis=-1).astype(bool).mean() > 0.2
+    page.locator(".plexhub-canvas").screenshot(path=str(tmp_path / "cells-overlay.png"))
+
+    # click the largest B cell: level-0 (x, y) -> canvas pixels (the viewer fits the image)
+    obs = anndata.read_zarr(store / "tables" / "cells").obs
+    labels = np.asarray(zarr.open_array(store / "labels" / "cells" / "0", mode="r")[:])
+    cell = obs[obs["phenotype"] == "B"].sort_values("area").iloc[-1]
+    cid = int(cell["cell_id"])
+    ys, xs = np.nonzero(labels == cid)
+    i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    box = page.locator(".plexhub-canvas").bounding_box()
+    assert box is not None
+    zoom = min(640 / SIZE[1], 420 / SIZE[0])
+    cx = (xs[i] + 0.5 - SIZE[1] / 2) * zoom * box["width"] / 640 + box["width"] / 2
+    cy = (ys[i] + 0.5 - SIZE[0] / 2) * zoom * box["height"] / 420 + box["height"] / 2
+    page.locator(".plexhub-canvas").click(position={"x": float(cx), "y": float(cy)})
+    row = page.get_by_label("Selected cell")
+    page.wait_for_function(f"document.body.innerText.includes('Cell {cid}')")
+    assert "phenotype" in row.inner_text()
+    assert f"Cell {cid}" in row.inner_text()
+    page.screenshot(path=str(tmp_path / "cells-lab.png"), full_page=True)
