@@ -348,7 +348,9 @@ def test_a_zoom_renders_about_the_tiles_of_the_view_it_ends_on(
     view = int(data["viewTiles"])
     assert 4 <= view <= 12, data
     assert received >= view
-    assert received <= view + 3 * pauses, (data, gaps)  # the final view (+ pauses' requests)
+    # the final view (+ the pauses' requests; once, with mypy running alongside, one tile
+    # more: a slack of 2, where the viewer without its flow control rendered 52 here)
+    assert received <= view + 3 * pauses + 2, (data, gaps)
     assert data["drawnTiles"] == data["viewTiles"]  # and the view is drawn, all of it
     per_tile = int(data["tileBytes"]) / int(data["tilesReceived"])
     assert per_tile < 40_000, data  # JPEG: about 0.5 bytes per pixel, not PNG's 3+
