@@ -17,10 +17,11 @@ def migrate_catalog(settings: Settings) -> str:
     """Bring the catalog to the newest schema, once, under the lock; say what was done."""
     from plexhub.api.schema import migrate_catalog as migrate
     from plexhub.private import private_dir
+    from plexhub.storage import StoreRoots
 
     os.umask(0o077)  # the catalog (and its lock file) are the service's alone
     private_dir(settings.data_dir)
-    before, after = migrate(settings.catalog_url)
+    before, after = migrate(settings.catalog_url, StoreRoots.from_settings(settings))
     if before == after:
         return f"catalog schema already at revision {after}"
     return f"catalog schema migrated from revision {before or 'none (empty)'} to {after}"
@@ -74,6 +75,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from plexhub.api.webhooks import WebhookSender
     from plexhub.policies.profiles import load_profiles
     from plexhub.settings import get_settings
+    from plexhub.storage import StoreRoots
 
     os.umask(0o077)
     settings = get_settings()
@@ -83,7 +85,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
+    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir),
+                  store_roots=StoreRoots.from_settings(settings))
     runner = JobRunner(db, settings, image_hooks=[preset_store.create_default])
     sender = WebhookSender(db, settings)  # the findings webhook's outbox, when one is set
     try:

@@ -56,19 +56,28 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str, profiles: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str, profiles: Mapping[str, Any] | None = None,
+                 store_roots: Any = None) -> None:
         """``profiles``: the compliance profiles by name, on every session's ``info``
-        (``plexhub.api.audit`` enforces them; the built-in ones when None)."""
+        (``plexhub.api.audit`` enforces them; the built-in ones when None).
+        ``store_roots``: the named storage roots (:class:`plexhub.storage.StoreRoots`) the
+        catalog's store locations are relative to, on every session's ``info`` too
+        (``Image.store_root`` resolves against them; the settings' when None)."""
         self.url = url
         self.engine = make_engine(url)
-        info = {"profiles": profiles} if profiles is not None else None
-        self._factory = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self.store_roots = store_roots
+        info: dict[str, Any] = {}
+        if profiles is not None:
+            info["profiles"] = profiles
+        if store_roots is not None:
+            info["store_roots"] = store_roots
+        self._factory = sessionmaker(self.engine, expire_on_commit=False, info=info or None)
 
     def create(self) -> None:
         """Migrate the schema to the newest revision, under the lock (plexhub.api.schema)."""
         from plexhub.api.schema import migrate
 
-        migrate(self.engine)
+        migrate(self.engine, store_roots=self.store_roots)
 
     def check(self) -> None:
         """Raise CatalogSchemaError unless the schema is current (``plexhub migrate``)."""

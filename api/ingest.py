@@ -19,6 +19,7 @@ from typing import Any
 from plexhub.errors import InputError, MissingFileError, PermissionDeniedError
 from plexhub.ome_pipeline.confine import check_tree
 from plexhub.settings import Settings
+from plexhub.storage import filesystem, is_url, parse_url
 
 SAMPLE = 1 << 20
 
@@ -57,13 +58,7 @@ def resolve_source(source: str, settings: Settings, user: str | None = None) -> 
     ``user``, inside their own folder: ``ingest_user_root``)."""
     roots = settings.ingest_roots_of(user)
     if "://" in source:
-        if ".." in source.split("://", 1)[1].split("/"):
-            raise PermissionDeniedError(source, "URIs with '..' are refused")
-        for root in roots:
-            if "://" in root and source.startswith(root.rstrip("/") + "/"):
-                return source
-        raise PermissionDeniedError(source, "is outside PLEXHUB_INGEST_ROOTS",
-                                    f"allowed: {', '.join(roots)}")
+        return _resolve_url(source, roots)
     check_path_text(source, source)
     local_roots = [Path(r).resolve() for r in roots if "://" not in r]
     candidate = Path(source)
@@ -81,9 +76,63 @@ def resolve_source(source: str, settings: Settings, user: str | None = None) -> 
     return str(resolved)
 
 
+def _resolve_url(source: str, roots: list[str]) -> str:
+    """``source`` (a URL) in its clean form if it lies under a URL ingest root and exists:
+    compared by scheme, bucket and whole names (``s3://incoming`` admits
+    ``s3://incoming/x.ome.tif``, not ``s3://incoming2/x`` nor ``s3://incoming/../x``)."""
+    parsed = parse_url(source, _shown(source))
+    if not any(is_url(r) and parsed.inside(parse_url(r, f"ingest root {r}"))
+               and len(parsed.parts) > len(parse_url(r).parts) for r in roots):
+        raise PermissionDeniedError(_shown(source), "is outside PLEXHUB_INGEST_ROOTS",
+                                    f"allowed: {', '.join(roots)}")
+    url = parsed.url
+    fs, inner = filesystem(url)
+    try:
+        there = fs.exists(inner)
+    except OSError as exc:  # the object store refused or failed: say so, never a 500
+        raise MissingFileError(_shown(source), f"cannot be reached ({exc})",
+                               "check the URL and the object store's configuration") from exc
+    if not there:
+        raise MissingFileError(_shown(source), "does not exist in the ingest location")
+    return url
+
+
+def _remote_fingerprint(url: str) -> str:
+    """:func:`fingerprint` of an object (size and the same three MiB) or of a Zarr prefix
+    (every metadata object)."""
+    h = hashlib.sha256()
+    fs, inner = filesystem(url)
+    if fs.isdir(inner):
+        for name in sorted(fs.find(inner)):
+            if name.endswith((".zattrs", ".zarray", ".zgroup", "zarr.json", ".xml")):
+                h.update(name[len(inner) + 1:].encode())
+                h.update(bytes(fs.cat_file(name)))
+        return h.hexdigest()
+    size = int(fs.size(inner))
+    h.update(str(size).encode())
+    for offset in sorted({0, max(0, size // 2 - SAMPLE // 2), max(0, size - SAMPLE)}):
+        h.update(bytes(fs.cat_file(inner, start=offset, end=min(size, offset + SAMPLE))))
+    return h.hexdigest()
+
+
+def _remote_checksum(url: str) -> str:
+    h = hashlib.sha256()
+    fs, inner = filesystem(url)
+    is_dir = fs.isdir(inner)
+    for name in sorted(fs.find(inner)) if is_dir else [inner]:
+        if is_dir:
+            h.update(name[len(inner) + 1:].encode())
+        with fs.open(name, "rb") as fh:
+            while chunk := fh.read(8 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def fingerprint(path: str) -> str:
     """A quick content identity: size plus SHA-256 of the first, middle and last MiB
     (of every metadata file for a Zarr folder). The full checksum is computed by the job."""
+    if is_url(path):
+        return _remote_fingerprint(path)
     h = hashlib.sha256()
     p = Path(path)
     if p.is_dir():
@@ -105,6 +154,8 @@ def fingerprint(path: str) -> str:
 
 def full_checksum(path: str) -> str:
     """SHA-256 of the whole file (of every file, in order, for a folder)."""
+    if is_url(path):
+        return _remote_checksum(path)
     h = hashlib.sha256()
     p = Path(path)
     if p.is_dir():
@@ -126,7 +177,11 @@ def read_manifest(path: str, name: str | None = None) -> list[dict[str, Any]]:
     ``name``: the manifest as the caller named it (messages never show the server's path)."""
     shown = f"manifest {name or path}"
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        if is_url(path):
+            fs, inner = filesystem(path)
+            text = bytes(fs.cat_file(inner)).decode("utf-8-sig")
+        else:
+            text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(shown, f"is not UTF-8 text (byte {exc.start} cannot be decoded)",
                          "save it as UTF-8 CSV or JSON") from exc
@@ -196,6 +251,8 @@ def _kind(value: Any) -> str:
 
 def list_folder(path: str) -> list[str]:
     """Sources in a folder: files and OME-Zarr folders, not hidden, sorted."""
+    if is_url(path):
+        return _list_prefix(path)
     p = Path(path)
     if not p.is_dir():
         raise InputError(path, "is not a folder")
@@ -206,4 +263,22 @@ def list_folder(path: str) -> list[str]:
         if f.is_file() or (f.is_dir() and any((f / m).exists()
                                              for m in ("zarr.json", ".zattrs", ".zgroup"))):
             out.append(os.fspath(f))
+    return out
+
+
+def _list_prefix(url: str) -> list[str]:
+    """:func:`list_folder` of a URL prefix: objects and OME-Zarr prefixes under it."""
+    fs, inner = filesystem(url)
+    if not fs.isdir(inner):
+        raise InputError(url, "is not a folder (prefix)")
+    scheme = url.split("://", 1)[0]
+    out = []
+    for info in sorted(fs.ls(inner, detail=True), key=lambda i: str(i["name"])):
+        name = str(info["name"]).rstrip("/")
+        if name.rsplit("/", 1)[-1].startswith("."):
+            continue
+        if info.get("type") == "directory" and not any(
+                fs.exists(f"{name}/{m}") for m in ("zarr.json", ".zattrs", ".zgroup")):
+            continue
+        out.append(f"{scheme}://{name}")
     return out

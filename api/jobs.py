@@ -37,6 +37,7 @@ from plexhub.errors import ConflictError, NotFoundError, PlexhubError
 from plexhub.ome_pipeline.conversion import ConversionResult, Progress
 from plexhub.policies.access import Principal
 from plexhub.settings import Settings
+from plexhub.storage import DEFAULT_ROOT, StoreRoots, is_url
 
 log = logging.getLogger("plexhub.api.jobs")
 ImageHook = Callable[[Session, Image], None]
@@ -48,8 +49,17 @@ class JobCancelled(Exception):
     """Raised inside a conversion's progress callback to stop it (its checkpoint stays)."""
 
 
-def store_path(settings: Settings, study_code: str, fingerprint: str) -> Path:
-    return settings.stores_dir / study_code / f"{fingerprint[:24]}.ome.zarr"
+def store_key(study_code: str, fingerprint: str) -> str:
+    """Where a conversion writes an image's store, relative to the default storage root
+    (``PLEXHUB_STORE_ROOT``): the same key for every attempt, so a job taken over resumes
+    from the checkpoint its earlier owner left there."""
+    return f"{study_code}/{fingerprint[:24]}.ome.zarr"
+
+
+def store_path(settings: Settings, study_code: str, fingerprint: str) -> str:
+    """The absolute folder or URL of :func:`store_key` under the default root."""
+    return StoreRoots.from_settings(settings).resolve(
+        DEFAULT_ROOT, store_key(study_code, fingerprint)).url
 
 
 def _as_utc(ts: datetime) -> datetime:
@@ -309,8 +319,11 @@ class JobRunner:
 
         from plexhub.ome_pipeline import convert
 
+        # a URL root: written in place, straight to the object store (nothing on local disk);
+        # the store is published by _register (the catalog is the commit point)
         dst = store_path(self.settings, code, fp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not is_url(dst):
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
         try:
             result = convert(src, dst, ngff_version=params.get("ngff_version"),
                              overwrite=True, progress=progress, show_progress=False,
@@ -330,18 +343,18 @@ class JobRunner:
             self._finish(job_id, JobState.FAILED, f"{src}: could not be converted: {cause}")
             return
         checksum = full_checksum(src)
-        self._register(job_id, result, checksum, code)
+        self._register(job_id, result, checksum, code, store_key(code, fp))
         self._finish(job_id, JobState.DONE, None)
 
     def _register(self, job_id: str, result: ConversionResult, checksum: str,
-                  study_code: str) -> None:
+                  study_code: str, key: str) -> None:
         with self.db.session() as s:
             images = s.scalars(select(Image).where(Image.job_id == job_id)
                                .order_by(Image.series_index)).all()
             for image, summary in zip(images, result.images, strict=False):
                 panel: dict[str, str] = (image.metadata_ or {}).get("stain_panel") or {}
                 image.name = summary.name
-                image.store_uri = result.destination
+                image.storage_root, image.store_uri = DEFAULT_ROOT, key  # relative
                 image.store_key = summary.path
                 image.source_format = result.format
                 image.ngff_version = result.ngff_version

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from plexhub.malloc import tune_malloc
 from plexhub.policies.profiles import load_profiles
 from plexhub.private import private_dir
 from plexhub.settings import Settings, get_settings
+from plexhub.storage import StoreRoots, connect, is_url
 
 log = logging.getLogger("plexhub.api")
 
@@ -38,7 +40,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
     private_dir(settings.data_dir)  # 0700: the catalog, stores and hub state are ours alone
     logredact.install()  # no OAuth code, state or token in the access log
     tune_malloc()  # tiles allocate MBs per render: reuse the heap instead of fresh pages
-    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir))
+    db = Database(settings.catalog_url, profiles=load_profiles(settings.profiles_dir),
+                  store_roots=StoreRoots.from_settings(settings))
+    if is_url(settings.store_root_url):  # the S3 client, made before the first tile needs it
+        threading.Thread(target=connect, args=(settings.store_root_url,),
+                         name="plexhub-storage", daemon=True).start()
     try:
         if migrate:
             db.create()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -17,12 +16,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from plexhub.api.db import Base, utcnow
 from plexhub.errors import NotFoundError
+from plexhub.storage import StoreLocation, StoreRoots, is_url, storage_options
 
 TS = DateTime(timezone=True)
 
@@ -101,8 +102,11 @@ class Image(Base):
     source_format: Mapped[str | None] = mapped_column(String(40), nullable=True)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)  # quick identity
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)  # full SHA-256
-    store_uri: Mapped[str | None] = mapped_column(Text, nullable=True)  # the OME-Zarr root
+    # the OME-Zarr root: a key under the named storage root ``storage_root`` (migration
+    # 0008), or an absolute folder / URL when ``storage_root`` is None (rows outside any root)
+    store_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     store_key: Mapped[str] = mapped_column(String(200), default="")  # image group in the store
+    storage_root: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ngff_version: Mapped[str | None] = mapped_column(String(8), nullable=True)
     axes: Mapped[str | None] = mapped_column(String(8), nullable=True)
     levels: Mapped[list[Any]] = mapped_column(JSON, default=list)  # shape per level
@@ -115,15 +119,47 @@ class Image(Base):
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
 
-    def store_root(self) -> Path:
-        """The folder of this image's OME-Zarr (the store's root, then the image's group in
-        it): what tiles, the zarr route, thumbnails and histograms read. NotFoundError until
-        its conversion has made the image ready."""
+    def store_root(self) -> StoreLocation:
+        """Where this image's OME-Zarr is (the store's root, then the image's group in it),
+        a local folder or a URL with its storage options: what tiles, the zarr route,
+        thumbnails and histograms read. The one place that resolves the catalog's location
+        (a named storage root and a key under it) against the configured roots. NotFoundError
+        until its conversion has made the image ready."""
         if not self.store_uri or self.status != "ready":
             raise NotFoundError(f"image {self.id}", "has no converted store yet",
                                 "wait for its conversion job")
-        root = Path(self.store_uri)
-        return root / self.store_key if self.store_key else root
+        key = self.store_key.strip("/")
+        if self.storage_root is not None:
+            return _roots_of(self).resolve(self.storage_root,
+                                           f"{self.store_uri}/{key}" if key else self.store_uri)
+        base = self.store_uri.rstrip("/")  # an absolute location (no root records it)
+        url = f"{base}/{key}" if key else base
+        return StoreLocation(url, storage_options(url) if is_url(url) else None)
+
+
+ROOTS_INFO = "store_roots"  # the session's StoreRoots (plexhub.api.db.Database puts them)
+
+
+def _roots_of(image: Image) -> StoreRoots:
+    """The storage roots of the catalog ``image`` was loaded from (the process's settings
+    when it was made outside a session)."""
+    roots: StoreRoots | None = image.__dict__.get("_plexhub_roots")
+    if roots is None:
+        session = object_session(image)
+        roots = session.info.get(ROOTS_INFO) if session is not None else None
+    if roots is None:
+        from plexhub.settings import get_settings
+
+        roots = StoreRoots.from_settings(get_settings())
+    return roots
+
+
+@event.listens_for(Image, "load")
+def _remember_roots(image: Image, context: Any) -> None:
+    # images outlive their session (the tile routes cache them): keep the roots they need
+    roots = context.session.info.get(ROOTS_INFO) if context.session is not None else None
+    if roots is not None:
+        image.__dict__["_plexhub_roots"] = roots
 
 
 class JobState(StrEnum):

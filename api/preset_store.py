@@ -50,9 +50,12 @@ def image_channels(image: Image) -> list[Channel]:
 def histograms(image: Image) -> dict[str, Any]:
     """The image's stored per-channel histograms (written by the conversion)."""
     root = image.store_root()
+    fs = root.filesystem() if root.remote else None
     for name in HISTOGRAMS_FILES:  # the histograms group, or an older store's file
         try:
-            doc = histograms_document(name, json.loads(read_inside(root, name)))  # no links out
+            data = bytes(fs[0].cat_file(f"{fs[1]}/{name}")) if fs is not None else \
+                read_inside(root.path, name)  # no links out of a local store
+            doc = histograms_document(name, json.loads(data))
         except FileNotFoundError:
             continue
         if doc is not None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -76,13 +77,17 @@ def _locked(engine: Engine) -> Iterator[Connection]:
             os.close(fd)
 
 
-def migrate(engine: Engine) -> tuple[str | None, str | None]:
-    """Bring the catalog to the newest revision under the lock; return (before, after)."""
+def migrate(engine: Engine, store_roots: Any = None) -> tuple[str | None, str | None]:
+    """Bring the catalog to the newest revision under the lock; return (before, after).
+    ``store_roots`` (:class:`plexhub.storage.StoreRoots`, default: the settings'): what
+    migration 0008 makes existing absolute store locations relative to."""
     with _locked(engine) as conn:
         before = current(conn)
         if before != head():
             cfg = _config()
             cfg.attributes["connection"] = conn
+            if store_roots is not None:
+                cfg.attributes["store_roots"] = store_roots
             command.upgrade(cfg, "head")
         return before, current(conn)
 
@@ -119,12 +124,12 @@ def check(engine: Engine) -> None:
         "a newer plexhub migrated it: run that version, or upgrade this one")
 
 
-def migrate_catalog(url: str) -> tuple[str | None, str | None]:
+def migrate_catalog(url: str, store_roots: Any = None) -> tuple[str | None, str | None]:
     """``plexhub migrate``: migrate the catalog at ``url`` once; return (before, after)."""
     from plexhub.api.db import make_engine
 
     engine = make_engine(url)
     try:
-        return migrate(engine)
+        return migrate(engine, store_roots)
     finally:
         engine.dispose()

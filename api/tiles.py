@@ -242,18 +242,27 @@ class TileEngine:
         import zarr
 
         root = image.store_root()
-        key = (str(root), level)
+        key = (root.url, level)
         with self._lock:
             found = self._arrays.get(key)
         if found is not None:
             return found
-        from plexhub.ome_pipeline.chunkread import open_direct
-        from plexhub.ome_pipeline.zarr_confined import ConfinedStore
+        arr: Any
+        if root.remote:  # an object store: ranged GETs, else zarr over fsspec
+            from plexhub.ome_pipeline.chunkread import open_direct_remote
 
-        # stores plexhub wrote are read chunk by chunk directly; anything else through zarr;
-        # both read only files that resolve inside the image's store
-        arr = open_direct(root / str(level), root) or \
-            zarr.open_array(ConfinedStore(root), path=str(level), mode="r")
+            fs, base = root.filesystem()
+            arr = open_direct_remote(fs, f"{base}/{level}") or \
+                zarr.open_array(root.zarr_store(), path=str(level), mode="r")
+        else:
+            from plexhub.ome_pipeline.chunkread import open_direct
+            from plexhub.ome_pipeline.zarr_confined import ConfinedStore
+
+            # stores plexhub wrote are read chunk by chunk directly; anything else through
+            # zarr; both read only files that resolve inside the image's store
+            path = root.path
+            arr = open_direct(path / str(level), path) or \
+                zarr.open_array(ConfinedStore(path), path=str(level), mode="r")
         with self._lock:
             self._arrays[key] = arr
         return arr

@@ -19,6 +19,20 @@ class Settings(BaseSettings):
         default=Path("plexhub-data"),
         description="Folder for the catalog database, image stores and samples.",
     )
+    store_root: str | None = Field(
+        default=None,
+        description="Where converted image stores are written: a folder, or any fsspec URL "
+        "(s3://bucket/prefix needs plexhub[s3]; the S3 endpoint comes from "
+        "FSSPEC_S3_ENDPOINT_URL or AWS_ENDPOINT_URL, credentials from the standard AWS "
+        "configuration, never from here). <data_dir>/stores when unset. The catalog records "
+        "each store relative to this root (named 'stores'), so the root can move.",
+    )
+    store_roots: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further named storage roots (JSON object name -> folder or URL) whose "
+        "stores the catalog may still refer to, e.g. a root that was moved or an archive; "
+        "'stores' is PLEXHUB_STORE_ROOT itself.",
+    )
     workers: int = Field(
         default=2, ge=1, le=256,
         description="Threads (local Dask) that read, downsample and write in parallel.",
@@ -292,6 +306,19 @@ class Settings(BaseSettings):
         "the one-time signature credential it gives is valid as long.",
     )
 
+    @field_validator("store_root")
+    @classmethod
+    def _store_root(cls, v: str | None) -> str | None:
+        if v and "://" in v and not v.startswith("file://"):
+            from plexhub.errors import PlexhubError
+            from plexhub.storage import parse_url
+
+            try:  # scheme://bucket[/prefix], no credentials, no '..'
+                parse_url(v, "PLEXHUB_STORE_ROOT")
+            except PlexhubError as exc:
+                raise ValueError(str(exc)) from exc
+        return v
+
     @field_validator("demo_password")
     @classmethod
     def _demo_password(cls, v: SecretStr | None) -> SecretStr | None:
@@ -330,8 +357,20 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite').absolute()}"
 
     @property
+    def store_root_url(self) -> str:
+        """PLEXHUB_STORE_ROOT as a URL or an absolute folder (the root named 'stores')."""
+        root = self.store_root
+        if root and "://" in root and not root.startswith("file://"):
+            return root.rstrip("/")
+        return str(Path(root.removeprefix("file://")).absolute() if root
+                   else (self.data_dir / "stores").absolute())
+
+    @property
     def stores_dir(self) -> Path:
-        return self.data_dir / "stores"
+        """The local folder of converted stores (<data_dir>/stores when the store root is
+        a URL: nothing is written there then)."""
+        url = self.store_root_url
+        return self.data_dir / "stores" if "://" in url else Path(url)
 
     @property
     def ingest_root_list(self) -> list[str]:

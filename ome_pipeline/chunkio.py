@@ -17,6 +17,8 @@ import os
 import re
 import shutil
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from plexhub.ome_pipeline.diskwrite import (
     write_now,
     write_soon,
 )
+from plexhub.storage import StorageOptions, StoreLocation, filesystem, is_url, storage_options
 
 Array = npt.NDArray[Any]
 MAX_UINT64 = np.uint64(2**64 - 1)
@@ -42,7 +45,7 @@ TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
 
 
 def is_remote(url: str) -> bool:
-    return "://" in url and not url.startswith("file://")
+    return is_url(url)
 
 
 class OutputStore:
@@ -50,25 +53,35 @@ class OutputStore:
 
     On a local disk, large objects can go through :meth:`put_soon`: written on a background
     I/O thread, bypassing the page cache where the filesystem allows (``diskwrite``).
+
+    A remote store carries its :class:`~plexhub.storage.StorageOptions` (by default the
+    endpoint and credentials this process resolves): pickled into Dask tasks with it, so a
+    worker writes with them and needs no storage settings of its own.
     """
 
-    def __init__(self, root: str, *, direct: bool = True) -> None:
+    def __init__(self, root: str, *, direct: bool = True,
+                 options: StorageOptions | None = None) -> None:
         self.root = root.rstrip("/")
         self.remote = is_remote(root)
+        self.options = options
         if self.remote:
-            import fsspec
-
-            self.fs, self._base = fsspec.core.url_to_fs(self.root)
+            if self.options is None:
+                self.options = storage_options(self.root, credentials=True)
+            self.fs, self._base = filesystem(self.root, self.options)
         else:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()
         self.disk = DirectFlag(direct and not self.remote)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "direct": self.disk.enabled}
+        return {"root": self.root, "direct": self.disk.enabled, "options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"], direct=state.get("direct", True))  # type: ignore[misc]
+        self.__init__(state["root"], direct=state.get("direct", True),  # type: ignore[misc]
+                      options=state.get("options"))
+
+    def __repr__(self) -> str:
+        return f"OutputStore({self.root!r})"
 
     def top_level_keys(self) -> list[str]:
         """The names directly under the store's root ([] when it does not exist yet)."""
@@ -102,7 +115,10 @@ class OutputStore:
     def put_soon(self, key: str, parts: Parts, pending: PendingWrites) -> None:
         """Write ``parts`` as ``key`` on the I/O thread (locally; large objects), else now;
         ``pending.wait()`` returns once it is written under its name."""
-        if self.remote or sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
+        if self.remote:  # a PUT waits on the network: on the uploader threads instead
+            pending.add(_uploads().submit(self.put, key, parts))
+            return
+        if sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
             self.put(key, parts)
             return
         path, tmp = self._local_target(key)
@@ -146,9 +162,22 @@ class OutputStore:
 
         url = self.root if not key else f"{self.root}/{key}"
         if self.remote:
-            return zarr.storage.FsspecStore.from_url(url)
+            return StoreLocation(url, self.options).zarr_store(read_only=False)
         Path(url).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(url)
+
+
+UPLOAD_THREADS = 8  # PUTs in flight per process: a task computes on while its shards upload
+_UPLOADS: ThreadPoolExecutor | None = None
+_UPLOADS_LOCK = threading.Lock()
+
+
+def _uploads() -> ThreadPoolExecutor:
+    global _UPLOADS
+    with _UPLOADS_LOCK:
+        if _UPLOADS is None:
+            _UPLOADS = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="plexhub-upload")
+        return _UPLOADS
 
 
 @dataclass(frozen=True)

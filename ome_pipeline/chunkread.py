@@ -9,9 +9,11 @@ was written) is refused with a :class:`~plexhub.errors.PermissionDeniedError`, n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +86,8 @@ class DirectArray:
     def _chunk(self, cidx: tuple[int, ...]) -> Array | None:
         if self.shard is None:
             name = "/".join(map(str, cidx))
-            try:
-                fd = self._open(f"{self._root}/{name}", name)
-            except FileNotFoundError:
-                return None
-            with os.fdopen(fd, "rb") as fh:
-                return self._decode(fh.read())
+            raw = self._whole(f"{self._root}/{name}", name)
+            return None if raw is None else self._decode(raw)
         per = self._per
         sidx = "/".join(str(i // p) for i, p in zip(cidx, per, strict=True))
         inner = tuple(i % p for i, p in zip(cidx, per, strict=True))
@@ -100,16 +98,37 @@ class DirectArray:
         offset, length = (int(v) for v in index[inner])
         if offset == EMPTY:
             return None
-        fd = self._open(f, f"c/{sidx}")
-        try:
-            raw = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        return self._decode(raw)
+        return self._decode(self._range(f, f"c/{sidx}", offset, length))
 
+    # -- the files (a subclass reads objects instead) -------------------------------------
     def _open(self, path: str, name: str) -> int:
         """A file of this array, opened for reading, only when it really lies inside it."""
         return open_inside(path, self._prefix, f"{self._label}/{name}")
+
+    def _whole(self, path: str, name: str) -> bytes | None:
+        """The file's bytes (None when it does not exist)."""
+        try:
+            fd = self._open(path, name)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+
+    def _range(self, path: str, name: str, offset: int, length: int) -> bytes:
+        fd = self._open(path, name)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def _tail(self, path: str, name: str, nbytes: int) -> bytes:
+        """The last ``nbytes`` of the file (FileNotFoundError when it does not exist)."""
+        fd = self._open(path, name)
+        try:
+            size = os.fstat(fd).st_size
+            return os.pread(fd, nbytes, size - nbytes)
+        finally:
+            os.close(fd)
 
     def _shard_index(self, key: str, per: tuple[int, ...]) -> Array | None:
         with self._lock:
@@ -119,18 +138,51 @@ class DirectArray:
                 pass
         nbytes = int(np.prod(per)) * 16 + 4
         try:
-            fd = self._open(key, key[len(self._root) + 1:])
-            try:
-                size = os.fstat(fd).st_size
-                raw = os.pread(fd, nbytes, size - nbytes)
-            finally:
-                os.close(fd)
+            raw = self._tail(key, key[len(self._root) + 1:], nbytes)
             index: Array | None = np.frombuffer(raw[:-4], "<u8").reshape(*per, 2)
         except FileNotFoundError:
             index = None
         with self._lock:  # shards never change once a store is committed
             self._index[key] = index
         return index
+
+
+class RemoteDirectArray(DirectArray):
+    """:class:`DirectArray` over an object store (fsspec): a chunk is one ranged GET of its
+    shard (whose index is cached), as on disk; an object store has no links to leave by."""
+
+    def __init__(self, fs: Any, base: str, *args: Any) -> None:
+        self._fs = fs
+        super().__init__(Path(base), *args)
+        self._root = base.rstrip("/")
+
+    def _whole(self, path: str, name: str) -> bytes | None:
+        try:
+            return bytes(self._fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _range(self, path: str, name: str, offset: int, length: int) -> bytes:
+        return bytes(self._fs.cat_file(path, start=offset, end=offset + length))
+
+    def _tail(self, path: str, name: str, nbytes: int) -> bytes:
+        return bytes(self._fs.cat_file(path, start=-nbytes))
+
+
+def open_direct_remote(fs: Any, base: str) -> DirectArray | None:
+    """:func:`open_direct` for the array at ``base`` inside the fsspec filesystem ``fs``."""
+    for name, parse in (("zarr.json", _v3), (".zarray", _v2)):
+        try:
+            meta = json.loads(bytes(fs.cat_file(f"{base}/{name}")))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return None
+        try:
+            return parse(Path(base), meta, lambda *a: RemoteDirectArray(fs, base, *a))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
 
 
 def open_direct(path: Path, root: Path | None = None) -> DirectArray | None:
@@ -170,7 +222,8 @@ def _blosc_only(codecs: list[dict[str, Any]]) -> bool | None:
     return True if names[1:] == ["blosc"] else None
 
 
-def _v3(path: Path, meta: dict[str, Any]) -> DirectArray | None:
+def _v3(path: Path, meta: dict[str, Any],
+        make: Callable[..., DirectArray] | None = None) -> DirectArray | None:
     if meta.get("node_type") != "array" or meta.get("chunk_key_encoding", {}).get(
             "configuration", {}).get("separator", "/") != "/":
         return None
@@ -183,16 +236,18 @@ def _v3(path: Path, meta: dict[str, Any]) -> DirectArray | None:
     if conf.get("index_location", "end") != "end" or index_names != ["bytes", "crc32c"] \
             or blosc is None:
         return None
-    return DirectArray(path, tuple(meta["shape"]), np.dtype(meta["data_type"]).newbyteorder("<"),
-                       tuple(conf["chunk_shape"]),
-                       tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), blosc,
-                       meta.get("fill_value", 0), 3)
+    return (make or functools.partial(DirectArray, path))(
+        tuple(meta["shape"]), np.dtype(meta["data_type"]).newbyteorder("<"),
+        tuple(conf["chunk_shape"]), tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]),
+        blosc, meta.get("fill_value", 0), 3)
 
 
-def _v2(path: Path, meta: dict[str, Any]) -> DirectArray | None:
+def _v2(path: Path, meta: dict[str, Any],
+        make: Callable[..., DirectArray] | None = None) -> DirectArray | None:
     comp = meta.get("compressor")
     if meta.get("filters") or meta.get("order", "C") != "C" or \
             meta.get("dimension_separator") != "/" or (comp and comp.get("id") != "blosc"):
         return None
-    return DirectArray(path, tuple(meta["shape"]), np.dtype(meta["dtype"]),
-                       tuple(meta["chunks"]), None, bool(comp), meta.get("fill_value") or 0, 2)
+    return (make or functools.partial(DirectArray, path))(
+        tuple(meta["shape"]), np.dtype(meta["dtype"]), tuple(meta["chunks"]), None, bool(comp),
+        meta.get("fill_value") or 0, 2)

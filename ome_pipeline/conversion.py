@@ -74,6 +74,7 @@ from plexhub.ome_pipeline.readers import open_source
 from plexhub.ome_pipeline.source import ChannelMeta, ChannelPixels, SourceDocument, SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task
 from plexhub.settings import Settings, get_settings
+from plexhub.storage import filesystem
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,18 @@ def _safe_name(name: str) -> str:
 
 def _fingerprint(src: str, options: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    meta = (".zattrs", ".zarray", ".zgroup", "zarr.json", ".xml")
+    if is_remote(src):  # an object (or a Zarr prefix): its size and ETag per object
+        fs, inner = filesystem(src)
+        found = fs.find(inner, detail=True) if fs.isdir(inner) else {inner: fs.info(inner)}
+        for name in sorted(found):
+            info = found[name]
+            if name == inner or name.endswith(meta):
+                h.update(f"{name}:{info.get('size')}:{info.get('ETag') or info.get('mtime')}"
+                         .encode())
+        return h.hexdigest()
     p = Path(src)
     if p.is_dir():  # a Zarr source: its metadata documents identify it well enough
-        meta = (".zattrs", ".zarray", ".zgroup", "zarr.json", ".xml")
         for f in sorted(p.rglob("*")):
             if f.name.endswith(meta):
                 st = f.stat()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from plexhub.errors import ValidationError
+from plexhub.storage import zarr_target
 
 _COLOR = re.compile(r"^[0-9A-F]{6}$")
 _UNITS = {"angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot",
@@ -35,20 +36,20 @@ def validate_store(path: str | Path, expect_version: str | None = None) -> list[
     import zarr
 
     try:
-        root = zarr.open_group(str(path), mode="r")
+        root = zarr.open_group(zarr_target(str(path)), mode="r")
     except Exception as exc:
         raise ValidationError(str(path), f"is not a Zarr group ({exc})") from exc
     _version, attrs = _attrs(root)
     checked: list[str] = []
     if "bioformats2raw.layout" in attrs:
-        ome = zarr.open_group(f"{path}/OME", mode="r")
+        ome = zarr.open_group(zarr_target(f"{path}/OME"), mode="r")
         _, ome_attrs = _attrs(ome)
         for key in ome_attrs.get("series", []):
             checked += _validate_image(str(path), key, expect_version)
     else:
         checked += _validate_image(str(path), "", expect_version)
     if "associated" in root:
-        for name in zarr.open_group(f"{path}/associated", mode="r").group_keys():
+        for name in zarr.open_group(zarr_target(f"{path}/associated"), mode="r").group_keys():
             checked += _validate_image(str(path), f"associated/{name}", expect_version)
     return checked
 
@@ -58,7 +59,7 @@ def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
     from ome_zarr_models import open_ome_zarr
 
     where = f"{root}/{key}" if key else root
-    group = zarr.open_group(where, mode="r")
+    group = zarr.open_group(zarr_target(where), mode="r")
     version, attrs = _attrs(group)
     if expect and version != expect:
         raise ValidationError(where, f"is NGFF {version}, expected {expect}")
@@ -74,7 +75,7 @@ def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
                                   "not a UDUNITS-2 name")
     prev: tuple[int, ...] | None = None
     for ds in ms["datasets"]:
-        arr = zarr.open_array(f"{where}/{ds['path']}", mode="r")
+        arr = zarr.open_array(zarr_target(f"{where}/{ds['path']}"), mode="r")
         if version == "0.5":
             names = list(getattr(arr.metadata, "dimension_names", None) or [])
             if names != axes:
@@ -104,7 +105,7 @@ def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
         for name in lattrs.get("labels", []):
             sub = f"{key}/labels/{name}" if key else f"labels/{name}"
             checked += _validate_image(root, sub, expect)
-            lg = zarr.open_group(f"{root}/{sub}", mode="r")
+            lg = zarr.open_group(zarr_target(f"{root}/{sub}"), mode="r")
             _, la = _attrs(lg)
             if len(la["multiscales"][0]["datasets"]) != len(ms["datasets"]):
                 raise ValidationError(f"{root}/{sub}", "has a different number of levels "

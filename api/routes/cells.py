@@ -26,6 +26,7 @@ from plexhub.api.models import Annotation, Image
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
 from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
+from plexhub.storage import StoreLocation
 
 if TYPE_CHECKING:
     from plexhub.ome_pipeline.analysis.summaries import PhenotypeSummary
@@ -72,10 +73,14 @@ def cell_table(root: Path, image_id: str, part: str = "", limit: int | None = No
 def get_cells(image_id: str, found: VisibleImage,
               format: Literal["csv", "parquet"] = Query("csv")) -> Response:
     """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
-    where = cell_table(found.image.store_root(), image_id)
-    import anndata
+    location = found.image.store_root()
+    if location.remote:
+        table = _remote_table(location, image_id)
+    else:
+        import anndata
 
-    frame = cell_frame(anndata.read_zarr(str(where)))
+        table = anndata.read_zarr(str(cell_table(location.path, image_id)))
+    frame = cell_frame(table)
     if format == "csv":
         body = frame.to_csv(index=False).encode()
     else:
@@ -98,9 +103,10 @@ def _summary(image: Image, limit_bytes: int | None = None) -> PhenotypeSummary |
     from plexhub.ome_pipeline.analysis.summaries import read_summary
 
     try:
-        root = image.store_root()
+        location = image.store_root()
     except NotFoundError:
         return None
+    root = _local(location, image.id)
     if not (root / "tables" / "cells").is_dir():
         return None
     cell_table(root, image.id, "uns",
@@ -172,7 +178,7 @@ def cell_summary(image_id: str, found: VisibleImage, session: DbSession,
     from plexhub.ome_pipeline.analysis.regions import count_in_regions, region_of
     from plexhub.ome_pipeline.analysis.summaries import read_cells
 
-    root = found.image.store_root()
+    root = _local(found.image.store_root(), image_id)
     whole = _summary(found.image)
     if whole is None:
         cell_table(root, image_id)  # the 404 that says to run plexhub analyze
@@ -199,7 +205,17 @@ def cell_summary(image_id: str, found: VisibleImage, session: DbSession,
 def _pixel_size_um(image: Image) -> float | None:
     from plexhub.ome_pipeline.analysis.store import open_stored_image
 
-    return open_stored_image(image.store_root()).pixel_size_um
+    return open_stored_image(_local(image.store_root(), image.id)).pixel_size_um
+
+
+def _local(location: StoreLocation, image_id: str) -> Path:
+    """The store's folder: the phenotype summaries read local stores only (for now)."""
+    if location.remote:
+        raise InputError(f"phenotype summary of image {image_id}",
+                         "is not served for stores on object storage yet",
+                         "download tables/cells through the zarr route and read it with "
+                         "anndata")
+    return location.path
 
 
 def _annotations(session: Session, image_id: str) -> list[dict[str, Any]]:
@@ -213,3 +229,23 @@ def _annotations(session: Session, image_id: str) -> list[dict[str, Any]]:
     return [{"type": "Feature", "id": a.annotation_id, "geometry": a.geometry,
              "properties": {"class": a.label, "shape": a.kind}}
             for a in rows if not a.deleted]
+
+
+def _remote_table(location: StoreLocation, image_id: str) -> Any:
+    """The table of a store on object storage (no links there to leave the store by)."""
+    import anndata
+    import zarr
+
+    fs, base = location.filesystem()
+    where = f"{base}/tables/cells"
+    if not fs.isdir(where):
+        raise NotFoundError(f"cells of image {image_id}", "not found",
+                            "run `plexhub analyze` on the image's store first")
+    size = int(fs.du(where))
+    if size > CELL_TABLE_BYTES:
+        raise InputError(f"cells of image {image_id}",
+                         f"are {size} bytes in the store, more than the API serves "
+                         f"({CELL_TABLE_BYTES})",
+                         "read tables/cells through the zarr route with anndata instead")
+    store = StoreLocation(location.join("tables/cells"), location.options).zarr_store()
+    return anndata.read_zarr(zarr.open_group(store, mode="r"))

@@ -23,6 +23,7 @@ from plexhub.api.deidentify import store_path_hidden
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage
 from plexhub.api.ingest import NAME_MAX, PATH_MAX
 from plexhub.errors import InputError, NotFoundError
+from plexhub.storage import StoreLocation
 
 router = APIRouter(prefix="/api/v1")
 _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -34,10 +35,11 @@ _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
 ZARR_DOTFILES = frozenset({".zattrs", ".zarray", ".zgroup", ".zmetadata"})
 
 
-def safe_file(root: Path, path: str) -> Path:
+def safe_parts(root: str, path: str) -> list[str]:
+    """The plain names of ``path`` (a key inside the store at ``root``), or an error."""
     parts = [p for p in path.split("/") if p]
     shown = repr(path if len(path) <= 80 else f"{path[:80]}…")
-    if len(str(root)) + 1 + len(path) >= PATH_MAX:  # the filesystem: ENAMETOOLONG
+    if len(root) + 1 + len(path) >= PATH_MAX:  # the filesystem: ENAMETOOLONG
         raise InputError(f"zarr path {shown}", f"is {len(path)} characters long",
                          "no file of a store has a path that long")
     for p in parts:
@@ -48,6 +50,11 @@ def safe_file(root: Path, path: str) -> Path:
                              f"no name in a store is longer than {NAME_MAX}")
         if p.startswith(".") and p not in ZARR_DOTFILES:
             raise NotFoundError(f"zarr path {path!r}", "not found")
+    return parts
+
+
+def safe_file(root: Path, path: str) -> Path:
+    parts = safe_parts(str(root), path)
     target = root.joinpath(*parts)
     resolved_root = root.resolve()
     resolved = target.resolve()
@@ -62,10 +69,12 @@ def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSess
               request: Request) -> Response:
     """One file of the image's OME-Zarr (metadata documents and chunks); 404 when absent."""
     image, study = found
-    root = image.store_root()
+    location = image.store_root()
     if store_path_hidden(session, user, study, path):
         raise NotFoundError(f"zarr path {path!r}", "not found")
-    target = safe_file(root, path)
+    if location.remote:
+        return _remote_object(location, path)
+    target = safe_file(location.path, path)
     if not target.is_file():
         raise NotFoundError(f"zarr path {path!r}", "not found")
     if target.suffix == ".json":  # zarr.json and friends: JSON, inert under nosniff + CSP
@@ -75,3 +84,23 @@ def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSess
                         headers={"Cache-Control": "private, max-age=60"},
                         content_disposition_type="attachment", filename=target.name)
 
+
+
+def _remote_object(location: StoreLocation, path: str) -> Response:
+    """One object of a store on object storage, its bytes unmodified (same checks and
+    headers as a local file; no links exist there to leave the store by)."""
+    parts = safe_parts(location.url, path)
+    if not parts:
+        raise NotFoundError(f"zarr path {path!r}", "not found")
+    fs, base = location.filesystem()
+    try:
+        data = bytes(fs.cat_file(f"{base}/{'/'.join(parts)}"))
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise NotFoundError(f"zarr path {path!r}", "not found") from exc
+    name = parts[-1]
+    if name.endswith(".json"):
+        return Response(data, media_type="application/json",
+                        headers={"Cache-Control": "private, max-age=60"})
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Cache-Control": "private, max-age=60",
+                             "Content-Disposition": f'attachment; filename="{name}"'})

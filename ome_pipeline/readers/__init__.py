@@ -21,6 +21,7 @@ from plexhub.errors import (
 from plexhub.ome_pipeline.readers.base import TIFF_MAGICS, Reader, read_head
 from plexhub.ome_pipeline.readers.truncation import check_tiff_complete
 from plexhub.ome_pipeline.source import SourceDocument
+from plexhub.storage import filesystem, is_url
 
 ENTRY_POINT_GROUP = "plexhub.readers"
 
@@ -94,9 +95,45 @@ def detect_reader(path: str) -> Reader:
     raise UnsupportedFormatError(str(path), "not an image format plexhub recognises", hint)
 
 
+# the readers that read a source from a URL (fsspec) directly, in detection order
+URL_READERS = ("ome-zarr", "ome-tiff", "qptiff", "svs", "tiff")
+
+
+def _detect_url(url: str, reader: str | None) -> Reader:
+    """The reader for a URL source: OME-Zarr (a prefix) and the TIFF family (an object,
+    read in byte ranges); other formats need a local copy (their libraries read files)."""
+    fs, inner = filesystem(url)
+    if not fs.exists(inner):
+        raise MissingFileError(url, "no such object or prefix", "check the URL")
+    is_dir = fs.isdir(inner)
+    if reader:
+        if reader not in URL_READERS:
+            raise UnsupportedFormatError(url, f"the {reader} reader reads local files only",
+                                         "copy the file into a local ingest folder")
+        return get_reader(reader)
+    if is_dir:
+        if any(fs.exists(f"{inner}/{m}") for m in ("zarr.json", ".zgroup", ".zattrs")):
+            return get_reader("ome-zarr")
+        raise UnsupportedFormatError(url, "is a prefix without Zarr metadata",
+                                     "give the URL of an OME-Zarr store or of one file")
+    head = bytes(fs.cat_file(inner, start=0, end=512))
+    if not head:
+        raise CorruptFileError(url, "the object is empty", "upload the file again")
+    if head[:4] in TIFF_MAGICS:
+        for name in URL_READERS[1:]:
+            cls = load_reader(BUILTIN_READERS[name])
+            if cls.can_open(url, head):
+                return cls()
+    raise UnsupportedFormatError(url, "is not an OME-Zarr or TIFF-family image, the formats "
+                                 "read straight from object storage",
+                                 "copy other formats (CZI, MCD, ...) into a local ingest folder")
+
+
 def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
     """Open ``path`` with the named reader, or the one that recognises its content."""
     path = str(path)
+    if is_url(path):
+        return _open_with(_detect_url(path, reader), path)
     if not Path(path).exists():
         raise MissingFileError(path, "no such file or folder", "check the path")
     if reader:
@@ -105,6 +142,10 @@ def open_source(path: str | Path, reader: str | None = None) -> SourceDocument:
             check_tiff_complete(path)
     else:
         r = detect_reader(path)
+    return _open_with(r, path)
+
+
+def _open_with(r: Reader, path: str) -> SourceDocument:
     try:
         return r.open(path)
     except PlexhubError:

@@ -21,6 +21,14 @@ from plexhub.ome_pipeline.confine import check_tree
 from plexhub.ome_pipeline.metadata import udunits
 from plexhub.ome_pipeline.readers.base import Reader
 from plexhub.ome_pipeline.source import Array, ChannelMeta, PixelSource, SourceDocument, SourceImage
+from plexhub.storage import (
+    StorageOptions,
+    StoreLocation,
+    filesystem,
+    is_url,
+    storage_options,
+    zarr_target,
+)
 
 _KNOWN_UNITS = {"micrometer", "nanometer", "millimeter", "centimeter", "meter", "angstrom",
                 "picometer", "second", "millisecond", "minute", "hour", "microsecond",
@@ -31,25 +39,34 @@ class ZarrPixels(PixelSource):
     """Region reads from one Zarr array whose axes are a subset of t, c, z, y, x; with
     ``root`` (a folder holding ``url``), only from files that resolve inside ``root``."""
 
-    def __init__(self, url: str, axes: str, root: str | None = None) -> None:
+    def __init__(self, url: str, axes: str, root: str | None = None,
+                 options: StorageOptions | None = None) -> None:
         self.url = url
         self.axes = axes
         self.root = root
+        # a URL: the options (endpoint, credentials) of the process that opened it, handed
+        # to Dask workers with the pixels
+        self.options = options if options is not None or not is_url(url) else \
+            storage_options(url, credentials=True)
         self._array: Any = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "axes": self.axes, "root": self.root}
+        return {"url": self.url, "axes": self.axes, "root": self.root, "options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], state["axes"], state.get("root"))  # type: ignore[misc]
+        self.__init__(state["url"], state["axes"], state.get("root"),  # type: ignore[misc]
+                      state.get("options"))
 
     def _open(self) -> Any:
         with self._lock:
             if self._array is None:
                 import zarr
 
-                if self.root is None:
+                if self.options is not None:
+                    self._array = zarr.open_array(StoreLocation(self.url, self.options)
+                                                  .zarr_store(), mode="r")
+                elif self.root is None:
                     self._array = zarr.open_array(self.url, mode="r")
                 else:
                     from plexhub.ome_pipeline.zarr_confined import ConfinedStore
@@ -120,18 +137,24 @@ def physical_sizes_of(ms: dict[str, Any], axes: str) -> dict[str, PhysicalSize]:
     return out
 
 
+def open_group(url: str) -> Any:
+    import zarr
+
+    return zarr.open_group(zarr_target(url), mode="r")
+
+
 def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
     """The full-resolution level of the NGFF image group at ``url``."""
     import zarr
 
-    group = zarr.open_group(url, mode="r")
+    group = open_group(url)
     attrs = ome_attrs(group)
     ms = (attrs.get("multiscales") or [None])[0]
     if not ms or not ms.get("datasets"):
         raise InputError(url, "has no NGFF multiscales metadata", "is it an OME-Zarr image?")
     level0 = f"{url}/{ms['datasets'][0]['path']}"
     try:
-        arr = zarr.open_array(level0, mode="r")
+        arr = zarr.open_array(zarr_target(level0), mode="r")
     except Exception as exc:
         raise CorruptFileError(level0, f"its array metadata cannot be read ({exc})") from exc
     axes = axes_of(ms, arr.ndim)
@@ -148,12 +171,22 @@ def open_ngff_image(url: str, name: str | None = None) -> SourceImage:
             except InputError:
                 meta.color = None
     image = SourceImage(
-        name=name or str(ms.get("name") or Path(url).name), dtype=arr.dtype,
+        name=name or str(ms.get("name") or url.rstrip("/").rsplit("/", 1)[-1]),
+        dtype=arr.dtype,
         shape=(size["t"], size["c"], size["z"], size["y"], size["x"]),
         pixels=ZarrPixels(level0, axes), channels=channels,
         physical_sizes=physical_sizes_of(ms, axes), is_label=is_label,
         keep_axes="".join(a for a in "tz" if a in axes))
     return image
+
+
+def _remote_xml(url: str) -> str | None:
+    """The store's ``OME/METADATA.ome.xml`` (None when it has none)."""
+    fs, inner = filesystem(url)
+    try:
+        return bytes(fs.cat_file(f"{inner}/OME/METADATA.ome.xml")).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
 
 
 def _layout1(p: Path) -> bool:
@@ -176,22 +209,24 @@ class OmeZarrReader(Reader):
                                or _layout1(p))
 
     def open(self, path: str) -> SourceDocument:
-        import zarr
-
+        remote = is_url(path)
+        path = path.rstrip("/") if remote else path
         top = path
-        if _layout1(Path(path)):  # bioformats2raw layout 1: data.zarr + METADATA.ome.xml
+        if not remote and _layout1(Path(path)):  # bioformats2raw layout 1: data.zarr + XML
             path = str(Path(path) / "data.zarr")
-        check_tree(top)  # before any read: a link out of the store would be converted
+        if not remote:
+            check_tree(top)  # before any read: a link out of the store would be converted
         try:
-            root = zarr.open_group(path, mode="r")
+            root = open_group(path)
         except Exception as exc:
             raise CorruptFileError(path, f"is not a readable Zarr group ({exc})") from exc
         attrs = ome_attrs(root)
-        ome_xml = None
+        ome_xml = _remote_xml(path) if remote else None
         xml_path = Path(path) / "OME" / "METADATA.ome.xml"
-        if not xml_path.exists() and Path(path).name == "data.zarr":  # layout 1, opened inside
+        if not remote and not xml_path.exists() and Path(path).name == "data.zarr":
             xml_path = Path(path).parent / "METADATA.ome.xml"
-        if xml_path.exists() and (xml_path.parent.name == "OME" or not xml_path.is_symlink()):
+        if not remote and xml_path.exists() and (xml_path.parent.name == "OME"
+                                                 or not xml_path.is_symlink()):
             ome_xml = xml_path.read_text(encoding="utf-8", errors="replace")
         images: list[SourceImage] = []
         # a collection first: its root may also carry the series' multiscales (plexhub
@@ -210,9 +245,9 @@ class OmeZarrReader(Reader):
             self._names_from_xml(images, ome_xml)
         elif "images" in root:  # SpatialData
             images += [open_ngff_image(f"{path}/images/{key}", name=key)
-                       for key in sorted(zarr.open_group(f"{path}/images", mode="r").group_keys())]
+                       for key in sorted(open_group(f"{path}/images").group_keys())]
             if "labels" in root:
-                for key in sorted(zarr.open_group(f"{path}/labels", mode="r").group_keys()):
+                for key in sorted(open_group(f"{path}/labels").group_keys()):
                     label = open_ngff_image(f"{path}/labels/{key}", name=key)
                     label.is_label = True
                     target = next((im for im in images if im.shape[3:] == label.shape[3:]),
@@ -224,7 +259,7 @@ class OmeZarrReader(Reader):
                              "bioformats2raw layout or a SpatialData images/ group")
         for image in images:
             for pixels in (image.pixels, *(label.pixels for label in image.labels.values())):
-                if isinstance(pixels, ZarrPixels):
+                if isinstance(pixels, ZarrPixels) and not remote:
                     pixels.root = path  # later reads stay inside the store, too
             image.pixels.check()
         return SourceDocument(path=top, format=self.name, images=images, ome_xml=ome_xml)

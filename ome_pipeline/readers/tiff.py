@@ -36,6 +36,7 @@ from plexhub.ome_pipeline.metadata import (
 from plexhub.ome_pipeline.readers.base import TIFF_MAGICS, Reader
 from plexhub.ome_pipeline.readers.tiffpixels import TiffPixels
 from plexhub.ome_pipeline.source import ArrayPixels, ChannelMeta, SourceDocument, SourceImage
+from plexhub.storage import is_url, open_binary
 
 ASSOCIATED_NAMES = ("thumbnail", "label", "macro", "overview", "map", "probability")
 
@@ -46,8 +47,11 @@ logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 def open_tiff(path: str, **flags: bool) -> tifffile.TiffFile:
+    """``path`` (a file, or a URL read through fsspec in ranges) as a TiffFile."""
     try:
         opener: Any = tifffile.TiffFile  # its is_* flags are keyword-only booleans
+        if is_url(path):
+            return opener(open_binary(path), **flags)  # type: ignore[no-any-return]
         return opener(path, **flags)  # type: ignore[no-any-return]
     except tifffile.TiffFileError as exc:
         raise CorruptFileError(path, f"not a readable TIFF ({exc})",
@@ -554,6 +558,16 @@ class OmeTiffReader(_TiffBase):
 
 
 def _check_siblings(path: str, root: ET.Element, q: str, ns: dict[str, str]) -> None:
+    if is_url(path):  # one object only: planes in other objects are not read from a URL
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        for td in root.iter(f"{{{ns['ome']}}}TiffData" if ns else "TiffData"):
+            uuid = td.find(f"{q}UUID", ns)
+            if uuid is not None and uuid.get("FileName") not in (None, "", name):
+                raise UnsupportedFormatError(
+                    path, f"is a multi-file OME-TIFF (planes in {uuid.get('FileName')}); "
+                    "only single-file OME-TIFFs are read from object storage",
+                    "copy the set into a local ingest folder, or convert it to one file")
+        return
     folder = Path(path).parent
     for td in root.iter(f"{{{ns['ome']}}}TiffData" if ns else "TiffData"):
         uuid = td.find(f"{q}UUID", ns)

@@ -28,6 +28,7 @@ except (ImportError, AttributeError):  # pragma: no cover - imagecodecs is a dep
 
 from plexhub.errors import CorruptFileError, MissingFileError, UnsupportedFormatError
 from plexhub.ome_pipeline.source import Array, ByteLRU, PixelSource
+from plexhub.storage import filesystem, is_url, storage_options
 
 SEGMENT_CACHE_BYTES = 64 * 2**20
 
@@ -84,6 +85,9 @@ class TiffPixels(PixelSource):
         self.page_of = page_of
         self.sample_of = sample_of
         self.is_flags = is_flags or {}
+        # a URL: read in byte ranges through fsspec, with the options (endpoint,
+        # credentials) of the process that opened it, also inside a Dask worker
+        self.options = storage_options(path, credentials=True) if is_url(path) else None
         self._state: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -101,11 +105,27 @@ class TiffPixels(PixelSource):
         with self._lock:
             if self._state is None:
                 opener: Any = tifffile.TiffFile
-                tif = opener(self.path, **self.is_flags)
+                fs = None
+                if self.options is not None:
+                    fs, inner = filesystem(self.path, self.options)
+                    tif = opener(fs.open(inner, "rb"), **self.is_flags)
+                else:
+                    tif = opener(self.path, **self.is_flags)
                 pages = list(tif.series[self.series].levels[self.level].pages)
-                self._state = {"tif": tif, "pages": pages, "fds": {},
+                self._state = {"tif": tif, "pages": pages, "fds": {}, "fs": fs,
                                "cache": ByteLRU(SEGMENT_CACHE_BYTES)}
             return self._state
+
+    def _pread(self, state: dict[str, Any], path: str, count: int, offset: int) -> bytes:
+        """``count`` bytes at ``offset`` of the file ``path`` (a range request for a URL)."""
+        fs = state["fs"]
+        if fs is not None:
+            return bytes(fs.cat_file(path, start=offset, end=offset + count))
+        return os.pread(self._fd(state, path), count, offset)
+
+    def _size(self, state: dict[str, Any], path: str) -> int:
+        fs = state["fs"]
+        return int(fs.size(path)) if fs is not None else os.path.getsize(path)
 
     def _fd(self, state: dict[str, Any], path: str) -> int:
         fds: dict[str, int] = state["fds"]
@@ -147,7 +167,7 @@ class TiffPixels(PixelSource):
             page = self._page(state, index)
             fh = page.parent.filehandle
             if fh.path not in sizes:
-                sizes[fh.path] = os.path.getsize(fh.path)
+                sizes[fh.path] = self._size(state, fh.path)
             ends = (np.asarray(page.dataoffsets, np.int64)
                     + np.asarray(page.databytecounts, np.int64))
             if ends.size and int(ends.max()) > sizes[fh.path]:
@@ -267,7 +287,7 @@ class TiffPixels(PixelSource):
         offset, count = int(page.dataoffsets[idx]), int(page.databytecounts[idx])
         if count <= 0 or offset <= 0:
             return False
-        data = os.pread(self._fd(state, page.parent.filehandle.path), count, offset)
+        data = self._pread(state, page.parent.filehandle.path, count, offset)
         try:
             view: Any = target.reshape(-1).view(np.uint8)  # imagecodecs takes any buffer
             decoded = imagecodecs.deflate_decode(data, out=view)
@@ -295,7 +315,7 @@ class TiffPixels(PixelSource):
         offset, count = int(page.dataoffsets[idx]), int(page.databytecounts[idx])
         data: bytes | None = None
         if count > 0 and offset > 0:
-            data = os.pread(self._fd(state, fh_path), count, offset)
+            data = self._pread(state, fh_path, count, offset)
             if len(data) < count:
                 raise CorruptFileError(
                     fh_path, f"truncated: tile/strip {idx} needs {count} bytes at offset "

@@ -67,3 +67,36 @@ def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
     assert np.array_equal(g["0"][:], expect)
     assert g.attrs["ome"]["omero"]["channels"][0]["label"] == "DAPI"
     assert fs.exists(f"{url}/histograms/zarr.json")
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_dask_workers_without_aws_settings_convert_s3_to_s3(
+        tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage options (endpoint, credentials) travel with the tasks: workers started
+    without any AWS variable read an S3 source and write an S3 store, and the result is the
+    local conversion's, object for object."""
+    import os
+
+    import distributed
+
+    from tests.helpers.dask import local_cluster
+    from tests.helpers.s3 import files, objects, put_tree, s3_server
+
+    for name in [k for k in os.environ if k.startswith(("AWS_", "FSSPEC_S3"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))  # no shared files either
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with local_cluster() as cluster:  # its workers inherit this environment: no AWS_*
+        with distributed.Client(cluster) as client:
+            seen = client.run(lambda: sorted(k for k in os.environ if k.startswith("AWS_")
+                                             and "FILE" not in k))
+        assert all(v == [] for v in seen.values()), seen
+        with s3_server(monkeypatch, "incoming", "stores"):  # only the driver knows it
+            put_tree(source, "s3://incoming/src.ome.tif")
+            settings = Settings(chunk_size=64, block_size=128, checkpoint_seconds=0.0,
+                                dask_scheduler=cluster.scheduler_address)
+            convert("s3://incoming/src.ome.tif", "s3://stores/img.ome.zarr", settings=settings)
+            local = tmp_path / "local.ome.zarr"
+            convert(source, local, settings=Settings(chunk_size=64, block_size=128))
+            assert objects("s3://stores/img.ome.zarr") == files(local)

@@ -17,9 +17,16 @@ SOURCE = ("plexhub", "api", "ome_pipeline", "widgets", "hub", "policies", "exten
 
 def test_the_store_root_is_the_store_and_the_images_group() -> None:
     assert Image(id="a", store_uri="/data/S1/abc", store_key="0",
-                 status="ready").store_root() == Path("/data/S1/abc/0")
+                 status="ready").store_root().path == Path("/data/S1/abc/0")
     assert Image(id="a", store_uri="/data/S1/abc", store_key="",
-                 status="ready").store_root() == Path("/data/S1/abc")
+                 status="ready").store_root().path == Path("/data/S1/abc")
+    s3 = Image(id="a", store_uri="s3://bucket/S1/abc", store_key="0",
+               status="ready").store_root()
+    assert (s3.remote, s3.url) == (True, "s3://bucket/S1/abc/0")
+    local = Image(id="a", store_uri="/data/S1/abc", store_key="", status="ready").store_root()
+    assert local / "tables" == Path("/data/S1/abc/tables")  # a local store reads as a path
+    with pytest.raises(ValueError, match="not a local folder"):
+        s3 / "tables"
     for unready in (Image(id="a", store_uri=None, store_key="", status="ready"),
                     Image(id="a", store_uri="/data/S1/abc", store_key="", status="pending")):
         with pytest.raises(NotFoundError, match="no converted store yet"):

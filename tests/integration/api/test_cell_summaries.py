@@ -24,7 +24,7 @@ def store_root(api: Api, image_id: str) -> Path:
     with state.db.new_session() as s:
         image = s.get(Image, image_id)
         assert image is not None
-        return image.store_root()
+        return image.store_root().path
 
 
 def ingest(api: Api, code: str, seed: int, meta: dict[str, str]) -> str:

@@ -23,6 +23,7 @@ from plexhub.client import ApiClient
 from plexhub.ome_pipeline.analysis import analyze
 from plexhub.ome_pipeline.synthetic import SyntheticSpec
 from plexhub.settings import Settings
+from plexhub.storage import StoreRoots
 from tests.helpers.api import ADMIN
 from tests.helpers.httpapi import ingest
 from tests.helpers.server import running_server
@@ -32,11 +33,11 @@ RULES = {"T": "CD3+", "cytotoxic T": "CD3+ CD8+", "B": "CD20+ CD3-", "macrophage
 
 
 def store_root(settings: Settings, image_id: str) -> Path:
-    db = Database(settings.catalog_url)
+    db = Database(settings.catalog_url, store_roots=StoreRoots.from_settings(settings))
     with db.new_session() as s:
         row = s.get(ImageRow, image_id)
         assert row is not None
-        return row.store_root()
+        return row.store_root().path
 
 
 @pytest.mark.slow

@@ -1,0 +1,197 @@
+"""Stores on object storage vs local disk, side by side in one run (issue 15), as ratios.
+
+    python bench/s3.py                 # 4 x 4,096^2 uint16, 3 rounds
+    python bench/s3.py --size 8192 --channels 8 --rounds 3
+    python bench/s3.py --smoke         # 2 x 1,024^2, 1 round: does it run?
+
+An S3-compatible server (moto's, ``python -m moto.server``) is started on a free loopback
+port as a child process; the source is a synthetic OME-TIFF
+(``plexhub.ome_pipeline.synthetic.write_ome_tiff``) in ``bench/out/s3/``. Measured, alternating
+local and S3 in every round:
+
+* convert    -- wall seconds of ``plexhub.ome_pipeline.convert`` (local threads) to a folder
+                under ``bench/out/s3/`` vs to ``s3://bench/<round>.ome.zarr``;
+* first tile -- wall ms of the first 512^2 JPEG tile from a store this process never opened
+                (a new ``TileEngine``, the default preset read from the store's histograms), S3
+                vs local;
+* tile CPU   -- median process CPU ms per rendered 512^2 JPEG tile (tile cache off) over every
+                tile of level 0, S3 vs local.
+
+Goals (issue 15): convert <= 1.3x, first tile from S3 <= 300 ms, tile CPU <= 1.5x. moto is a
+Python server on the same cores (it answers slower than a real object store and competes
+for the CPU): read the ratios as an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out" / "s3"
+GOALS = {"convert": 1.3, "tile_cpu": 1.5}
+FIRST_TILE_GOAL_MS = 300.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_s3() -> subprocess.Popen[bytes]:
+    """moto's S3 server in a child process (its CPU is not charged to the tiles)."""
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("bench/s3.py: moto's server did not start") from None
+            time.sleep(0.1)
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint})
+    import fsspec
+
+    fsspec.filesystem("s3", endpoint_url=endpoint).mkdir("bench")
+    return server
+
+
+def _image(store: str, result: Any) -> Any:
+    """The catalog row the API would hold for the converted store (no database here)."""
+    from plexhub.api.models import Image
+
+    summary = result.images[0]
+    return Image(id=f"bench-{time.time_ns()}", study_id=0, source_uri="bench", fingerprint="b",
+                 store_uri=store, store_key=summary.path, axes=summary.axes,
+                 levels=[list(lv.shape) for lv in summary.levels], dtype=summary.dtype,
+                 channels=[{"index": c.index, "label": c.label, "color": c.color}
+                           for c in summary.channels], status="ready")
+
+
+def _tiles(image: Any) -> tuple[float, float]:
+    """(first tile wall ms from a never-opened store, median CPU ms of the other tiles)."""
+    from plexhub.api import preset_store
+    from plexhub.api.tiles import Render, TileEngine, tile_region
+    from plexhub.ome_pipeline.autocontrast import default_preset
+    from plexhub.storage import connect
+
+    engine = TileEngine(0)
+    if image.store_root().remote:  # as in a fresh API process, which makes its S3 client
+        import s3fs  # at start (plexhub.storage.connect), not at a request
+
+        s3fs.S3FileSystem.clear_instance_cache()
+        connect(image.store_root().url)
+    t0 = time.perf_counter()
+    preset = default_preset(preset_store.image_channels(image), preset_store.histograms(image),
+                            image.dtype or "uint16", name="default")
+    region = tile_region(image, 0, 0, 0, 512, 0, 0)
+    engine.render(Render(image=image, preset=preset, region=region, fmt="jpeg", quality=85))
+    first = (time.perf_counter() - t0) * 1e3
+    h, w = image.levels[0][-2:]
+    cpu = []
+    for r in range(-(-h // 512)):
+        for c in range(-(-w // 512)):
+            region = tile_region(image, 0, r, c, 512, 0, 0)
+            t = time.process_time()
+            engine.render(Render(image=image, preset=preset, region=region, fmt="jpeg",
+                                 quality=85))
+            cpu.append((time.process_time() - t) * 1e3)
+    return first, statistics.median(cpu)
+
+
+def run(size: int, channels: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+    from plexhub.ome_pipeline import convert
+    from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+    from plexhub.settings import Settings
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = OUT / f"src-{channels}x{size}.ome.tif"
+    if not src.exists():
+        print(f"writing the source {src} ...", file=sys.stderr, flush=True)
+        write_ome_tiff(src, SyntheticSpec(size_y=size, size_x=size, channels=channels,
+                                          tile=512, seed=1))
+    server = _start_s3()
+    settings = Settings()
+    got: dict[str, dict[str, list[float]]] = {k: {"local": [], "s3": []}
+                                              for k in ("convert", "first_tile", "tile_cpu")}
+    try:
+        for k in range(rounds):
+            for where in ("local", "s3") if k % 2 == 0 else ("s3", "local"):
+                dst = f"s3://bench/r{k}.ome.zarr" if where == "s3" else \
+                    str(OUT / "runs" / f"r{k}.ome.zarr")
+                if where == "local":
+                    shutil.rmtree(dst, ignore_errors=True)
+                    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+                t0 = time.perf_counter()
+                result = convert(src, dst, settings=settings, overwrite=True,
+                                 show_progress=False)
+                got["convert"][where].append(time.perf_counter() - t0)
+                first, cpu = _tiles(_image(dst, result))
+                got["first_tile"][where].append(first)
+                got["tile_cpu"][where].append(cpu)
+                print(f"round {k + 1} {where:5}: convert {got['convert'][where][-1]:.2f} s, "
+                      f"first tile {first:.0f} ms, tile CPU {cpu:.1f} ms",
+                      file=sys.stderr, flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(OUT / "runs", ignore_errors=True)
+    return got
+
+
+def report(got: dict[str, dict[str, list[float]]]) -> bool:
+    """Print the table; True when every goal holds."""
+    ok = True
+    print("| measure | local | S3 | ratio | goal |")
+    print("| --- | --- | --- | --- | --- |")
+    for key, unit in (("convert", "s"), ("first_tile", "ms"), ("tile_cpu", "ms")):
+        local = statistics.median(got[key]["local"])
+        remote = statistics.median(got[key]["s3"])
+        ratio = remote / local if local else float("inf")
+        if key == "first_tile":
+            goal, met = f"S3 <= {FIRST_TILE_GOAL_MS:.0f} ms", remote <= FIRST_TILE_GOAL_MS
+        else:
+            goal, met = f"<= {GOALS[key]}x", ratio <= GOALS[key]
+        ok &= met
+        print(f"| {key} | {local:.2f} {unit} | {remote:.2f} {unit} | {ratio:.2f}x | "
+              f"{goal} {'met' if met else 'MISSED'} |")
+    return ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=4096, help="image edge in pixels")
+    ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="2 x 1,024^2, one round")
+    args = ap.parse_args()
+    if args.smoke:
+        args.size, args.channels, args.rounds = 1024, 2, 1
+    for name in [k for k in os.environ if k.startswith("PLEXHUB_")]:
+        del os.environ[name]  # plexhub at its defaults
+    got = run(args.size, args.channels, args.rounds)
+    report(got)
+    if args.smoke and not all(got[k]["s3"] for k in got):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
