@@ -127,11 +127,11 @@ def _change_visibility(session: Session, actor: Principal | str, preset: Preset,
 
 def create_default(session: Session, image: Image) -> None:
     """Image hook: the auto-contrast default preset, saved when an image becomes ready."""
-    from plexhub.ome_pipeline.autocontrast import default_preset
+    from plexhub.ome_pipeline.autocontrast import default_view
 
     study = session.get(Study, image.study_id)
-    doc = default_preset(image_channels(image), histograms(image), image.dtype or "uint16",
-                         name=DEFAULT_NAME)
+    doc = default_view(image_channels(image), histograms(image), image.dtype or "uint16",
+                       name=DEFAULT_NAME)
     save_version(session, "system", name=DEFAULT_NAME, scope="image", target=image.id,
                  study=study, document=doc, is_default=True)
 
@@ -217,10 +217,10 @@ def resolve(session: Session, user: Principal, image: Image, study: Study,
                                                      Preset.target == image.id,
                                                      Preset.is_default.is_(True)))
         if preset is None:
-            from plexhub.ome_pipeline.autocontrast import default_preset
+            from plexhub.ome_pipeline.autocontrast import default_view
 
-            return None, default_preset(image_channels(image), histograms(image),
-                                        image.dtype or "uint16", name=DEFAULT_NAME)
+            return None, default_view(image_channels(image), histograms(image),
+                                      image.dtype or "uint16", name=DEFAULT_NAME)
         version = latest_version(session, preset.id)
         assert version is not None
         return version, document_of(version)

@@ -2,6 +2,8 @@
 
 ``auto_window`` looks up two percentiles (or the min and max) of one stored histogram;
 ``default_preset`` does that for every channel and records how in the preset's provenance.
+``default_view`` is the view of an image when no preset is chosen, the same on every path
+(the API's default preset and tiles, the notebook viewer, the napari plugin).
 A window must have ``end > start``: when both percentiles land in the same histogram bin
 (sparse markers whose pixels are mostly background) the channel's maximum is used as the
 end instead, and a constant channel gets a window one raw unit wide.
@@ -113,3 +115,17 @@ def default_preset(image_channels: Sequence[Channel], histograms: Histograms,
         upper=upper if method == "percentile" else None, level=level, pixels=pixels,
         source=f"histogram of level {level}, {pixels} pixels")
     return RenderPreset(name=name, channels=entries, provenance=provenance)
+
+
+DEFAULT_ACTIVE = 4  # channels on in the default view: more than four additive colours wash out
+
+
+def default_view(image_channels: Sequence[Channel], histograms: Histograms,
+                 dtype: npt.DTypeLike, *, name: str = "default") -> RenderPreset:
+    """The one default for an image with no preset chosen: 0.1-99.9 % windows from the
+    stored histograms, the image's colours, the first :data:`DEFAULT_ACTIVE` channels on.
+    The API saves it as an image's default preset and renders it when a request names
+    none; the notebook viewer and the napari plugin open a local store with it, so the same
+    store looks the same everywhere."""
+    return default_preset(image_channels, histograms, dtype, max_active=DEFAULT_ACTIVE,
+                          name=name)

@@ -1,7 +1,7 @@
 """plexhub.widgets: the notebook viewer and the napari plugin.
 
 ``from plexhub.widgets import Viewer`` shows an OME-Zarr path or an API image in a notebook.
-Heavy imports (anywidget, bokeh, napari) happen only when a viewer is made.
+Heavy imports (anywidget, zarr, napari) happen only when a viewer is made.
 """
 
 from __future__ import annotations

@@ -1,99 +1,59 @@
-"""The per-channel histogram under the viewer: bokeh, log counts, the window as a box whose
-edges can be dragged (bokeh's editable ``BoxAnnotation``) to set the channel's window.
+"""The per-channel histogram under the viewer's channel panel: the focused channel's stored
+histogram, log counts, the window as a box whose edges can be dragged to set the window.
 
-BokehJS must be in the page before a ``BokehModel`` can draw: :func:`ensure_bokehjs` loads
-the INLINE resources once per kernel (the default CDN is unreachable offline and behind
-many CRO firewalls).
+The browser half draws it on its own canvas (``static/viewer.js``); this module only prepares
+what it draws: the stored histogram, rebinned to at most :data:`MAX_BINS` bars, as a synced
+trait. An earlier version embedded a bokeh figure through jupyter_bokeh's ``BokehModel``;
+that view calls ``window.Bokeh.require`` when it is created, and BokehJS only reaches the page
+through an ``output_notebook`` output that JupyterLab runs when that output is attached. In
+the same cell as the widget (or after a page reload, when the kernel had already loaded it
+once) the view was created first and every viewer showed "Click to show javascript error".
+Drawing it ourselves needs no BokehJS in the page, nothing inline of several megabytes in
+each notebook, and no bokeh import in the kernel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-_LOADED = False
+MAX_BINS = 256
 
 
-def ensure_bokehjs() -> None:
-    global _LOADED
-    from IPython import get_ipython
-
-    if get_ipython() is None:  # not in a kernel (a script, the tests): nothing to load into
-        return
-    if not _LOADED:
-        from bokeh.io import output_notebook
-        from bokeh.resources import INLINE
-
-        output_notebook(INLINE, hide_banner=True)
-        _LOADED = True
+def rebin(edges: Sequence[float], counts: Sequence[float],
+          max_bins: int = MAX_BINS) -> tuple[list[float], list[float]]:
+    """(edges, counts) with at most ``max_bins`` bins, adjacent bins summed."""
+    e = np.asarray(edges, np.float64)
+    c = np.asarray(counts, np.float64)
+    if c.size == 0 or e.size != c.size + 1:
+        return [0.0, 1.0], [0.0]
+    group = -(-c.size // max_bins)
+    if group > 1:
+        pad = (-c.size) % group
+        c = np.concatenate([c, np.zeros(pad)]).reshape(-1, group).sum(axis=1)
+        e = np.concatenate([e[:-1:group], e[-1:]])
+    return e.tolist(), c.tolist()
 
 
 class HistogramPanel:
-    """One figure; :meth:`show` switches it to a channel row (see ``PanelState``)."""
+    """What the histogram shows; :meth:`show` switches it to a channel row."""
 
-    def __init__(self, histograms: Sequence[Mapping[str, Any]],
-                 on_window: Callable[[int, float, float], None]) -> None:
-        from bokeh.models import ColumnDataSource
-        from bokeh.models.annotations import BoxAnnotation, Title
-        from bokeh.plotting import figure
-
+    def __init__(self, histograms: Sequence[Mapping[str, Any]]) -> None:
         self.histograms = {int(h.get("index", i)): h for i, h in enumerate(histograms)}
-        self.on_window = on_window
         self.index = -1
-        self._updating = False
-        self.source = ColumnDataSource({"left": [], "right": [], "top": [], "bottom": []})
-        fig = figure(height=170, width=640, y_axis_type="log", toolbar_location=None,
-                     tools="xpan,xwheel_zoom,reset", title="")
-        fig.quad(left="left", right="right", top="top", bottom="bottom", source=self.source,
-                 fill_color="#888888", line_color=None)
-        fig.yaxis.axis_label = "pixels"
-        self.box = BoxAnnotation(left=0, right=1, fill_alpha=0.15, fill_color="#3a7bd5",
-                                 line_color="#3a7bd5", editable=True)
-        fig.add_layout(self.box)
-        self.box.on_change("left", self._box_moved)
-        self.box.on_change("right", self._box_moved)
-        self.figure = fig
-        self.title = Title(text="")
-        fig.title = self.title
-        self._widget: Any = None
+        self.data: dict[str, Any] = {}
 
-    @property
-    def widget(self) -> Any:
-        """The jupyter_bokeh widget (made on first use, after BokehJS is loaded)."""
-        if self._widget is None:
-            from jupyter_bokeh import BokehModel
-
-            ensure_bokehjs()
-            self._widget = BokehModel(self.figure)
-        return self._widget
-
-    def show(self, row: Mapping[str, Any]) -> None:
-        """Draw channel ``row['index']``'s histogram and window."""
-        self._updating = True
-        try:
-            index = int(row["index"])
-            if index != self.index:
-                self.index = index
-                stored = self.histograms.get(index) or {}
-                edges = np.asarray(stored.get("edges") or [0.0, 1.0], np.float64)
-                counts = np.asarray(stored.get("counts") or [0], np.float64)
-                keep = counts > 0
-                self.source.data = {"left": edges[:-1][keep].tolist(),
-                                    "right": edges[1:][keep].tolist(),
-                                    "top": counts[keep].tolist(),
-                                    "bottom": [0.8] * int(keep.sum())}
-                self.title.text = f"{row.get('marker') or row.get('label')} (channel {index})"
-            self.box.left, self.box.right = float(row["start"]), float(row["end"])
-            self.box.fill_color = self.box.line_color = f"#{row.get('color') or '3A7BD5'}"
-        finally:
-            self._updating = False
-
-    def _box_moved(self, _attr: str, _old: Any, _new: Any) -> None:
-        if self._updating or self.index < 0:
-            return
-        left, right = self.box.left, self.box.right
-        if not isinstance(left, int | float) or not isinstance(right, int | float):
-            return  # bokeh allows screen units and dates; the window is in data units
-        self.on_window(self.index, min(left, right), max(left, right))
+    def show(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The histogram of channel ``row['index']`` (edges, counts, title) for the browser;
+        the window and colour come from the row itself, which the browser has."""
+        index = int(row["index"])
+        if index != self.index:
+            stored = self.histograms.get(index) or {}
+            edges, counts = rebin(stored.get("edges") or [0.0, 1.0],
+                                  stored.get("counts") or [0])
+            self.index = index
+            self.data = {"index": index, "edges": edges, "counts": counts,
+                         "title": f"{row.get('marker') or row.get('label')} (channel {index})"}
+        return self.data

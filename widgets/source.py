@@ -6,9 +6,9 @@ configured API, or a plexhub image URL (``http(s)://…/api/v1/images/<id>``, al
 ``…/images/<id>`` pages). API images are read through the API's permission-checked raw zarr
 endpoint, so the kernel never needs the store's path.
 
-Metadata is read tolerantly: missing colours get the palette, missing or odd windows are
-replaced by windows from the stored histograms (or from the smallest level when a store has
-no ``histograms.json``), integer label images get a label-friendly preset.
+Metadata is read tolerantly: missing colours get the palette; the default view takes its
+windows from the stored histograms (or from the smallest level when a store has none), never
+from the ``omero`` block, so a local store opens exactly as the API renders it.
 """
 
 from __future__ import annotations
@@ -18,20 +18,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import numpy.typing as npt
 
-from plexhub.client import ApiClient
 from plexhub.colors import palette_color
 from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
 from plexhub.ome_pipeline import histogram as hist
-from plexhub.ome_pipeline.autocontrast import default_preset
+from plexhub.ome_pipeline.autocontrast import default_view
 from plexhub.ome_pipeline.readers.omezarr import axes_of, ome_attrs, physical_sizes_of
 from plexhub.presets import RenderPreset, parse_preset
+
+if TYPE_CHECKING:  # httpx and the settings load only for API images (fresh-kernel time)
+    from plexhub.client import ApiClient
 
 Array = npt.NDArray[Any]
 _IMAGE_URL = re.compile(r"^(?P<base>https?://.+?)(?:/api/v1)?(?:/portal)?/images/"
@@ -136,16 +138,16 @@ class ImageSource:
                 for c in range(data.shape[0])]
 
     def default_preset(self) -> RenderPreset:
-        """The API's default preset, else the store's ``omero`` block when it is usable,
-        else auto-contrast (0.1-99.9 %) from the histograms."""
+        """The API's default preset for an API image; for a local store the same default
+        the API would compute for it (:func:`~plexhub.ome_pipeline.autocontrast.default_view`:
+        windows from the stored histograms, the first four channels on), so a store looks
+        the same in the notebook as through the API's tiles."""
         if self.client is not None and self.image_id is not None:
             for summary in self.client.presets(self.image_id):
                 if summary.get("is_default"):
                     return parse_preset(self.client.preset(summary["id"])["document"])
-        auto = default_preset(self.channels, self.histograms(), self.dtype,
-                              max_active=None if self.size("c") <= 8 else 4,
-                              name="label" if self.is_label else "auto")
-        return merge_omero(auto, self.omero)
+        return default_view(self.channels, self.histograms(), self.dtype,
+                            name="label" if self.is_label else "default")
 
     def _read_json(self, name: str) -> Any:
         try:
@@ -156,37 +158,6 @@ class ImageSource:
             return json.loads(path.read_text()) if path.is_file() else None
         except (NotFoundError, ValueError, OSError):
             return None
-
-
-def merge_omero(auto: RenderPreset, omero: dict[str, Any]) -> RenderPreset:
-    """``auto`` with the activity, colours and windows of a stored ``omero`` block where they
-    are usable (real-world blocks miss colours or carry end <= start: those keep ``auto``)."""
-    stored = omero.get("channels") if isinstance(omero, dict) else None
-    if not isinstance(stored, list) or len(stored) != len(auto.channels):
-        return auto
-    doc = auto.model_dump(mode="json", exclude_none=True)
-    for entry, ch in zip(doc["channels"], stored, strict=True):
-        if not isinstance(ch, dict):
-            continue
-        if isinstance(ch.get("active"), bool):
-            entry["active"] = ch["active"]
-        color = str(ch.get("color") or "").lstrip("#")
-        if re.fullmatch(r"[0-9A-Fa-f]{6}", color):
-            entry["color"] = color.upper()
-            entry.pop("lut", None)
-        w: dict[str, Any] = ch["window"] if isinstance(ch.get("window"), dict) else {}
-        start, end = w.get("start"), w.get("end")
-        if isinstance(start, int | float) and isinstance(end, int | float) and _number(start) \
-                and _number(end) and float(end) > float(start):
-            entry["window"]["start"], entry["window"]["end"] = float(start), float(end)
-    try:
-        return parse_preset(doc)
-    except InputError:
-        return auto
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
 def _open_group(store: Any) -> Any:
@@ -292,6 +263,8 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
     text = str(image)
     parsed = parse_image_url(text) if text.startswith(("http://", "https://")) else None
     if parsed is not None:
+        from plexhub.client import ApiClient
+
         base, image_id = parsed
         if client is None or not parsed[0].startswith(client.base_url):
             env = ApiClient.from_settings()
@@ -300,6 +273,8 @@ def open_image(image: str | Path | ImageSource, client: ApiClient | None = None,
         return open_api_image(client, image_id)
     if isinstance(image, Path) or Path(text).expanduser().exists() or "/" in text:
         return open_path(text, series)
+    from plexhub.client import ApiClient
+
     client = client or ApiClient.from_settings()
     if client is None:
         raise InputError(f"image {text!r}", "is neither an existing path nor an API image id "

@@ -1,8 +1,11 @@
-"""``Viewer``: the notebook viewer (anywidget canvas + channel panel + bokeh histogram).
+"""``Viewer``: the notebook viewer (anywidget canvas + channel panel + histogram).
 
 The browser part (``static/viewer.js``, shipped in the package, nothing from the internet)
-draws tiles on a canvas with pan and zoom, the channel panel, a scale bar and the values
-under the cursor. Every edit goes to the kernel as a message; :class:`PanelState` applies it
+draws tiles on a canvas with pan and zoom, the channel panel, the focused channel's
+histogram with its window, a scale bar and the values under the cursor. Tiles travel as JPEG
+in binary comm buffers; the browser keeps only a few requests in flight and asks for the
+next ones from the view it shows then, so a zoom never queues tiles for views already left.
+Every edit goes to the kernel as a message; :class:`PanelState` applies it
 and the rows come back as a synced trait, so ``viewer.preset`` and ``viewer.view_state`` are
 always what the screen shows and can be set from Python.
 """
@@ -11,18 +14,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import anywidget
 import ipywidgets as ipw
 import traitlets as t
 
-from plexhub.client import ApiClient
 from plexhub.errors import InputError, PlexhubError
 from plexhub.ome_pipeline.render import encode
 from plexhub.presets import RenderPreset, content_hash
@@ -32,16 +35,21 @@ from plexhub.widgets.source import ImageSource, open_image, resolve_preset, shar
 from plexhub.widgets.state import PanelState
 from plexhub.widgets.tiles import (
     TILE,
+    TILE_FORMAT,
     Region,
     export_ome_tiff,
     export_png,
     pick_level,
     render_region,
-    tile_png,
+    tile_bytes,
     write_bytes,
 )
 
+if TYPE_CHECKING:  # httpx and the settings load only for API images (fresh-kernel time)
+    from plexhub.client import ApiClient
+
 STATIC = Path(__file__).parent / "static"
+PUSHED_TILES = 2  # tiles sent unasked after an edit (the browser keeps 3 requests in flight)
 
 
 class ViewerCanvas(anywidget.AnyWidget):
@@ -61,6 +69,7 @@ class ViewerCanvas(anywidget.AnyWidget):
     preset_ref = t.Unicode("").tag(sync=True)
     preset_list: t.List[dict[str, Any]] = t.List().tag(sync=True)
     message = t.Unicode("").tag(sync=True)
+    histogram = t.Dict().tag(sync=True)
     size = t.Dict({"width": 640, "height": 420}).tag(sync=True)
 
 
@@ -82,14 +91,12 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
         self.cells = CellOverlayControl.for_source(self.source, on_change=self._push)
         self.state = PanelState(self.source.channels, self.source.default_preset(),
                                 self.source.histograms(), on_change=self._push)
-        self.hist = HistogramPanel(self.source.histograms(), on_window=self._on_hist_window) \
-            if histogram else None
-        if self.hist is not None:  # BokehModel sends the figure as it is when made
-            self.hist.show(self.state.rows[0])
-        children = [self.canvas] + ([self.hist.widget] if self.hist is not None else []) \
-            + ([self.cells.widget] if self.cells is not None else [])
+        self.hist = HistogramPanel(self.source.histograms()) if histogram else None
+        children = [self.canvas] + ([self.cells.widget] if self.cells is not None else [])
         super().__init__(children=children, **kwargs)
         self._t = self._z = 0
+        self.tiles_rendered = 0  # tiles this viewer rendered (tests read it)
+        self._pushed: set[tuple[str, int, int, int]] = set()
         h, w = self.source.level_shapes[0]
         self.canvas.info = {
             "name": self.source.name, "width": w, "height": h, "tile": TILE,
@@ -271,11 +278,14 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget, plus a PNG of the current view for places without a kernel
-        (published notebooks, nbconvert, GitHub)."""
+        (published notebooks, nbconvert, GitHub). The PNG comes from the level nearest the
+        screen's size (at most the canvas's pixels, not the finer level the tiles use): the
+        kernel makes it before the browser can ask for the first tile."""
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
+        level = pick_level(self.source, float(self.canvas.viewport["zoom"]) / 2)
         with contextlib.suppress(PlexhubError):
-            data["image/png"] = base64.b64encode(self.export_png()).decode()
+            data["image/png"] = base64.b64encode(self.export_png(level=level)).decode()
         return bundle  # type: ignore[no-any-return]
 
     # -- plumbing -------------------------------------------------------------------------
@@ -288,15 +298,15 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             c.preset_name = st.name
             c.gen = content_hash(st.to_preset(name="")) + f":{self._t}:{self._z}" \
                 + (self.cells.gen_suffix() if self.cells is not None else "")
-        if self.hist is not None and 0 <= c.focus < len(st.rows):
-            self.hist.show(st.rows[c.focus])
+            self._show_histogram()
 
-    def _on_focus(self, change: dict[str, Any]) -> None:
-        if self.hist is not None and 0 <= change["new"] < len(self.state.rows):
-            self.hist.show(self.state.rows[change["new"]])
+    def _show_histogram(self) -> None:
+        focus, rows = self.canvas.focus, self.state.rows
+        if self.hist is not None and 0 <= focus < len(rows):
+            self.canvas.histogram = self.hist.show(rows[focus])
 
-    def _on_hist_window(self, index: int, start: float, end: float) -> None:
-        self._guarded(lambda: self.state.set_window(index, start, end))
+    def _on_focus(self, _change: dict[str, Any]) -> None:
+        self._show_histogram()
 
     def _guarded(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -340,8 +350,10 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             if kind == "tiles":
                 self._send_tiles(msg)
             elif kind == "op":
-                op = str(msg.get("op"))
+                op, gen = str(msg.get("op")), self.canvas.gen
                 self._guarded(lambda: self._op(op, dict(msg.get("args") or {})))
+                if self.canvas.gen != gen:
+                    self._push_first_tiles()
                 if op == "share" and self.canvas.message.startswith("http"):
                     self.canvas.send({"type": "share", "url": self.canvas.message})
             elif kind == "probe":
@@ -358,16 +370,51 @@ class Viewer(ipw.VBox):  # type: ignore[misc]
             self.canvas.message = "internal error: " + traceback.format_exc(limit=3)
 
     def _send_tiles(self, msg: dict[str, Any]) -> None:
+        """Answer every requested tile: the browser counts its requests in flight, so a
+        request for settings that no longer hold, or for a tile already pushed, is answered
+        ``stale`` (and not rendered)."""
         gen, level = str(msg.get("gen")), int(msg["level"])
-        if gen != self.canvas.gen:
-            return  # a request for settings that no longer hold
-        preset = self.preset
+        stale = gen != self.canvas.gen
+        preset = None if stale else self.preset
         for row, col in msg.get("tiles", [])[:64]:
-            data = tile_png(self.source, preset, level, int(row), int(col), self._t, self._z)
-            if self.cells is not None:
-                data = self.cells.composite(data, level, int(row), int(col), TILE)
-            self.canvas.send({"type": "tile", "gen": gen, "level": level, "row": row,
-                              "col": col}, buffers=[data])
+            head = {"type": "tile", "gen": gen, "level": level, "row": row, "col": col}
+            key = (gen, level, int(row), int(col))
+            if preset is None or key in self._pushed:
+                self._pushed.discard(key)  # once: a tile the browser dropped is rendered again
+                self.canvas.send(head | {"stale": True})
+                continue
+            self._send_tile(head, preset)
+
+    def _send_tile(self, head: dict[str, Any], preset: RenderPreset) -> None:
+        data = tile_bytes(self.source, preset, head["level"], int(head["row"]),
+                          int(head["col"]), self._t, self._z, TILE_FORMAT)
+        if self.cells is not None:  # the cell overlay, when on, re-encodes it (PNG)
+            data = self.cells.composite(data, head["level"], int(head["row"]),
+                                        int(head["col"]), TILE)
+        self.tiles_rendered += 1
+        mime = "image/png" if data[:4] == b"\x89PNG" else f"image/{TILE_FORMAT}"  # (overlays)
+        self.canvas.send(head | {"mime": mime}, buffers=[data])
+
+    def _push_first_tiles(self, count: int = PUSHED_TILES) -> None:
+        """After an edit from the panel, the view's centre tiles in the new settings, sent
+        unasked: the browser's own request would come one round trip later (it asks once
+        the new settings reach it; a pushed tile's request is answered ``stale``)."""
+        gen, preset = self.canvas.gen, self.preset
+        try:
+            level, (ys, xs) = self._view_region()
+        except PlexhubError:
+            return
+        vp = self.canvas.viewport
+        fy, fx = self.source.downsample(level)
+        cells = [(math.hypot((c + 0.5) * TILE * fx - vp["x"], (r + 0.5) * TILE * fy - vp["y"]),
+                  r, c)
+                 for r in range(ys.start // TILE, (ys.stop - 1) // TILE + 1)
+                 for c in range(xs.start // TILE, (xs.stop - 1) // TILE + 1)]
+        self._pushed = set()
+        for _, r, c in sorted(cells)[:count]:
+            self._pushed.add((gen, level, r, c))
+            self._send_tile({"type": "tile", "gen": gen, "level": level, "row": r, "col": c,
+                             "pushed": True}, preset)
 
     def _send_export(self, kind: str) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -66,7 +66,9 @@ function render({ model, el: root }) {
     btn("OME-TIFF", () => model.send({ type: "export", kind: "ome-tiff" }),
         "plexhub-export-tiff"),
     btn("Share", () => op("share"), "plexhub-share"));
-  const panel = el("div", { class: "plexhub-panel" }, toolbar, list);
+  const hist = el("canvas", { class: "plexhub-histogram", role: "img", height: "120",
+                              "aria-label": "histogram" });
+  const panel = el("div", { class: "plexhub-panel" }, toolbar, list, hist);
   root.append(el("div", { class: "plexhub-main" }, stage, panel), presetBar, status);
   lockBox.addEventListener("change", () => op("lock", { locked: lockBox.checked }));
   search.addEventListener("input", () => drawRows());
@@ -76,8 +78,28 @@ function render({ model, el: root }) {
   const ctx = canvas.getContext("2d");
   const tiles = new Map();    // gen/level/row/col -> ImageBitmap
   const latest = new Map();   // level/row/col -> ImageBitmap of any generation
-  const pending = new Set();
+  const pending = new Set();  // requested, not answered
+  // At most MAX_IN_FLIGHT requests wait in the kernel (it renders them one after another);
+  // the next ones come from `queue`, which every draw replaces with what the view shown
+  // then still lacks: a zoom or pan leaves the tiles of the views it passed unrequested.
+  const MAX_IN_FLIGHT = 3;
+  let queue = [];
+  const counts = { requested: 0, received: 0 };
+  const ZOOM_REST_MS = 60;
+  let zoomRestsAt = 0;
   let drawQueued = false;
+
+  function pump() {
+    if (performance.now() < zoomRestsAt) return;  // draw() calls again once it rests
+    while (pending.size < MAX_IN_FLIGHT && queue.length) {
+      const t = queue.shift();
+      if (tiles.has(t.key) || pending.has(t.key)) continue;
+      pending.add(t.key);
+      counts.requested++;
+      model.send({ type: "tiles", gen: t.gen, level: t.level, tiles: [[t.row, t.col]] });
+    }
+    canvas.dataset.tilesRequested = String(counts.requested);
+  }
 
   function level() {
     const z = model.get("viewport").zoom, lv = info().levels;
@@ -101,6 +123,9 @@ function render({ model, el: root }) {
     const x0 = vp.x - width / 2 / vp.zoom, y0 = vp.y - height / 2 / vp.zoom;
     ctx.fillStyle = "#000"; ctx.fillRect(0, 0, width, height);
     const gen = model.get("gen"), want = [];
+    const need = (level, r, c, key) => {
+      if (!tiles.has(key) && !pending.has(key)) want.push({ key, gen, level, row: r, col: c });
+    };
     // underneath, the coarsest level (a tile or a few): something to see while tiles load
     const top = inf.levels.length - 1;
     if (top > lv) {
@@ -114,10 +139,7 @@ function render({ model, el: root }) {
             ctx.drawImage(bmp, (c * T * tx - x0) * vp.zoom, (r * T * ty - y0) * vp.zoom,
                           bmp.width * tx * vp.zoom, bmp.height * ty * vp.zoom);
           }
-          if (!tiles.has(key) && !pending.has(key)) {
-            pending.add(key);
-            model.send({ type: "tiles", gen, level: top, tiles: [[r, c]] });
-          }
+          need(top, r, c, key);
         }
       }
     }
@@ -126,6 +148,8 @@ function render({ model, el: root }) {
     const c1 = Math.min(Math.ceil(lw / T) - 1, Math.floor((x0 + width / vp.zoom) / fx / T));
     const r0 = Math.max(0, Math.floor(y0 / fy / T));
     const r1 = Math.min(Math.ceil(lh / T) - 1, Math.floor((y0 + height / vp.zoom) / fy / T));
+    const fine = [];
+    let exact = 0;  // tiles of these settings and this level drawn
     for (let r = r0; r <= r1; r++) {
       for (let c = c0; c <= c1; c++) {
         const key = `${gen}/${lv}/${r}/${c}`;
@@ -133,11 +157,26 @@ function render({ model, el: root }) {
         if (bmp) {
           ctx.drawImage(bmp, (c * T * fx - x0) * vp.zoom, (r * T * fy - y0) * vp.zoom,
                         bmp.width * fx * vp.zoom, bmp.height * fy * vp.zoom);
+          if (tiles.has(key)) exact++;
         }
-        if (!tiles.has(key) && !pending.has(key)) { pending.add(key); want.push([r, c]); }
+        // nearest the centre first
+        const d = Math.hypot((c + 0.5) * T * fx - vp.x, (r + 0.5) * T * fy - vp.y);
+        fine.push([d, r, c, key]);
       }
     }
-    if (want.length) model.send({ type: "tiles", gen, level: lv, tiles: want });
+    fine.sort((a, b) => a[0] - b[0]);
+    for (const [, r, c, key] of fine) need(lv, r, c, key);
+    queue = want;
+    canvas.dataset.viewTiles = String(fine.length);
+    // what this frame shows (the benchmark times "new pixels" by these)
+    canvas.dataset.drawnReceived = String(counts.received);
+    canvas.dataset.drawnGen = exact ? gen : "";
+    canvas.dataset.drawnTiles = String(exact);
+    canvas.dataset.level = String(lv);
+    // while the wheel turns, each step is a view left ~30 ms later: ask once it rests
+    const wait = zoomRestsAt - performance.now();
+    if (wait > 0) setTimeout(redraw, wait + 1);
+    pump();
     drawScaleBar(width, height, vp.zoom);
   }
   const redraw = () => { if (!drawQueued) { drawQueued = true; requestAnimationFrame(draw); } };
@@ -157,7 +196,13 @@ function render({ model, el: root }) {
     if (msg.type === "tile") {
       const key = `${msg.gen}/${msg.level}/${msg.row}/${msg.col}`;
       pending.delete(key);
-      const bmp = await createImageBitmap(new Blob([buffers[0]], { type: "image/png" }));
+      pump();
+      if (msg.stale || !buffers.length) return;  // settings changed before it was rendered
+      counts.received++;
+      canvas.dataset.tilesReceived = String(counts.received);
+      canvas.dataset.tileBytes = String((+canvas.dataset.tileBytes || 0) + buffers[0].byteLength);
+      const bmp = await createImageBitmap(new Blob([buffers[0]],
+                                                   { type: msg.mime || "image/jpeg" }));
       tiles.set(key, bmp);
       latest.set(`${msg.level}/${msg.row}/${msg.col}`, bmp);
       if (tiles.size > 600) tiles.delete(tiles.keys().next().value);
@@ -176,7 +221,7 @@ function render({ model, el: root }) {
                                            class: "plexhub-share-url", size: "80" }));
     }
   });
-  model.on("change:gen", () => { pending.clear(); redraw(); });
+  model.on("change:gen", redraw);
   model.on("change:viewport", redraw);
   model.on("change:size", redraw);
 
@@ -211,6 +256,7 @@ function render({ model, el: root }) {
     const vp = model.get("viewport"), r = canvas.getBoundingClientRect();
     const f = Math.exp(-e.deltaY * 0.0015);
     const zoom = Math.min(32, Math.max(1e-4, vp.zoom * f));
+    zoomRestsAt = performance.now() + ZOOM_REST_MS;
     const mx = e.clientX - r.left - r.width / 2, my = e.clientY - r.top - r.height / 2;
     setViewport({ x: vp.x + mx / vp.zoom - mx / zoom, y: vp.y + my / vp.zoom - my / zoom, zoom });
   }, { passive: false });
@@ -258,9 +304,9 @@ function render({ model, el: root }) {
         el("span", { class: "plexhub-label", title: `channel ${i}`,
                      onclick: () => { model.set("focus", i); model.save_changes(); drawRows(); } },
            r.marker ? `${r.marker} (${r.label})` : r.label),
-        range(r.start, "start"), range(r.end, "end"),
         num(r.start, (v) => op("set_window", { index: i, start: v, end: r.end }), "plexhub-start"),
         num(r.end, (v) => op("set_window", { index: i, start: r.start, end: v }), "plexhub-end"),
+        range(r.start, "start"), range(r.end, "end"),
         el("label", {}, "γ", num(r.gamma, (v) => op("set_gamma", { index: i, gamma: v }),
                                  "plexhub-gamma", "0.05")),
         el("label", {}, el("input", { type: "checkbox", class: "plexhub-invert", checked: r.inverted,
@@ -280,6 +326,87 @@ function render({ model, el: root }) {
       b.disabled = locked && !b.classList.contains("plexhub-undo") ? true : false;
     }
   }
+
+  // ---- histogram of the focused channel: log counts, the window as a draggable box --------
+  const hctx = hist.getContext("2d");
+  let histDrag = null;  // {edge: "start" | "end", value}
+  function histGeometry() {
+    const h = model.get("histogram") || {}, rows = model.get("rows");
+    const row = rows.find((r) => r.index === h.index);
+    if (!row || !h.edges) return null;
+    const e = h.edges, lo0 = Math.min(e[0], row.start), hi0 = Math.max(e[e.length - 1], row.end);
+    const pad = (hi0 - lo0) * 0.02 || 1;
+    const lo = lo0 - pad, hi = hi0 + pad, W = hist.width, left = 4, right = W - 4;
+    const x = (v) => left + (v - lo) / (hi - lo) * (right - left);
+    const value = (px) => lo + (px - left) / (right - left) * (hi - lo);
+    return { h, row, x, value, lo: lo0, hi: hi0 };  // labels: the data's range, unpadded
+  }
+  function drawHist() {
+    const width = Math.max(200, Math.floor(list.clientWidth || panel.clientWidth || 400));
+    if (hist.width !== width) hist.width = width;
+    const W = hist.width, H = hist.height, g = histGeometry();
+    hctx.clearRect(0, 0, W, H);
+    if (!g) { hist.setAttribute("aria-label", "histogram: none stored"); return; }
+    const { h, row, x } = g;
+    const top = 16, bottom = H - 14, peak = Math.log10(1 + Math.max(1, ...h.counts));
+    hctx.fillStyle = "#888";
+    for (let i = 0; i < h.counts.length; i++) {
+      if (!h.counts[i]) continue;
+      const x0 = x(h.edges[i]), x1 = Math.max(x0 + 1, x(h.edges[i + 1]));
+      const y = bottom - (bottom - top) * Math.log10(1 + h.counts[i]) / peak;
+      hctx.fillRect(x0, y, x1 - x0, bottom - y);
+    }
+    const start = histDrag && histDrag.edge === "start" ? histDrag.value : row.start;
+    const end = histDrag && histDrag.edge === "end" ? histDrag.value : row.end;
+    const colour = `#${row.color || "3A7BD5"}`;
+    hctx.globalAlpha = 0.2; hctx.fillStyle = colour;
+    hctx.fillRect(x(start), top, x(end) - x(start), bottom - top);
+    hctx.globalAlpha = 1; hctx.fillStyle = colour;
+    hctx.fillRect(x(start) - 1, top, 3, bottom - top);
+    hctx.fillRect(x(end) - 1, top, 3, bottom - top);
+    hist.dataset.startX = x(start).toFixed(1);  // where the edges are (tests, tools)
+    hist.dataset.endX = x(end).toFixed(1);
+    hctx.fillStyle = getComputedStyle(root).color || "#222";
+    hctx.font = "11px sans-serif"; hctx.textAlign = "left";
+    hctx.fillText(`${h.title}  window ${+start.toPrecision(6)} – ${+end.toPrecision(6)}`, 4, 11);
+    hctx.fillText(String(+g.lo.toPrecision(4)), 4, H - 2);
+    hctx.textAlign = "right"; hctx.fillText(String(+g.hi.toPrecision(4)), W - 4, H - 2);
+    hist.setAttribute("aria-label", `histogram of ${h.title}, log counts, window `
+                      + `${+start.toPrecision(6)} to ${+end.toPrecision(6)}`);
+  }
+  const histX = (e) => e.clientX - hist.getBoundingClientRect().left;
+  hist.addEventListener("mousedown", (e) => {
+    const g = histGeometry();
+    if (!g || model.get("locked")) return;
+    const px = histX(e), ds = Math.abs(px - g.x(g.row.start)), de = Math.abs(px - g.x(g.row.end));
+    if (Math.min(ds, de) > 8) return;
+    histDrag = { edge: ds <= de ? "start" : "end", value: ds <= de ? g.row.start : g.row.end };
+    e.preventDefault();
+  });
+  hist.addEventListener("mousemove", (e) => {
+    const g = histGeometry();
+    if (!g) return;
+    if (!histDrag) {
+      const px = histX(e);
+      const near = Math.min(Math.abs(px - g.x(g.row.start)), Math.abs(px - g.x(g.row.end))) <= 8;
+      hist.style.cursor = near ? "ew-resize" : "default";
+      return;
+    }
+    histDrag.value = g.value(histX(e));
+    drawHist();
+  });
+  window.addEventListener("mouseup", () => {
+    if (!histDrag) return;
+    const g = histGeometry(), d = histDrag;
+    histDrag = null;
+    if (!g) return;
+    const integer = /int/.test(info().dtype || "");
+    const v = integer ? Math.round(d.value) : +d.value.toPrecision(6);
+    const start = d.edge === "start" ? v : g.row.start, end = d.edge === "end" ? v : g.row.end;
+    op("set_window", { index: g.row.index, start: Math.min(start, end), end: Math.max(start, end) });
+    drawHist();
+  });
+  if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => drawHist()).observe(panel);
 
   let shownMsg = "";  // the kernel's last message: cleared once an operation succeeds
   let shownName = null;
@@ -302,13 +429,14 @@ function render({ model, el: root }) {
       ...items.map((p) => el("option", { value: p.ref, selected: p.ref === model.get("preset_ref") }, p.label)));
   }
 
-  model.on("change:rows", drawRows);
+  model.on("change:rows", () => { drawRows(); drawHist(); });
   model.on("change:locked", () => { drawRows(); drawStatus(); });
   model.on("change:focus", drawRows);
+  model.on("change:histogram", drawHist);
   for (const k of ["dirty", "can_undo", "message", "preset_name"]) model.on(`change:${k}`, drawStatus);
   model.on("change:preset_list", drawPresets);
   model.on("change:preset_ref", drawPresets);
-  drawRows(); drawStatus(); drawPresets(); redraw();
+  drawRows(); drawStatus(); drawPresets(); drawHist(); redraw();
 }
 
 export default { render };

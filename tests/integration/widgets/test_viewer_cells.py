@@ -61,9 +61,9 @@ def test_the_overlay_tints_cells_by_phenotype_when_toggled(analysed: Path) -> No
     for name in ("T", "B", "other"):
         assert f"{name} (" in v.cells.legend.value
     sent = capture(v)
-    plain = tile(v, sent, 0, 0, 0)
-    assert np.array_equal(plain, render_region(v.source, v.preset, 0, slice(0, TILE),
-                                               slice(0, TILE)))
+    plain = tile(v, sent, 0, 0, 0)  # a JPEG tile (quality 85): close to the composite
+    expect = render_region(v.source, v.preset, 0, slice(0, TILE), slice(0, TILE))
+    assert float(np.abs(plain.astype(int) - expect.astype(int)).mean()) < 6.0
     gen = v.canvas.gen
     v.cells.enabled = True
     assert v.canvas.gen != gen  # the browser drops its tiles and asks again
