@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from tests.helpers.api import Api
 
-
 # the sealed state and the ID token are its check (tests/integration/api/test_oidc_signatures.py)
 OIDC_CALLBACK = "/api/v1/signatures/oidc/callback"
 
