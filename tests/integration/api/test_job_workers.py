@@ -50,8 +50,10 @@ def test_no_jobs_api_queues_and_a_separate_worker_converts(tmp_path: Path,
                                                            pg_server: str) -> None:
     url = fresh_database(pg_server)
     api_dir, worker_dir = tmp_path / "api", tmp_path / "worker"  # each its own data dir
+    stores = tmp_path / "shared-stores"  # what they share: the database and the store root
     (api_dir / "incoming").mkdir(parents=True)
     common = {**os.environ, "PLEXHUB_DATABASE_URL": url, "PLEXHUB_ADMIN_TOKEN": TOKEN,
+              "PLEXHUB_STORE_ROOT": str(stores),
               "PLEXHUB_CHUNK_SIZE": "128", "PLEXHUB_BLOCK_SIZE": "256",
               "PLEXHUB_JOB_HEARTBEAT_SECONDS": "0.5", "PLEXHUB_JOB_LEASE_SECONDS": "5"}
     port = free_port()
@@ -74,9 +76,11 @@ def test_no_jobs_api_queues_and_a_separate_worker_converts(tmp_path: Path,
                 assert job["state"] == "done", (job, (tmp_path / "worker.log").read_text())
                 os.killpg(worker.pid, signal.SIGTERM)
                 assert worker.wait(timeout=60) == 0  # SIGTERM: a clean exit
-        # the worker wrote the store under its own data dir; the API serves it
-        assert list((worker_dir / "stores").rglob("zarr.json"))
-        assert not (api_dir / "stores").exists() or not any((api_dir / "stores").iterdir())
+        # the worker wrote the store under the shared root, nothing under either data dir;
+        # the API serves it
+        assert list(stores.rglob("zarr.json"))
+        for own in (api_dir, worker_dir):
+            assert not (own / "stores").exists() or not any((own / "stores").iterdir())
         r = httpx.get(f"{base}/images/{body['image_id']}/tiles/0/0/0.png", headers=h,
                       timeout=30)
         assert r.status_code == 200, r.text
