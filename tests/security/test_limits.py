@@ -118,6 +118,14 @@ def fastest(call: Callable[[], httpx.Response], tries: int = 3) -> tuple[httpx.R
     return response, best
 
 
+def fast(live: Live) -> float:
+    """FAST, plus this moment's round trip of a request that does nothing (x 3): on a loaded
+    test machine the scheduler delays every request alike, bounded work stays within it,
+    and unbounded work (a parse of megabytes, an expanded alias bomb) takes seconds."""
+    _, idle = fastest(partial(live.http.get, f"{live.api}/health"))
+    return FAST + 3 * idle
+
+
 def one_line_4xx(r: httpx.Response) -> str:
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     detail = r.json()["detail"]
@@ -153,7 +161,7 @@ def test_the_yaml_alias_bomb_is_refused_at_once_without_memory(live: Live) -> No
         r, wall = fastest(lambda: live.http.post(url, json=body, timeout=120))
     assert r.status_code == 422, r.text[:300]
     assert "alias" in one_line_4xx(r)
-    assert wall < FAST, wall
+    assert wall < fast(live), wall
     assert rss.growth_mb < 20, rss.growth_mb
 
 
@@ -169,7 +177,7 @@ def test_deep_or_large_yaml_is_refused(live: Live) -> None:
         r, wall = fastest(partial(live.http.post, url, json=body))
         assert r.status_code == status, r.text[:300]
         assert word in one_line_4xx(r)
-        assert wall < FAST, (word, wall)
+        assert wall < fast(live), (word, wall)
 
 
 # --------------------------------------------------------------------- malformed imports
@@ -235,7 +243,7 @@ def test_preset_documents_are_bounded(live: Live, doc: dict[str, Any],
     detail = one_line_4xx(r)
     for word in words:
         assert word in detail
-    assert wall < FAST, wall
+    assert wall < fast(live), wall
 
 
 # ------------------------------------------------------------------------- request bodies
@@ -289,7 +297,7 @@ def test_an_18_mb_preset_is_413_before_its_body_is_read(live: Live) -> None:
     assert status == 413, body
     assert "limit" in body["detail"]
     assert sent < 4 * 2**20  # answered long before the body was sent
-    assert wall < FAST, wall
+    assert wall < fast(live), wall
 
 
 def test_a_chunked_body_is_413_once_it_passes_the_limit(live: Live) -> None:
@@ -324,7 +332,7 @@ def test_a_15_kb_spec_bomb_is_refused_cheaply(live: Live) -> None:
                                         timeout=60))
     assert r.status_code == 413, r.text[:300]
     assert "decompresses" in one_line_4xx(r)
-    assert wall < FAST, wall
+    assert wall < fast(live), wall
     too_many = encode_spec({"channels": [channel(label=f"c{i}") for i in range(300)]})
     r = live.http.get(url, params={"spec": too_many}, timeout=60)
     assert r.status_code == 422
