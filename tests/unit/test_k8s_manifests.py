@@ -163,7 +163,7 @@ def test_the_pieces_agree() -> None:
             _container(workloads[name])["envFrom"]
 
     # stores on object storage; every pod that reads or writes them has the S3 credentials
-    assert Settings(store_root=config["PLEXHUB_STORE_ROOT"]).store_root.startswith("s3://")
+    assert str(Settings(store_root=config["PLEXHUB_STORE_ROOT"]).store_root).startswith("s3://")
     for name in ("plexhub-api", "plexhub-worker", "plexhub-dask-worker"):
         assert {"secretRef": {"name": "plexhub-s3"}} in _container(workloads[name])["envFrom"]
 
