@@ -45,13 +45,16 @@ ACTIONS: dict[str, str] = {
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
     "audit.export": "export a study's audit trail (CSV or JSON)",
+    "finding.export": "export a study's findings (the SEND-like JSON or CSV)",
+    "cells.download": "download an image's cell table (CSV or Parquet)",
     "finding.edit": "revise a recorded finding (also how a peer-review disagreement is "
                     "resolved by the primary pathologist)",
     "review.assign": "assign a study's primary pathologist and peer reviewer",
     "review.change": "change a recorded peer-review verdict (e.g. disagree to agree)",
 }
 # actions that read: a locked study still takes them
-READS = frozenset({"image.download", "audit.export"})
+READS = frozenset({"image.download", "audit.export",
+                   "finding.export", "cells.download"})
 
 Meaning = Literal["approved", "reviewed", "authored"]
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")  # fits Study.profile (20 characters)
