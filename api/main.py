@@ -169,7 +169,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
     exposes ``router`` and nothing else to register: what its routes need of the app (the
     state, the tile engine, the caller, authorization) comes through ``plexhub.api.deps``.
     ``hub``: with the JupyterHub OAuth login routes (service mode)."""
-    from plexhub.api.portal import login, pages, reviewpage
+    from plexhub.api.portal import login, pages, reviewpage, signing
     from plexhub.api.routes import (
         catalog,
         cells,
@@ -200,5 +200,6 @@ def routers(*, hub: bool) -> list[APIRouter]:
              peerreview.router,  # the findings' peer review and sign-off
              viewing.router, guides.router,  # saved views, cursor values, guided views
              login.router, pages.router,  # the sponsor portal
-             reviewpage.router]  # and its peer-review page (staff)
+             reviewpage.router,  # and its peer-review page (staff)
+             signing.router]  # signatures by a fresh identity-provider login
     return [*found, hub_routes.router] if hub else found

@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from plexhub.api import peerreview, signatures
+from plexhub.api import audit, peerreview, signatures
 from plexhub.api.db import Database, utcnow
 from plexhub.api.models import Study, WebhookDelivery
 from plexhub.settings import Settings
@@ -184,18 +184,29 @@ class WebhookSender:
             if error is None:
                 row.state, row.sent_at, row.last_error = "sent", utcnow(), ""
                 log.info("webhook %s delivered (attempt %d)", row.id, row.attempts)
+                _audit(s, row, "webhook.sent")
             else:
                 row.last_error = error
                 if row.attempts >= self.settings.findings_webhook_max_attempts:
                     row.state = "failed"
                     log.warning("webhook %s failed for good after %d attempts: %s", row.id,
                                 row.attempts, error)
+                    _audit(s, row, "webhook.failed")
                 else:
                     wait = backoff(self.settings, row.attempts)
                     row.next_attempt_at = utcnow() + timedelta(seconds=wait)
                     log.warning("webhook %s attempt %d failed (%s); next in %.1f s", row.id,
                                 row.attempts, error, wait)
             s.commit()
+
+
+def _audit(session: Session, row: WebhookDelivery, action: str) -> None:
+    """The export's outcome in the study's trail (issue 14: an export is audited), by the
+    service itself, with the SHA-256 of the body that was (or would have been) sent."""
+    audit.record(session, audit.SYSTEM, action, "webhook", row.id, study_code=row.study_code,
+                 after={"event": row.event, "attempts": row.attempts,
+                        "last_error": row.last_error,
+                        "sha256": hashlib.sha256(row.payload.encode("utf-8")).hexdigest()})
 
 
 def deliveries(session: Session, study_code: str) -> list[dict[str, Any]]:

@@ -45,13 +45,24 @@ ACTIONS: dict[str, str] = {
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
     "audit.export": "export a study's audit trail (CSV or JSON)",
+    "finding.export": "export a study's findings (the SEND-like JSON or CSV)",
+    "cells.download": "download an image's cell table (CSV or Parquet)",
     "finding.edit": "revise a recorded finding (also how a peer-review disagreement is "
                     "resolved by the primary pathologist)",
     "review.assign": "assign a study's primary pathologist and peer reviewer",
     "review.change": "change a recorded peer-review verdict (e.g. disagree to agree)",
+    "annotation.edit": "change a recorded annotation (its next version)",
+    "annotation.delete": "delete an annotation (a version marked deleted; the earlier ones "
+                         "are kept)",
+    "guide.publish": "publish a guided view (a version) to the study's sponsors",
+    "guide.revoke": "revoke a published guided view version (kept for staff and the audit)",
+    "view.save": "save the caller's own view of an image (personal: a locked study still "
+                 "takes it)",
 }
-# actions that read: a locked study still takes them
-READS = frozenset({"image.download", "audit.export"})
+# actions that read (or keep only the caller's own viewing state): a locked study still
+# takes them
+READS = frozenset({"image.download", "audit.export", "finding.export", "cells.download",
+                   "view.save"})
 
 Meaning = Literal["approved", "reviewed", "authored"]
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")  # fits Study.profile (20 characters)

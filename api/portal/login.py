@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from plexhub.api import audit
 from plexhub.api.auth import SESSION_PREFIX
-from plexhub.api.deps import SESSION_COOKIE, Public, State
+from plexhub.api.deps import SESSION_COOKIE, AppState, Public, State
 from plexhub.api.portal.web import base, page, safe_next
 from plexhub.limits import LOGIN_FORM_BYTES as MAX_FORM
 
@@ -52,7 +53,8 @@ async def login(request: Request, st: State) -> Response:
                                             "error": "the form came from another site"},
                     status_code=403)
     info = await run_in_threadpool(st.tokens.lookup, token) if token else None
-    if info is None:
+    if info is None:  # in the global chain: who tried is not known, where from is
+        await run_in_threadpool(_failed, st, "blank" if not token else "unknown")
         return page(request, "login.html", {"next": target, "error": "that token is unknown "
                                             "or revoked, or it expired"},
                     status_code=401)
@@ -61,6 +63,15 @@ async def login(request: Request, st: State) -> Response:
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path=_cookie_path(request))
     return response
+
+
+def _failed(st: AppState, why: str) -> None:
+    """Audit a failed portal login (``login.failure``; the global chain, no study): the
+    client address and request id come from the request, the token tried is never kept."""
+    with st.db.session() as session:
+        audit.record(session, "anonymous", "login.failure", "portal", "login",
+                     after={"credential": why})
+        session.commit()
 
 
 @router.post("/logout")

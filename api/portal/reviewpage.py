@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from plexhub.api import peerreview
-from plexhub.api.deps import DbSession, Scope, VisibleStudy
+from plexhub.api.deps import DbSession, Scope, State, VisibleStudy
 from plexhub.api.portal.web import PortalRoute, page
 from plexhub.errors import NotFoundError
 from plexhub.policies.access import Principal, is_staff
@@ -27,7 +27,8 @@ router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=
 
 @router.get("/studies/{code}/review")
 def review_page(request: Request, study: VisibleStudy,
-                user: Annotated[Principal, Scope("read")], session: DbSession) -> Response:
+                user: Annotated[Principal, Scope("read")], session: DbSession,
+                st: State) -> Response:
     if not is_staff(user):
         raise NotFoundError(f"study {study.code}", "not found")
     review = peerreview.review_of(session, study.id)
@@ -37,4 +38,5 @@ def review_page(request: Request, study: VisibleStudy,
                 "peer" if user.user == review.peer_reviewer else None)
     director = bool(may_direct(user, study.created_by))
     return page(request, "review.html", {"study": study, "review": review, "role": role,
-                                         "director": director}, user)
+                                         "director": director,
+                                         "oidc": bool(st.settings.oidc_issuer)}, user)

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from plexhub.api import audit
 from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
 from plexhub.api.models import Annotation, Image
@@ -70,9 +71,10 @@ def cell_table(root: Path, image_id: str, part: str = "", limit: int | None = No
 
 @router.get("/images/{image_id}/cells", tags=["data"], response_class=Response,
             responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["parquet"]: {}}}})
-def get_cells(image_id: str, found: VisibleImage,
+def get_cells(image_id: str, found: VisibleImage, user: CurrentUser, session: DbSession,
               format: Literal["csv", "parquet"] = Query("csv")) -> Response:
-    """The image's cell table (404 until ``plexhub analyze`` has run on its store)."""
+    """The image's cell table (404 until ``plexhub analyze`` has run on its store); the
+    download is audited (``cells.download``)."""
     location = found.image.store_root()
     if location.remote:
         table = _remote_table(location, image_id)
@@ -91,6 +93,9 @@ def get_cells(image_id: str, found: VisibleImage,
             raise InputError("format=parquet", "needs pyarrow, which is not installed",
                              "ask for format=csv") from exc
         body = buf.getvalue()
+    audit.record(session, user, "cells.download", "image", image_id,
+                 study_code=found.study.code, after={"format": format, "rows": len(frame)})
+    session.commit()
     name = f"{image_id}-cells.{format}"
     return Response(body, media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -297,11 +297,23 @@ def _study_rows(session: Session, user: Principal, study: Study) -> list[dict[st
     return peerreview.export_rows(session, study, signed_only=not is_staff(user))
 
 
+def _exported(session: Session, user: Principal, study: Study,
+              format: Literal["json", "csv"]) -> list[dict[str, Any]]:
+    """The rows of a findings export, the export audited (``finding.export``, with its
+    format and row count) and committed before they leave."""
+    rows = _study_rows(session, user, study)
+    audit.record(session, user, "finding.export", "study", study.code, study_code=study.code,
+                 after={"format": format, "rows": len(rows)})
+    session.commit()
+    return rows
+
+
 @router.get("/studies/{code}/findings.json")
 def study_findings_json(study: VisibleStudy, user: Annotated[Principal, Scope("read")],
                         session: DbSession) -> list[dict[str, Any]]:
-    """The study's findings, one row per finding in a SEND MI-domain-like layout."""
-    return _study_rows(session, user, study)
+    """The study's findings, one row per finding in a SEND MI-domain-like layout (audited
+    as ``finding.export``)."""
+    return _exported(session, user, study, "json")
 
 
 @router.get("/studies/{code}/findings.csv", response_class=Response,
@@ -314,7 +326,7 @@ def study_findings_csv(study: VisibleStudy, user: Annotated[Principal, Scope("re
     buf = io.StringIO()
     writer = csv.DictWriter(buf, SEND_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    for row in _study_rows(session, user, study):
+    for row in _exported(session, user, study, "csv"):
         # such a cell is written as text
         writer.writerow({k: "'" + v if isinstance(v, str) and v[:1] in FORMULA else v
                          for k, v in row.items()})

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from sqlalchemy import func, select
 
-from plexhub.api import preset_store
+from plexhub.api import audit, preset_store
 from plexhub.api.db import utcnow
 from plexhub.api.deps import DbSession, Scope, StaffImage, VisibleImage
 from plexhub.api.models import SavedView
@@ -80,6 +80,7 @@ def save_view(request: Request, found: VisibleImage,
             view[key] = round(float(value), 3)
     row = session.scalar(select(SavedView).where(
         SavedView.owner == user.user, SavedView.image_id == image.id, SavedView.name == name))
+    before = None if row is None else dict(row.view)
     if row is None:
         count = session.scalar(select(func.count()).select_from(SavedView).where(
             SavedView.owner == user.user, SavedView.image_id == image.id)) or 0
@@ -92,6 +93,9 @@ def save_view(request: Request, found: VisibleImage,
         session.add(row)
     else:
         row.view, row.updated_at = view, utcnow()
+    # audited like every write on the study; a reader's own view, so a locked study takes it
+    audit.record(session, user, "view.save", "view", row.id, study_code=study.code,
+                 before=before, after={"image": image.id, "name": name, **view})
     session.commit()
     return view_out(request, row)
 

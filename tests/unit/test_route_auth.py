@@ -23,7 +23,8 @@ from plexhub.api.main import include_routes
 # Open on purpose: liveness, and the logins (they check the token or the hub's answer).
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/hub-login"), ("GET", "/oauth_callback"),
           ("GET", "/portal/login"), ("POST", "/portal/login"), ("POST", "/portal/logout"),
-          ("GET", "/api/v1/signatures/oidc/callback")}  # the sealed state and ID token check
+          ("GET", "/api/v1/signatures/oidc/callback"),  # the sealed state and ID token check
+          ("GET", "/portal/sign/oidc/done")}  # the same check, as a page
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,10 @@ def test_study_phenotypes_and_annotation_counts(api: Api,
 
     # counts per annotation: a rectangle, a triangle, a point (encloses nothing), a deleted one
     table = pd.read_csv(io.StringIO(api.get(f"/api/v1/images/{vehicle}/cells").text))
+    downloads = [e for e in api.get("/api/v1/audit?study=PHENO").json()
+                 if e["action"] == "cells.download"]  # the download is audited (issue 14)
+    assert [(e["entity_id"], e["after"]) for e in downloads] == [
+        (vehicle, {"format": "csv", "rows": len(table)})]
     annotations = f"/api/v1/images/{vehicle}/annotations"
     rect = [[20, 30], [150, 30], [150, 140], [20, 140], [20, 30]]
     tri = [[0, 0], [240, 0], [0, 220], [0, 0]]

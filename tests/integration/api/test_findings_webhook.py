@@ -144,12 +144,18 @@ def test_the_signoff_webhook_is_signed_retried_and_survives_a_restart(
             assert time.monotonic() < end
             time.sleep(0.05)
         assert _deliveries(api, "WH2")[0]["attempts"] == 2
+        # each delivery is an export in the study's trail (issue 14), by the service
+        sent = [e for e in api.get("/api/v1/audit?study=WH1").json()
+                if e["action"].startswith("webhook.")]
+        assert [(e["action"], e["actor"], e["after"]["attempts"]) for e in sent] == [
+            ("webhook.sent", "system", 2)]
     (first_headers, first), (headers, body) = receiver.calls[:2]
     assert len(receiver.calls) == 4
     assert json.loads(receiver.calls[3][1])["study"] == "WH2"
     assert body == first
     assert headers["x-plexhub-delivery"] == first_headers["x-plexhub-delivery"]
     want = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert sent[0]["after"]["sha256"] == hashlib.sha256(body).hexdigest()
     assert headers["x-plexhub-signature"] == f"sha256={want}"
     assert headers["x-plexhub-event"] == "findings.signed_off"
     doc = json.loads(body)
@@ -161,3 +167,20 @@ def test_the_signoff_webhook_is_signed_retried_and_survives_a_restart(
         "NECROSIS, HEPATOCELLULAR", "MILD", "pat", "rev", "signed_off", "signed")
     assert "webhook" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_a_delivery_that_fails_for_good_is_audited(settings: Settings,
+                                                   receiver: Receiver) -> None:
+    settings = settings.model_copy(update={"findings_webhook_max_attempts": 1})
+    with TestClient(create_app(settings, migrate=True)) as client:
+        api = Api(client, settings, settings.data_dir / "incoming")
+        sign_off(api, "WF1")
+        receiver.wait(1)  # 503
+        end = time.monotonic() + 10
+        while _deliveries(api, "WF1")[0]["state"] != "failed":
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        failed = [e for e in api.get("/api/v1/audit?study=WF1").json()
+                  if e["action"].startswith("webhook.")]
+        assert [(e["action"], e["actor"], e["after"]["last_error"]) for e in failed] == [
+            ("webhook.failed", "system", "HTTP 503")]

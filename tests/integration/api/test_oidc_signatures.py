@@ -133,3 +133,52 @@ def test_without_a_provider_the_flow_says_what_to_set(api: Api) -> None:
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith("OIDC signatures: are not configured")
     assert api.client.get("/api/v1/signatures/oidc/start").status_code == 401
+
+
+def test_the_portal_drives_the_provider_login_and_shows_the_credential(api: Api,
+                                                                       idp: Provider) -> None:
+    """The browser flow for a signer without a password: from the portal session to the
+    provider and back to a page with the one-time credential, which then signs."""
+    import html
+    import re
+
+    _glp(api, "G1")
+    alice = api.token("alice", "scientist")
+    c = api.client
+    assert c.get("/portal/sign/oidc", follow_redirects=False).headers["location"] \
+        .startswith("/portal/login")  # a session first
+    assert c.post("/portal/login", data={"token": alice},
+                  follow_redirects=False).status_code == 303
+    review = c.get("/portal/studies/G1/review")  # the sign-off form links the flow
+    assert review.status_code == 200, review.text
+    assert 'id="signoff-oidc" href="/portal/sign/oidc"' in review.text
+    r = c.get("/portal/sign/oidc", follow_redirects=False)
+    assert r.status_code == 303, r.text
+    url = r.headers["location"]
+    assert url.startswith(f"{idp.base}/authorize?")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert (query["prompt"], query["max_age"]) == ("login", "0")
+    assert query["redirect_uri"].endswith("/portal/sign/oidc/done")
+    r = httpx.post(f"{idp.base}/login", data={**query, "username": "alice",
+                                              "password": "alice-idp-pw"}, timeout=10)
+    back = urlsplit(r.headers["location"])
+    assert back.path == "/portal/sign/oidc/done"
+    params = {k: v[0] for k, v in parse_qs(back.query).items()}
+    page = c.get(back.path, params=params)
+    assert page.status_code == 200, page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert '<strong id="signer">alice</strong>' in page.text
+    found = re.search(r'id="signature-credential"[^>]*value="([^"]+)"', page.text)
+    assert found is not None
+    credential = html.unescape(found.group(1))
+    assert credential.startswith("oidc:")
+    assert len(credential) <= 500  # fits the portal's signature field
+    r = _lock(api, "G1", credential, alice)
+    assert r.status_code == 200, r.text
+    assert r.json()["signatures"][0]["method"] == "oidc"
+    # a replayed or forged return is a refusal page, not a credential
+    forged = {**params, "state": params["state"][:-4] + "AAAA"}
+    r = c.get(back.path, params=forged)
+    assert r.status_code == 403
+    assert 'role="alert"' in r.text
+    assert "oidc:" not in r.text
