@@ -14,6 +14,8 @@
  *                                   per slot s: sums[s] = the sum of its values, and
  *                                   picked[s*k + j] = its ranks[s*k + j]-th smallest value
  *                                   (ranks ascending within a slot), by quickselect on a copy
+ *   moments(labels, h, w, out)      per label l of an (h, w) plane: out[6l .. 6l+5] += the pixel
+ *                                   count and the sums of y, x, y², x², xy (exact integers)
  *
  * values / src: C-contiguous native uint16 buffers; labels: intp; slot_of, starts, perm,
  * ranks, sums: int64 (perm, ranks in range: group_slots / select_u16 check nothing that
@@ -231,10 +233,45 @@ static PyObject *select_u16(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *moments(PyObject *self, PyObject *args) {
+    Py_buffer lab, dst;
+    Py_ssize_t h, w;
+    if (!PyArg_ParseTuple(args, "y*nnw*:moments", &lab, &h, &w, &dst)) return NULL;
+    Py_ssize_t nlab = dst.len / (6 * 8);
+    if (h < 0 || w < 0 || lab.len != h * w * (Py_ssize_t)sizeof(Py_ssize_t) ||
+        dst.len % (6 * 8) != 0) {
+        PyBuffer_Release(&lab); PyBuffer_Release(&dst);
+        PyErr_SetString(PyExc_ValueError, "moments: labels must hold h*w intp, out 6 int64 each");
+        return NULL;
+    }
+    const Py_ssize_t *l = (const Py_ssize_t *)lab.buf;
+    int64_t *out = (int64_t *)dst.buf;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t y = 0; y < h && !bad; y++) {
+        const Py_ssize_t *row = l + y * w;
+        for (Py_ssize_t x = 0; x < w; x++) {
+            Py_ssize_t v = row[x];
+            if (v < 0 || v >= nlab) { bad = 1; break; }
+            int64_t *o = out + 6 * v;
+            o[0] += 1; o[1] += y; o[2] += x; o[3] += (int64_t)y * y; o[4] += (int64_t)x * x;
+            o[5] += (int64_t)x * y;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&lab); PyBuffer_Release(&dst);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "moments: a label outside the output");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"count_u16", count_u16, METH_VARARGS, "counts[v] += occurrences of v (uint16 values)"},
     {"mean2x2_u16", mean2x2_u16, METH_VARARGS, "2x2 mean of an (h, w) uint16 plane"},
     {"group_slots", group_slots, METH_VARARGS, "pixel indices grouped by cell (counting sort)"},
+    {"moments", moments, METH_VARARGS, "per-label pixel count and sums of y, x, y², x², xy"},
     {"select_u16", select_u16, METH_VARARGS, "per-cell sums and order statistics (uint16)"},
     {NULL, NULL, 0, NULL},
 };

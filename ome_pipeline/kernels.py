@@ -82,3 +82,14 @@ def select_u16(values: Array, perm: Array, starts: Array, ranks: Array
     _kernels.select_u16(values, np.ascontiguousarray(perm, np.int64), starts, ranks,
                         ranks.shape[1], sums, picked)
     return sums, picked
+
+
+def moments(labels: Array, size: int) -> npt.NDArray[np.int64] | None:
+    """Per label value below ``size`` of a 2-D label plane: (size, 6) int64 of the pixel count
+    and the sums of y, x, y², x², xy; None when not built."""
+    if _kernels is None:
+        return None
+    h, w = labels.shape
+    out = np.zeros((size, 6), np.int64)
+    _kernels.moments(np.ascontiguousarray(labels, np.intp), h, w, out)
+    return out

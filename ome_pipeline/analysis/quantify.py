@@ -85,26 +85,37 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
                    ) -> Measurements:
     """Measure the cells of region ``cells`` (labels, level-0 pixels whose top-left is
     ``origin``) whose centroid lies in the region's ``core``; ``read(c)`` returns channel c
-    over the same region. Sums are ``np.bincount`` over the label values themselves (no
-    sort); a cell seen whole by two overlapping regions has the same centroid in both, so
-    exactly one of them measures it."""
+    over the same region. Sums are over the label values themselves (no sort); a cell seen
+    whole by two overlapping regions has the same centroid in both, so exactly one of them
+    measures it."""
     h, w = cells.shape
     # bincount converts other index types to intp and weights to float64 on every call
     flat = np.ascontiguousarray(cells).ravel().astype(np.intp)
     size = int(flat.max()) + 1 if flat.size else 1
-    area = np.bincount(flat, minlength=size)
-    rows = np.arange(h, dtype=np.float64)
-    cols = np.arange(w, dtype=np.float64)
-    # sums of y, x, y², x², xy per label: y and x sums from per-row / per-column bincounts
-    # would need a sort; these five weighted bincounts stream through the region once each
-    ys = np.repeat(rows, w)
-    xs = np.tile(cols, h)
-    sy = np.bincount(flat, ys, size)
-    sx = np.bincount(flat, xs, size)
-    syy = np.bincount(flat, ys * ys, size)
-    sxx = np.bincount(flat, xs * xs, size)
-    sxy = np.bincount(flat, ys * xs, size)
-    del ys, xs
+    mom = kernels.moments(flat.reshape(h, w), size)
+    sy: Array
+    sx: Array
+    syy: Array
+    sxx: Array
+    sxy: Array
+    if mom is not None:  # one pass, exact integer sums (the same float64 as below)
+        area = mom[:, 0]
+        sy, sx, syy, sxx, sxy = (mom[:, k].astype(np.float64) for k in range(1, 6))
+        del mom
+    else:
+        area = np.bincount(flat, minlength=size)
+        rows = np.arange(h, dtype=np.float64)
+        cols = np.arange(w, dtype=np.float64)
+        # sums of y, x, y², x², xy per label: these five weighted bincounts stream through
+        # the region once each
+        ys = np.repeat(rows, w)
+        xs = np.tile(cols, h)
+        sy = np.bincount(flat, ys, size)
+        sx = np.bincount(flat, xs, size)
+        syy = np.bincount(flat, ys * ys, size)
+        sxx = np.bincount(flat, xs * xs, size)
+        sxy = np.bincount(flat, ys * xs, size)
+        del ys, xs
     present = area > 0
     present[0] = False
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -228,7 +239,7 @@ def _lerp(a: Array, b: Array, t: Array) -> Array:
     """``numpy.percentile``'s interpolation between the order statistics ``a <= b`` (the
     same operations in the same types, so the same float64)."""
     diff = b - a
-    out = np.add(a, diff * t)
+    out: Array = np.add(a, diff * t)
     np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5, casting="unsafe")
     return out
 

@@ -114,3 +114,16 @@ def test_selection_refuses_ranks_out_of_range() -> None:
         kernels.select_u16(values, perm, starts, np.array([[5, 2]], np.int64))  # descending
     assert kernels.select_u16(values.astype(np.float32), perm, starts,
                               np.array([[1]], np.int64)) is None
+
+
+def test_moments_equal_bincounts() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 50, (37, 53)).astype(np.intp)
+    got = kernels.moments(labels, 64)
+    assert got is not None
+    ys, xs = np.mgrid[0:37, 0:53]
+    flat = labels.ravel()
+    for k, weight in enumerate([np.ones_like(ys), ys, xs, ys * ys, xs * xs, xs * ys]):
+        assert np.array_equal(got[:, k], np.bincount(flat, weight.ravel(), 64).astype(np.int64))
+    with pytest.raises(ValueError, match="outside"):
+        kernels.moments(labels, 10)
