@@ -85,6 +85,9 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     assert table.var.loc["CD8", "threshold_method"] == "given"
     assert table.var.loc["CD3", "threshold_method"] == "otsu"
     saved = table.uns["plexhub"]
+    # the table group carries SpatialData's table format version, which its reader needs
+    tgroup = zarr.open_group(str(store / "tables" / "cells"), mode="r")
+    assert tgroup.attrs["version"] == ("0.2" if tgroup.metadata.zarr_format == 3 else "0.1")
     assert saved["thresholds"]["CD8"]["value"] == 900.0
     assert list(saved["phenotype_rules"]) == RULES
     assert saved["summary"]["counts"]["T"] == result.phenotype_counts["T"]
