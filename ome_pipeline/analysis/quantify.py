@@ -92,7 +92,7 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
     # bincount converts other index types to intp and weights to float64 on every call
     flat = np.ascontiguousarray(cells).ravel().astype(np.intp)
     size = int(flat.max()) + 1 if flat.size else 1
-    mom = kernels.moments(flat.reshape(h, w), size)
+    mom = kernels.moments(flat.reshape(h, w), size) if kernels.NATIVE else None
     sy: Array
     sx: Array
     syy: Array

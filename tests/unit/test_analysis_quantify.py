@@ -160,3 +160,18 @@ def test_order_statistics_are_numpys(scene: tuple[np.ndarray, np.ndarray, np.nda
     for q in qs:
         assert np.array_equal(blocks.percentiles[q], m.percentiles[q])
     assert np.array_equal(blocks.mean, m.mean)
+
+
+def test_compiled_and_numpy_paths_agree(scene: tuple[np.ndarray, np.ndarray, np.ndarray],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from plexhub.ome_pipeline import kernels
+
+    img, nuclei, cells = scene
+    native = quantify_array(cells, img, nuclei, percentiles=(50, 90))
+    monkeypatch.setattr(kernels, "NATIVE", False)
+    plain = quantify_array(cells, img, nuclei, percentiles=(50, 90))
+    for name in ("label", "area", "centroid", "eccentricity", "mean", "nucleus_mean",
+                 "cytoplasm_mean", "nucleus_area"):
+        assert np.array_equal(getattr(native, name), getattr(plain, name), equal_nan=True), name
+    for q in (50, 90):
+        assert np.array_equal(native.percentiles[q], plain.percentiles[q])
