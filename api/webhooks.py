@@ -52,6 +52,8 @@ def enqueue_signoff(session: Session, settings: Settings, study: Study) -> str |
     webhook is configured."""
     if not settings.findings_webhook:
         return None
+    from plexhub.api.routes.cells import study_cell_results
+
     f = peerreview.facts(session, study)
     payload = {"event": EVENT, "study": study.code,
                "signed_off_at": f.review.locked_at.isoformat()
@@ -60,7 +62,9 @@ def enqueue_signoff(session: Session, settings: Settings, study: Study) -> str |
                "peer": f.assignment.peer if f.assignment else None,
                "signatures": [signatures.public(s).model_dump(mode="json")
                               for s in f.signoffs.values()],
-               "findings": peerreview.export_rows(session, study, signed_only=False)}
+               "findings": peerreview.export_rows(session, study, signed_only=False),
+               # the analysed images' phenotype counts and densities (issue 16), for the LIMS
+               "cells": study_cell_results(session, study)}
     row = WebhookDelivery(id=uuid.uuid4().hex, event=EVENT, study_code=study.code,
                           payload=json.dumps(payload, sort_keys=True), state="pending",
                           attempts=0, next_attempt_at=utcnow(), last_error="",

@@ -24,7 +24,7 @@ from plexhub.api import audit
 from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
 from plexhub.api.models import Annotation, Image
-from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
+from plexhub.errors import InputError, NotFoundError, PermissionDeniedError, PlexhubError
 from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
 from plexhub.storage import StoreLocation
@@ -117,6 +117,27 @@ def _summary(image: Image, limit_bytes: int | None = None) -> PhenotypeSummary |
     cell_table(root, image.id, "uns",
                CELL_SUMMARY_BYTES if limit_bytes is None else limit_bytes)
     return read_summary(root)
+
+
+def study_cell_results(session: Session, study: Any) -> list[dict[str, Any]]:
+    """Each analysed image of ``study``: its id, name, LIMS metadata (as stored: this is for
+    the study's own staff and its LIMS) and phenotype counts and densities, the cell results
+    that the findings webhook carries with the signed-off findings."""
+    out: list[dict[str, Any]] = []
+    for image in session.scalars(select(Image).where(Image.study_id == study.id)
+                                 .order_by(Image.created_at, Image.series_index)).all():
+        entry: dict[str, Any] = {"image_id": image.id, "name": image.name,
+                                 "metadata": _scalar_metadata(image.metadata_ or {})}
+        try:
+            found = _summary(image)
+        except (PlexhubError, OSError, ValueError, KeyError) as e:  # a damaged table
+            out.append({**entry, "error": str(e)})  # does not stop the sign-off's call
+            continue
+        if found is not None:
+            out.append({**entry, "cells": found.cells, "area_mm2": found.area_mm2,
+                        "counts": found.counts, "density_per_mm2": found.density_per_mm2,
+                        "rules": found.rules})
+    return out
 
 
 def _scalar_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:

@@ -3,9 +3,12 @@ median and percentiles, split into nucleus and cytoplasm when the cells are larg
 their nuclei.
 
 Work is per block: a block reads its labels and then one channel at a time with a margin of
-context, measures the cells it *owns* (those whose centroid lies in its core) from
-``np.bincount`` sums over the label values and one sort per channel for the order statistics, and
-returns their rows. Memory is one block's labels and one channel plus the table itself,
+context, measures the cells it *owns* (those whose centroid lies in its core) and returns their
+rows. The order statistics are exactly ``numpy.percentile``'s (linear interpolation; the median
+is the 50th percentile). With the compiled kernels (``plexhub.ome_pipeline.kernels``) a block's
+owned pixels are grouped by cell once (a counting sort), then per 8- or 16-bit channel one pass
+sums each cell and selects its ranks (quickselect), no sort; otherwise ``np.bincount`` sums and
+one sort per channel. Memory is one block's labels and one channel plus the table itself,
 whatever the number of channels or cells. A cell wider than the margin would be cut: such
 cells are counted in ``Measurements.truncated``.
 """
@@ -18,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from plexhub.ome_pipeline import kernels
 
 Array = npt.NDArray[Any]
 ReadRegion = Callable[[int, slice, slice], Array]  # channel, ys, xs -> 2-D plane
@@ -80,26 +85,37 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
                    ) -> Measurements:
     """Measure the cells of region ``cells`` (labels, level-0 pixels whose top-left is
     ``origin``) whose centroid lies in the region's ``core``; ``read(c)`` returns channel c
-    over the same region. Sums are ``np.bincount`` over the label values themselves (no
-    sort); a cell seen whole by two overlapping regions has the same centroid in both, so
-    exactly one of them measures it."""
+    over the same region. Sums are over the label values themselves (no sort); a cell seen
+    whole by two overlapping regions has the same centroid in both, so exactly one of them
+    measures it."""
     h, w = cells.shape
     # bincount converts other index types to intp and weights to float64 on every call
     flat = np.ascontiguousarray(cells).ravel().astype(np.intp)
     size = int(flat.max()) + 1 if flat.size else 1
-    area = np.bincount(flat, minlength=size)
-    rows = np.arange(h, dtype=np.float64)
-    cols = np.arange(w, dtype=np.float64)
-    # sums of y, x, y², x², xy per label: y and x sums from per-row / per-column bincounts
-    # would need a sort; these five weighted bincounts stream through the region once each
-    ys = np.repeat(rows, w)
-    xs = np.tile(cols, h)
-    sy = np.bincount(flat, ys, size)
-    sx = np.bincount(flat, xs, size)
-    syy = np.bincount(flat, ys * ys, size)
-    sxx = np.bincount(flat, xs * xs, size)
-    sxy = np.bincount(flat, ys * xs, size)
-    del ys, xs
+    mom = kernels.moments(flat.reshape(h, w), size) if kernels.NATIVE else None
+    sy: Array
+    sx: Array
+    syy: Array
+    sxx: Array
+    sxy: Array
+    if mom is not None:  # one pass, exact integer sums (the same float64 as below)
+        area = mom[:, 0]
+        sy, sx, syy, sxx, sxy = (mom[:, k].astype(np.float64) for k in range(1, 6))
+        del mom
+    else:
+        area = np.bincount(flat, minlength=size)
+        rows = np.arange(h, dtype=np.float64)
+        cols = np.arange(w, dtype=np.float64)
+        # sums of y, x, y², x², xy per label: these five weighted bincounts stream through
+        # the region once each
+        ys = np.repeat(rows, w)
+        xs = np.tile(cols, h)
+        sy = np.bincount(flat, ys, size)
+        sx = np.bincount(flat, xs, size)
+        syy = np.bincount(flat, ys * ys, size)
+        sxx = np.bincount(flat, xs * xs, size)
+        sxy = np.bincount(flat, ys * xs, size)
+        del ys, xs
     present = area > 0
     present[0] = False
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,32 +156,58 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
     mean = np.empty((n, nch), np.float32)
     pct = {q: np.empty((n, nch), np.float32) for q in percentiles}
     split = nuclei is not None
+    total: Array
     nmean = np.empty((n, nch), np.float32) if split else None
     cmean = np.empty((n, nch), np.float32) if split else None
     in_nuc = (np.ascontiguousarray(nuclei).ravel() != 0).astype(np.float64) \
         if nuclei is not None else None
     narea = np.bincount(flat, in_nuc, size)[ids] if in_nuc is not None else None
-    starts = np.cumsum(area) - area  # where each label's pixels start once sorted by label
+    # the owned cells' pixels grouped by cell once per region (a counting sort), then per
+    # channel one pass that sums each cell and picks its order statistics by selection (no
+    # sort): plexhub.ome_pipeline.kernels, when built, for 8- and 16-bit channels
+    count = area[ids]
+    bounds = np.zeros(n + 1, np.int64)
+    np.cumsum(count, out=bounds[1:])
+    ranks, gammas = _quantile_ranks(count, percentiles)
+    perm: Array | None = None
+    if kernels.NATIVE:
+        slot_of = np.full(size, -1, np.int64)
+        slot_of[ids] = np.arange(n)
+        perm = kernels.group_slots(flat, slot_of, bounds)
+    order = np.argsort(ranks, axis=1, kind="stable")
+    sorted_ranks = np.take_along_axis(ranks, order, axis=1)
     for c in range(nch):
         raw = np.ascontiguousarray(read(c)).ravel()
-        values = raw.astype(np.float64)
-        total = np.bincount(flat, values, size)[ids]
+        picked = None
+        if perm is not None and raw.dtype.kind in "ub" and raw.dtype.itemsize <= 2:
+            got = kernels.select_u16(raw.astype(np.uint16, copy=False), perm, bounds,
+                                     sorted_ranks)
+            if got is not None:
+                sums, chosen = got
+                total = sums.astype(np.float64)
+                picked = np.empty_like(chosen)
+                np.put_along_axis(picked, order, chosen, axis=1)
+                picked = picked.astype(raw.dtype, copy=False)
+        values = None
+        if picked is None or split:
+            values = raw.astype(np.float64)
+        if picked is None:
+            assert values is not None
+            total = np.bincount(flat, values, size)[ids]
+            if pct:
+                grouped = _sorted_within(raw, flat)
+                starts = (np.cumsum(area) - area)[ids]
+                picked = grouped[starts[:, None] + ranks]
         mean[:, c] = total / a
         if nmean is not None and cmean is not None and in_nuc is not None \
-                and narea is not None:
+                and narea is not None and values is not None:
             nsum = np.bincount(flat, values * in_nuc, size)[ids]
             with np.errstate(invalid="ignore", divide="ignore"):
                 nmean[:, c] = nsum / narea
                 cmean[:, c] = (total - nsum) / (a - narea)
-        if pct:
-            grouped = _sorted_within(raw, flat)
-            first, count = starts[ids], area[ids]
-            for q, out in pct.items():
-                pos = first + q / 100.0 * (count - 1)
-                lo = np.floor(pos).astype(np.int64)
-                hi = np.minimum(lo + 1, first + count - 1)
-                frac = pos - lo
-                out[:, c] = grouped[lo] * (1 - frac) + grouped[hi] * frac
+        if pct and picked is not None:
+            for j, q in enumerate(percentiles):
+                pct[q][:, c] = _lerp(picked[:, 2 * j], picked[:, 2 * j + 1], gammas[j])
     return Measurements(
         label=ids.astype(np.uint32), area=area[ids].astype(np.int64),
         centroid=np.stack([cyo + y0, cxo + x0], axis=1), eccentricity=ecc, mean=mean,
@@ -174,16 +216,45 @@ def measure_region(cells: Array, nuclei: Array | None, read: Callable[[int], Arr
         truncated=truncated)
 
 
+def _quantile_ranks(count: Array, percentiles: Sequence[float]
+                    ) -> tuple[npt.NDArray[np.int64], list[Array]]:
+    """For each percentile q, the ranks of the two values around it in each cell of ``count``
+    pixels and the weight between them, as ``numpy.percentile``'s default (linear) method
+    computes them: columns 2j and 2j + 1 of the ranks belong to percentile j."""
+    last = count.astype(np.int64) - 1
+    ranks = np.empty((len(count), 2 * len(percentiles)), np.int64)
+    gammas = []
+    for j, q in enumerate(percentiles):
+        virtual = last.astype(np.float64) * np.true_divide(q, 100)
+        prev = np.floor(virtual)
+        gammas.append(virtual - prev)
+        prev_i = prev.astype(np.int64)
+        above = virtual >= last
+        ranks[:, 2 * j] = np.where(above, last, prev_i)
+        ranks[:, 2 * j + 1] = np.where(above, last, prev_i + 1)
+    return ranks, gammas
+
+
+def _lerp(a: Array, b: Array, t: Array) -> Array:
+    """``numpy.percentile``'s interpolation between the order statistics ``a <= b`` (the
+    same operations in the same types, so the same float64)."""
+    diff = b - a
+    out: Array = np.add(a, diff * t)
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5, casting="unsafe")
+    return out
+
+
 def _sorted_within(values: Array, groups: Array) -> Array:
     """``values`` sorted by ``groups`` (labels), then by value inside each group: one sort
-    of a combined integer key for 8- and 16-bit channels."""
+    of a combined integer key for 8- and 16-bit channels (numpy's path where the compiled
+    kernels do not apply)."""
     if values.dtype.kind in "ub" and values.dtype.itemsize <= 2:
         bits = 8 * values.dtype.itemsize
         key = (groups.astype(np.int64) << bits) | values.astype(np.int64)
         key.sort()
-        return (key & ((1 << bits) - 1)).astype(np.float64)
+        return (key & ((1 << bits) - 1)).astype(values.dtype)
     order = np.lexsort((values, groups))
-    return values[order].astype(np.float64)
+    return values[order]
 
 
 def quantify_array(cells: Array, image: Array, nuclei: Array | None = None, *,

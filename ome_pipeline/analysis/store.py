@@ -215,6 +215,12 @@ class ResultWriter:
             warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
             warnings.filterwarnings("ignore", "Writing zarr v2 data", UserWarning)
             adata.write_zarr(str(self.tmp / "table"))
+        import zarr
+
+        # SpatialData's table format version (0.1 on Zarr v2, 0.2 on v3): spatialdata's
+        # reader refuses a table without it
+        group = zarr.open_group(str(self.tmp / "table"), mode="r+")
+        group.attrs["version"] = "0.2" if self.image.zarr_format == 3 else "0.1"
         self.has_table = True
 
     def commit(self) -> None:

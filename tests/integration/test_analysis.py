@@ -85,6 +85,9 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     assert table.var.loc["CD8", "threshold_method"] == "given"
     assert table.var.loc["CD3", "threshold_method"] == "otsu"
     saved = table.uns["plexhub"]
+    # the table group carries SpatialData's table format version, which its reader needs
+    tgroup = zarr.open_group(str(store / "tables" / "cells"), mode="r")
+    assert tgroup.attrs["version"] == ("0.2" if tgroup.metadata.zarr_format == 3 else "0.1")
     assert saved["thresholds"]["CD8"]["value"] == 900.0
     assert list(saved["phenotype_rules"]) == RULES
     assert saved["summary"]["counts"]["T"] == result.phenotype_counts["T"]
@@ -94,6 +97,15 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     for row in (0, table.n_obs // 2, table.n_obs - 1):
         cid = int(table.obs["cell_id"].iloc[row])
         assert table.X[row, 0] == pytest.approx(dapi[cells == cid].mean(), rel=1e-5)
+        # the order statistics are numpy's, exactly
+        assert table.layers["median"][row, 0] == np.float32(np.median(dapi[cells == cid]))
+        assert table.layers["p90"][row, 0] == np.float32(np.percentile(dapi[cells == cid], 90))
+    # neighbourhood composition: per phenotype, the mean shares of its 10 nearest cells
+    near = saved["summary"]["neighbourhood_10_nearest"]
+    assert set(near) <= set(result.phenotype_counts)
+    assert near
+    for shares in near.values():
+        assert sum(shares.values()) == pytest.approx(1.0)
     cd3 = table.layers["positive"][:, 1].astype(bool)
     assert cd3.sum() == result.phenotype_counts["T"] + result.phenotype_counts["cytotoxic T"]
     assert not any(p.name.startswith(TMP_PREFIX) for p in store.iterdir())

@@ -77,3 +77,53 @@ def test_histograms_are_the_same_with_and_without_the_kernels(
     assert np.array_equal(native.counts, plain.counts)
     assert np.array_equal(counts, plain.counts)
     assert (native.vmin, native.vmax) == (plain.vmin, plain.vmax) == (block.min(), block.max())
+
+
+def test_grouping_and_selection_equal_a_sort() -> None:
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 60, 50_000).astype(np.intp)
+    values = rng.integers(0, 40, 50_000, dtype=np.uint16)  # many ties
+    values[labels == 5] = 9  # a cell of one value
+    owned = np.array([1, 2, 5, 17, 59, 33])  # slot order differs from label order
+    slot_of = np.full(60, -1, np.int64)
+    slot_of[owned] = np.arange(len(owned))
+    count = np.bincount(labels, minlength=60)[owned]
+    starts = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    perm = kernels.group_slots(labels, slot_of, starts)
+    assert perm is not None
+    for s, lab in enumerate(owned):
+        assert np.array_equal(perm[starts[s]:starts[s + 1]], np.flatnonzero(labels == lab))
+    ranks = np.stack([np.zeros_like(count), count // 2, count // 2, count * 9 // 10,
+                      count - 1], axis=1).astype(np.int64)
+    got = kernels.select_u16(values, perm, starts, ranks)
+    assert got is not None
+    sums, picked = got
+    for s, lab in enumerate(owned):
+        mine = np.sort(values[labels == lab])
+        assert sums[s] == int(mine.astype(np.int64).sum())
+        assert picked[s].tolist() == mine[ranks[s]].tolist()
+
+
+def test_selection_refuses_ranks_out_of_range() -> None:
+    values = np.arange(10, dtype=np.uint16)
+    perm = np.arange(10, dtype=np.int64)
+    starts = np.array([0, 10], np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        kernels.select_u16(values, perm, starts, np.array([[10]], np.int64))
+    with pytest.raises(ValueError, match="out of range"):
+        kernels.select_u16(values, perm, starts, np.array([[5, 2]], np.int64))  # descending
+    assert kernels.select_u16(values.astype(np.float32), perm, starts,
+                              np.array([[1]], np.int64)) is None
+
+
+def test_moments_equal_bincounts() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 50, (37, 53)).astype(np.intp)
+    got = kernels.moments(labels, 64)
+    assert got is not None
+    ys, xs = np.mgrid[0:37, 0:53]
+    flat = labels.ravel()
+    for k, weight in enumerate([np.ones_like(ys), ys, xs, ys * ys, xs * xs, xs * ys]):
+        assert np.array_equal(got[:, k], np.bincount(flat, weight.ravel(), 64).astype(np.int64))
+    with pytest.raises(ValueError, match="outside"):
+        kernels.moments(labels, 10)

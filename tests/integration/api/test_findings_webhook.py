@@ -23,6 +23,8 @@ from pydantic import SecretStr
 
 from plexhub.api import webhooks
 from plexhub.api.main import create_app
+from plexhub.api.models import Image
+from plexhub.ome_pipeline.analysis import analyze
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN, Api
 from tests.helpers.sample_data import ingest_synthetic
@@ -87,10 +89,19 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, receiver: Receiver)
                     findings_webhook_backoff_seconds=0.2)
 
 
-def sign_off(api: Api, code: str) -> None:
-    """A study with one slide and one finding, peer reviewed and signed off by both."""
+def sign_off(api: Api, code: str, analysed: bool = False) -> None:
+    """A study with one slide and one finding, peer reviewed and signed off by both
+    (``analysed``: the slide's cells segmented and phenotyped first)."""
     api.study(code)
-    image, _ = ingest_synthetic(api, code, f"{code}.ome.tif", 6, {"animal_id": "A-3"})
+    image, _ = ingest_synthetic(api, code, f"{code}.ome.tif", 6, {"animal_id": "A-3"},
+                                size=256)
+    if analysed:
+        state = api.client.app.state.plexhub  # type: ignore[attr-defined]
+        with state.db.new_session() as s:
+            row = s.get(Image, image)
+            assert row is not None
+            root = row.store_root().path
+        analyze(root, nuclear="DAPI", phenotypes=["bright: CD3+"], show_progress=False)
     pat, rev = api.token("pat", "scientist"), api.token("rev", "scientist")
     r = api.client.put(f"/api/v1/studies/{code}/review", json={"primary": "pat", "peer": "rev"},
                        headers=api.h())
@@ -120,7 +131,7 @@ def test_the_signoff_webhook_is_signed_retried_and_survives_a_restart(
     incoming = settings.data_dir / "incoming"
     with TestClient(create_app(settings, migrate=True)) as client:
         api = Api(client, settings, incoming)
-        sign_off(api, "WH1")
+        sign_off(api, "WH1", analysed=True)
         receiver.wait(1)  # the first call fails (503) ...
         end = time.monotonic() + 10
         while _deliveries(api, "WH1")[0]["attempts"] < 1:
@@ -165,6 +176,14 @@ def test_the_signoff_webhook_is_signed_retried_and_survives_a_restart(
     assert (finding["MISTRESC"], finding["MISEV"], finding["MIEVAL"], finding["MIPEER"],
             finding["MIRVSTAT"], finding["MISTAT"]) == (
         "NECROSIS, HEPATOCELLULAR", "MILD", "pat", "rev", "signed_off", "signed")
+    # the slide's cell results go with the findings (issue 16), with its LIMS metadata
+    (cells,) = doc["cells"]
+    assert cells["image_id"] == finding["MIIMAGE"]
+    assert cells["metadata"]["animal_id"] == "A-3"
+    assert cells["cells"] == sum(cells["counts"].values()) > 0
+    assert set(cells["counts"]) == {"bright", "other"}
+    assert cells["rules"] == ["bright: CD3+"]
+    assert json.loads(receiver.calls[3][1])["cells"] == []  # WH2's slide was not analysed
     assert "webhook" in caplog.text
     assert SECRET not in caplog.text
 
