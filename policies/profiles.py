@@ -45,6 +45,8 @@ ACTIONS: dict[str, str] = {
     "job.cancel": "cancel a conversion job",
     "job.retry": "queue a failed or cancelled job again",
     "audit.export": "export a study's audit trail (CSV or JSON)",
+    "annotation.edit": "change a drawn annotation (its next version)",
+    "annotation.delete": "delete a drawn annotation (a version marked deleted; kept)",
     "finding.edit": "revise a recorded finding (also how a peer-review disagreement is "
                     "resolved by the primary pathologist)",
     "review.assign": "assign a study's primary pathologist and peer reviewer",
