@@ -6,8 +6,11 @@ Polygon with ``properties.shape = "rectangle"``, polygon, freehand as a Polygon 
 ``POST /images/{id}/annotations`` takes a FeatureCollection: a Feature with an ``id`` that
 names an annotation of this image adds its next version (``properties.deleted: true``
 deletes it), one without adds a new annotation; it answers the Feature ids. QuPath's
-GeoJSON is read too (``properties.classification.name`` is the class) and written with
-``?format=qupath``. Findings follow the controlled vocabulary of ``policies/vocabulary``.
+GeoJSON is read too (``properties.classification.name`` is the class, ``name`` the note,
+a one-point MultiPoint a point, a UUID id in QuPath's dashed spelling the annotation it
+names) and written with ``?format=qupath`` (ids as dashed UUIDs), so an annotation exported
+to QuPath, edited there and imported back is that annotation's next version.
+Findings follow the controlled vocabulary of ``policies/vocabulary``.
 Every write is one versioned row and one audit event (``api.audit.record``: a GLP study
 needs a reason, a locked one refuses).
 
@@ -76,6 +79,8 @@ def _points(geometry: dict[str, Any]) -> list[list[float]]:
     kind, coords = geometry.get("type"), geometry.get("coordinates")
     if kind == "Point" and isinstance(coords, list):
         return [coords]
+    if kind == "MultiPoint" and isinstance(coords, list) and len(coords) == 1:
+        return list(coords)  # QuPath writes a point annotation as a one-point MultiPoint
     if kind == "Polygon" and isinstance(coords, list) and len(coords) == 1 \
             and isinstance(coords[0], list):
         return list(coords[0])
@@ -95,6 +100,8 @@ def _check_geometry(geometry: dict[str, Any], image: Image) -> str:
         if not (0 <= p[0] <= w and 0 <= p[1] <= h):
             raise InputError(f"point {p}", f"is outside the image (0-{w}, 0-{h} level-0 "
                              "pixels)")
+    if geometry["type"] == "MultiPoint":
+        geometry.update(type="Point", coordinates=pts[0])
     if geometry["type"] == "Point":
         return "point"
     if len(pts) < 4 or pts[0] != pts[-1]:
@@ -119,8 +126,26 @@ def _feature_in(raw: dict[str, Any], image: Image) -> tuple[str | None, dict[str
         label = props["classification"].get("name")
     note = props.get("note", props.get("name", ""))
     fid = raw.get("id")
-    return (str(fid)[:32] if fid else None, geometry, str(label or "")[:200],
+    return (_annotation_id(fid) if fid else None, geometry, str(label or "")[:200],
             str(note or "")[:5000], kind, bool(props.get("deleted")))
+
+
+def _annotation_id(fid: object) -> str:
+    """A Feature's id as stored: ours are 32 hex digits; QuPath writes UUIDs with dashes
+    (and our export gives them so), so a UUID in any spelling is its 32 hex digits."""
+    text = str(fid)[:64]
+    try:
+        return uuid.UUID(text).hex
+    except ValueError:
+        return text[:32]
+
+
+def _qupath_id(annotation_id: str) -> str:
+    """An annotation's id as QuPath reads it: a UUID with dashes."""
+    try:
+        return str(uuid.UUID(annotation_id))
+    except ValueError:
+        return annotation_id
 
 
 class FeatureCollection(BaseModel):
@@ -146,6 +171,8 @@ def feature_out(a: Annotation, qupath: bool = False) -> dict[str, Any]:
                  "classification": {"name": a.label} if a.label else None,
                  "isLocked": False}
         props = {k: v for k, v in props.items() if v is not None}
+        return {"type": "Feature", "id": _qupath_id(a.annotation_id), "geometry": a.geometry,
+                "properties": props}
     return {"type": "Feature", "id": a.annotation_id, "geometry": a.geometry,
             "properties": props}
 

@@ -250,3 +250,31 @@ def test_a_pathologist_draws_records_a_finding_and_moves_on(page: Page, site: Si
     page.wait_for_url(re.compile(rf".*/portal/images/{site.images[1]}$"))
     wait_js(page, READY)
     assert not errors, errors
+
+
+def test_the_first_tile_is_asked_before_the_scripts_run_and_zoom_buttons(
+        page: Page, site: Site, tmp_path: Path) -> None:
+    """Opening a slide asks for its first tile while the page is parsed (the HTML's
+    preload, before OpenSeadragon runs) and fetches no button images; the page's own zoom
+    buttons zoom in, out and back to the whole slide."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    login(page, site)
+    page.goto(f"{site.base}/portal/images/{site.images[1]}")
+    wait_js(page, READY)
+    first_tile, scripts_ran = page.evaluate("""() => {
+        const t = performance.getEntriesByType('resource').filter(e => e.name.includes('/tiles/'));
+        return [Math.min(...t.map(e => e.startTime)),
+                performance.getEntriesByType('navigation')[0].domContentLoadedEventStart]; }""")
+    assert first_tile < scripts_ran, (first_tile, scripts_ran)
+    assert not [u for u in asked if "/vendor/images/" in u], asked
+    zoom = "window.plexhubViewer.viewport.getZoom(true)"
+    home = page.evaluate(zoom)
+    page.get_by_role("button", name="Zoom in").click()
+    page.get_by_role("button", name="Zoom in").click()
+    wait_js(page, f"{zoom} > {home} * 2.2")
+    page.get_by_role("button", name="Zoom out").click()
+    wait_js(page, f"{zoom} < {home} * 1.6 && {zoom} > {home} * 1.4")
+    page.get_by_role("button", name="Whole slide").click()
+    wait_js(page, f"Math.abs({zoom} - {home}) < {home} * 0.01")
+    page.locator("#viewer-wrap").screenshot(path=str(tmp_path / "zoom-buttons.png"))

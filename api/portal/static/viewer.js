@@ -155,6 +155,9 @@
     animationTime: 0.4,
     springStiffness: 12,
     blendTime: 0,
+    // the page's own zoom buttons (below): OpenSeadragon's would fetch 12 button images
+    // while the first tiles load, on the same few connections
+    showNavigationControl: false,
     showNavigator: true,
     navigatorPosition: "BOTTOM_RIGHT",
     navigatorSizeRatio: 0.18,
@@ -427,6 +430,14 @@
       wrap.requestFullscreen();
     }
   }
+  [["zoom-in", function () { viewer.viewport.zoomBy(1.5); }],
+   ["zoom-out", function () { viewer.viewport.zoomBy(1 / 1.5); }],
+   ["zoom-home", function () { viewer.viewport.goHome(); }]].forEach(function (b) {
+    var btn = document.getElementById(b[0]);
+    if (btn) {
+      btn.addEventListener("click", function () { b[1](); viewer.viewport.applyConstraints(); });
+    }
+  });
   var fsBtn = document.getElementById("fullscreen");
   if (fsBtn) { fsBtn.addEventListener("click", fullscreen); }
   var copyBtn = document.getElementById("copy-link");

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Mapping
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
@@ -52,7 +53,7 @@ def test_annotations_are_versioned_audited_and_exported_for_qupath(api: Api) -> 
                                                            "annotation.edit"]
     # QuPath: exported with classification, and its export read back in
     qp = api.get(url, params={"format": "qupath"}).json()
-    qp["features"] = [f for f in qp["features"] if f["id"] == ids[0]]
+    qp["features"] = [f for f in qp["features"] if f["id"] == str(uuid.UUID(ids[0]))]
     assert qp["features"][0]["properties"]["classification"] == {"name": "necrosis"}
     assert qp["features"][0]["properties"]["objectType"] == "annotation"
     qp["features"][0]["id"] = "4c1e8f3e-6b1f-4f6e-9a55-3f0c2b7f5a10"  # QuPath's own UUID
@@ -138,3 +139,49 @@ def test_an_annotation_on_a_glp_study_keeps_its_reason(api: Api) -> None:
     assert api.post(url, body).status_code == 201
     events = [e for e in api.get("/api/v1/audit").json() if e["action"] == "annotation.create"]
     assert [e["reason"] for e in events] == ["primary read"]
+    # an edit or a deletion on a GLP study needs a reason (422 without, nothing written)
+    fid = api.get(url).json()["features"][0]["id"]
+    edit = {"type": "FeatureCollection",
+            "features": [{**feature(POLYGON, **{"class": "fibrosis"}), "id": fid}]}
+    r = api.post(url, edit)
+    assert r.status_code == 422, r.text
+    assert "reason" in r.text
+    gone = {"type": "FeatureCollection",
+            "features": [{**feature(POLYGON, deleted=True), "id": fid}]}
+    assert api.post(url, gone).status_code == 422
+    assert api.get(url).json()["features"][0]["properties"]["version"] == 1
+    assert api.post(url, {**edit, "reason": "class corrected"}).status_code == 201
+    events = [e for e in api.get("/api/v1/audit").json() if e["action"] == "annotation.edit"]
+    assert [e["reason"] for e in events] == ["class corrected"]
+
+
+def test_qupath_round_trip_edits_the_same_annotation(api: Api) -> None:
+    """Exported for QuPath (ids as dashed UUIDs, points as QuPath writes them back: a
+    one-point MultiPoint), changed there and imported: each is its annotation's next
+    version, nothing new."""
+    api.study("R3")
+    image, _ = ingest_synthetic(api, "R3", "r3.ome.tif", 1, {"animal_id": "A-3"})
+    url = f"/api/v1/images/{image}/annotations"
+    ids = api.post(url, {"type": "FeatureCollection", "features": [
+        feature(POLYGON, **{"class": "necrosis", "note": "focal"}),
+        feature({"type": "Point", "coordinates": [10, 12]}, **{"class": "mitosis"})]}
+    ).json()["ids"]
+    qp = api.get(url, params={"format": "qupath"}).json()
+    assert [f["id"] for f in qp["features"]] == [str(uuid.UUID(i)) for i in ids]
+    poly, point = qp["features"]
+    poly["properties"]["classification"] = {"name": "fibrosis", "color": [255, 0, 0]}
+    poly["properties"]["name"] = "bridging"
+    point["geometry"] = {"type": "MultiPoint", "coordinates": [[11, 13]]}
+    r = api.post(url, qp)
+    assert r.status_code == 201, r.text
+    assert r.json()["ids"] == ids
+    got = {f["id"]: f for f in api.get(url).json()["features"]}
+    assert set(got) == set(ids)
+    assert got[ids[0]]["properties"] | {"updated_at": ""} == {
+        "class": "fibrosis", "note": "bridging", "shape": "polygon", "version": 2,
+        "author": "admin", "updated_at": ""}
+    assert got[ids[1]]["geometry"] == {"type": "Point", "coordinates": [11, 13]}
+    assert got[ids[1]]["properties"]["version"] == 2
+    # a MultiPoint of several points is not one annotation: refused
+    many = feature({"type": "MultiPoint", "coordinates": [[1, 1], [2, 2]]})
+    assert api.post(url, {"type": "FeatureCollection", "features": [many]}).status_code == 422
