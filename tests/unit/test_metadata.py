@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from plexhub.colors import parse_color
+from plexhub.colors import hex_to_rgb, parse_color
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.metadata import (
     hex_to_ome_color,
@@ -25,6 +25,8 @@ def test_hex_parsing_accepts_hash_and_any_case() -> None:
     assert parse_color("#00ff7f") == "00FF7F"
     with pytest.raises(InputError, match="six hex digits"):
         parse_color("#FFF")
+    # the renderer, the LUTs, the notebook viewer's cell overlay and napari read colours so
+    assert hex_to_rgb(parse_color("#ff8000")) == (255, 128, 0)
 
 
 def test_akoya_triplets_and_units() -> None:
