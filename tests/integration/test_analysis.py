@@ -65,10 +65,11 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     assert cells.dtype == np.uint32
     assert int(cells.max()) == result.cells
     assert np.array_equal(cells[nuclei > 0], nuclei[nuclei > 0])
-    attrs = attrs_of(group_at(root, "labels/cells"))
+    labels = group_at(root, "labels/cells")
+    attrs = attrs_of(labels)
     meta = attrs["ome"] if version == "0.5" else attrs
     assert meta["image-label"]["source"] == {"image": "../../"}
-    assert len(meta["multiscales"][0]["datasets"]) == len(list(group_at(root, "labels/cells").arrays()))
+    assert len(meta["multiscales"][0]["datasets"]) == len(list(labels.arrays()))
     # in memory, the same segmentation of the same plane gives the same labels
     plane = render_tile(SPEC, 0, 0, 0, SPEC.size_y, SPEC.size_x)
     _, mem_cells = segment_array(WatershedSegmenter(expand=3), plane)
