@@ -52,7 +52,8 @@ from plexhub.errors import (
     PermissionDeniedError,
     PlexhubError,
 )
-from plexhub.model import FINISHED, JobState
+from plexhub.model import FINISHED as FINISHED  # the job states a wait ends on
+from plexhub.model import JobState
 from plexhub.settings import HubServerEnvironment, Settings
 
 API_PREFIX = "/api/v1"
