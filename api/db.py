@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import ColumnElement, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from plexhub.errors import ConflictError
 from plexhub.private import DIR_MODE, private_file
 
 
@@ -21,6 +23,34 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def newest_versions(session: Session, model: Any, key: Any,
+                    *where: ColumnElement[bool]) -> list[Any]:
+    """The newest version of each entity of a versioned table (annotations, findings: one row
+    per version, ``key`` the id the versions share, ``model.version`` their number) among the
+    rows ``where`` selects, in the order they were created."""
+    newest = select(key, func.max(model.version).label("v")).where(*where) \
+        .group_by(key).subquery()
+    return list(session.scalars(select(model).join(
+        newest, (key == newest.c[key.key]) & (model.version == newest.c.v))
+        .order_by(model.created_at, model.id)).all())
+
+
+def next_version(session: Session, model: Any, *where: ColumnElement[bool]) -> int:
+    """The number the next version gets among the rows ``where`` selects (1 for the first)."""
+    return int(session.scalar(select(func.max(model.version)).where(*where)) or 0) + 1
+
+
+def commit_version(session: Session, what: str) -> None:
+    """Commit a new numbered version (a published notebook, a guide); when another request
+    took the same number first (the table's unique constraint), roll back and answer 409."""
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(what, "was published by someone else at the same time",
+                            "publish again") from exc
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +22,8 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from plexhub.api.db import Base, utcnow
 from plexhub.errors import NotFoundError
+from plexhub.model import FINISHED as FINISHED
+from plexhub.model import JobState as JobState
 from plexhub.storage import StoreLocation, StoreRoots, is_url, storage_options
 
 TS = DateTime(timezone=True)
@@ -160,19 +161,6 @@ def _remember_roots(image: Image, context: Any) -> None:
     roots = context.session.info.get(ROOTS_INFO) if context.session is not None else None
     if roots is not None:
         image.__dict__["_plexhub_roots"] = roots
-
-
-class JobState(StrEnum):
-    """A conversion job's state (stored as its text in ``jobs.state``)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})  # no longer moves
 
 
 class Job(Base):

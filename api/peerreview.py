@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import signatures
+from plexhub.api.db import newest_versions
 from plexhub.api.models import Finding, Image, Review, ReviewVerdict, Signature, SlideRead, Study
 from plexhub.errors import PermissionDeniedError
 from plexhub.policies.review import (
@@ -41,11 +42,7 @@ def current_findings(session: Session, study_id: int,
     where = [Finding.study_id == study_id]
     if image_id is not None:
         where.append(Finding.image_id == image_id)
-    newest = select(Finding.finding_id, func.max(Finding.version).label("v")).where(
-        *where).group_by(Finding.finding_id).subquery()
-    return list(session.scalars(select(Finding).join(
-        newest, (Finding.finding_id == newest.c.finding_id) & (Finding.version == newest.c.v))
-        .order_by(Finding.created_at, Finding.id)).all())
+    return newest_versions(session, Finding, Finding.finding_id, *where)
 
 
 def latest_verdicts(session: Session, study_id: int) -> dict[str, ReviewVerdict]:
@@ -98,8 +95,7 @@ class ReviewFacts:
                 and (image_id is None or f.image_id == image_id)]
 
     def slide_state(self, image_id: str) -> SlideState:
-        roles = self.reads.get(image_id, set())
-        return slide_state("primary" in roles, "peer" in roles, self.locked)
+        return _state(self.reads.get(image_id, set()), self.locked)
 
     def slides_not_peer_reviewed(self) -> list[Image]:
         return [im for im in self.images if im.status == "ready"
@@ -115,23 +111,29 @@ def is_locked(session: Session, study_id: int) -> bool:
     return locked is not None
 
 
-def slide_states(session: Session, study_id: int) -> dict[str, SlideState]:
-    """The review state of each slide of the study that has one other than not_reviewed."""
-    locked = is_locked(session, study_id)
+def slide_reads(session: Session, study_id: int) -> dict[str, set[str]]:
+    """Per slide (image id), the review roles that completed it."""
     reads: dict[str, set[str]] = {}
     for image_id, role in session.execute(select(SlideRead.image_id, SlideRead.role)
                                           .where(SlideRead.study_id == study_id)):
         reads.setdefault(image_id, set()).add(role)
+    return reads
+
+
+def _state(roles: set[str], locked: bool) -> SlideState:
+    return slide_state("primary" in roles, "peer" in roles, locked)
+
+
+def slide_states(session: Session, study_id: int) -> dict[str, SlideState]:
+    """The review state of each slide of the study."""
+    locked = is_locked(session, study_id)
+    reads = slide_reads(session, study_id)
     image_ids = session.scalars(select(Image.id).where(Image.study_id == study_id)).all()
-    return {i: slide_state("primary" in reads.get(i, set()), "peer" in reads.get(i, set()),
-                           locked) for i in image_ids}
+    return {i: _state(reads.get(i, set()), locked) for i in image_ids}
 
 
 def facts(session: Session, study: Study) -> ReviewFacts:
-    reads: dict[str, set[str]] = {}
-    for image_id, role in session.execute(select(SlideRead.image_id, SlideRead.role)
-                                          .where(SlideRead.study_id == study.id)):
-        reads.setdefault(image_id, set()).add(role)
+    reads = slide_reads(session, study.id)
     images = list(session.scalars(select(Image).where(Image.study_id == study.id)
                                   .order_by(Image.created_at, Image.series_index)))
     out = ReviewFacts(study, review_of(session, study.id),

@@ -19,11 +19,11 @@ import uuid
 from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
-from plexhub.api.db import utcnow
+from plexhub.api.db import next_version, utcnow
 from plexhub.api.models import Grant, Image, Preset, PresetVersion, Study
 from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.model import Channel
@@ -96,8 +96,7 @@ def save_version(session: Session, actor: Principal | str, *, name: str, scope: 
                                 "choose another name")
         if visibility is not None and visibility != preset.visibility:
             _change_visibility(session, actor, preset, visibility, study)
-    number = (session.scalar(select(func.max(PresetVersion.version))
-                             .where(PresetVersion.preset_id == preset.id)) or 0) + 1
+    number = next_version(session, PresetVersion, PresetVersion.preset_id == preset.id)
     doc = document.model_copy(update={"name": name})
     version = PresetVersion(preset_id=preset.id, version=number,
                             document=doc.model_dump(mode="json", exclude_none=True),

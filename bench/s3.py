@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,12 +41,6 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "s3"
 GOALS = {"convert": 1.3, "tile_cpu": 1.5}
 FIRST_TILE_GOAL_MS = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_seaweedfs(stack: contextlib.ExitStack) -> None:
@@ -67,7 +60,9 @@ def _start_s3() -> subprocess.Popen[bytes]:
     """moto's S3 server in a child process (its CPU is not charged to the tiles)."""
     import urllib.request
 
-    port = _free_port()
+    from harness import free_port
+
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

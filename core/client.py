@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, TypedDict, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -52,21 +52,20 @@ from plexhub.errors import (
     PermissionDeniedError,
     PlexhubError,
 )
+from plexhub.model import FINISHED as FINISHED  # the job states a wait ends on
+from plexhub.model import JobState
 from plexhub.settings import HubServerEnvironment, Settings
 
 API_PREFIX = "/api/v1"
 REASON_HEADER = "X-Plexhub-Reason"  # the API reads it (api/requestctx.py)
 HUB_SERVICE = "plexhub"  # the API's service name in the hub (hub/config.py registers it)
-FINISHED = frozenset({"done", "failed", "cancelled"})  # job states that no longer change
-
-JobStateName = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class Job(TypedDict):
     """A conversion job as ``GET /api/v1/jobs/{id}`` returns it (times as ISO 8601 text)."""
 
     id: str
-    state: JobStateName
+    state: JobState  # its text ("done" == JobState.DONE)
     progress: float
     error: str | None
     study: str

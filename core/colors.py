@@ -26,6 +26,11 @@ def parse_color(value: str) -> str:
     return m.group(1).upper()
 
 
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """RRGGBB (as :func:`parse_color` gives it) -> its red, green and blue, 0-255 each."""
+    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
+
+
 def palette_color(index: int) -> str:
     """The default colour of channel ``index``."""
     return PALETTE[index % len(PALETTE)]

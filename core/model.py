@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,17 @@ class ImageSummary:
     channels: tuple[Channel, ...]
     physical_sizes: dict[str, PhysicalSize] = field(default_factory=dict)
     is_label: bool = False
+
+
+class JobState(StrEnum):
+    """A conversion job's state: the text the catalog stores (``jobs.state``) and the API and
+    its client (``plexhub.client``) send."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})  # no longer moves

@@ -18,6 +18,8 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
+from plexhub.colors import hex_to_rgb
+
 Lut = npt.NDArray[np.uint8]
 
 _FIRE = (
@@ -49,10 +51,10 @@ def _imagej_interpolate(points: tuple[int, ...]) -> npt.NDArray[np.float64]:
 
 
 def _stops(hexes: tuple[str, ...]) -> npt.NDArray[np.float64]:
-    rgb = np.array([[int(h[i:i + 2], 16) for i in (0, 2, 4)] for h in hexes], np.float64)
+    stops = np.array([hex_to_rgb(h) for h in hexes], np.float64)
     x = np.linspace(0.0, 1.0, len(hexes))
     t = np.arange(256) / 255.0
-    return np.stack([np.interp(t, x, rgb[:, k]) for k in range(3)], axis=1)
+    return np.stack([np.interp(t, x, stops[:, k]) for k in range(3)], axis=1)
 
 
 def _breakpoints(spec: tuple[tuple[tuple[float, float], ...], ...]) -> npt.NDArray[np.float64]:

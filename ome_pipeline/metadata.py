@@ -53,3 +53,13 @@ def udunits(unit: str | None, default: str = "micrometer") -> str:
 
 def to_micrometer(value: float, unit: str) -> float:
     return value * _TO_MICROMETER[udunits(unit)]
+
+
+def micrometers_per(unit: str | None) -> float | None:
+    """Micrometres in one ``unit`` (a UDUNITS-2 name or an OME/vendor spelling: ``µm``,
+    ``nm``, ``mm``, ...); None for no unit, a unit not known or one that is not a length."""
+    if not unit:
+        return None
+    u = str(unit).strip()
+    name = _UNITS.get(u, _UNITS.get(u.lower()))
+    return _TO_MICROMETER.get(name) if name else None

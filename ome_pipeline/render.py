@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from plexhub.colors import hex_to_rgb
 from plexhub.errors import InputError
 from plexhub.ome_pipeline.luts import lut as lut_table
 from plexhub.presets import BoundPreset, ChannelRender
@@ -146,7 +147,7 @@ def render(planes: Planes, bound: BoundPreset) -> RGB8:
     for i, ch in active:  # colour channels first, in image order (the formula's order)
         if ch.color is None:
             continue
-        weights = [int(ch.color[j:j + 2], 16) for j in (0, 2, 4)]
+        weights = list(hex_to_rgb(ch.color))
         nonzero = [c for c in range(3) if weights[c]]
         plane = _plane(planes, i, (h, w)).reshape(n)
         if len(nonzero) == 1 and weights[nonzero[0]] == 255 and not started[nonzero[0]]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from plexhub.client import ApiClient
     from plexhub.widgets.source import ImageSource
 
+from plexhub.colors import hex_to_rgb
 from plexhub.ome_pipeline.analysis.phenotypes import OTHER_COLOR, phenotype_colors
 
 
@@ -75,9 +76,8 @@ class CellOverlay:
         top = int(ids.max()) if len(ids) else 0
         out = np.zeros((top + 1, 4), np.uint8)
         for name, hexa in self.colors.items():
-            rgb = [int(hexa[i:i + 2], 16) for i in (0, 2, 4)]
             sel = ids[(self.table["phenotype"].astype(str) == name).to_numpy()]
-            out[sel] = [*rgb, 255]
+            out[sel] = [*hex_to_rgb(hexa), 255]
         return out
 
 

@@ -29,6 +29,7 @@ from plexhub.errors import InputError, NotFoundError
 from plexhub.model import Channel, PhysicalSize
 from plexhub.ome_pipeline import histogram as hist
 from plexhub.ome_pipeline.autocontrast import default_view
+from plexhub.ome_pipeline.metadata import micrometers_per
 from plexhub.ome_pipeline.readers.omezarr import axes_of, ome_attrs, physical_sizes_of
 from plexhub.presets import RenderPreset, parse_preset
 
@@ -78,8 +79,7 @@ class ImageSource:
         px = self.physical_sizes.get("x")
         if px is None:
             return None
-        factor = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "centimeter": 1e4,
-                  "meter": 1e6, "angstrom": 1e-4, "picometer": 1e-6}.get(px.unit)
+        factor = micrometers_per(px.unit)
         return px.value * factor if factor else None
 
     # -- pixels ---------------------------------------------------------------------------

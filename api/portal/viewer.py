@@ -23,7 +23,9 @@ from plexhub.api import peerreview, preset_store
 from plexhub.api.models import AuditEvent, Image, Preset, Study
 from plexhub.api.tiles import level_shape
 from plexhub.errors import PlexhubError
+from plexhub.ome_pipeline.metadata import micrometers_per
 from plexhub.policies.access import Principal
+from plexhub.policies.review import SLIDE_STATES
 from plexhub.presets import bind
 
 TILE = 512
@@ -35,11 +37,8 @@ FACTS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tiss
 # :func:`review_states`)
 FILTERS = (("animal_id", "Animal"), ("dose_group", "Dose group"), ("tissue", "Tissue"),
            ("review_state", "Review state"))
-# a slide's review state, as the study's image list names it (branch "review")
-REVIEW_STATES = ("not_reviewed", "primary_done", "peer_reviewed", "signed_off")
-NOT_REVIEWED = REVIEW_STATES[0]
-_UM = {"micrometer": 1.0, "µm": 1.0, "um": 1.0, "micron": 1.0, "nanometer": 1e-3,
-       "nm": 1e-3, "millimeter": 1e3, "mm": 1e3, "centimeter": 1e4, "meter": 1e6, "m": 1e6}
+# a slide's first review state, as the peer review's rules name them (policies/review.py)
+NOT_REVIEWED = SLIDE_STATES[0]
 
 
 @dataclass
@@ -95,7 +94,7 @@ def um_per_pixel(image: Image) -> float | None:
     x = (image.physical_sizes or {}).get("x")
     if not isinstance(x, dict) or not isinstance(x.get("value"), int | float):
         return None
-    factor = _UM.get(str(x.get("unit") or "micrometer").lower())
+    factor = micrometers_per(str(x.get("unit") or "micrometer"))
     return float(x["value"]) * factor if factor and x["value"] > 0 else None
 
 
@@ -197,6 +196,7 @@ def facts(metadata: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def review_states(session: Session, study: Study) -> dict[str, str]:
-    """Each slide's review state (one of :data:`REVIEW_STATES`), as the peer review records it
-    (``plexhub.api.peerreview``: the same value as the study's image list's ``review_state``)."""
+    """Each slide's review state (one of ``policies.review.SLIDE_STATES``), as the peer review
+    records it (``plexhub.api.peerreview``: the same value as the image list's
+    ``review_state``)."""
     return dict(peerreview.slide_states(session, study.id))

@@ -34,7 +34,7 @@ from plexhub.api.schemas import (
     StudyUpdate,
 )
 from plexhub.errors import ConflictError, NotFoundError
-from plexhub.policies.access import INTERNAL_ROLES, Principal, can_see_study
+from plexhub.policies.access import Principal, can_see_study, is_staff
 
 router = APIRouter(prefix="/api/v1")
 log = logging.getLogger("plexhub.api")
@@ -68,7 +68,7 @@ def me(user: Annotated[Principal, Scope("read")]) -> dict[str, Any]:
 
 def _study_public(s: Study, user: Principal | None = None) -> StudyPublic:
     """``internal_fields`` only for staff (``user`` None: the caller is staff)."""
-    staff = user is None or user.role in INTERNAL_ROLES
+    staff = user is None or is_staff(user)
     return StudyPublic(code=s.code, title=s.title, sponsor=s.sponsor, profile=s.profile,
                        state=s.state, created_at=s.created_at,
                        internal_fields=list(s.internal_fields or []) if staff else None)

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
+from plexhub.api.db import newest_versions
 from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
 from plexhub.api.models import Annotation, Image
@@ -247,11 +248,8 @@ def _local(location: StoreLocation, image_id: str) -> Path:
 def _annotations(session: Session, image_id: str) -> list[dict[str, Any]]:
     """The newest version of each of the image's annotations that is not deleted, as
     GeoJSON Features (the review routes own them; this only reads)."""
-    newest = select(Annotation.annotation_id, func.max(Annotation.version).label("v")) \
-        .where(Annotation.image_id == image_id).group_by(Annotation.annotation_id).subquery()
-    rows = session.scalars(select(Annotation).join(
-        newest, (Annotation.annotation_id == newest.c.annotation_id)
-        & (Annotation.version == newest.c.v)).order_by(Annotation.created_at, Annotation.id))
+    rows = newest_versions(session, Annotation, Annotation.annotation_id,
+                           Annotation.image_id == image_id)
     return [{"type": "Feature", "id": a.annotation_id, "geometry": a.geometry,
              "properties": {"class": a.label, "shape": a.kind}}
             for a in rows if not a.deleted]

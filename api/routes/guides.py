@@ -18,12 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import Field
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit, preset_store
-from plexhub.api.db import utcnow
+from plexhub.api.db import commit_version, next_version, utcnow
 from plexhub.api.deps import DbSession, Scope, VisibleGuide, VisibleStudy
 from plexhub.api.models import Annotation, GuidedView, Image, Study
 from plexhub.api.schemas import Strict
@@ -113,8 +112,8 @@ def publish_guide(study: VisibleStudy, user: Annotated[Principal, Scope("presets
     digest = hashlib.sha256(json.dumps({"title": title, "waypoints": waypoints},
                                        sort_keys=True, separators=(",", ":"))
                             .encode()).hexdigest()
-    number = (session.scalar(select(func.max(GuidedView.version)).where(
-        GuidedView.study_id == study.id, GuidedView.name == name)) or 0) + 1
+    number = next_version(session, GuidedView, GuidedView.study_id == study.id,
+                          GuidedView.name == name)
     row = GuidedView(id=uuid.uuid4().hex, study_id=study.id, name=name, version=number,
                      title=title, waypoints=waypoints, content_hash=digest,
                      published_by=user.user, created_at=utcnow())
@@ -122,13 +121,7 @@ def publish_guide(study: VisibleStudy, user: Annotated[Principal, Scope("presets
     audit.record(session, user, "guide.publish", "guide", row.id, study_code=study.code,
                  after={"name": name, "version": number, "content_hash": digest,
                         "steps": len(waypoints)}, reason=body.reason)
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise ConflictError(f"guide {name!r} version {number}",
-                            "was published by someone else at the same time",
-                            "publish again") from exc
+    commit_version(session, f"guide {name!r} version {number}")
     return guide_out(row, study)
 
 

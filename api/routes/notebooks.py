@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit, nbsandbox, requestctx, signatures
 from plexhub.api import notebooks as nbs
+from plexhub.api.db import commit_version, next_version
 from plexhub.api.deps import (
     DbSession,
     NotebookStudy,
@@ -31,7 +31,6 @@ from plexhub.api.schemas import (
     NotebookSummary,
     NotebookVersion,
 )
-from plexhub.errors import ConflictError
 from plexhub.policies.access import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["notebooks"])
@@ -72,8 +71,8 @@ def publish(code: str, body: NotebookPublish, study: VisibleStudy,
         nb = nbsandbox.execute(nb, st.settings)  # never as this service's OS user
     text = nbs.to_text(nb)
     digest = nbs.content_hash(json.loads(text))
-    number = (session.scalar(select(func.max(PublishedNotebook.version)).where(
-        PublishedNotebook.study_id == study.id, PublishedNotebook.name == name)) or 0) + 1
+    number = next_version(session, PublishedNotebook, PublishedNotebook.study_id == study.id,
+                          PublishedNotebook.name == name)
     row_id = uuid.uuid4().hex
     audit.check_change(session, code, "notebook.publish",
                        body.reason.strip() or requestctx.current().reason)
@@ -87,13 +86,7 @@ def publish(code: str, body: NotebookPublish, study: VisibleStudy,
     audit.record(session, user, "notebook.publish", "notebook", row.id, study_code=code,
                  after={"name": name, "version": number, "content_hash": digest,
                         "executed": body.execute}, reason=body.reason)
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise ConflictError(f"notebook {name!r} version {number}",
-                            "was published by someone else at the same time",
-                            "publish again") from exc
+    commit_version(session, f"notebook {name!r} version {number}")
     return NotebookPublished(id=row.id, name=name, version=number, content_hash=digest,
                              signatures=[signatures.public(sig)] if sig is not None else [])
 

@@ -30,11 +30,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit, peerreview
-from plexhub.api.db import utcnow
+from plexhub.api.db import newest_versions, utcnow
 from plexhub.api.deps import (
     DbSession,
     Scope,
@@ -155,11 +155,7 @@ class FeatureCollection(BaseModel):
 
 
 def _current(session: Session, model: Any, key: Any, image_id: str) -> list[Any]:
-    newest = select(key, func.max(model.version).label("v")).where(
-        model.image_id == image_id).group_by(key).subquery()
-    return list(session.scalars(select(model).join(
-        newest, (key == newest.c[key.key]) & (model.version == newest.c.v))
-        .order_by(model.created_at, model.id)).all())
+    return newest_versions(session, model, key, model.image_id == image_id)
 
 
 def feature_out(a: Annotation, qupath: bool = False) -> dict[str, Any]:

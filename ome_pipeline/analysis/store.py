@@ -21,13 +21,13 @@ import numpy as np
 
 from plexhub.errors import InputError, MissingFileError
 from plexhub.ome_pipeline.chunkio import OutputStore, is_remote
+from plexhub.ome_pipeline.metadata import micrometers_per
 from plexhub.ome_pipeline.ngff import multiscales_json, wrap, write_group
 from plexhub.ome_pipeline.pyramid import downsample_mode, level_shapes
 
 TMP_PREFIX = ".plexhub-analysis-"
 OWNED_LABELS = ("cells", "nuclei")  # label images a run writes (or removes, if it has none)
 LABEL_CHUNK = 512
-UNIT_TO_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3}
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,9 @@ def open_stored_image(path: str | os.PathLike[str]) -> StoredImage:
     scale = next((t["scale"] for t in ms["datasets"][0].get("coordinateTransformations", [])
                   if t.get("type") == "scale"), None)
     unit = ms["axes"][axes.index("x")].get("unit")
-    if scale is not None and unit in UNIT_TO_UM:
-        size = float(scale[axes.index("x")]) * UNIT_TO_UM[unit]
+    factor = micrometers_per(unit)
+    if scale is not None and factor is not None:
+        size = float(scale[axes.index("x")]) * factor
     if ms["datasets"][0]["path"] != "0":
         raise InputError(text, "level 0 is not at path '0'", "convert it with plexhub convert")
     return StoredImage(root=root, version=version, axes=axes, shape=shape, channels=names,

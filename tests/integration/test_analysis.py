@@ -19,6 +19,7 @@ from plexhub.ome_pipeline.analysis.segmentation import WatershedSegmenter
 from plexhub.ome_pipeline.analysis.store import TMP_PREFIX, ResultWriter
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome_tiff
 from tests.helpers.dask import local_cluster, port_held
+from tests.helpers.zarrs import attrs_of, group_at, read, values
 
 SPEC = SyntheticSpec(size_y=560, size_x=600, channels=8, tile=128, seed=7)
 RULES = ["T: CD3+", "cytotoxic T: CD3+ CD8+", "B: CD20+ CD3-"]
@@ -58,16 +59,17 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     assert f"{store}/labels/cells" in checked
     assert f"{store}/labels/nuclei" in checked
     root = zarr.open_group(store, mode="r")
-    cells = root["labels/cells/0"][:]
-    nuclei = root["labels/nuclei/0"][:]
+    cells = values(root, "labels/cells/0")
+    nuclei = values(root, "labels/nuclei/0")
     assert cells.shape == (SPEC.size_y, SPEC.size_x)
     assert cells.dtype == np.uint32
     assert int(cells.max()) == result.cells
     assert np.array_equal(cells[nuclei > 0], nuclei[nuclei > 0])
-    attrs = dict(root["labels/cells"].attrs)
+    labels = group_at(root, "labels/cells")
+    attrs = attrs_of(labels)
     meta = attrs["ome"] if version == "0.5" else attrs
     assert meta["image-label"]["source"] == {"image": "../../"}
-    assert len(meta["multiscales"][0]["datasets"]) == len(list(root["labels/cells"].arrays()))
+    assert len(meta["multiscales"][0]["datasets"]) == len(list(labels.arrays()))
     # in memory, the same segmentation of the same plane gives the same labels
     plane = render_tile(SPEC, 0, 0, 0, SPEC.size_y, SPEC.size_x)
     _, mem_cells = segment_array(WatershedSegmenter(expand=3), plane)
@@ -93,7 +95,7 @@ def test_analyze_writes_labels_and_a_table(source: Path, tmp_path: Path,
     assert saved["summary"]["counts"]["T"] == result.phenotype_counts["T"]
     assert np.allclose(table.obsm["spatial"][:, 0], table.obs["centroid_x"])
     # each cell's mean DAPI: the table agrees with the label image and the pixels
-    dapi = root["0"][0]
+    dapi = values(root, "0")[0]
     for row in (0, table.n_obs // 2, table.n_obs - 1):
         cid = int(table.obs["cell_id"].iloc[row])
         assert table.X[row, 0] == pytest.approx(dapi[cells == cid].mean(), rel=1e-5)
@@ -117,7 +119,7 @@ def test_rerun_replaces_results_whole_or_not_at_all(source: Path, tmp_path: Path
     store = store_of(source, tmp_path, "0.5")
     first = analyze(store, nuclear="dapi", show_progress=False)  # names match any case
     assert first.written == ["labels/cells", "tables/cells"]  # no expansion: cells = nuclei
-    before = zarr.open_group(store, mode="r")["labels/cells/0"][:]
+    before = read(store, "labels/cells/0")
 
     def broken(self: ResultWriter, adata: object) -> None:
         raise OSError("disk full")
@@ -126,7 +128,7 @@ def test_rerun_replaces_results_whole_or_not_at_all(source: Path, tmp_path: Path
     with pytest.raises(OSError, match="disk full"):
         analyze(store, nuclear="DAPI", segmenter_options={"min_size": 40},
                 show_progress=False)
-    assert np.array_equal(zarr.open_group(store, mode="r")["labels/cells/0"][:], before)
+    assert np.array_equal(read(store, "labels/cells/0"), before)
     assert anndata.read_zarr(store / "tables" / "cells").n_obs == first.cells
     assert not any(p.name.startswith(TMP_PREFIX) for p in store.iterdir())
     monkeypatch.undo()
@@ -136,12 +138,12 @@ def test_rerun_replaces_results_whole_or_not_at_all(source: Path, tmp_path: Path
     assert table.n_obs == second.cells
     assert table.uns["plexhub"]["params"]["membrane"] == "CD3"
     labels = zarr.open_group(store / "labels", mode="r")
-    assert labels.attrs["ome"]["labels"] == ["cells", "nuclei"]
+    assert attrs_of(labels)["ome"]["labels"] == ["cells", "nuclei"]
     validate_store(store)
     # a run without nuclei of their own takes the earlier run's labels/nuclei away
     third = analyze(store, nuclear="DAPI", show_progress=False)
     assert third.written == ["labels/cells", "tables/cells"]
-    assert zarr.open_group(store / "labels", mode="r").attrs["ome"]["labels"] == ["cells"]
+    assert attrs_of(zarr.open_group(store / "labels", mode="r"))["ome"]["labels"] == ["cells"]
     assert not (store / "labels" / "nuclei").exists()
     validate_store(store)
 
@@ -192,8 +194,8 @@ def test_distributed_scheduler_gives_the_local_result(source: Path, tmp_path: Pa
     with port_held(), local_cluster() as cluster:
         analyze(remote, nuclear="DAPI", block=512, scheduler=cluster.scheduler_address,
                 show_progress=False)
-    a = zarr.open_group(local, mode="r")["labels/cells/0"][:]
-    b = zarr.open_group(remote, mode="r")["labels/cells/0"][:]
+    a = read(local, "labels/cells/0")
+    b = read(remote, "labels/cells/0")
     assert np.array_equal(a, b)
     ta = anndata.read_zarr(local / "tables" / "cells")
     tb = anndata.read_zarr(remote / "tables" / "cells")

@@ -15,6 +15,7 @@ from plexhub.ome_pipeline.synthetic import SyntheticSpec, render_tile, write_ome
 from plexhub.settings import Settings
 from tests.helpers.faults import fail_task
 from tests.helpers.net import free_port
+from tests.helpers.zarrs import attrs_of, values
 
 SPEC = SyntheticSpec(size_y=400, size_x=300, channels=2, tile=128, seed=9)
 
@@ -64,8 +65,8 @@ def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
     assert not fs.exists(f"{url}/.plexhub/state.npz")
     g = zarr.open_group(url, mode="r")
     expect = np.stack([render_tile(SPEC, c, 0, 0, SPEC.size_y, SPEC.size_x) for c in range(2)])
-    assert np.array_equal(g["0"][:], expect)
-    assert g.attrs["ome"]["omero"]["channels"][0]["label"] == "DAPI"
+    assert np.array_equal(values(g, "0"), expect)
+    assert attrs_of(g)["ome"]["omero"]["channels"][0]["label"] == "DAPI"
     assert fs.exists(f"{url}/histograms/zarr.json")
 
 

@@ -1,5 +1,6 @@
-"""Job states are one enum (api.models.JobState): the API document lists exactly its values,
-and a job's state reads and serialises as the same text as before."""
+"""Job states are one enum (plexhub.model.JobState, which the catalog, the API and the client
+share): the API document lists exactly its values, and a job's state reads and serialises as
+the same text as before."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from plexhub import client
 from plexhub.api.models import FINISHED, JobState
 from plexhub.api.schemas import JobPublic
 
@@ -19,6 +21,8 @@ JOB = {"id": "j1", "progress": 1.0, "error": None, "study": "S001", "source": "a
 def test_the_states_are_the_text_the_catalog_and_the_api_always_held() -> None:
     assert [s.value for s in JobState] == ["queued", "running", "done", "failed", "cancelled"]
     assert {"done", "failed", "cancelled"} == FINISHED
+    assert client.FINISHED is FINISHED  # the client waits for the same states
+    assert "done" in client.FINISHED  # as a job document's text
     schema = JobPublic.model_json_schema()
     assert schema["$defs"]["JobState"]["enum"] == [s.value for s in JobState]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plexhub.colors import hex_to_rgb
 from plexhub.widgets.cells import CellOverlay, open_cells
 from plexhub.widgets.napari_plugin._layers import META
 from plexhub.widgets.source import ImageSource
@@ -18,7 +19,7 @@ CELLS_KIND = "cells"
 
 
 def _rgba(hexa: str, alpha: float = 1.0) -> list[float]:
-    return [int(hexa[i:i + 2], 16) / 255 for i in (0, 2, 4)] + [alpha]
+    return [c / 255 for c in hex_to_rgb(hexa)] + [alpha]
 
 
 def colormap_of(overlay: CellOverlay) -> dict[int | None, list[float]]:

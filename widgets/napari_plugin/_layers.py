@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from plexhub.colors import hex_to_rgb
 from plexhub.errors import InputError
 from plexhub.model import Channel
 from plexhub.ome_pipeline.preset_formats import from_napari, to_napari
@@ -83,7 +84,7 @@ def colormap_for(ch: ChannelRender) -> str | Doc:
     prefix = INVERTED_PREFIX if ch.inverted else "plexhub:"
     if ch.color is not None:
         return _ramp(f"{prefix}#{ch.color.lower()}",
-                     [int(ch.color[j:j + 2], 16) / 255.0 for j in (0, 2, 4)], ch.inverted)
+                     [c / 255.0 for c in hex_to_rgb(ch.color)], ch.inverted)
     if ch.lut == "gray":
         return _ramp(f"{prefix}gray", [1.0, 1.0, 1.0], ch.inverted)
     base = to_napari(parse_preset({"channels": [ch.model_dump(mode="json")]}))[0]["colormap"]

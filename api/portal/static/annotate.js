@@ -24,26 +24,12 @@
   var FREEHAND_STEP = 3;  // screen pixels between two vertices of a freehand outline
   var stroke = null;  // the screen position of the freehand outline's last vertex
 
-  function headers() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    var h = { "Content-Type": "application/json" };
-    if (meta) { h["X-Plexhub-CSRF"] = meta.content; }
-    return h;
-  }
-
   function say(text, bad) {
     if (status) { status.textContent = text; status.classList.toggle("error", !!bad); }
   }
 
   function call(method, path, body) {
-    return fetch(api + path, { method: method, credentials: "same-origin", headers: headers(),
-      body: body ? JSON.stringify(body) : undefined })
-      .then(function (r) {
-        return r.json().then(function (doc) {
-          if (!r.ok) { throw new Error(doc.detail || ("HTTP " + r.status)); }
-          return doc;
-        });
-      });
+    return window.plexhubRequest(method, api + path, body);
   }
 
   function viewer() { return window.plexhubViewer; }

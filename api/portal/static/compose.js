@@ -87,19 +87,9 @@
       say("Give the guided view a name and at least one step", true);
       return;
     }
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    var h = { "Content-Type": "application/json" };
-    if (meta) { h["X-Plexhub-CSRF"] = meta.content; }
     var reason = document.getElementById("review-reason");
-    fetch(box.dataset.api, { method: "POST", credentials: "same-origin", headers: h,
-      body: JSON.stringify({ name: name, waypoints: draft.steps,
-        reason: reason ? reason.value.trim() : "" }) })
-      .then(function (r) {
-        return r.json().then(function (doc) {
-          if (!r.ok) { throw new Error(doc.detail || ("HTTP " + r.status)); }
-          return doc;
-        });
-      })
+    window.plexhubRequest("POST", box.dataset.api, { name: name, waypoints: draft.steps,
+      reason: reason ? reason.value.trim() : "" })
       .then(function (doc) {
         draft = { name: "", steps: [] };
         store(); show();

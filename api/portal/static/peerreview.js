@@ -16,27 +16,13 @@
   var grades = {};
   var state = null;
 
-  function headers() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    var h = { "Content-Type": "application/json" };
-    if (meta) { h["X-Plexhub-CSRF"] = meta.content; }
-    return h;
-  }
-
   function say(text, bad) {
     status.textContent = text;
     status.classList.toggle("error", !!bad);
   }
 
   function call(method, path, body) {
-    return fetch(api + path, { method: method, credentials: "same-origin", headers: headers(),
-      body: body ? JSON.stringify(body) : undefined })
-      .then(function (r) {
-        return r.json().then(function (doc) {
-          if (!r.ok) { throw new Error(doc.detail || ("HTTP " + r.status)); }
-          return doc;
-        });
-      });
+    return window.plexhubRequest(method, api + path, body);
   }
 
   function reason() { return document.getElementById("pr-reason").value.trim(); }

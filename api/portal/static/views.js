@@ -22,23 +22,8 @@
     status.classList.toggle("error", !!bad);
   }
 
-  function headers(reason) {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    var h = { "Content-Type": "application/json" };
-    if (meta) { h["X-Plexhub-CSRF"] = meta.content; }
-    if (reason) { h["X-Plexhub-Reason"] = encodeURIComponent(reason); }
-    return h;
-  }
-
   function post(path, body, reason) {
-    return fetch(api + path, { method: "POST", credentials: "same-origin",
-      headers: headers(reason), body: JSON.stringify(body) })
-      .then(function (r) {
-        return r.json().then(function (doc) {
-          if (!r.ok) { throw new Error(doc.detail || ("HTTP " + r.status)); }
-          return doc;
-        });
-      });
+    return window.plexhubRequest("POST", api + path, body, reason);
   }
 
   function currentView() {

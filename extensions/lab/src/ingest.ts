@@ -14,6 +14,7 @@ import {
   post,
   RequestError
 } from './request';
+import { studiesToChoose } from './studies';
 
 const ACTION = 'image.ingest';
 const FOLLOW_MS = 1000;
@@ -110,15 +111,8 @@ export async function ingestFiles(paths: string[], status: JobsStatus): Promise<
   if (!paths.length) {
     return;
   }
-  let studies: IStudy[];
-  try {
-    studies = await apiGet<IStudy[]>('studies');
-  } catch (err) {
-    Notification.error(`Cannot list the studies: ${(err as Error).message}`);
-    return;
-  }
-  if (!studies.length) {
-    Notification.warning('No study is shared with you: there is nowhere to ingest into.');
+  const studies = await studiesToChoose('ingest into');
+  if (!studies) {
     return;
   }
   let study = studies[0].code;

@@ -3,7 +3,8 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { el, field } from './dom';
-import { apiGet, IPublished, IStudy, learn, needsOf, post, RequestError } from './request';
+import { IPublished, IStudy, learn, needsOf, post, RequestError } from './request';
+import { studiesToChoose } from './studies';
 
 const ACTION = 'notebook.publish';
 
@@ -79,15 +80,8 @@ class PublishForm extends Widget {
 /** "Publish notebook to study": save, then publish the notebook as the next version of its
  * name in the chosen study, asking again for what the study's profile needs. */
 export async function publishNotebook(panel: NotebookPanel): Promise<void> {
-  let studies: IStudy[];
-  try {
-    studies = await apiGet<IStudy[]>('studies');
-  } catch (err) {
-    Notification.error(`Cannot list the studies: ${(err as Error).message}`);
-    return;
-  }
-  if (!studies.length) {
-    Notification.warning('No study is shared with you: there is nowhere to publish to.');
+  const studies = await studiesToChoose('publish to');
+  if (!studies) {
     return;
   }
   const stem = panel.context.path.split('/').pop()!.replace(/\.ipynb$/, '');
