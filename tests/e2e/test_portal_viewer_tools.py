@@ -262,10 +262,19 @@ def test_a_sponsor_steps_through_a_guided_view(page: Page, site: Site, tmp_path:
 
 
 def test_slides_by_review_state_and_next_unreviewed(page: Page, site: Site) -> None:
-    # a finding on the second slide: it is no longer "not reviewed"
-    ok(httpx.post(f"{site.base}/api/v1/images/{site.images[1]}/findings", headers=ADMIN_H,
+    # the primary pathologist records a finding on the second slide and completes it: it is
+    # no longer "not reviewed" (the peer review's record of the slide is its state)
+    ok(httpx.put(f"{site.base}/api/v1/studies/V1/review", headers=ADMIN_H,
+                 json={"primary": "patty", "peer": "pete", "reason": "assign"}))
+    primary = {"Authorization": "Bearer " + ok(httpx.post(
+        f"{site.base}/api/v1/tokens", headers=ADMIN_H,
+        json={"user": "patty", "role": "scientist"}))["token"]}
+    ok(httpx.post(f"{site.base}/api/v1/images/{site.images[1]}/findings", headers=primary,
                   json={"tissue": "liver", "term": "necrosis, hepatocellular",
                         "severity": 2}))
+    done = ok(httpx.post(f"{site.base}/api/v1/images/{site.images[1]}/review/complete",
+                         headers=primary, json={}))
+    assert done["review_state"] == "primary_done"
     login_as(page, site, "pat", "scientist")
     page.goto(f"{site.base}/portal/studies/V1")
     page.get_by_label("Review state").select_option("not_reviewed")
