@@ -3,7 +3,8 @@ preset of an image on a GLP study in the notebook viewer; saving without a reaso
 and the viewer says that a reason is required; with the reason typed into the viewer's
 reason field the save goes through, and the study's auditor report shows the reason.
 (Signing with a wrong password or token is refused and audited:
-tests/integration/api/test_signatures.py; no page signs yet.)"""
+tests/integration/api/test_signatures.py; a page that signs:
+tests/e2e/test_peer_review_browser.py.)"""
 
 from __future__ import annotations
 
@@ -46,13 +47,19 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         yield LiveApi(base, body["image_id"], token, tmp / "data")
 
 
+@pytest.fixture(scope="module")
+def stores() -> dict[str, str]:
+    """The lab fixture's local stores: none here (its view.ipynb opens the API's image)."""
+    return {}
+
+
 def test_a_glp_preset_edit_asks_for_a_reason_and_the_report_shows_it(
         page: Page, lab: tuple[str, str], api: LiveApi) -> None:  # noqa: F811
     base, token = lab
     page.set_default_timeout(60_000)
     page.goto(f"{base}/lab/tree/view.ipynb?reset&token={token}")
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell")
-    page.evaluate(RUN_ALL)
+    page.evaluate(RUN_ALL, "view.ipynb")
     page.wait_for_selector(".plexhub-row[data-index='3']")
     before = wait_stats(page)
     end = page.locator(".plexhub-row[data-index='0'] .plexhub-end")

@@ -5,11 +5,7 @@ the canvas, and a click on a cell shows its row below the canvas."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +18,7 @@ from playwright.sync_api import Page
 from plexhub.ome_pipeline.analysis import analyze
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.helpers.hub import wait_ok
-from tests.helpers.net import free_port
+from tests.helpers.lab import running_lab
 
 pytestmark = pytest.mark.e2e
 SIZE = (420, 560)  # (height, width) of the image: the viewer's 640 x 420 canvas fits it 1:1
@@ -43,39 +38,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def lab(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     tmp = tmp_path_factory.mktemp("cells-lab")
-    root, settings = tmp / "notebooks", tmp / "settings"
+    root = tmp / "notebooks"
     root.mkdir()
-    notif = settings / "@jupyterlab" / "apputils-extension"
-    notif.mkdir(parents=True)
-    (notif / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     cell = f"from plexhub.widgets import Viewer\nv = Viewer({str(store)!r})\nv"
     nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}},
         "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None,
                    "source": cell, "outputs": []}]}
     (root / "cells.ipynb").write_text(json.dumps(nb))
-    port, token = free_port(), uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEXHUB_API")} | {
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--allow-root", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "lab.log", "wb"))  # noqa: SIM115
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ok(f"{base}/api/status?token={token}", proc, tmp / "lab.log", timeout=60)
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_lab(tmp, {}) as lab:
+        yield lab.base, lab.token
 
 
 RUN_ALL = """async () => {

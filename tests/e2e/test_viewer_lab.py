@@ -8,11 +8,7 @@ channels; a zoom renders only about the tiles of the view it ends on, as JPEG.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -20,9 +16,8 @@ from playwright.sync_api import Page
 
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.helpers.hub import wait_ok
+from tests.helpers.lab import running_lab
 from tests.helpers.live_api import ADMIN, LiveApi, live_api
-from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -59,38 +54,15 @@ def notebook(source: str) -> str:
 def lab(api: LiveApi, stores: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[tuple[str, str]]:
     tmp = tmp_path_factory.mktemp("lab")
-    root, settings = tmp / "notebooks", tmp / "settings"
+    root = tmp / "notebooks"
     root.mkdir()
-    notif = settings / "@jupyterlab" / "apputils-extension"
-    notif.mkdir(parents=True)
-    (notif / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     viewer = "from plexhub.widgets import Viewer\nv = Viewer({!r})\nv"
     (root / "view.ipynb").write_text(notebook(viewer.format(api.image_id)))
     for name, path in stores.items():
         (root / f"{name}.ipynb").write_text(notebook(viewer.format(path)))
-    port, token = free_port(), uuid.uuid4().hex
-    env = os.environ | {
-        "PLEXHUB_API_URL": api.base, "PLEXHUB_API_TOKEN": api.analyst_token,
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--allow-root", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "lab.log", "wb"))  # noqa: SIM115
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ok(f"{base}/api/status?token={token}", proc, tmp / "lab.log", timeout=60)
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    env = {"PLEXHUB_API_URL": api.base, "PLEXHUB_API_TOKEN": api.analyst_token}
+    with running_lab(tmp, env) as lab:
+        yield lab.base, lab.token
 
 
 RUN_ALL = """async (path) => {

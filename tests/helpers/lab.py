@@ -45,24 +45,37 @@ def running_lab(tmp: Path, env: dict[str, str]) -> Iterator[Lab]:
     notif = settings / "@jupyterlab" / "apputils-extension"
     notif.mkdir(parents=True)
     (notif / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    port, token = free_port(), uuid.uuid4().hex
+    token = uuid.uuid4().hex
     full = {k: v for k, v in os.environ.items()
             if not k.startswith(("PLEXHUB_", "JUPYTERHUB_"))} | {
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")} | env
     log = tmp / "lab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-             f"--port={port}", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}", "--allow-root",
-             "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            env=full, stdout=subprocess.DEVNULL, stderr=out)
-    base = f"http://127.0.0.1:{port}"
+    for attempt in range(3):
+        # port_retries=0: a port another process took since free_port() is an exit, not a
+        # silent move to a port this test would not know; then start again on a new one
+        port = free_port()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+                 f"--port={port}", "--ServerApp.port_retries=0",
+                 f"--IdentityProvider.token={token}",
+                 f"--ServerApp.root_dir={root}", "--allow-root",
+                 "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                env=full, stdout=subprocess.DEVNULL, stderr=out)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ok(f"{base}/api/status?token={token}", proc, log, timeout=90)
+            break
+        except RuntimeError:
+            taken = proc.poll() is not None and "already in use" in log.read_text(
+                errors="replace")
+            if not taken or attempt == 2:
+                proc.kill()
+                raise
     try:
-        wait_ok(f"{base}/api/status?token={token}", proc, log, timeout=90)
         yield Lab(base, token, root, log)
     finally:
         proc.terminate()
