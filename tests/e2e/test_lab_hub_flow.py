@@ -23,19 +23,12 @@ import pytest
 from playwright.sync_api import Page
 
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from tests.helpers.browsing import CANVAS_LIT
 from tests.helpers.httpapi import ingest, ok
 from tests.helpers.hub import ADMIN_TOKEN, PASSWORD, PREFIX, Hub, running_hub
 
 pytestmark = pytest.mark.e2e
 
-CANVAS_LIT = """() => {
-  const c = document.querySelector('.plexhub-canvas');
-  if (!c || !c.width) return 0;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let lit = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
-  return lit / (d.length / 4);
-}"""
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from plexhub.client import ApiClient
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
+from tests.helpers.browsing import CANVAS_LIT
 from tests.helpers.httpapi import ingest
 from tests.helpers.lab import Lab, running_lab
 from tests.helpers.sample_data import notebook
@@ -59,14 +60,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             yield World(base, image, lab, tmp, token)
 
 
-CANVAS_LIT = """() => {
-  const c = document.querySelector('.plexhub-canvas');
-  if (!c || !c.width) return 0;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let lit = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
-  return lit / (d.length / 4);
-}"""
 
 
 VISIBILITY = """() => {

@@ -18,6 +18,7 @@ from playwright.sync_api import Page
 from plexhub.ome_pipeline.analysis import analyze
 from plexhub.ome_pipeline.conversion import convert
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
+from tests.e2e.test_viewer_lab import RUN_ALL
 from tests.helpers.lab import running_lab
 
 pytestmark = pytest.mark.e2e
@@ -50,20 +51,6 @@ def lab(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         yield lab.base, lab.token
 
 
-RUN_ALL = """async () => {
-  const app = window.jupyterapp;
-  let panel = null;
-  for (let i = 0; i < 200 && !panel; i++) {
-    for (const w of app.shell.widgets('main')) {
-      if (w.context && w.context.path === 'cells.ipynb') panel = w;
-    }
-    if (!panel) await new Promise(r => setTimeout(r, 100));
-  }
-  await panel.sessionContext.ready;
-  app.shell.activateById(panel.id);
-  await app.commands.execute('notebook:run-all-cells');
-}"""
-
 CANVAS = """() => {
   const c = document.querySelector('.plexhub-canvas');
   return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
@@ -95,7 +82,7 @@ def test_overlay_toggle_and_click_in_jupyterlab(page: Page, lab: tuple[str, str]
     page.set_default_timeout(60_000)
     page.goto(f"{base}/lab/tree/cells.ipynb?reset&token={token}")
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell")
-    page.evaluate(RUN_ALL)
+    page.evaluate(RUN_ALL, "cells.ipynb")
     toggle = page.get_by_role("button", name="Cells by phenotype")
     toggle.wait_for()
     legend = page.get_by_label("Phenotype legend")

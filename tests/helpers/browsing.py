@@ -13,6 +13,17 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
+# the share of the notebook viewer's canvas that is lit (tiles drawn, not a black canvas)
+CANVAS_LIT = """() => {
+  const c = document.querySelector('.plexhub-canvas');
+  if (!c || !c.width) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let lit = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
+  return lit / (d.length / 4);
+}"""
+
+
 def wait_js(page: Page, expression: str, timeout: float = 15) -> None:
     """Poll a JavaScript expression (page.wait_for_function evaluates strings with eval,
     which the portal's Content-Security-Policy rightly forbids)."""

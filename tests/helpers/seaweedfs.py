@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers.net import free_port
+from tests.helpers.procs import stop_group
 from tests.helpers.s3 import AWS
 
 
@@ -71,12 +70,6 @@ def seaweedfs_server(timeout: float = 60.0) -> Iterator[str]:
                 time.sleep(0.2)
         yield endpoint
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
+        stop_group(proc, timeout=20)
         log.close()
         shutil.rmtree(base, ignore_errors=True)

@@ -27,6 +27,7 @@ from plexhub.settings import Settings
 from tests.helpers.hub import wait_ok
 from tests.helpers.net import free_port
 from tests.helpers.postgres import fresh_database
+from tests.helpers.procs import stop_group
 from tests.helpers.s3 import AWS, files, filesystem, objects, put_tree
 from tests.helpers.seaweedfs import seaweedfs_server
 
@@ -48,13 +49,7 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        stop_group(proc)
 
 
 def _until(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:

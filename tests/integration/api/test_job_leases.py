@@ -4,7 +4,6 @@ queued again, cancels that reach the owner, and ``plexhub serve --workers 2`` fo
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from tests.helpers.httpapi import ingest, ok
 from tests.helpers.hub import wait_ok
 from tests.helpers.net import free_port
 from tests.helpers.postgres import fresh_database
+from tests.helpers.procs import stop_group
 
 TOKEN = "lease-admin-token-0123456789abcdef"
 
@@ -243,8 +243,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
                 again = [client.get(u).content for u in urls]
                 assert again == [r.content for r in first]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_group(proc)
 
 
 def test_an_idle_tick_keeps_the_tile_routes_cached_lookups(

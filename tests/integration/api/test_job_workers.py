@@ -22,6 +22,7 @@ from tests.helpers.httpapi import ok
 from tests.helpers.hub import wait_ok
 from tests.helpers.net import free_port
 from tests.helpers.postgres import fresh_database
+from tests.helpers.procs import stop_group
 
 TOKEN = "workers-admin-token-0123456789abcdef"
 
@@ -34,9 +35,7 @@ def plexhub(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+        stop_group(proc, timeout=60)
 
 
 def test_worker_help_exits_0() -> None:
