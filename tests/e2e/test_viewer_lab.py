@@ -320,9 +320,11 @@ def test_a_zoom_renders_about_the_tiles_of_the_view_it_ends_on(
     view = int(data["viewTiles"])
     assert 4 <= view <= 12, data
     assert received >= view
-    # the final view (+ the pauses' requests; once, with mypy running alongside, one tile
-    # more: a slack of 2, where the viewer without its flow control rendered 52 here)
-    assert received <= view + 3 * pauses + 2, (data, gaps)
+    # the final view, plus the three requests in flight at each pause, plus one such batch
+    # a loaded machine adds (CI once received 7 for a view of 4 with no pause measured: the
+    # kernel's replies lag behind the page's clock); the viewer without its flow control
+    # rendered 52 here
+    assert received <= view + 3 * (pauses + 1), (data, gaps)
     assert data["drawnTiles"] == data["viewTiles"]  # and the view is drawn, all of it
     per_tile = int(data["tileBytes"]) / int(data["tilesReceived"])
     assert per_tile < 40_000, data  # JPEG: about 0.5 bytes per pixel, not PNG's 3+
