@@ -86,8 +86,11 @@ def export_spatialdata(store: str | os.PathLike[str], out: str | os.PathLike[str
         raise InputError(text, "is a remote store; the export reads a local one",
                          "export a local copy")
     root = Path(text)
-    if not root.is_dir():
+    if not root.exists():
         raise MissingFileError(text, "does not exist", "give the path of an OME-Zarr store")
+    if not root.is_dir():
+        raise InputError(text, "is a file, not an OME-Zarr store",
+                         "convert it first: plexhub convert SRC STORE")
     _check_name(name, "--name")
     dst = Path(out)
     if dst.exists() and not overwrite:
@@ -197,8 +200,8 @@ def _raster(base: Path, target: Path, ms: dict[str, Any], version: str,
                                                                           strict=True)]}]}
                 for p, s in zip(paths, shapes, strict=True)]
     key = "".join(axes)
-    transforms = [{"type": "identity", "input": _system(key, axes),
-                   "output": _system(GLOBAL, axes)}]
+    transforms: list[dict[str, Any]] = [{"type": "identity", "input": _system(key, axes),
+                                         "output": _system(GLOBAL, axes)}]
     um = _micrometers(ms)
     if um is not None:
         transforms.append({"type": "scale", "scale": [um.get(a, 1.0) for a in axes],
