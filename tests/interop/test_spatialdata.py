@@ -224,3 +224,23 @@ def test_export_refuses_an_existing_or_overlapping_destination(tmp_path: Path) -
         export_spatialdata(store, store / "inside.zarr")
     with pytest.raises(InputError, match="not a SpatialData element name"):
         export_spatialdata(store, tmp_path / "x.zarr", name="my image")
+
+
+def test_a_label_image_spatialdata_cannot_name_is_skipped_and_said(tmp_path: Path) -> None:
+    store = tmp_path / "s.ome.zarr"
+    convert(write_ome_tiff(tmp_path / "s.ome.tif", SyntheticSpec(size_y=64, size_x=64,
+                                                                 channels=2, tile=64)),
+            store, show_progress=False)
+    labels = zarr.open_group(store / "labels", mode="w", zarr_format=3)
+    labels.attrs["ome"] = {"version": "0.5", "labels": ["my mask"]}
+    mask = labels.create_group("my mask")
+    mask.attrs["ome"] = {"version": "0.5", "image-label": {}, "multiscales": [{
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 1.0]}]}]}]}
+    mask.create_array("0", shape=(64, 64), dtype="uint32", fill_value=0)
+    result = export_spatialdata(store, tmp_path / "s.sdata.zarr")
+    assert result.labels == []
+    assert result.skipped == {"labels/my mask": "its name is not a SpatialData element name"}
+    assert "skipped labels/my mask: its name is not" in result.summary()
+    assert not (tmp_path / "s.sdata.zarr" / "labels").exists()
