@@ -147,7 +147,8 @@ def _write(root: Path, work: Path, dst: Path, version: str, attrs: dict[str, Any
     skipped: dict[str, str] = {}
     for label in _listed_labels(root):
         where = f"labels/{label}"
-        doc, _ = _group_attrs(root / "labels" / label)
+        named = _NAME.fullmatch(label) and label not in (".", "..")  # before any read
+        doc = _group_attrs(root / "labels" / label)[0] if named else None
         lms = (doc or {}).get("multiscales") or []
         why = _unusable(label, used, lms)
         if why:
@@ -267,7 +268,7 @@ def _tables(root: Path) -> list[str]:
 
 
 def _unusable(label: str, used: set[str], lms: list[dict[str, Any]]) -> str:
-    if not _NAME.fullmatch(label) or label.startswith("__"):
+    if not _NAME.fullmatch(label) or label in (".", "..") or label.startswith("__"):
         return "its name is not a SpatialData element name"
     if label.casefold() in used:
         return "its name is taken (SpatialData's names are unique, whatever the case)"
