@@ -16,14 +16,16 @@ if TYPE_CHECKING:
     from plexhub.ome_pipeline.analysis.phenotypes import PhenotypeRule, parse_rules
     from plexhub.ome_pipeline.analysis.quantify import quantify_array
     from plexhub.ome_pipeline.analysis.run import AnalysisResult, analyze
+    from plexhub.ome_pipeline.analysis.sdexport import SpatialDataExport, export_spatialdata
     from plexhub.ome_pipeline.analysis.segmentation import (
         WatershedSegmenter,
         get_segmenter,
         segment_array,
     )
 
-__all__ = ["AnalysisResult", "PhenotypeRule", "WatershedSegmenter", "analyze", "get_segmenter",
-           "parse_rules", "quantify_array", "segment_array"]
+__all__ = ["AnalysisResult", "PhenotypeRule", "SpatialDataExport", "WatershedSegmenter",
+           "analyze", "export_spatialdata", "get_segmenter", "parse_rules", "quantify_array",
+           "segment_array"]
 
 _LAZY = {
     "analyze": "plexhub.ome_pipeline.analysis.run",
@@ -34,6 +36,8 @@ _LAZY = {
     "quantify_array": "plexhub.ome_pipeline.analysis.quantify",
     "PhenotypeRule": "plexhub.ome_pipeline.analysis.phenotypes",
     "parse_rules": "plexhub.ome_pipeline.analysis.phenotypes",
+    "export_spatialdata": "plexhub.ome_pipeline.analysis.sdexport",
+    "SpatialDataExport": "plexhub.ome_pipeline.analysis.sdexport",
 }
 
 

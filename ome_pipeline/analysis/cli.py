@@ -1,6 +1,7 @@
-"""``plexhub analyze``: segment, quantify and phenotype an OME-Zarr store in place.
-``plexhub.cli`` finds :func:`register` through the ``plexhub.commands`` entry point; the
-analysis modules are imported only when the command runs."""
+"""``plexhub analyze``: segment, quantify and phenotype an OME-Zarr store in place;
+``plexhub export spatialdata``: the store and its results as a SpatialData store.
+``plexhub.cli`` finds :func:`register` and :func:`register_export` through the
+``plexhub.commands`` entry point; the analysis modules are imported only when a command runs."""
 
 from __future__ import annotations
 
@@ -71,3 +72,27 @@ def register(sub: Any) -> None:
                    "of 512)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress")
     a.set_defaults(func=cmd_analyze, one_shot=True)
+
+
+def cmd_export_spatialdata(args: argparse.Namespace) -> int:
+    from plexhub.ome_pipeline.analysis.sdexport import export_spatialdata
+
+    result = export_spatialdata(args.store, args.out, name=args.name, overwrite=args.overwrite)
+    print(result.summary())
+    return 0
+
+
+def register_export(sub: Any) -> None:
+    """Add ``export`` (kinds: ``spatialdata``) to ``plexhub``'s subparsers ``sub``."""
+    e = sub.add_parser("export", help="write a store in another tool's format")
+    kinds = e.add_subparsers(dest="kind", required=True)
+    s = kinds.add_parser("spatialdata", help="the image, its label images and tables as a "
+                         "SpatialData store (spatialdata.read_zarr); pixels are copied")
+    s.add_argument("store", help="an OME-Zarr store written by `plexhub convert` (and "
+                   "`plexhub analyze`)")
+    s.add_argument("out", help="the SpatialData store to write (e.g. slide.sdata.zarr)")
+    s.add_argument("--name", default="image", help="the image's element name (image)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on errors")
+    s.set_defaults(func=cmd_export_spatialdata, one_shot=True)
