@@ -78,7 +78,9 @@ def portal_study_in_path(code: str, user: CurrentUser, session: DbSession) -> Po
 
 
 def study_images(session: Session, study: Study) -> list[Image]:
-    return list(session.scalars(select(Image).where(Image.study_id == study.id)
+    """The study's images the portal lists: retired ones are not (api/retention.py)."""
+    return list(session.scalars(select(Image).where(Image.study_id == study.id,
+                                                    Image.retired_at.is_(None))
                                 .order_by(Image.created_at, Image.series_index)).all())
 
 
@@ -145,6 +147,8 @@ def study_page(request: Request,
 def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
     image, study = found
+    if image.retired_at is not None:  # staff open a retired image through the API only
+        raise NotFoundError(f"image {image.id}", "not found")
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)
     metadata = next(m for im, m in rows if im.id == image.id)
