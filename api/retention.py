@@ -146,9 +146,8 @@ def report(items: list[RetentionItem], applied: bool) -> str:
     rows = [("image", "study", "profile", "retired", "retained until", "outcome", "why")]
     verb = {"purge": "purged" if applied else "would purge", "keep": "kept",
             "purged": "purged"}
-    for it in items:
-        rows.append((it.image_id, it.study, it.profile, f"{it.retired_at:%Y-%m-%d}",
-                     f"{it.retained_until:%Y-%m-%d}", verb[it.outcome], it.why))
+    rows += [(it.image_id, it.study, it.profile, f"{it.retired_at:%Y-%m-%d}",
+              f"{it.retained_until:%Y-%m-%d}", verb[it.outcome], it.why) for it in items]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
              for r in rows]
