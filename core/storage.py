@@ -330,8 +330,8 @@ def remove_tree(location: StoreLocation) -> bool:
         else:
             path.unlink()
         return True
-    fs, path = location.filesystem()
-    if not fs.exists(path):
+    fs, key = location.filesystem()
+    if not fs.exists(key):
         return False
-    fs.rm(path, recursive=True)
+    fs.rm(key, recursive=True)
     return True
