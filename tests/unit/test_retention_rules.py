@@ -39,7 +39,8 @@ def test_remove_tree_removes_a_local_folder(tmp_path: Path) -> None:
     (store / "0" / "zarr.json").write_text("{}")
     (tmp_path / "other").mkdir()
     assert remove_tree(StoreLocation(str(store)))
-    assert not store.exists() and (tmp_path / "other").is_dir()
+    assert not store.exists()
+    assert (tmp_path / "other").is_dir()
     assert not remove_tree(StoreLocation(str(store)))  # nothing there any more
 
 
