@@ -82,7 +82,10 @@ def test_a_retired_image_is_hidden_from_lists_and_sponsors_and_kept_for_staff(ap
         assert r.status_code == unknown.status_code == 404, (url, r.text)
         if "portal" not in url:
             assert r.json()["detail"] == f"image {a}: not found"
-    # staff still open it (kept for the retention period)
+    # staff still open it (kept for the retention period), through the API only
+    page = api.get("/portal/studies/N1")
+    assert re.findall(r'data-image="([^"]+)"', page.text) == [b]
+    assert api.get(f"/portal/images/{a}").status_code == 404
     assert api.get(f"/api/v1/images/{a}").json()["retired_at"] == body["retired_at"]
     assert api.get(f"/api/v1/images/{a}/tiles/0/0/0.png").status_code == 200
     # audited with the old and the new state, and in the study's audit export
