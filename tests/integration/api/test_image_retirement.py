@@ -7,10 +7,13 @@ Purging after the retention period: tests/integration/api/test_retention.py."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from plexhub.settings import Settings
 from tests.helpers.api import ADMIN, Api
 from tests.helpers.sample_data import ingest_synthetic
 
@@ -163,3 +166,46 @@ def test_retiring_is_for_staff_sponsors_without_a_grant_get_404(api: Api) -> Non
             assert r.status_code == 403, r.text
     assert api.get(f"/api/v1/images/{img}").json()["retired_at"] is None
     assert _events(api, "N2", "image.retire") == []
+
+
+@pytest.mark.requirement("profile.signatures", "signature.reauthentication")
+def test_a_profile_that_asks_for_a_signature_gets_one(tmp_path: Path) -> None:
+    """A CRO's own profile may ask for a signature to retire an image: without the
+    credential 422, with a wrong one 403 (audited), with the signer's own it is signed."""
+    from fastapi.testclient import TestClient
+
+    from plexhub.api.main import create_app
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "gcp.yaml").write_text(
+        "name: gcp\ntitle: GCP\nreason_required: [image.retire]\n"
+        "signatures: {image.retire: approved}\nretention_years: 25\nhard_deletes: false\n")
+    settings = Settings(data_dir=tmp_path / "data", admin_token=SecretStr(ADMIN),
+                        profiles_dir=profiles, chunk_size=64, block_size=128)
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    with TestClient(create_app(settings, migrate=True)) as client:
+        api = Api(client, settings, incoming)
+        api.study("C1")
+        img, _ = ingest_synthetic(api, "C1", "c.ome.tif", 7)
+        r = api.client.put("/api/v1/studies/C1/profile", headers=api.h(),
+                           json={"profile": "gcp"})
+        assert r.status_code == 200, r.text
+        r = api.post(f"/api/v1/images/{img}/retire", {"reason": "damaged slide"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("credential: is required: image.retire needs "
+                                             "your electronic signature (approved)")
+        r = api.post(f"/api/v1/images/{img}/retire", {"reason": "damaged slide",
+                                                      "credential": "wrong"})
+        assert r.status_code == 403, r.text
+        assert api.get(f"/api/v1/images/{img}").json()["retired_at"] is None
+        assert [e["after"]["action"] for e in _events(api, "C1", "signature.refused")] == [
+            "image.retire"]
+        r = api.post(f"/api/v1/images/{img}/retire", {"reason": "damaged slide",
+                                                      "credential": ADMIN})
+        assert r.status_code == 200, r.text
+        (sig,) = r.json()["signatures"]
+        assert (sig["action"], sig["meaning"], sig["entity_type"], sig["entity_id"],
+                sig["valid"]) == ("image.retire", "approved", "image", img, True)
+        assert r.json()["retained_until"].startswith(str(int(r.json()["retired_at"][:4]) + 25))
