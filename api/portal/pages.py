@@ -235,7 +235,7 @@ def guide_page(request: Request, found: VisibleGuide, user: CurrentUser,
     at = min(step, len(points)) - 1
     point = points[at]
     image = session.get(Image, point["image_id"])
-    if image is None or image.status != "ready":
+    if image is None or image.status != "ready" or image.retired_at is not None:
         raise NotFoundError(f"guide {guide.id}", "has an image that is not available")
     model = viewer.viewer_model(session, user, image, study, point.get("preset") or None)
     view = urlencode({k: f"{point[k]:g}" if isinstance(point[k], float) else str(point[k])

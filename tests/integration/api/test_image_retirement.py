@@ -60,9 +60,13 @@ def test_a_retired_image_is_hidden_from_lists_and_sponsors_and_kept_for_staff(ap
     for url in IMAGE_URLS[:5]:
         r = api.get(url.format(id=a), sponsor)
         assert r.status_code == 200, (url, r.text)
+    guide = api.post("/api/v1/studies/N1/guides", {"name": "tour", "waypoints": [
+        {"image_id": a}]}).json()["id"]
+    assert api.get(f"/portal/guides/{guide}", sponsor).status_code == 200
     r = api.post(f"/api/v1/images/{a}/retire", {"reason": "scanned twice"})
     assert r.status_code == 200, r.text
     body = r.json()
+    assert api.get(f"/portal/guides/{guide}", sponsor).status_code == 404
     assert body["id"] == a
     assert body["retired_at"] is not None
     assert body["purged_at"] is None
