@@ -105,8 +105,12 @@ def purge(session: Session, item: RetentionItem, now: datetime, by: str = "") ->
     tombstone first (committed), then its store. A store that other images still use loses
     only this image's group."""
     image = session.get(Image, item.image_id)
-    if image is None or image.purged_at is not None or item.outcome != "purge":
-        return Purged(item.image_id, [], "not to be purged")
+    study = session.scalar(select(Study).where(Study.code == item.study))
+    if image is None or image.purged_at is not None or image.retired_at is None \
+            or study is None or study.state == "locked" or item.outcome != "purge":
+        session.rollback()
+        return Purged(item.image_id, [], "no longer to be purged (restored, purged or "
+                      "locked meanwhile)")
     own = image.location(group=True)
     whole = image.location(group=False)
     shared = session.scalar(select(Image.id).where(
@@ -114,18 +118,19 @@ def purge(session: Session, item: RetentionItem, now: datetime, by: str = "") ->
         Image.storage_root.is_(None) if image.storage_root is None
         else Image.storage_root == image.storage_root,
         Image.purged_at.is_(None)).limit(1)) if image.store_uri else None
-    targets = []
+    targets, what = [], "nothing"
     if own is not None and whole is not None:
         if shared is None:
-            targets = [whole]  # the image's own store (its group with it)
+            targets, what = [whole], "store"  # the image's own store (its group with it)
         elif own.url != whole.url:
-            targets = [own]  # a store other images still use: only this image's group
-    urls = list(dict.fromkeys(t.url for t in targets))
+            targets, what = [own], "group"  # a store others still use: this image's group
+    # the location as the catalog records it (a root's name and a key, never a local path)
     audit.record(session, audit.SYSTEM, PURGE, "image", image.id, study_code=item.study,
                  before={"state": "retired", "retired_at": item.retired_at.isoformat(),
-                         "store": urls},
+                         "storage_root": image.storage_root, "store": image.store_uri,
+                         "group": image.store_key},
                  after={"state": "purged", "retained_until": item.retained_until.isoformat(),
-                        "by": by},
+                        "removed": what, "by": by},
                  reason=f"retention ended: {item.why}")
     image.purged_at = now
     session.commit()  # the event and the tombstone before anything is removed

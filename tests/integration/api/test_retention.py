@@ -124,7 +124,9 @@ def test_purge_only_after_retention_and_only_where_hard_deletes_are_allowed(api:
     purge = events[-1]
     assert (purge["actor"], purge["role"], purge["before"]["state"],
             purge["after"]["state"]) == ("system", "system", "retired", "purged")
-    assert purge["before"]["store"] == [str(stores[a])]
+    assert purge["before"]["storage_root"] == "stores"
+    assert str(stores[a]).endswith("/" + purge["before"]["store"])
+    assert purge["after"]["removed"] == "store"
     assert purge["reason"].startswith("retention ended: retention ended on ")
     assert verify_audit(api.settings.catalog_url)[0]
     # again: nothing more to purge, the report says purged
