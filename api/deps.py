@@ -216,12 +216,13 @@ class ImageAccess(NamedTuple):
 
 def visible_image(session: Session, principal: Principal, image_id: str) -> ImageAccess:
     """The image and its study, or 404 (the same work whether the image is missing or in a
-    study the caller may not see)."""
+    study the caller may not see). A retired image is staff's alone: anyone else gets the
+    same 404 (api/retention.py)."""
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
     found = session.execute(select(Image, Study).join(Study, Image.study_id == Study.id)
                             .where(Image.id == image_id)).first() \
         if _allowed(session, principal, study_id, Capability.VIEW) else None
-    if found is None:
+    if found is None or (found[0].retired_at is not None and not is_staff(principal)):
         raise NotFoundError(f"image {image_id}", "not found")
     return ImageAccess(found[0], found[1])
 
@@ -379,7 +380,7 @@ def downloadable_image_in_path(image_id: str, user: CurrentUser,
     study_id = session.scalar(select(Image.study_id).where(Image.id == image_id))
     study = study_of(session, user, study_id, f"image {image_id}", Capability.DOWNLOAD)
     image = session.get(Image, image_id)
-    if image is None:  # deleted meanwhile
+    if image is None or (image.retired_at is not None and not is_staff(user)):  # retired
         raise NotFoundError(f"image {image_id}", "not found")
     return ImageAccess(image, study)
 

@@ -179,6 +179,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         notebooks,
         peerreview,
         presets,
+        retirement,
         review,
         thumbnails,
         tiles,
@@ -195,6 +196,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
              presets.router, zarr.router, webgateway.router,
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
+             retirement.router,  # retiring an image (no hard deletes)
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
              peerreview.router,  # the findings' peer review and sign-off

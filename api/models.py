@@ -119,6 +119,12 @@ class Image(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
+    # retirement (migration 0011, api/retirement.py): a retired image is hidden from normal
+    # lists and from sponsors, kept and exported; a purged one has lost its store after its
+    # retention period (the row stays: a tombstone)
+    retired_at: Mapped[datetime | None] = mapped_column(TS, nullable=True, index=True)
+    retired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(TS, nullable=True)
 
     def store_root(self) -> StoreLocation:
         """Where this image's OME-Zarr is (the store's root, then the image's group in it),
@@ -126,10 +132,22 @@ class Image(Base):
         thumbnails and histograms read. The one place that resolves the catalog's location
         (a named storage root and a key under it) against the configured roots. NotFoundError
         until its conversion has made the image ready."""
-        if not self.store_uri or self.status != "ready":
+        if self.purged_at is not None:
+            raise NotFoundError(f"image {self.id}", "was purged after its retention period",
+                                "its audit trail keeps what it was")
+        found = self.location() if self.status == "ready" else None
+        if found is None:
             raise NotFoundError(f"image {self.id}", "has no converted store yet",
                                 "wait for its conversion job")
-        key = self.store_key.strip("/")
+        return found
+
+    def location(self, group: bool = True) -> StoreLocation | None:
+        """Where the image's store is (``group``: its image group in it; else the whole
+        store, which the images of one multi-series source share), whatever its status;
+        None when the catalog records none."""
+        if not self.store_uri:
+            return None
+        key = self.store_key.strip("/") if group else ""
         if self.storage_root is not None:
             return _roots_of(self).resolve(self.storage_root,
                                            f"{self.store_uri}/{key}" if key else self.store_uri)

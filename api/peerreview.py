@@ -98,7 +98,7 @@ class ReviewFacts:
         return _state(self.reads.get(image_id, set()), self.locked)
 
     def slides_not_peer_reviewed(self) -> list[Image]:
-        return [im for im in self.images if im.status == "ready"
+        return [im for im in self.images if im.status == "ready" and im.retired_at is None
                 and "peer" not in self.reads.get(im.id, set())]
 
 

@@ -278,6 +278,11 @@ class ImagePublic(BaseModel):
         default=None, description="the slide's peer-review state: not_reviewed, "
         "primary_done, peer_reviewed or signed_off (null for a sponsor without "
         "view_findings)")
+    retired_at: UtcDateTime | None = Field(
+        default=None, description="when the image was retired (staff only see retired "
+        "images: `?include_retired=true`)")
+    purged_at: UtcDateTime | None = Field(
+        default=None, description="when its store was purged after the retention period")
 
 
 class AuditPublic(BaseModel):

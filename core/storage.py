@@ -313,3 +313,25 @@ def connect(url: str) -> None:
         fs.exists(path)  # the first request pays for the connection and the signer
     except Exception:  # a warm-up only: the first real read reports it
         return
+
+
+def remove_tree(location: StoreLocation) -> bool:
+    """Remove the folder (or object prefix) at ``location`` and everything under it: a local
+    folder, or a URL through its fsspec filesystem. False when there was nothing there. Only
+    the retention purge calls it, for a store whose retention period has ended."""
+    if not location.remote:
+        import shutil
+
+        path = location.path
+        if not path.exists():
+            return False
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return True
+    fs, key = location.filesystem()
+    if not fs.exists(key):
+        return False
+    fs.rm(key, recursive=True)
+    return True

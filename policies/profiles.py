@@ -37,6 +37,7 @@ ACTIONS: dict[str, str] = {
     "grant.revoke": "revoke a grant",
     "image.ingest": "add an image to a study (a conversion job)",
     "image.retire": "retire an image (hidden from lists, kept and exported)",
+    "image.unretire": "restore a retired image before its store is purged",
     "image.download": "download an image's source or store",
     "preset.save": "save a new version of a render preset",
     "preset.visibility": "change who sees a render preset",
@@ -86,8 +87,11 @@ class ComplianceProfile(BaseModel):
         default_factory=dict,
         description="actions that need an electronic signature, with its meaning")
     retention_years: int = Field(ge=0, le=100,
-                                 description="years records are kept after the study ends")
-    hard_deletes: bool = Field(description="whether records may be deleted (else retired)")
+                                 description="years a retired record is kept, counted from "
+                                 "its retirement (`plexhub retention`)")
+    hard_deletes: bool = Field(description="whether a retired image's store may be purged "
+                               "once its retention ends (else it is kept; the catalog row "
+                               "and its audit trail stay either way)")
     unlock_roles: frozenset[Role] = Field(
         default=frozenset({"admin"}),
         description="roles that may unlock a locked study")
@@ -194,6 +198,21 @@ def delete_decision(profile: ComplianceProfile) -> Decision:
     if profile.hard_deletes:
         return Decision(True, f"profile {profile.name} allows hard deletes")
     return Decision(False, f"profile {profile.name} keeps records: retire instead of delete")
+
+
+def purge_decision(profile: ComplianceProfile, retired: datetime, now: datetime) -> Decision:
+    """Whether a record retired at ``retired`` may be purged at ``now``: only once its
+    retention period (:func:`retained_until` from the retirement) has ended, and only on a
+    profile that allows hard deletes."""
+    until = retained_until(profile, retired)
+    if not profile.hard_deletes:
+        return Decision(False, f"profile {profile.name} keeps records: no hard deletes "
+                        f"(retention until {until:%Y-%m-%d})")
+    if now < until:
+        return Decision(False, f"retention ({profile.retention_years} years, profile "
+                        f"{profile.name}) runs until {until:%Y-%m-%d}")
+    return Decision(True, f"retention ended on {until:%Y-%m-%d} and profile {profile.name} "
+                    "allows hard deletes")
 
 
 def retained_until(profile: ComplianceProfile, ended: datetime) -> datetime:

@@ -43,6 +43,13 @@ CONTROLS: dict[str, str] = {
     "signature.binding": "a signature cannot be copied to another object (hash mismatch)",
     "signature.refusal": "a wrong credential is refused and audited; repeated refusals lock "
                          "signing",
+    "image.retire": "a retired image is hidden from normal lists and from sponsors (the 404 "
+                    "of an unknown image), listed for staff on request, kept and still "
+                    "exported; retiring is audited, takes the profile's reason and is refused "
+                    "on a locked study",
+    "retention.purge": "a retired image is purged only after its profile's retention period "
+                       "and only where the profile allows hard deletes, by an audited "
+                       "image.purge first; the catalog row stays (a tombstone)",
     "reason.clients": "the CLI, the API client and the viewers send the reason for change",
 }
 

@@ -78,7 +78,9 @@ def portal_study_in_path(code: str, user: CurrentUser, session: DbSession) -> Po
 
 
 def study_images(session: Session, study: Study) -> list[Image]:
-    return list(session.scalars(select(Image).where(Image.study_id == study.id)
+    """The study's images the portal lists: retired ones are not (api/retention.py)."""
+    return list(session.scalars(select(Image).where(Image.study_id == study.id,
+                                                    Image.retired_at.is_(None))
                                 .order_by(Image.created_at, Image.series_index)).all())
 
 
@@ -145,6 +147,8 @@ def study_page(request: Request,
 def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
     image, study = found
+    if image.retired_at is not None:  # staff open a retired image through the API only
+        raise NotFoundError(f"image {image.id}", "not found")
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)
     metadata = next(m for im, m in rows if im.id == image.id)
@@ -231,7 +235,7 @@ def guide_page(request: Request, found: VisibleGuide, user: CurrentUser,
     at = min(step, len(points)) - 1
     point = points[at]
     image = session.get(Image, point["image_id"])
-    if image is None or image.status != "ready":
+    if image is None or image.status != "ready" or image.retired_at is not None:
         raise NotFoundError(f"guide {guide.id}", "has an image that is not available")
     model = viewer.viewer_model(session, user, image, study, point.get("preset") or None)
     view = urlencode({k: f"{point[k]:g}" if isinstance(point[k], float) else str(point[k])

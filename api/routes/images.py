@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -37,8 +37,8 @@ from plexhub.api.schemas import (
     IngestRequest,
     JobPublic,
 )
-from plexhub.errors import InputError
-from plexhub.policies.access import Capability, Principal, can_see_study
+from plexhub.errors import InputError, PermissionDeniedError
+from plexhub.policies.access import Capability, Principal, can_see_study, is_staff
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
@@ -56,7 +56,8 @@ def _image_public(image: Image, code: str,
         physical_sizes=image.physical_sizes or {},
         channels=[ChannelPublic(**c) for c in image.channels or []],
         metadata=(image.metadata_ or {}) if metadata is None else metadata,
-        checksum=image.checksum, tier=image.tier, review_state=review_state)
+        checksum=image.checksum, tier=image.tier, review_state=review_state,
+        retired_at=image.retired_at, purged_at=image.purged_at)
 
 
 def ingest_one(session: Session, settings: Settings, study: Study, user: Principal,
@@ -159,10 +160,18 @@ def ingest_batch(body: BatchRequest, study: VisibleStudy,
 
 
 @router.get("/studies/{code}/images", response_model=list[ImagePublic], tags=["images"])
-def list_images(study: VisibleStudy, user: CurrentUser,
-                session: DbSession) -> list[ImagePublic]:
-    rows = session.scalars(select(Image).where(Image.study_id == study.id)
-                           .order_by(Image.created_at, Image.series_index)).all()
+def list_images(study: VisibleStudy, user: CurrentUser, session: DbSession,
+                include_retired: bool = Query(
+                    default=False, description="staff: list retired (and purged) images "
+                    "too")) -> list[ImagePublic]:
+    """The study's images; retired ones only for staff who ask (``include_retired``)."""
+    q = select(Image).where(Image.study_id == study.id)
+    if include_retired:
+        if not is_staff(user):
+            raise PermissionDeniedError(user.user, "may not list retired images (staff only)")
+    else:
+        q = q.where(Image.retired_at.is_(None))
+    rows = session.scalars(q.order_by(Image.created_at, Image.series_index)).all()
     labels = can_view_labels(session, user, study)
     states = _review_states(session, user, study)
     return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels),

@@ -44,6 +44,8 @@ GRANTED = {
     "POST /api/v1/images/{image_id}/views": 422,  # a sponsor's own saved view: the body
     "POST /api/v1/studies/{code}/guides": 403,
     "POST /api/v1/guides/{guide_id}/revoke": 403,
+    "POST /api/v1/images/{image_id}/retire": 403,
+    "POST /api/v1/images/{image_id}/unretire": 403,
 }
 # checked before the resource: the same 403 for every id (it tells nothing either way)
 SCOPE_FIRST = {"DELETE /api/v1/grants/{grant_id}"}
