@@ -181,6 +181,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         presets,
         review,
         thumbnails,
+        tiers,
         tiles,
         tokens,
         viewing,
@@ -195,6 +196,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
              presets.router, zarr.router, webgateway.router,
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
+             tiers.router,  # storage tiers: archive and restore
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
              peerreview.router,  # the findings' peer review and sign-off

@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from plexhub.api.db import Base, utcnow
-from plexhub.errors import NotFoundError
+from plexhub.errors import ConflictError, NotFoundError
 from plexhub.model import FINISHED as FINISHED
 from plexhub.model import JobState as JobState
+from plexhub.policies.tiers import READABLE
 from plexhub.storage import StoreLocation, StoreRoots, is_url, storage_options
 
 TS = DateTime(timezone=True)
@@ -125,7 +126,19 @@ class Image(Base):
         a local folder or a URL with its storage options: what tiles, the zarr route,
         thumbnails and histograms read. The one place that resolves the catalog's location
         (a named storage root and a key under it) against the configured roots. NotFoundError
-        until its conversion has made the image ready."""
+        until its conversion has made the image ready; :class:`ImageArchivedError` (409)
+        while it is archived or being restored."""
+        self.check_readable()
+        return self.location()
+
+    def check_readable(self) -> None:
+        """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's
+        store is served: hot, or on its way to the archive (read from the hot copy)."""
+        if self.tier not in READABLE:
+            raise ImageArchivedError(self.id, self.tier)
+
+    def location(self) -> StoreLocation:
+        """:meth:`store_root` whatever the tier (what a tier move copies from)."""
         if not self.store_uri or self.status != "ready":
             raise NotFoundError(f"image {self.id}", "has no converted store yet",
                                 "wait for its conversion job")
@@ -136,6 +149,24 @@ class Image(Base):
         base = self.store_uri.rstrip("/")  # an absolute location (no root records it)
         url = f"{base}/{key}" if key else base
         return StoreLocation(url, storage_options(url) if is_url(url) else None)
+
+
+class ImageArchivedError(ConflictError):
+    """An image whose store is archived (or on its way back) was read: 409, saying how to
+    restore it."""
+
+    def __init__(self, image_id: str, tier: str) -> None:
+        restore = f"POST /api/v1/images/{image_id}/restore"
+        if tier == "restoring":
+            super().__init__(f"image {image_id}", "is archived and being restored to hot "
+                             "storage", "retry in a few minutes; GET /api/v1/images/"
+                             f"{image_id} shows tier 'hot' once it is back")
+        else:
+            super().__init__(f"image {image_id}", f"is {tier}: its store is in the archive "
+                             "storage root and is not served",
+                             f"restore it with {restore} (staff or a holder of a grant on its "
+                             "study), then retry once its tier is 'hot'")
+        self.tier = tier
 
 
 ROOTS_INFO = "store_roots"  # the session's StoreRoots (plexhub.api.db.Database puts them)
