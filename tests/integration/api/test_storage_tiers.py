@@ -20,10 +20,10 @@ from pydantic import SecretStr
 from plexhub.api import tiermove
 from plexhub.api.jobs import HOST
 from plexhub.api.main import create_app
+from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
 from plexhub.settings import Settings
 from tests.helpers.api import ADMIN, Api
 from tests.helpers.s3 import files
-from tests.helpers.sample_data import ingest_synthetic
 
 READS = ("tiles/0/0/0.png", "image.dzi", "image_files/7/0_0.jpeg", "zarr/zarr.json",
          "zarr/0/zarr.json")
@@ -61,8 +61,13 @@ def _image(api: Api, code: str = "T1", profile: str = "non-glp") -> str:
     r = api.post("/api/v1/studies", {"code": code, "title": "t", "sponsor": "acme",
                                      "profile": profile})
     assert r.status_code == 201, r.text
-    image, _ = ingest_synthetic(api, code, f"{code}.ome.tif", seed=3, size=300)
-    return image
+    write_ome_tiff(api.incoming / f"{code}.ome.tif",
+                   SyntheticSpec(size_y=300, size_x=300, channels=2, tile=64, seed=3))
+    r = api.client.post(f"/api/v1/studies/{code}/images", json={"source": f"{code}.ome.tif"},
+                        headers={**api.h(), "X-Plexhub-Reason": "new slide"})
+    assert r.status_code == 202, r.text
+    assert api.wait_job(r.json()["job_id"])["state"] == "done"
+    return str(r.json()["image_id"])
 
 
 def _store(api: Api, root: str) -> Path:
@@ -244,13 +249,14 @@ def test_a_crash_mid_copy_leaves_the_image_readable_and_a_new_process_finishes(
 def test_profiles_decide_on_locked_and_open_studies(api: Api) -> None:
     image = _image(api, "G1", profile="glp")
     # GLP: a reason for every move, and nothing archived before sign-off
-    r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
-    assert r.status_code == 422 and "reason" in r.json()["detail"], r.text
     r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive", "reason": "space"})
     assert r.status_code == 403, r.text
     assert "signed off" in r.json()["detail"]
     r = api.post("/api/v1/studies/G1/lock", {"reason": "report signed", "credential": ADMIN})
     assert r.status_code == 200, r.text
+    r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
+    assert r.status_code == 422 and "reason" in r.json()["detail"], r.text
+    assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"
     # locked: GLP allows the tier move (no data changes), with its reason
     _move(api, image, {"tier": "archive", "reason": "signed off 90 days ago"})
     # a sponsor with a grant may restore it on a locked study
