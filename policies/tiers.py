@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from plexhub.errors import ConfigurationError
 from plexhub.policies.access import Decision
-from plexhub.policies.profiles import ComplianceProfile
+from plexhub.policies.profiles import TIER_MOVE, ComplianceProfile, change_decision
 
 Tier = Literal["hot", "archiving", "archived", "restoring"]
 TIERS: tuple[Tier, ...] = ("hot", "archiving", "archived", "restoring")
@@ -136,6 +136,9 @@ def archive_decision(rules: TierRules, profile: ComplianceProfile, facts: TierFa
     allowed = move_decision(profile, facts.study_state, facts.tier, "archive")
     if not allowed:
         return allowed
+    unlocked = change_decision(profile, facts.study_state, TIER_MOVE)
+    if not unlocked:
+        return unlocked
     for rule in rules.rules:
         fired = rule_fires(rule, facts, profile.name, now)
         if fired:

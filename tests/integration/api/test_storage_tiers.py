@@ -295,3 +295,44 @@ def test_without_an_archive_root_nothing_is_archived(tmp_path: Path) -> None:
         image = _image(api)
         r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
         assert r.status_code == 409 and "PLEXHUB_ARCHIVE_ROOT" in r.json()["detail"], r.text
+
+
+def test_plexhub_tiers_dry_run_then_apply(api: Api, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from plexhub.cli import main
+    from plexhub.settings import get_settings
+
+    rules = tmp_path / "tiers.yaml"
+    rules.write_text("rules:\n  - name: at-sign-off\n    study_locked_days: 0\n")
+    kept = _image(api, "OPEN")  # an open study: no rule fires
+    image = _image(api, "DONE")
+    assert api.post("/api/v1/studies/DONE/lock", {"credential": ADMIN}).status_code == 200
+    s = api.settings
+    env = {"PLEXHUB_DATA_DIR": str(s.data_dir), "PLEXHUB_DATABASE_URL": s.database_url or "",
+           "PLEXHUB_STORE_ROOTS": f'{{"archive": "{s.store_roots["archive"]}"}}',
+           "PLEXHUB_ARCHIVE_ROOT": "archive", "PLEXHUB_TIER_RULES_FILE": str(rules)}
+    for k, v in env.items():
+        if v:
+            monkeypatch.setenv(k, v)
+        else:
+            monkeypatch.delenv(k, raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["tiers"]) == 0
+        out = capsys.readouterr().out
+        assert f"archive DONE {image}" in out and "rule at-sign-off" in out, out
+        assert kept not in out
+        assert "1 image(s) would be archived (dry run" in out
+        assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"  # nothing moved
+        assert main(["tiers", "--apply"]) == 0
+        out = capsys.readouterr().out
+        assert "1 image(s) queued" in out, out
+        job_id = out.split("(job ")[1].split()[0]
+    finally:
+        get_settings.cache_clear()
+    assert api.wait_job(job_id)["state"] == "done"  # the service's runner ran it
+    assert api.get(f"/api/v1/images/{image}").json()["tier"] == "archived"
+    assert api.get(f"/api/v1/images/{kept}").json()["tier"] == "hot"
+    (event,) = [e for e in _events(api, "DONE", image) if e["after"]["tier"] == "archiving"]
+    assert event["actor"] == "system" and "at-sign-off" in event["reason"]
