@@ -74,7 +74,7 @@ def _store(api: Api, root: str) -> Path:
     """The one store folder under the root ``root`` (stores or archive)."""
     base = api.settings.stores_dir if root == "stores" else \
         Path(api.settings.store_roots["archive"])
-    found = [p for p in base.glob("*/*.ome.zarr")]
+    found = list(base.glob("*/*.ome.zarr"))
     assert len(found) == 1, found
     return found[0]
 
@@ -102,9 +102,11 @@ def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> No
     tiles = {p: api.get(f"/api/v1/images/{image}/{p}").content for p in READS}
     r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive", "reason": "study closed"})
     assert r.status_code == 202, r.text
-    assert r.json()["tier"] == "archiving" and r.json()["image_ids"] == [image]
+    assert r.json()["tier"] == "archiving"
+    assert r.json()["image_ids"] == [image]
     job = api.wait_job(r.json()["job_id"])
-    assert job["state"] == "done" and job["progress"] == 1.0, job
+    assert job["state"] == "done", job
+    assert job["progress"] == 1.0, job
     assert job["image_ids"] == [image]
     # the store is in the archive root, byte for byte, and gone from the hot one
     archived = _store(api, "archive")
@@ -116,7 +118,8 @@ def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> No
         got = api.get(f"/api/v1/images/{image}/{p}")
         assert got.status_code == 409, (p, got.text)
         detail = got.json()["detail"]
-        assert f"image {image}" in detail and "archived" in detail, detail
+        assert f"image {image}" in detail, detail
+        assert "archived" in detail, detail
         assert f"POST /api/v1/images/{image}/restore" in detail, detail
     # a second archive request is a conflict, not a second job
     again = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive", "reason": "x"})
@@ -138,10 +141,12 @@ def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> No
         ("image.tier", "system", "archiving", "archived"),
         ("image.restore", "admin", "archived", "restoring"),
         ("image.tier", "system", "restoring", "hot")]
-    assert events[1]["before"]["root"] == "stores" and events[1]["after"]["root"] == "archive"
+    assert events[1]["before"]["root"] == "stores"
+    assert events[1]["after"]["root"] == "archive"
     assert events[1]["reason"] == "study closed"
     assert events[1]["after"]["requested_by"] == "admin"
-    assert events[3]["before"]["root"] == "archive" and events[3]["after"]["root"] == "stores"
+    assert events[3]["before"]["root"] == "archive"
+    assert events[3]["after"]["root"] == "stores"
     assert events[2]["reason"] == "sponsor audit"
     from plexhub.api.cli import verify_audit
 
@@ -166,7 +171,8 @@ def test_a_failed_copy_leaves_the_image_hot_and_readable(api: Api,
     r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
     assert r.status_code == 202, r.text
     job = api.wait_job(r.json()["job_id"])
-    assert job["state"] == "failed" and "No space left" in job["error"], job
+    assert job["state"] == "failed", job
+    assert "No space left" in job["error"], job
     assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"
     assert files(hot) == before  # untouched, and nothing half-copied is left behind
     assert not list(Path(api.settings.store_roots["archive"]).rglob("*.json"))
@@ -183,7 +189,8 @@ def test_a_failed_copy_leaves_the_image_hot_and_readable(api: Api,
         "zarr.json") else real_hash(fs, path))
     r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
     job = api.wait_job(r.json()["job_id"])
-    assert job["state"] == "failed" and "differs from its source" in job["error"], job
+    assert job["state"] == "failed", job
+    assert "differs from its source" in job["error"], job
     assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"
     assert files(hot) == before
 
@@ -255,7 +262,8 @@ def test_profiles_decide_on_locked_and_open_studies(api: Api) -> None:
     r = api.post("/api/v1/studies/G1/lock", {"reason": "report signed", "credential": ADMIN})
     assert r.status_code == 200, r.text
     r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
-    assert r.status_code == 422 and "reason" in r.json()["detail"], r.text
+    assert r.status_code == 422, r.text
+    assert "reason" in r.json()["detail"], r.text
     assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"
     # locked: GLP allows the tier move (no data changes), with its reason
     _move(api, image, {"tier": "archive", "reason": "signed off 90 days ago"})
@@ -294,7 +302,8 @@ def test_without_an_archive_root_nothing_is_archived(tmp_path: Path) -> None:
     for api in _api(settings):
         image = _image(api)
         r = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive"})
-        assert r.status_code == 409 and "PLEXHUB_ARCHIVE_ROOT" in r.json()["detail"], r.text
+        assert r.status_code == 409, r.text
+        assert "PLEXHUB_ARCHIVE_ROOT" in r.json()["detail"], r.text
 
 
 def test_plexhub_tiers_dry_run_then_apply(api: Api, tmp_path: Path,
@@ -321,7 +330,8 @@ def test_plexhub_tiers_dry_run_then_apply(api: Api, tmp_path: Path,
     try:
         assert main(["tiers"]) == 0
         out = capsys.readouterr().out
-        assert f"archive DONE {image}" in out and "rule at-sign-off" in out, out
+        assert f"archive DONE {image}" in out, out
+        assert "rule at-sign-off" in out, out
         assert kept not in out
         assert "1 image(s) would be archived (dry run" in out
         assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"  # nothing moved
@@ -335,4 +345,5 @@ def test_plexhub_tiers_dry_run_then_apply(api: Api, tmp_path: Path,
     assert api.get(f"/api/v1/images/{image}").json()["tier"] == "archived"
     assert api.get(f"/api/v1/images/{kept}").json()["tier"] == "hot"
     (event,) = [e for e in _events(api, "DONE", image) if e["after"]["tier"] == "archiving"]
-    assert event["actor"] == "system" and "at-sign-off" in event["reason"]
+    assert event["actor"] == "system"
+    assert "at-sign-off" in event["reason"]
