@@ -134,7 +134,7 @@ class Image(Base):
     def check_readable(self) -> None:
         """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's
         store is served: hot, or on its way to the archive (read from the hot copy)."""
-        if self.tier not in READABLE:
+        if self.tier is not None and self.tier not in READABLE:  # None: not stored yet (hot)
             raise ImageArchivedError(self.id, self.tier)
 
     def location(self) -> StoreLocation:

@@ -63,7 +63,7 @@ def change_tier(found: VisibleImage, body: TierChange,
         session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
         study_code=study.code, action="image.tier", entity_type="image", entity_id=image.id,
         content={"image": image.id, "tier": body.tier, "root": image.storage_root,
-                 "store": image.store_uri, "checksum": image.checksum}, reason=reason)
+                 "checksum": image.checksum}, reason=reason)
     job = tiermove.queue_move(session, st.settings, image, study, body.tier, user, reason)
     session.commit()
     st.jobs.submit(job.id)

@@ -70,6 +70,7 @@ def test_rules_fire_on_lock_age_and_idleness() -> None:
     assert not archive_decision(TierRules(), non, facts("locked", 400, 400), NOW)
 
 
+@pytest.mark.requirement("profile.archive_before_lock")
 def test_glp_keeps_images_hot_until_sign_off_and_moves_them_after() -> None:
     glp = PROFILES["glp"]
     d = archive_decision(RULES, glp, facts("open", used_days=1000), NOW)
@@ -82,6 +83,7 @@ def test_glp_keeps_images_hot_until_sign_off_and_moves_them_after() -> None:
     assert "image.tier" in glp.reason_required
 
 
+@pytest.mark.requirement("profile.tier_moves_when_locked")
 def test_a_profile_may_refuse_tier_moves_on_locked_studies() -> None:
     strict = PROFILES["glp"].model_copy(update={"tier_moves_when_locked": False})
     d = archive_decision(RULES, strict, facts("locked", locked_days=100), NOW)

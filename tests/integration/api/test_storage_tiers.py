@@ -95,6 +95,7 @@ def _move(api: Api, image: str, body: dict[str, Any], token: str = ADMIN,
     return job
 
 
+@pytest.mark.requirement("storage.tier_move", "audit.attribution")
 def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> None:
     image = _image(api)
     hot = _store(api, "stores")
@@ -153,6 +154,7 @@ def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> No
     assert verify_audit(api.settings.catalog_url, "T1")[0]
 
 
+@pytest.mark.requirement("storage.tier_move")
 def test_a_failed_copy_leaves_the_image_hot_and_readable(api: Api,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     image = _image(api)
@@ -195,6 +197,7 @@ def test_a_failed_copy_leaves_the_image_hot_and_readable(api: Api,
     assert files(hot) == before
 
 
+@pytest.mark.requirement("storage.tier_move")
 def test_a_crash_mid_copy_leaves_the_image_readable_and_a_new_process_finishes(
         tmp_path: Path, db_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path, db_url)
@@ -253,6 +256,8 @@ def test_a_crash_mid_copy_leaves_the_image_readable_and_a_new_process_finishes(
         gen2.close()
 
 
+@pytest.mark.requirement("profile.archive_before_lock", "profile.tier_moves_when_locked",
+                         "profile.reason_required")
 def test_profiles_decide_on_locked_and_open_studies(api: Api) -> None:
     image = _image(api, "G1", profile="glp")
     # GLP: a reason for every move, and nothing archived before sign-off
