@@ -38,7 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
-from plexhub.api.db import utcnow
+from plexhub.api.db import Database, utcnow
 from plexhub.api.models import Image, Job, JobState, Study
 from plexhub.errors import ConflictError, PermissionDeniedError, PlexhubError
 from plexhub.policies.access import Principal
@@ -255,12 +255,12 @@ def _undo(runner: JobRunner, move: Move, dst: StoreLocation | None, why: str) ->
         except OSError as exc:
             log.warning("tier move %s: the partial copy %s was not removed: %s",
                         move.job_id, dst.url, exc)
-    revert(runner.db.session, move.job_id, why)
+    revert(runner.db, move.job_id, why)
 
 
-def revert(new_session: Callable[[], Session], job_id: str, why: str) -> None:
+def revert(db: Database, job_id: str, why: str) -> None:
     """Put the images of tier move ``job_id`` back in the tier they had before it."""
-    with new_session() as s:
+    with db.session() as s:
         job = s.get(Job, job_id)
         if job is None:
             return

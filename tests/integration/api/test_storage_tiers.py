@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def _settings(tmp_path: Path, url: str | None) -> Settings:
                     job_heartbeat_seconds=0.2, job_lease_seconds=1.0)
 
 
-def _api(settings: Settings) -> Iterator[Api]:
+def _api(settings: Settings) -> Generator[Api, None, None]:
     incoming = settings.data_dir / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     with TestClient(create_app(settings, migrate=True)) as client:
