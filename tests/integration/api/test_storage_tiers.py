@@ -125,7 +125,7 @@ def test_archive_and_restore_move_the_store_verified_and_audited(api: Api) -> No
     # a second archive request is a conflict, not a second job
     again = api.post(f"/api/v1/images/{image}/tier", {"tier": "archive", "reason": "x"})
     assert again.status_code == 409, again.text
-    # restore on demand (the same job answered while it runs), then everything reads again
+    # restore on demand, then everything reads again
     _move(api, image, {"reason": "sponsor audit"}, path="restore")
     assert api.get(f"/api/v1/images/{image}").json()["tier"] == "hot"
     assert files(_store(api, "stores")) == before
@@ -352,3 +352,41 @@ def test_plexhub_tiers_dry_run_then_apply(api: Api, tmp_path: Path,
     (event,) = [e for e in _events(api, "DONE", image) if e["after"]["tier"] == "archiving"]
     assert event["actor"] == "system"
     assert "at-sign-off" in event["reason"]
+
+
+def test_restore_asked_twice_is_one_job_and_a_cancelled_move_goes_back(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = _image(api)
+    _move(api, image, {"tier": "archive", "reason": "cold"})
+    runner = api.client.app.state.plexhub.jobs  # type: ignore[attr-defined]
+    started = threading.Event()
+    real = tiermove.copy_object
+
+    def blocked(*args: Any) -> str:  # copies only once the job is cancelled
+        started.set()
+        for ev in list(runner.cancel_events.values()):
+            ev.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(tiermove, "copy_object", blocked)
+    first = api.post(f"/api/v1/images/{image}/restore", {"reason": "needed"})
+    assert first.status_code == 202, first.text
+    assert started.wait(30)
+    again = api.post(f"/api/v1/images/{image}/restore", {})
+    assert again.status_code == 202, again.text
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert again.json()["tier"] == "restoring"
+    got = api.get(f"/api/v1/images/{image}/tiles/0/0/0.png")
+    assert got.status_code == 409
+    assert "being restored" in got.json()["detail"]
+    job_id = first.json()["job_id"]
+    r = api.post(f"/api/v1/jobs/{job_id}/cancel", {"reason": "not now"})
+    assert r.status_code == 200, r.text
+    assert api.wait_job(job_id)["state"] == "cancelled"
+    assert api.get(f"/api/v1/images/{image}").json()["tier"] == "archived"
+    assert not list(api.settings.stores_dir.rglob("*.json"))  # the partial hot copy is gone
+    assert files(_store(api, "archive"))  # the archived copy is whole
+    assert api.post(f"/api/v1/jobs/{job_id}/retry", {}).status_code == 409  # ask again instead
+    monkeypatch.setattr(tiermove, "copy_object", real)
+    _move(api, image, {}, path="restore")
+    assert api.get(f"/api/v1/images/{image}/tiles/0/0/0.png").status_code == 200
