@@ -1,5 +1,6 @@
-"""Conversion jobs: queued in the catalog, run in a small thread pool (each conversion fans
-out on Dask itself), with progress, cancellation and retry.
+"""Conversion jobs and tier moves (``Job.kind`` "tier", ``api/tiermove.py``): queued in the
+catalog, run in a small thread pool (each conversion fans out on Dask itself), with progress,
+cancellation and retry (a tier move is asked for again instead).
 
 Several processes (``plexhub serve --workers N``, replicas on several hosts sharing one
 PostgreSQL, ``plexhub worker``) may run job runners side by side. A job is *leased*: a runner
