@@ -126,19 +126,8 @@ class Image(Base):
         a local folder or a URL with its storage options: what tiles, the zarr route,
         thumbnails and histograms read. The one place that resolves the catalog's location
         (a named storage root and a key under it) against the configured roots. NotFoundError
-        until its conversion has made the image ready; :class:`ImageArchivedError` (409)
-        while it is archived or being restored."""
-        self.check_readable()
-        return self.location()
-
-    def check_readable(self) -> None:
-        """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's
-        store is served: hot, or on its way to the archive (read from the hot copy)."""
-        if self.tier is not None and self.tier not in READABLE:  # None: not stored yet (hot)
-            raise ImageArchivedError(self.id, self.tier)
-
-    def location(self) -> StoreLocation:
-        """:meth:`store_root` whatever the tier (what a tier move copies from)."""
+        until its conversion has made the image ready."""
+        self.check_readable()  # archived or being restored: 409 saying how to restore it
         if not self.store_uri or self.status != "ready":
             raise NotFoundError(f"image {self.id}", "has no converted store yet",
                                 "wait for its conversion job")
@@ -149,6 +138,12 @@ class Image(Base):
         base = self.store_uri.rstrip("/")  # an absolute location (no root records it)
         url = f"{base}/{key}" if key else base
         return StoreLocation(url, storage_options(url) if is_url(url) else None)
+
+    def check_readable(self) -> None:
+        """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's
+        store is served: hot, or on its way to the archive (read from the hot copy)."""
+        if self.tier is not None and self.tier not in READABLE:  # None: not stored yet (hot)
+            raise ImageArchivedError(self.id, self.tier)
 
 
 class ImageArchivedError(ConflictError):
