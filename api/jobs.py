@@ -1,5 +1,6 @@
-"""Conversion jobs: queued in the catalog, run in a small thread pool (each conversion fans
-out on Dask itself), with progress, cancellation and retry.
+"""Conversion jobs and tier moves (``Job.kind`` "tier", ``api/tiermove.py``): queued in the
+catalog, run in a small thread pool (each conversion fans out on Dask itself), with progress,
+cancellation and retry (a tier move is asked for again instead).
 
 Several processes (``plexhub serve --workers N``, replicas on several hosts sharing one
 PostgreSQL, ``plexhub worker``) may run job runners side by side. A job is *leased*: a runner
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, tiermove
 from plexhub.api.db import Database, utcnow
 from plexhub.api.ingest import full_checksum
 from plexhub.api.models import FINISHED, Image, Job, JobState, Study
@@ -235,6 +236,8 @@ class JobRunner:
             before = {"state": job.state}
             if job.state == JobState.QUEUED:
                 job.state, job.finished_at = JobState.CANCELLED, utcnow()
+                if job.kind == tiermove.KIND:  # its images go back to their tier
+                    tiermove.revert_images(s, job, code, "cancelled")
             else:
                 job.cancel_requested = True  # the owner stops it, whichever process that is
             audit.record(s, actor, "job.cancel", "job", job_id, study_code=code, before=before,
@@ -255,6 +258,10 @@ class JobRunner:
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
                 raise ConflictError(f"job {job_id}", f"is {job.state}; only failed or cancelled "
                                     "jobs can be retried")
+            if job.kind == tiermove.KIND:
+                raise ConflictError(f"job {job_id}", "is a tier move",
+                                    "ask for the move again: POST /api/v1/images/{id}/tier "
+                                    "or /restore")
             audit.record(s, actor, "job.retry", "job", job_id, study_code=_study_code(s, job),
                          before={"state": job.state}, after={"state": JobState.QUEUED})
             job.state, job.error, job.progress = JobState.QUEUED, None, 0.0
@@ -298,9 +305,13 @@ class JobRunner:
             job = s.get(Job, job_id)
             if job is None or job.state != JobState.RUNNING or job.owner != self.owner:
                 return
+            kind = job.kind
             study = s.get(Study, job.study_id)
             assert study is not None
             src, fp, params, code = job.source_uri, job.fingerprint, dict(job.params), study.code
+        if kind == tiermove.KIND:  # a store moving between storage roots (api/tiermove.py)
+            tiermove.run(self, job_id)
+            return
         cancel = self.cancel_events.setdefault(job_id, threading.Event())
         last = [0.0]
 
@@ -398,6 +409,9 @@ def _study_code(session: Session, job: Job) -> str | None:
 
 
 def image_ids(session: Session, job_id: str) -> list[str]:
+    job = session.get(Job, job_id)
+    if job is not None and job.kind == tiermove.KIND:  # the images it moves
+        return list(job.params.get("images", []))
     return list(session.scalars(select(Image.id).where(Image.job_id == job_id)
                                 .order_by(Image.series_index)).all())
 

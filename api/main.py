@@ -182,6 +182,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
         retirement,
         review,
         thumbnails,
+        tiers,
         tiles,
         tokens,
         viewing,
@@ -197,6 +198,7 @@ def routers(*, hub: bool) -> list[APIRouter]:
              notebooks.router, thumbnails.router,  # published notebooks, portal thumbnails
              compliance.router,  # study locks and audit exports
              retirement.router,  # retiring an image (no hard deletes)
+             tiers.router,  # storage tiers: archive and restore
              cells.router,  # analysis results (plexhub analyze)
              review.router,  # annotations and findings
              peerreview.router,  # the findings' peer review and sign-off

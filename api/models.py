@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from plexhub.api.db import Base, utcnow
-from plexhub.errors import NotFoundError
+from plexhub.errors import ConflictError, NotFoundError
 from plexhub.model import FINISHED as FINISHED
 from plexhub.model import JobState as JobState
+from plexhub.policies.tiers import READABLE
 from plexhub.storage import StoreLocation, StoreRoots, is_url, storage_options
 
 TS = DateTime(timezone=True)
@@ -135,6 +136,7 @@ class Image(Base):
         if self.purged_at is not None:
             raise NotFoundError(f"image {self.id}", "was purged after its retention period",
                                 "its audit trail keeps what it was")
+        self.check_readable()  # archived or being restored: 409 saying how to restore it
         found = self.location() if self.status == "ready" else None
         if found is None:
             raise NotFoundError(f"image {self.id}", "has no converted store yet",
@@ -154,6 +156,30 @@ class Image(Base):
         base = self.store_uri.rstrip("/")  # an absolute location (no root records it)
         url = f"{base}/{key}" if key else base
         return StoreLocation(url, storage_options(url) if is_url(url) else None)
+
+    def check_readable(self) -> None:
+        """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's
+        store is served: hot, or on its way to the archive (read from the hot copy)."""
+        if self.tier is not None and self.tier not in READABLE:  # None: not stored yet (hot)
+            raise ImageArchivedError(self.id, self.tier)
+
+
+class ImageArchivedError(ConflictError):
+    """An image whose store is archived (or on its way back) was read: 409, saying how to
+    restore it."""
+
+    def __init__(self, image_id: str, tier: str) -> None:
+        restore = f"POST /api/v1/images/{image_id}/restore"
+        if tier == "restoring":
+            super().__init__(f"image {image_id}", "is archived and being restored to hot "
+                             "storage", "retry in a few minutes; GET /api/v1/images/"
+                             f"{image_id} shows tier 'hot' once it is back")
+        else:
+            super().__init__(f"image {image_id}", f"is {tier}: its store is in the archive "
+                             "storage root and is not served",
+                             f"restore it with {restore} (staff or a holder of a grant on its "
+                             "study), then retry once its tier is 'hot'")
+        self.tier = tier
 
 
 ROOTS_INFO = "store_roots"  # the session's StoreRoots (plexhub.api.db.Database puts them)

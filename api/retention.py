@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import audit
 from plexhub.api.models import Image, Study
+from plexhub.api.tiermove import MOVING
 from plexhub.policies.profiles import (
     ComplianceProfile,
     profile_of,
@@ -41,6 +42,9 @@ from plexhub.storage import remove_tree
 
 PURGE = "image.purge"
 Outcome = Literal["keep", "purge", "purged"]
+
+
+MOVING_TIERS = frozenset(MOVING.values())  # a tier move copies the store: never purge then
 
 
 def aware(ts: datetime) -> datetime:
@@ -85,6 +89,8 @@ def plan(session: Session, profiles: Mapping[str, ComplianceProfile], now: datet
             outcome, why = "purged", f"purged on {aware(image.purged_at):%Y-%m-%d}"
         elif s.state == "locked":
             outcome, why = "keep", "the study is locked; unlock it first"
+        elif image.tier in MOVING_TIERS:
+            outcome, why = "keep", f"its store is {image.tier} (a tier move); run again after it"
         else:
             decided = purge_decision(profile, aware(image.retired_at), now)
             outcome, why = ("purge" if decided else "keep"), decided.reason
@@ -107,7 +113,8 @@ def purge(session: Session, item: RetentionItem, now: datetime, by: str = "") ->
     image = session.get(Image, item.image_id)
     study = session.scalar(select(Study).where(Study.code == item.study))
     if image is None or image.purged_at is not None or image.retired_at is None \
-            or study is None or study.state == "locked" or item.outcome != "purge":
+            or study is None or study.state == "locked" or item.outcome != "purge" \
+            or image.tier in MOVING_TIERS:
         session.rollback()
         return Purged(item.image_id, [], "no longer to be purged (restored, purged or "
                       "locked meanwhile)")

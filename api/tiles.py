@@ -342,7 +342,9 @@ class TileEngine:
         cached and ``render`` is False. A render holds one of ``caller``'s render slots
         (:meth:`caller_slot`; a 429 when they are taken); None: the caller holds one already
         (the tile route takes it before its thread). Every route that serves a rendered
-        image answers through here: the same headers on the 200 and the 304."""
+        image answers through here: the same headers on the 200 and the 304. An archived
+        image is a 409 (:meth:`Image.check_readable`), even for what is cached."""
+        job.image.check_readable()
         headers = cache_headers(tag, pinned)
         if not_modified(if_none_match, tag):
             return answer_304(headers)

@@ -33,6 +33,17 @@ class Settings(BaseSettings):
         "stores the catalog may still refer to, e.g. a root that was moved or an archive; "
         "'stores' is PLEXHUB_STORE_ROOT itself.",
     )
+    archive_root: str | None = Field(
+        default=None,
+        description="The name of the storage root (one of PLEXHUB_STORE_ROOTS) that archived "
+        "image stores move to (POST /images/{id}/tier, plexhub tiers); unset: nothing is "
+        "archived.",
+    )
+    tier_rules_file: Path | None = Field(
+        default=None,
+        description="A YAML document of storage-tier rules (see policies/tiers.yaml, the "
+        "built-in ones used when unset) that plexhub tiers evaluates.",
+    )
     workers: int = Field(
         default=2, ge=1, le=256,
         description="Threads (local Dask) that read, downsample and write in parallel.",
@@ -418,6 +429,17 @@ class Settings(BaseSettings):
         if secret is None or len(secret.get_secret_value()) < 16:
             raise ValueError("findings_webhook needs findings_webhook_secret, a real secret "
                              "of at least 16 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _archive_is_a_root(self) -> Settings:
+        name = self.archive_root
+        if name == "stores":
+            raise ValueError("archive_root must name another storage root than 'stores' "
+                             "(the hot one, PLEXHUB_STORE_ROOT)")
+        if name is not None and name not in self.store_roots:
+            raise ValueError(f"archive_root {name!r} names no storage root; add it to "
+                             f"store_roots (PLEXHUB_STORE_ROOTS='{{\"{name}\": \"URL\"}}')")
         return self
 
     @model_validator(mode="after")

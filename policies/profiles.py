@@ -59,11 +59,16 @@ ACTIONS: dict[str, str] = {
     "guide.revoke": "revoke a published guided view version (kept for staff and the audit)",
     "view.save": "save the caller's own view of an image (personal: a locked study still "
                  "takes it)",
+    "image.tier": "move an image's store between the hot and the archive storage root "
+                  "(requested by staff or a tier rule; the bytes are verified, not changed)",
+    "image.restore": "ask for an archived image to be restored to hot storage (a grant "
+                     "holder may; it changes no data, so a locked study still takes it)",
 }
 # actions that read (or keep only the caller's own viewing state): a locked study still
 # takes them
 READS = frozenset({"image.download", "audit.export", "finding.export", "cells.download",
-                   "view.save"})
+                   "view.save", "image.restore"})
+TIER_MOVE = "image.tier"  # a locked study takes it when its profile says tier_moves_when_locked
 
 Meaning = Literal["approved", "reviewed", "authored"]
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")  # fits Study.profile (20 characters)
@@ -99,6 +104,14 @@ class ComplianceProfile(BaseModel):
         default=frozenset({"admin"}),
         description="roles that may change a study's profile away from this one "
         "(`study.profile`)")
+    archive_before_lock: bool = Field(
+        default=True,
+        description="whether an open (not yet signed-off) study's images may be moved to "
+        "the archive storage root")
+    tier_moves_when_locked: bool = Field(
+        default=True,
+        description="whether a locked study takes tier moves (`image.tier`: the store "
+        "moves between storage roots, verified object for object; no data changes)")
 
     @field_validator("name")
     @classmethod
@@ -150,6 +163,8 @@ def change_decision(profile: ComplianceProfile, study_state: str, action: str) -
     and reads (:data:`READS`)."""
     if study_state != "locked" or action == "study.unlock" or action in READS:
         return Decision(True, f"the study is {study_state}")
+    if action == TIER_MOVE and profile.tier_moves_when_locked:
+        return Decision(True, f"profile {profile.name} allows tier moves on a locked study")
     return Decision(False, "the study is locked; unlock it first "
                     f"(profile {profile.name}: {', '.join(sorted(profile.unlock_roles))})")
 
@@ -298,6 +313,8 @@ def _cell(profile: ComplianceProfile, rule: str) -> str:
         return ", ".join(r for r in ROLES if r in value)
     if rule == "hard_deletes":
         return "allowed" if value else "no: retired instead"
+    if rule in ("archive_before_lock", "tier_moves_when_locked"):
+        return "yes" if value else "no"
     return str(value)
 
 

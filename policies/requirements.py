@@ -51,6 +51,10 @@ CONTROLS: dict[str, str] = {
                        "and only where the profile allows hard deletes, by an audited "
                        "image.purge first; the catalog row stays (a tombstone)",
     "reason.clients": "the CLI, the API client and the viewers send the reason for change",
+    "storage.tier_move": "an image's store moves between storage roots only after its copy is "
+                         "verified object for object; the catalog's new root and tier and "
+                         "their audited event (old and new root and tier) commit together; a "
+                         "failure or a crash mid-move leaves it readable where it was",
 }
 
 REQUIREMENTS: dict[str, str] = {**PROFILE_RULES, **CONTROLS}

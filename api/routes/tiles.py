@@ -181,6 +181,7 @@ def _dzi_max_level(image: Image) -> int:
 def dzi(found: VisibleImage,
         format: Annotated[str, Query(pattern=r"^(jpeg|png)$")] = "jpeg") -> Response:
     """DeepZoom description; tiles are under ``image_files/{level}/{col}_{row}.{format}``."""
+    found.image.check_readable()  # an archived image: 409 saying how to restore it
     shape = level_shape(found.image, 0)
     xml = ('<?xml version="1.0" encoding="UTF-8"?>'
            '<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" '

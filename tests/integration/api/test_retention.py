@@ -152,6 +152,29 @@ def test_a_locked_study_keeps_its_retired_images(api: Api) -> None:
     assert api.get(f"/api/v1/images/{a}").json()["purged_at"] is None
 
 
+def test_a_store_being_moved_between_tiers_is_not_purged(api: Api) -> None:
+    """A tier move copies the store while it runs: purge waits for it to end."""
+    api.study("N4")
+    a, _ = ingest_synthetic(api, "N4", "a.ome.tif", 5)
+    _retire(api, a)
+    db = Database(api.settings.catalog_url)
+    try:
+        with db.session() as s:
+            row = s.get(Image, a)
+            assert row is not None
+            row.tier = "archiving"  # what a queued archive move leaves until its job commits
+            s.commit()
+    finally:
+        db.dispose()
+    later = datetime.now(UTC) + timedelta(days=3 * 365)
+    assert _plan(api, later)[a].outcome == "keep"
+    rc, said = _run(api, later, apply=True)
+    assert rc == 0
+    assert "tier move" in said
+    assert _store(api, a).is_dir()
+    assert api.get(f"/api/v1/images/{a}").json()["purged_at"] is None
+
+
 def test_the_cli_lists_retired_images_as_a_dry_run(api: Api) -> None:
     api.study("N4")
     a, _ = ingest_synthetic(api, "N4", "a.ome.tif", 6)
