@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     event,
     false,
 )
@@ -156,6 +158,19 @@ class Image(Base):
         base = self.store_uri.rstrip("/")  # an absolute location (no root records it)
         url = f"{base}/{key}" if key else base
         return StoreLocation(url, storage_options(url) if is_url(url) else None)
+
+    def same_store(self) -> ColumnElement[bool]:
+        """The SQL condition for the images whose store is this image's (the series of one
+        source file share one store): what a tier move moves and a purge must spare."""
+        root = Image.storage_root.is_(None) if self.storage_root is None \
+            else Image.storage_root == self.storage_root
+        return and_(Image.study_id == self.study_id, root, Image.store_uri == self.store_uri)
+
+    def recorded_location(self) -> dict[str, str | None]:
+        """The location as the catalog records it (a root's name, a key under it and the
+        image's group; never a local path): what an audit event names."""
+        return {"storage_root": self.storage_root, "store": self.store_uri,
+                "group": self.store_key}
 
     def check_readable(self) -> None:
         """:class:`ImageArchivedError` (409, naming how to restore it) unless the image's

@@ -121,10 +121,8 @@ def purge(session: Session, item: RetentionItem, now: datetime, by: str = "") ->
     own = image.location(group=True)
     whole = image.location(group=False)
     shared = session.scalar(select(Image.id).where(
-        Image.id != image.id, Image.store_uri == image.store_uri,
-        Image.storage_root.is_(None) if image.storage_root is None
-        else Image.storage_root == image.storage_root,
-        Image.purged_at.is_(None)).limit(1)) if image.store_uri else None
+        image.same_store(), Image.id != image.id, Image.purged_at.is_(None)).limit(1)) \
+        if whole is not None else None
     targets, what = [], "nothing"
     if own is not None and whole is not None:
         if shared is None:
@@ -134,8 +132,7 @@ def purge(session: Session, item: RetentionItem, now: datetime, by: str = "") ->
     # the location as the catalog records it (a root's name and a key, never a local path)
     audit.record(session, audit.SYSTEM, PURGE, "image", image.id, study_code=item.study,
                  before={"state": "retired", "retired_at": item.retired_at.isoformat(),
-                         "storage_root": image.storage_root, "store": image.store_uri,
-                         "group": image.store_key},
+                         **image.recorded_location()},
                  after={"state": "purged", "retained_until": item.retained_until.isoformat(),
                         "removed": what, "by": by},
                  reason=f"retention ended: {item.why}")

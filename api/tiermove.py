@@ -74,9 +74,8 @@ def archive_root(settings: Settings) -> str:
 def store_images(session: Session, image: Image) -> list[Image]:
     """``image`` and the other images in the same store (the series of one source file):
     they move together."""
-    return list(session.scalars(select(Image).where(
-        Image.study_id == image.study_id, Image.storage_root == image.storage_root,
-        Image.store_uri == image.store_uri).order_by(Image.series_index)).all())
+    return list(session.scalars(select(Image).where(image.same_store())
+                                .order_by(Image.series_index)).all())
 
 
 def active_job(session: Session, image: Image) -> Job | None:
