@@ -46,6 +46,8 @@ GRANTED = {
     "POST /api/v1/guides/{guide_id}/revoke": 403,
     "POST /api/v1/images/{image_id}/retire": 403,
     "POST /api/v1/images/{image_id}/unretire": 403,
+    "POST /api/v1/images/{image_id}/tier": 403,
+    "POST /api/v1/images/{image_id}/restore": 409,  # a grant holder may ask; the image is hot
 }
 # checked before the resource: the same 403 for every id (it tells nothing either way)
 SCOPE_FIRST = {"DELETE /api/v1/grants/{grant_id}"}
