@@ -11,7 +11,6 @@ tests/integration/hub/test_hub_login_audit.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,10 @@ def hub_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def service(hub_env: None, api: Api) -> Iterator[Api]:
+def service(hub_env: None, api: Api) -> Api:
     """The API app in service mode (``hub_env`` is set up before ``api`` makes the app)."""
     assert api.client.app.state.plexhub.hub is not None  # type: ignore[attr-defined]
-    yield api
+    return api
 
 
 def forwarder(api: Api, folder: Path, key: str = hub_key(SERVICE_TOKEN)) -> LoginEventForwarder:
