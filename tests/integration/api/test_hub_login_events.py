@@ -28,6 +28,7 @@ from tests.helpers.net import free_port
 SERVICE_TOKEN = "service-token-the-hub-gave-the-api-0123456789"
 RULE = LockoutRule(max_failures=3, window=900, lock_seconds=900)
 ADDRESS_RULE = LockoutRule(max_failures=20, window=900, lock_seconds=900)
+pytestmark = pytest.mark.requirement("audit.login_failures")
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from plexhub.hub.lockout import AUDIT_NAME
 from plexhub.policies.loginaudit import ACTION, PATH
 from tests.helpers.hub import PASSWORD, PREFIX, Hub, clean_env, descendants, running_hub
 
+pytestmark = pytest.mark.requirement("audit.login_failures")
 FORWARDED_WITHIN = 30.0  # seconds; the hub tries at once, then every 10 s
 
 
