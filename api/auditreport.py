@@ -238,7 +238,7 @@ def _failed_logins(report: Report, events: Sequence[Mapping[str, Any]], total: i
                    f"({shown}). They are events of the global audit chain, which "
                    "`plexhub audit verify` checks; the name tried is what was typed, never "
                    "a password or token."),)))
-    rows = []
+    rows: list[tuple[Cell, ...]] = []
     for e in events:
         after = e.get("after") or {}
         hub = e["action"] != "login.failure"
