@@ -16,15 +16,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from plexhub.hub.lockout import AUDIT_NAME
-from plexhub.policies.loginaudit import MAX_EVENTS, USER_MAX
+from plexhub.policies.loginaudit import ID_PATTERN, MAX_EVENTS, USER_MAX
 
 CURSOR_NAME = "login-audit.forwarded"
 REASONS = {"login.failure": "bad_password", "login.refused": "locked_out"}
@@ -43,20 +45,37 @@ class Batch:
     end: int  # the spool's offset after the last line read
 
 
+def _text(value: Any, limit: int) -> str:
+    """``value`` as text the API takes: at most ``limit`` characters, no NUL, no lone
+    surrogate (a name tried is whatever the login form was sent)."""
+    text = str(value)[:limit].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _time(value: Any) -> str:
+    """The line's time in ISO 8601 (now, for a line without a readable one)."""
+    try:
+        return datetime.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def event_of(line: bytes, offset: int) -> dict[str, Any] | None:
     """The API's form of one spool line (None: not a failed login, or not readable). A line
-    written before lines had ids gets one from its offset and content (the same each time)."""
+    without a usable id (written before lines had ids) gets one from its offset and content
+    (the same each time)."""
     try:
         record = json.loads(line)
     except ValueError:
         return None
     if not isinstance(record, dict) or record.get("event") not in REASONS:
         return None
-    event_id = record.get("id") or hashlib.sha256(
-        str(offset).encode() + b":" + line).hexdigest()[:32]
-    return {"id": str(event_id), "user": str(record.get("user", ""))[:USER_MAX],
-            "client": str(record.get("address", "") or "unknown")[:100],
-            "reason": REASONS[record["event"]], "at": str(record.get("ts", ""))}
+    event_id = str(record.get("id") or "")
+    if not re.fullmatch(ID_PATTERN.strip("^$"), event_id):
+        event_id = hashlib.sha256(str(offset).encode() + b":" + line).hexdigest()[:32]
+    return {"id": event_id, "user": _text(record.get("user", ""), USER_MAX),
+            "client": _text(record.get("address", "") or "unknown", 100),
+            "reason": REASONS[record["event"]], "at": _time(record.get("ts"))}
 
 
 class LoginEventForwarder:
@@ -110,7 +129,8 @@ class LoginEventForwarder:
         return Batch(events, pos)
 
     def forward(self) -> int:
-        """Send everything pending; the number of events the API took. Raises
+        """Send everything pending; the number of events sent (each recorded once, or
+        refused as invalid and passed over: :meth:`_post`). Raises
         :class:`ForwardError` when it could not (what was sent before stays sent)."""
         sent = 0
         with self._lock:
@@ -124,13 +144,27 @@ class LoginEventForwarder:
                 self._save(batch.end)
 
     def _post(self, events: list[dict[str, Any]]) -> None:
-        try:
-            body, headers = {"events": events}, {"Authorization": f"Bearer {self.key}"}
-            r = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout) \
-                if self.client is None else self.client.post(self.url, json=body,
-                                                             headers=headers)
-        except httpx.HTTPError as exc:
-            raise ForwardError(f"the API is not reachable at {self.url}: {exc}") from exc
+        """Send ``events``; an event the API refuses as invalid (422) must not hold up the
+        others: the batch is then sent one by one, and a refused event is logged and passed
+        over (its line stays in the spool file)."""
+        r = self._send(events)
+        if r.status_code == 422 and len(events) > 1:
+            for event in events:
+                self._post([event])
+            return
+        if r.status_code == 422:
+            log.warning("the API refused a failed login of the spool (%s): %s", events[0],
+                        r.text[:200])
+            return
         if r.status_code != 200:
             raise ForwardError(f"the API answered {r.status_code} at {self.url}: "
                                f"{r.text[:200]}")
+
+    def _send(self, events: list[dict[str, Any]]) -> httpx.Response:
+        body, headers = {"events": events}, {"Authorization": f"Bearer {self.key}"}
+        try:
+            if self.client is None:
+                return httpx.post(self.url, json=body, headers=headers, timeout=self.timeout)
+            return self.client.post(self.url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ForwardError(f"the API is not reachable at {self.url}: {exc}") from exc

@@ -178,3 +178,44 @@ def test_the_auditor_report_lists_failed_logins(service: Api, tmp_path: Path) ->
     assert ">hub<" in section
     assert ">portal<" in section
     assert "phk_guess" not in html
+
+
+def test_hostile_names_tried_do_not_hold_up_the_spool(service: Api, tmp_path: Path) -> None:
+    """A name tried is whatever the form was sent: a NUL, a lone surrogate, a huge name, a
+    hand-edited line without a usable id or time are forwarded all the same (cleaned), and
+    the failures after them too."""
+    guard = LoginGuard(tmp_path, RULE, ADDRESS_RULE)
+    guard.failed("a\x00b", "192.0.2.1")
+    with (tmp_path / AUDIT_NAME).open("a") as f:  # (tornado refuses such a form: 400)
+        f.write(json.dumps({"event": "login.failure", "id": "0123456789abcdef1",
+                            "user": "lone\udcffsurrogate", "ts": "2026-01-01T00:00:00"})
+                + "\n")
+    guard.failed("x" * 5000, "192.0.2.1")
+    with (tmp_path / AUDIT_NAME).open("a") as f:
+        f.write(json.dumps({"event": "login.failure", "id": "not an id!", "user": "edited",
+                            "ts": "yesterday"}) + "\n")
+    guard.failed("after", "192.0.2.1")
+    assert forwarder(service, tmp_path).forward() == 5
+    users = [e["after"]["user"] for e in login_events(service)]
+    assert users[:2] == ["a\ufffdb", "lone?surrogate"]
+    assert users[2].startswith("x" * 100)
+    assert len(users[2]) == 200
+    assert users[3:] == ["edited", "after"]
+    assert all(e["request_id"] for e in login_events(service))
+
+
+def test_an_event_the_api_refuses_is_passed_over(service: Api, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should an event still be refused as invalid (422), the others of its batch are
+    recorded and the spool moves on (the refused line stays in the file)."""
+    from plexhub.hub import loginforward
+
+    monkeypatch.setattr(loginforward, "_text", lambda value, limit: str(value))  # no cleaning
+    guard = LoginGuard(tmp_path, RULE, ADDRESS_RULE)
+    for name in ("before", "nul\x00name", "after"):
+        guard.failed(name, "192.0.2.1")
+    fwd = forwarder(service, tmp_path)
+    assert fwd.forward() == 3  # sent
+    assert [e["after"]["user"] for e in login_events(service)] == ["before", "after"]
+    assert fwd.forward() == 0
+    assert "nul\\u0000name" in (tmp_path / AUDIT_NAME).read_text()
