@@ -80,14 +80,17 @@ def lock_chain(session: Session) -> None:
 def record(session: Session, actor: Principal | str, action: str, entity_type: str,
            entity_id: str, *, study_code: str | None = None,
            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
-           reason: str = "", enforce: bool = True) -> AuditEvent:
+           reason: str = "", enforce: bool = True, request_id: str | None = None,
+           client: str | None = None) -> AuditEvent:
     """Add an audit event to ``session``; the caller's commit makes both durable together.
 
     Refuses the change (an error the caller lets through, so nothing is committed) when the
     study's profile does not take it: 403 on a locked study, 422 without a needed reason.
     The reason is ``reason`` or, when that is blank, the request's reason header.
     ``enforce=False`` records without the profile's checks: for events about a change
-    that was itself checked (a signature of it) or refused (a failed signature)."""
+    that was itself checked (a signature of it) or refused (a failed signature).
+    ``request_id`` and ``client`` replace the request's own (an event another server saw
+    and forwards: the hub's failed logins)."""
     facts = requestctx.current()
     reason = reason.strip() or facts.reason
     role: str | None
@@ -100,7 +103,8 @@ def record(session: Session, actor: Principal | str, action: str, entity_type: s
     event = AuditEvent(ts=utcnow(), actor=user, role=role, action=action,
                        entity_type=entity_type, entity_id=entity_id, study_code=study_code,
                        before=plain_json(before), after=plain_json(after), reason=reason,
-                       request_id=facts.request_id, client=facts.client)
+                       request_id=request_id or facts.request_id,
+                       client=client or facts.client)
     session.flush()  # the change's own rows first (their locks before the chain's)
     lock_chain(session)
     event.prev_hash = session.scalar(select(AuditEvent.hash).order_by(

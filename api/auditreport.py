@@ -1,7 +1,8 @@
 """The auditor's report of one study (issue 14): one document, as HTML or PDF.
 
 Study and profile (with every rule of the profile), whether the study's audit chain verifies,
-who had access when (every grant with its creation, expiry and revocation), every electronic
+who had access when (every grant with its creation, expiry and revocation), the failed logins
+to the system while the study existed (hub and portal: global-chain events), every electronic
 signature (and whether it still matches its hashes), every change with its actor, role,
 reason, client and request id, the system version and configuration in force at each of
 them (the last ``system.config`` event before it: ``api/sysconfig.py``), and the system the
@@ -164,9 +165,11 @@ def _shown(value: Any) -> str:
 def build(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str, Any]],
           grants: Sequence[Grant], signatures: Sequence[tuple[Signature, bool]],
           system: Mapping[str, Any], generated_at: datetime, generated_by: str,
-          configs: Sequence[Mapping[str, Any]] = ()) -> Report:
+          configs: Sequence[Mapping[str, Any]] = (),
+          logins: Sequence[Mapping[str, Any]] = (), logins_total: int = 0) -> Report:
     """The report (``signatures``: each with whether it is intact; ``configs``: every
-    ``system.config`` event, oldest first)."""
+    ``system.config`` event, oldest first; ``logins``: the last failed logins since the study
+    was created, oldest first, of ``logins_total``)."""
     report = Report(f"Audit report: study {study.code}")
     add = report.blocks.append
     in_force = Configurations(configs)
@@ -188,6 +191,7 @@ def build(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str
               [(t(g.principal), t(", ".join(g.capabilities or [])), t(g.granted_by),
                 t(g.created_at), t(g.expires_at), t(g.revoked_at), t(g.reason))
                for g in grants]))
+    _failed_logins(report, logins, max(logins_total, len(logins)))
     # a signature's configuration: the one before its signature.sign event
     signed_at = {str((e.get("after") or {}).get("signature")): int(e["seq"]) for e in events
                  if e["action"] == "signature.sign"}
@@ -219,6 +223,31 @@ def build(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str
                    "verify with the standalone verifier against the JSON or CSV export of "
                    "the same study."),)))
     return report
+
+
+LOGIN_HEAD = ("seq", "time (UTC)", "where", "user name tried", "reason", "client", "hash")
+
+
+def _failed_logins(report: Report, events: Sequence[Mapping[str, Any]], total: int) -> None:
+    """Failed logins (``auth.login_failed`` from the hub, ``login.failure`` from the portal)
+    since the study was created: events of the global chain, not of the study's."""
+    add = report.blocks.append
+    add(Heading("Failed logins"))
+    shown = f"the last {len(events)} shown" if total > len(events) else "all shown"
+    add(Para((Span(f"Failed logins to the system since the study was created: {total} "
+                   f"({shown}). They are events of the global audit chain, which "
+                   "`plexhub audit verify` checks; the name tried is what was typed, never "
+                   "a password or token."),)))
+    rows: list[tuple[Cell, ...]] = []
+    for e in events:
+        after = e.get("after") or {}
+        hub = e["action"] != "login.failure"
+        rows.append((t(e["seq"]), t(e["ts"]), t("hub" if hub else "portal"),
+                     t(after.get("user", "") if hub else ""),
+                     t(after.get("reason", "") if hub else
+                       f"{after.get('credential', '')} token"),
+                     t(e.get("client")), code((e.get("hash") or "")[:SHORT])))
+    add(Table("failed logins", LOGIN_HEAD, rows))
 
 
 HEAD = ("seq", "time (UTC)", "actor", "role", "action", "object", "reason", "change",
@@ -308,7 +337,8 @@ def html(report: Report) -> str:
 def render(study: Study, profile: ComplianceProfile, events: Sequence[Mapping[str, Any]],
            grants: Sequence[Grant], signatures: Sequence[tuple[Signature, bool]],
            system: Mapping[str, Any], generated_at: datetime, generated_by: str,
-           configs: Iterable[Mapping[str, Any]] = ()) -> str:
+           configs: Iterable[Mapping[str, Any]] = (),
+           logins: Sequence[Mapping[str, Any]] = (), logins_total: int = 0) -> str:
     """The report as an HTML document (see :func:`build`)."""
     return html(build(study, profile, events, grants, signatures, system, generated_at,
-                      generated_by, list(configs)))
+                      generated_by, list(configs), logins, logins_total))

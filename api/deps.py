@@ -8,6 +8,8 @@ test walks the app's routes and fails on a route that declares none):
   :data:`VisibleNotebook`, :data:`ManagedToken`, ...);
 - a scope of the caller's role, else 403: ``Annotated[Principal, Scope("images:write")]``
   or ``dependencies=[Scope("audit:read")]``;
+- the hub itself, for what only the JupyterHub that runs the service sends (its failed
+  logins), else the 404 of an unknown route: :data:`HubItself`;
 - or, for the few open routes (health, the login pages), :data:`Public`.
 
 A resource comes before a scope in a route's parameters (FastAPI resolves dependencies in
@@ -59,6 +61,7 @@ from plexhub.policies.access import (
     has_scope,
     is_staff,
 )
+from plexhub.policies.loginaudit import is_hub_key
 from plexhub.settings import Settings
 
 if TYPE_CHECKING:
@@ -312,7 +315,7 @@ def visible_notebook(session: Session, principal: Principal,
 # Each dependency below is registered in AUTHORIZATION with its kind; the route test
 # (tests/unit/test_route_auth.py) reads it.
 
-AuthKind = Literal["public", "resource", "scope"]
+AuthKind = Literal["public", "resource", "scope", "hub"]
 AUTHORIZATION: dict[Callable[..., Any], tuple[AuthKind, str]] = {}
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -333,6 +336,22 @@ async def public() -> None:
 
 Public: Any = Depends(public)
 """``dependencies=[Public]``: the route needs no authentication (it says so on purpose)."""
+
+
+@authorizes("hub", "the hub itself (a key derived from this service's hub token), else 404")
+async def hub_itself(st: State, creds: Annotated[HTTPAuthorizationCredentials | None,
+                                                 Depends(bearer)]) -> None:
+    """Routes only the JupyterHub that runs this service calls (its failed logins): the
+    bearer is :func:`plexhub.policies.loginaudit.hub_key` of the service's hub token; anyone
+    else, users with valid tokens too, gets the 404 of an unknown route."""
+    presented = creds.credentials if creds is not None and \
+        creds.scheme.lower() == "bearer" else ""
+    if st.hub is None or not is_hub_key(presented, st.hub.config.api_token):
+        raise HTTPException(404, "Not Found")
+
+
+HubItself: Any = Depends(hub_itself)
+"""``dependencies=[HubItself]``: only the hub that runs this service may call the route."""
 
 SCOPES = frozenset().union(*ROLE_SCOPES.values())
 

@@ -20,14 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import signatures
-from plexhub.api.db import newest_versions
+from plexhub.api.db import newest_versions, utcnow
+from plexhub.api.deps import grants_of
 from plexhub.api.models import Finding, Image, Review, ReviewVerdict, Signature, SlideRead, Study
 from plexhub.errors import PermissionDeniedError
+from plexhub.policies.access import Principal, is_staff
 from plexhub.policies.review import (
     MEANINGS,
     Assignment,
     ReviewRole,
     SlideState,
+    review_visibility,
     slide_state,
 )
 from plexhub.policies.vocabulary import load_vocabulary
@@ -109,6 +112,15 @@ def review_of(session: Session, study_id: int) -> Review | None:
 def is_locked(session: Session, study_id: int) -> bool:
     locked = session.scalar(select(Review.locked_at).where(Review.study_id == study_id))
     return locked is not None
+
+
+def sees_review(session: Session, user: Principal, study: Study) -> bool:
+    """Whether ``user`` sees the study's findings and annotations (the rule:
+    :func:`plexhub.policies.review.review_visibility`); staff without a query."""
+    if is_staff(user):
+        return True
+    return bool(review_visibility(user, grants_of(session, study.id), utcnow(),
+                                  is_locked(session, study.id)))
 
 
 def slide_reads(session: Session, study_id: int) -> dict[str, set[str]]:

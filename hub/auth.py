@@ -8,6 +8,7 @@ README); this one is for ``plexhub up`` and small single-machine installations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode
 
 from plexhub.hub.lockout import LoginGuard, Refusal
+from plexhub.hub.loginforward import ForwardError, LoginEventForwarder
 from plexhub.hub.users import hash_password, load_users, verify_password
 from plexhub.policies.lockout import LockoutRule
 
@@ -74,7 +76,8 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
     Failed logins lock the user name after ``lockout_max_failures`` and the client address
     after ``lockout_address_max_failures`` (see :mod:`plexhub.policies.lockout`); an admin
     clears a lock with ``plexhub hub unlock NAME|ADDRESS`` or
-    ``DELETE /hub/api/plexhub/lockouts/NAME|ADDRESS``."""
+    ``DELETE /hub/api/plexhub/lockouts/NAME|ADDRESS``. Failures and refusals are forwarded
+    to the API's audit chain when ``login_events_url`` is set (``plexhub.hub.loginforward``)."""
 
     users_file = Unicode("", config=True, help="Path of the users JSON file.")
     any_allow_config = Bool(True)  # the users file is the allow list
@@ -93,11 +96,25 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
     lockout_seconds = Float(
         900.0, config=True, help="Length of a first lock; each further lock doubles it.")
     lockout_max_seconds = Float(86400.0, config=True, help="Longest lock.")
+    login_events_url = Unicode(
+        "", config=True,
+        help="The API's POST /api/v1/audit/login-events: failed logins (wrong password, "
+        "locked out) are forwarded there into the audit chain, from login-audit.jsonl "
+        "(see plexhub.hub.loginforward). Empty: not forwarded.")
+    login_events_key = Unicode(
+        "", config=True, help="The hub's credential for login_events_url: "
+        "plexhub.policies.loginaudit.hub_key of the API service's hub token.")
+    login_events_retry_seconds = Float(
+        10.0, config=True, help="Seconds between tries to forward failed logins while the "
+        "API does not take them (they wait in login-audit.jsonl meanwhile).")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._guard: LoginGuard | None = None
         self._serial = KeyedLocks()
+        self._forwarder: LoginEventForwarder | None = None
+        self._wake: asyncio.Event | None = None
+        self._forwarding: asyncio.Task[None] | None = None
 
     def _path(self) -> Path:
         if not self.users_file:
@@ -116,6 +133,53 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
                 logger=self.log)
         return self._guard
 
+    @property
+    def forwarder(self) -> LoginEventForwarder | None:
+        """Sends failed logins to the API (None: ``login_events_url`` is not set)."""
+        if self._forwarder is None and self.login_events_url:
+            self._forwarder = LoginEventForwarder(self.guard.folder, self.login_events_url,
+                                                  self.login_events_key)
+        return self._forwarder
+
+    def forward_login_events(self) -> None:
+        """Wake the forwarding task (started on this event loop if it is not running)."""
+        if self.forwarder is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = self._forwarding
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._forwarding = loop.create_task(self._forward_loop(self._wake),
+                                                name="plexhub-login-events")
+        assert self._wake is not None
+        self._wake.set()
+
+    async def _forward_loop(self, wake: asyncio.Event) -> None:
+        """Forward at each wake-up and, while the API does not take them, every
+        ``login_events_retry_seconds``."""
+        forwarder = self.forwarder
+        assert forwarder is not None
+        failing = False
+        while True:
+            wake.clear()
+            try:
+                sent = await asyncio.to_thread(forwarder.forward)
+            except (ForwardError, OSError) as exc:
+                if not failing:
+                    self.log.warning("failed logins not forwarded yet (kept in %s, retried "
+                                     "every %.0f s): %s", forwarder.spool,
+                                     self.login_events_retry_seconds, exc)
+                failing = True
+            else:
+                if failing or sent:
+                    self.log.info("%d failed login(s) forwarded to the audit chain", sent)
+                failing = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.login_events_retry_seconds)
+
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> str | None:
         name = str(self.normalize_username(str(data.get("username", ""))))
         password = str(data.get("password", ""))
@@ -124,6 +188,7 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
         async with self._serial.hold(f"user:{name}", f"addr:{address}"):
             refusal = await asyncio.to_thread(guard.check, name, address)
             if refusal is not None:
+                self.forward_login_events()
                 raise LoginLockedError(refusal)
             user = load_users(self._path()).get(name)
             encoded = user.password_hash if user is not None else _DUMMY_HASH
@@ -133,6 +198,7 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
                 return name
             self.log.warning("failed login for %r from %s", name, address)
             refusal = await asyncio.to_thread(guard.failed, name, address)
+        self.forward_login_events()
         if refusal is not None:
             raise LoginLockedError(refusal)
         return None
@@ -142,6 +208,8 @@ class PlexhubAuthenticator(Authenticator):  # type: ignore[misc]  # jupyterhub i
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         from plexhub.hub.lockout_api import LockoutsHandler
+
+        self.forward_login_events()  # at start: what an earlier run could not forward
 
         return [*super().get_handlers(app),
                 (r"/api/plexhub/lockouts", LockoutsHandler),

@@ -18,19 +18,23 @@
   ones); the home page shows server buttons only to users who may start servers.
 - First start of a user's server: the project's notebooks in ``~/plexhub``, JupyterLab on the
   quick start, the news pop-up off, the environment's ``bin`` on PATH (hub/spawner.py).
-- The API as the managed service ``plexhub`` at ``/services/plexhub/``.
+- The API as the managed service ``plexhub`` at ``/services/plexhub/``; the hub forwards its
+  failed logins to the API's audit chain (``PlexhubAuthenticator.login_events_*``).
 - Kubernetes (Zero to JupyterHub, hub/k8s/): :func:`configure_kubernetes`, the same login,
   roles and pages with the chart's KubeSpawner and the API as an external service.
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from plexhub.hub.users import ensure_demo_users, group_members, load_users
+from plexhub.policies.loginaudit import PATH as LOGIN_EVENTS_PATH
+from plexhub.policies.loginaudit import hub_key
 from plexhub.policies.roles import ORG_PREFIX, ROLE_GROUPS, SERVER_GROUPS, may_run_servers
 from plexhub.settings import Settings
 
@@ -194,6 +198,15 @@ def lockout(c: Any, s: Settings) -> None:
     a.lockout_max_seconds = float(s.hub_login_max_lock_seconds)
 
 
+def login_events(c: Any, api_url: str, api_token: str) -> None:
+    """Forward failed logins to the API at ``api_url`` (the service's own URL), signed with
+    the key derived from the service's hub token ``api_token``
+    (:mod:`plexhub.policies.loginaudit`)."""
+    a = c.PlexhubAuthenticator
+    a.login_events_url = f"{api_url.rstrip('/')}{SERVICE_PREFIX}{LOGIN_EVENTS_PATH}"
+    a.login_events_key = hub_key(api_token)
+
+
 STATE_FILES = ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "jupyterhub.log", "proxy.pid",
                "users.json")
 
@@ -259,6 +272,7 @@ def configure_kubernetes(c: Any, api_url: str, api_token: str,
     c.KubeSpawner.args = spawner_args()
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 5
+    login_events(c, api_url, api_token)
     services = [external_service(api_url, api_token)]
     if s.hub_api_token is not None:
         services.append({"name": OPS_SERVICE,
@@ -320,6 +334,10 @@ def configure(c: Any, settings: Settings | None = None) -> None:
     # each user may ingest files of their own home (JupyterLab's "Ingest into a study")
     api["environment"].setdefault("PLEXHUB_INGEST_USER_ROOT",
                                   str(state / "homes" / "{user}"))
+    # the service's hub token, new at each start (JupyterHub would make one): the hub
+    # derives from it the key it forwards failed logins to the API with
+    api["api_token"] = secrets.token_hex(32)
+    login_events(c, api["url"], api["api_token"])
     services = [api]
     if s.hub_api_token is not None:
         services.append({"name": OPS_SERVICE,

@@ -4,7 +4,9 @@ client address, locks decided by :mod:`plexhub.policies.lockout`, cleared by an 
 The failures live in ``<hub_dir>/login-lockout.sqlite`` (mode 0600), so a restart of the
 hub resets nothing and ``plexhub hub unlock`` (another process) can clear a lock while the
 hub runs. Every failure, refusal, lock and unlock is one JSON line in
-``<hub_dir>/login-audit.jsonl`` (mode 0600) and a line in the hub's log. A success clears the
+``<hub_dir>/login-audit.jsonl`` (mode 0600; each line with an ``id``) and a line in the hub's
+log; the hub forwards the failures and refusals from that file to the API's audit chain
+(:mod:`plexhub.hub.loginforward`), so the file is also their spool. A success clears the
 user name's failures (not the address's: logging into one's own account must not reset a
 guesser's count).
 """
@@ -17,6 +19,7 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from plexhub.settings import Settings
 
 DB_NAME = "login-lockout.sqlite"
 AUDIT_NAME = "login-audit.jsonl"
+FIELD_MAX = 1000  # characters of a field of an audit line (a name tried, say)
 Kind = Literal["user", "address"]
 _PREFIX: dict[Kind, str] = {"user": "user:", "address": "addr:"}
 log = logging.getLogger("plexhub.hub.lockout")
@@ -177,7 +181,8 @@ class LoginGuard:
         return max(found, key=lambda r: r.until) if found else None
 
     def _audit(self, event: str, **fields: Any) -> None:
-        record = {"ts": utc(self.clock()), "event": event, **fields}
+        fields = {k: _short(v) for k, v in fields.items()}  # a name tried may be huge
+        record = {"ts": utc(self.clock()), "event": event, "id": uuid.uuid4().hex, **fields}
         line = json.dumps(record, sort_keys=True)
         level = logging.INFO if event == "login.unlock" else logging.WARNING
         self.log.log(level, "plexhub login audit: %s", line)
@@ -185,6 +190,13 @@ class LoginGuard:
         fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND)
         with os.fdopen(fd, "a") as f:
             f.write(line + "\n")
+
+
+def _short(value: Any) -> Any:
+    """Text over :data:`FIELD_MAX` characters cut, saying how long it was."""
+    if isinstance(value, str) and len(value) > FIELD_MAX:
+        return f"{value[:FIELD_MAX]}... ({len(value)} characters)"
+    return value
 
 
 def rules_from(settings: Settings) -> tuple[LockoutRule, LockoutRule]:

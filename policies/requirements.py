@@ -30,6 +30,11 @@ CONTROLS: dict[str, str] = {
                     "verifies without plexhub",
     "audit.report": "a per-study auditor's report, as HTML and PDF: profile, access over time, "
                     "signatures, changes with reasons, the configuration in force at each",
+    "audit.login_failures": "failed logins at the hub's form (wrong password, locked out) are "
+                            "events of the global chain with the name tried and the client "
+                            "address, never the password; they wait in the hub's spool while "
+                            "the API does not answer and are recorded once; only the hub may "
+                            "record them",
     "audit.system_config": "the system version and non-secret configuration are recorded "
                            "(with their SHA-256) in the global chain whenever a service starts "
                            "with a changed one; no secret is recorded",

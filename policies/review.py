@@ -13,16 +13,31 @@
 - Each signs off once: the primary with meaning ``approved``, the peer with ``reviewed``;
   refused while a disagreement is open, a finding has no verdict, or a slide is not peer
   reviewed. After both sign-offs the study's findings are locked.
+- **What a sponsor sees of the review** (:func:`review_visibility`): the findings and the
+  annotations (geometry, class and note) of a study only with an active grant that carries
+  ``view_findings`` and only once the review is signed off; staff see them all the time. An
+  annotation that a published guided view shows at one of its waypoints is the exception:
+  staff chose to show it, so it shows on that waypoint to whoever may read the guide.
 
 The API (``plexhub.api.review``) gathers the facts and applies these rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from plexhub.policies.access import Decision, Principal, has_scope
+from plexhub.policies.access import (
+    Capability,
+    Decision,
+    GrantFacts,
+    Principal,
+    can_see_study,
+    has_scope,
+    is_staff,
+)
 
 ReviewRole = Literal["primary", "peer"]
 Verdict = Literal["agree", "disagree"]
@@ -46,6 +61,23 @@ def may_direct(principal: Principal, study_created_by: str) -> Decision:
         return Decision(True, f"{principal.user} created the study: its study director")
     return Decision(False, f"only the study director ({study_created_by}) or an admin "
                     "assigns the pathologists")
+
+
+def review_visibility(principal: Principal, grants: Iterable[GrantFacts], now: datetime,
+                      signed_off: bool) -> Decision:
+    """Whether ``principal`` sees a study's review records, its findings and its annotations
+    (geometry, class and note): staff always; a sponsor with an active grant carrying
+    ``view_findings`` once the review is signed off (``signed_off``: both pathologists
+    signed, the findings locked). A guided view's waypoint annotation is not asked here: a
+    published guide shows it to its readers."""
+    if is_staff(principal):
+        return Decision(True, f"{principal.role} is internal staff")
+    granted = can_see_study(principal, grants, now, Capability.VIEW_FINDINGS)
+    if not granted:
+        return Decision(False, "no active grant carries view_findings")
+    if not signed_off:
+        return Decision(False, "the review is not signed off yet")
+    return Decision(True, f"{granted.reason} with view_findings, and the review is signed off")
 
 
 def assignment_decision(primary: str, peer: str) -> Decision:

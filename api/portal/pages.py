@@ -18,9 +18,9 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, peerreview
 from plexhub.api import notebooks as nbs
-from plexhub.api.db import utcnow
+from plexhub.api.db import newest_versions, utcnow
 from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import (
     CurrentUser,
@@ -34,7 +34,7 @@ from plexhub.api.deps import (
     grants_of,
     visible_image,
 )
-from plexhub.api.models import Annotation, Image, Study
+from plexhub.api.models import Annotation, Finding, Image, Study
 from plexhub.api.portal import viewer
 from plexhub.api.portal.web import PortalRoute, base, not_found, page
 from plexhub.api.routes.guides import study_guides
@@ -143,6 +143,28 @@ def study_page(request: Request,
         "query": urlencode(chosen), "notebooks": notebooks, "images_ok": images_ok}, user)
 
 
+def signed_review(session: Session, user: Principal, image: Image,
+                  study: Study) -> dict[str, list[dict[str, Any]]] | None:
+    """A sponsor's read-only view of the slide's review: its findings and annotations
+    (class, note, shape), once it may see them (``peerreview.sees_review``: view_findings
+    and a signed-off review); None otherwise, and for staff (they have the review tools)."""
+    if is_staff(user) or not peerreview.sees_review(session, user, study):
+        return None
+    from plexhub.policies.vocabulary import load_vocabulary
+
+    grades = load_vocabulary().severity
+    findings = newest_versions(session, Finding, Finding.finding_id,
+                               Finding.image_id == image.id)
+    annotations = newest_versions(session, Annotation, Annotation.annotation_id,
+                                  Annotation.image_id == image.id)
+    return {"findings": [{"tissue": f.tissue, "term": f.term,
+                          "severity": f"{f.severity} ({grades.get(f.severity, '')})"
+                          if f.severity else "", "distribution": f.distribution,
+                          "text": f.text} for f in findings],
+            "annotations": [{"class": a.label, "note": a.note, "shape": a.kind}
+                            for a in annotations if not a.deleted]}
+
+
 @router.get("/images/{image_id}")
 def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
@@ -173,6 +195,7 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
     return page(request, "image.html", {
         "image": image, "study": study, "metadata": metadata, "staff": is_staff(user),
         "facts": viewer.facts(metadata), "model": model,
+        "signed_review": signed_review(session, user, image, study),
         "next_json": json.dumps(following).replace("<", "\\u003c"),
         "query": urlencode(chosen), "q": q,
         "prev_url": f"{base(request)}/portal/images/{ids[at - 1]}{q}" if at > 0 else "",

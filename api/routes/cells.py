@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plexhub.api import audit
+from plexhub.api import audit, peerreview
 from plexhub.api.db import newest_versions
 from plexhub.api.deidentify import can_view_labels, image_metadata
 from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
@@ -197,11 +197,12 @@ def _cell(value: Any) -> str:
 
 
 @router.get("/images/{image_id}/cells/summary", tags=["data"])
-def cell_summary(image_id: str, found: VisibleImage, session: DbSession,
+def cell_summary(image_id: str, found: VisibleImage, user: CurrentUser, session: DbSession,
                  by: Literal["image", "annotation"] = Query("image")) -> dict[str, Any]:
     """Cells per phenotype in the whole image (``by=image``) or inside each of the image's
     polygon and rectangle annotations (``by=annotation``; points enclose nothing and are
-    left out), with densities per mm² where the image has a pixel size."""
+    left out; none for a sponsor who may not see the annotations:
+    ``peerreview.sees_review``), with densities per mm² where the image has a pixel size."""
     from plexhub.ome_pipeline.analysis.regions import count_in_regions, region_of
     from plexhub.ome_pipeline.analysis.summaries import read_cells
 
@@ -215,7 +216,9 @@ def cell_summary(image_id: str, found: VisibleImage, session: DbSession,
                            "density_per_mm2": whole.density_per_mm2}
     if by == "image":
         return out
-    regions = [r for r in (region_of(f) for f in _annotations(session, image_id)) if r]
+    shown = peerreview.sees_review(session, user, found.study)
+    regions = [r for r in (region_of(f) for f in _annotations(session, image_id)) if r] \
+        if shown else []
     cell_table(root, image_id, "obs")
     points = read_cells(root)
     px = _pixel_size_um(found.image)

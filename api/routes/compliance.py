@@ -51,6 +51,7 @@ from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signatu
 from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
 from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError, TooLargeError
 from plexhub.limits import AUDIT_REPORT_EVENTS
+from plexhub.policies import loginaudit
 from plexhub.policies.access import Principal
 from plexhub.policies.profiles import (
     profile_change_decision,
@@ -231,9 +232,10 @@ def audit_report(code: str, study: VisibleStudy,
                      default="html", description="html: one page; pdf: the same as a PDF")
                  ) -> Response:
     """The auditor's report of the study (HTML or PDF, an inert attachment): profile, access
-    over time, signatures, every change with its reason, the system version and
-    configuration in force at each of them, the system now (the report is audited first, so
-    it is its last event). At most ``audit_report_events`` events (plexhub.limits)."""
+    over time, the failed logins to the system while the study existed, signatures, every
+    change with its reason, the system version and configuration in force at each of them,
+    the system now (the report is audited first, so it is its last event). At most
+    ``audit_report_events`` events (plexhub.limits)."""
     count = session.scalar(select(func.count()).select_from(AuditEvent)
                            .where(AuditEvent.study_code == code)) or 0
     if count >= AUDIT_REPORT_EVENTS:
@@ -253,14 +255,30 @@ def audit_report(code: str, study: VisibleStudy,
     configs = sysconfig.events(session)
     study = session.scalars(select(Study).where(Study.code == code)).one()
     system = auditreport.system_facts(session.get_bind().dialect.name, audit.profiles(session))
+    logins, logins_total = failed_logins(session, study)
     report = auditreport.build(study, profile, events, grants, sigs, system, utcnow(),
-                               user.user, configs)
+                               user.user, configs, logins, logins_total)
     name = f"study-{code}-audit-report.{format}"
     headers = {**INERT, "Content-Disposition": f'attachment; filename="{name}"'}
     if format == "pdf":
         return Response(auditpdf.pdf(report), media_type="application/pdf", headers=headers)
     return Response(auditreport.html(report), media_type="text/html; charset=utf-8",
                     headers=headers)
+
+
+LOGIN_ACTIONS = (loginaudit.ACTION, "login.failure")  # the hub's, the portal's
+REPORT_LOGINS = 500  # failed logins the report lists (the last ones; it counts them all)
+
+
+def failed_logins(session: Session, study: Study) -> tuple[list[dict[str, Any]], int]:
+    """The last :data:`REPORT_LOGINS` failed logins since ``study`` was created (oldest
+    first), and how many there were."""
+    where = (AuditEvent.action.in_(LOGIN_ACTIONS), AuditEvent.study_code.is_(None),
+             AuditEvent.ts >= study.created_at)
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
+    last = session.scalars(select(AuditEvent).where(*where)
+                           .order_by(AuditEvent.seq.desc()).limit(REPORT_LOGINS)).all()
+    return [audit.fields(e) for e in reversed(last)], total
 
 
 @router.get("/audit/verifier.py", response_model=None,

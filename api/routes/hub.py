@@ -1,19 +1,32 @@
-"""OAuth login through JupyterHub (service mode): ``/hub-login`` starts it (the login's state
-goes with the browser in a signed cookie, so any API worker can finish it), the hub sends the
-browser back to ``/oauth_callback``, which keeps the hub token in the session cookie."""
+"""What only exists when the API runs as a JupyterHub service.
+
+- OAuth login through JupyterHub: ``/hub-login`` starts it (the login's state goes with the
+  browser in a signed cookie, so any API worker can finish it), the hub sends the browser back
+  to ``/oauth_callback``, which keeps the hub token in the session cookie. Both are open (the
+  hub authenticates the browser).
+- ``POST /api/v1/audit/login-events``: the hub's failed logins, appended to the global audit
+  chain as ``auth.login_failed`` (issue 14; :mod:`plexhub.policies.loginaudit`). Only the hub
+  may call it; an event id already recorded is skipped, so the hub may send again.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from plexhub.api.deps import SESSION_COOKIE, Public, State
+from plexhub.api import audit
+from plexhub.api.deps import SESSION_COOKIE, DbSession, HubItself, Public, State
+from plexhub.api.models import AuditEvent
+from plexhub.api.schemas import Strict
 from plexhub.errors import PermissionDeniedError
+from plexhub.policies.loginaudit import ACTION, ID_PATTERN, MAX_EVENTS, USER_MAX, Reason
 
-# the login itself: open (the hub authenticates the browser)
-router = APIRouter(tags=["service"], include_in_schema=False, dependencies=[Public])
+router = APIRouter(tags=["service"], include_in_schema=False)
 
 
 def _safe_next(next_url: str, request: Request) -> str:
@@ -24,7 +37,7 @@ def _safe_next(next_url: str, request: Request) -> str:
     return next_url
 
 
-@router.get("/hub-login")
+@router.get("/hub-login", dependencies=[Public])
 def hub_login(request: Request, st: State,
               next: Annotated[str, Query(max_length=2000)] = "") -> RedirectResponse:
     hub = st.hub
@@ -41,7 +54,7 @@ def _cookie_path(request: Request) -> str:
     return request.scope.get("root_path", "") or "/"
 
 
-@router.get("/oauth_callback")
+@router.get("/oauth_callback", dependencies=[Public])
 def oauth_callback(request: Request, st: State, code: Annotated[str, Query(max_length=500)],
                    state_: Annotated[str, Query(alias="state", max_length=200)]
                    ) -> RedirectResponse:
@@ -61,3 +74,46 @@ def oauth_callback(request: Request, st: State, code: Annotated[str, Query(max_l
                                secure=request.url.scheme == "https")
     return response
 
+
+
+class LoginEvent(Strict):
+    """One failed login at the hub's form (never the password)."""
+
+    id: str = Field(pattern=ID_PATTERN, description="the hub's id of the event")
+    user: str = Field(max_length=USER_MAX, description="the user name tried")
+    client: str = Field(max_length=100, description="the login's client address")
+    reason: Reason
+    at: datetime = Field(description="when the hub saw it (UTC)")
+
+
+class LoginEvents(Strict):
+    events: list[LoginEvent] = Field(max_length=MAX_EVENTS)
+
+
+class LoginEventsRecorded(BaseModel):
+    recorded: int = Field(description="events appended to the audit chain")
+    repeated: int = Field(description="events whose id was recorded before (skipped)")
+
+
+@router.post("/api/v1/audit/login-events", dependencies=[HubItself],
+             response_model=LoginEventsRecorded)
+def login_events(body: LoginEvents, session: DbSession) -> LoginEventsRecorded:
+    """Append the hub's failed logins to the global chain (``auth.login_failed``; actor
+    ``anonymous``, the name tried, the reason and the hub's time in ``after``, the login's
+    address as the client, the event id as the request id), each id once."""
+    audit.lock_chain(session)  # first: no other writer records an id between check and add
+    ids = sorted({e.id for e in body.events})
+    seen = set(session.scalars(select(AuditEvent.request_id).where(
+        AuditEvent.action == ACTION, AuditEvent.request_id.in_(ids))).all()) if ids else set()
+    recorded = 0
+    for e in body.events:
+        if e.id in seen:
+            continue
+        seen.add(e.id)
+        audit.record(session, "anonymous", ACTION, "hub", "login",
+                     after={"user": e.user, "reason": e.reason, "source": "hub",
+                            "at": e.at.isoformat()},
+                     request_id=e.id, client=e.client)
+        recorded += 1
+    session.commit()
+    return LoginEventsRecorded(recorded=recorded, repeated=len(body.events) - recorded)

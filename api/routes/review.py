@@ -14,9 +14,11 @@ Findings follow the controlled vocabulary of ``policies/vocabulary``.
 Every write is one versioned row and one audit event (``api.audit.record``: a GLP study
 needs a reason, a locked one refuses).
 
-Sponsors see annotations with the image, and findings only with the ``view_findings``
-capability, and then only once the study's peer review signed them off
-(:func:`may_see_findings`, ``api/peerreview.py``). On a study whose pathologists are
+Sponsors see findings and annotations (geometry, class and note; the QuPath export too) only
+with the ``view_findings`` capability, and then only once the study's peer review signed off
+(``plexhub.policies.review.review_visibility``, ``api.peerreview.sees_review``); without,
+the lists are empty. A published guided view still shows the annotation of a waypoint (the
+portal's guide page): staff chose to show it. On a study whose pathologists are
 assigned only the primary pathologist records findings; signed-off findings are locked.
 """
 
@@ -41,29 +43,18 @@ from plexhub.api.deps import (
     State,
     VisibleImage,
     VisibleStudy,
-    grants_of,
 )
 from plexhub.api.models import Annotation, Finding, Image, Study
 from plexhub.api.schemas import Strict
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError
-from plexhub.policies.access import Principal, can_see_study, is_staff
+from plexhub.policies.access import Principal, is_staff
 from plexhub.policies.review import Assignment, finding_decision
 from plexhub.policies.vocabulary import Vocabulary, load_vocabulary
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
-FINDINGS_CAPABILITY = "view_findings"
 MAX_FEATURES = 1000
 MAX_VERTICES = 10_000
 _VOCAB: dict[str, Vocabulary] = {}
-
-
-def may_see_findings(session: Session, user: Principal, study: Study) -> bool:
-    """Staff always; a sponsor with an active grant carrying ``view_findings``. (One small
-    function: capabilities are moving to ``policies`` as an enum.)"""
-    if is_staff(user):
-        return True
-    return bool(can_see_study(user, grants_of(session, study.id), utcnow(),
-                              FINDINGS_CAPABILITY))
 
 
 def vocabulary(st: State) -> Vocabulary:
@@ -174,10 +165,14 @@ def feature_out(a: Annotation, qupath: bool = False) -> dict[str, Any]:
 
 
 @router.get("/images/{image_id}/annotations")
-def list_annotations(found: VisibleImage, session: DbSession,
+def list_annotations(found: VisibleImage, user: Annotated[Principal, Scope("read")],
+                     session: DbSession,
                      format: Literal["plexhub", "qupath"] = "plexhub") -> dict[str, Any]:
     """The image's annotations (their newest versions) as a GeoJSON FeatureCollection in
-    level-0 pixels; ``format=qupath`` in the shape QuPath imports."""
+    level-0 pixels; ``format=qupath`` in the shape QuPath imports. A sponsor gets an empty
+    collection unless it may see the review (``peerreview.sees_review``)."""
+    if not peerreview.sees_review(session, user, found.study):
+        return {"type": "FeatureCollection", "features": []}
     rows = [a for a in _current(session, Annotation, Annotation.annotation_id, found.image.id)
             if not a.deleted]
     return {"type": "FeatureCollection",
@@ -246,11 +241,9 @@ def list_findings(found: VisibleImage, user: Annotated[Principal, Scope("read")]
                   session: DbSession) -> list[dict[str, Any]]:
     """The slide's findings (newest versions) with, for staff, the peer reviewer's verdict
     (``review``); a sponsor with view_findings sees them once signed off, others none."""
-    if not may_see_findings(session, user, found.study):
+    if not peerreview.sees_review(session, user, found.study):
         return []
     locked = peerreview.is_locked(session, found.study.id)
-    if not (is_staff(user) or locked):
-        return []
     rows = _current(session, Finding, Finding.finding_id, found.image.id)
     verdicts = peerreview.latest_verdicts(session, found.study.id) if is_staff(user) else {}
     out = []
@@ -315,7 +308,7 @@ SEND_COLUMNS = peerreview.SEND_COLUMNS
 def _study_rows(session: Session, user: Principal, study: Study) -> list[dict[str, Any]]:
     """Staff: every finding; a sponsor with view_findings: the signed-off ones; others
     none."""
-    if not may_see_findings(session, user, study):
+    if not peerreview.sees_review(session, user, study):
         return []
     return peerreview.export_rows(session, study, signed_only=not is_staff(user))
 

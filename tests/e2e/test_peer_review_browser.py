@@ -71,6 +71,10 @@ def site(tmp_path: Path) -> Iterator[Site]:
             "tissue": "liver", "term": term, "severity": grade}))["id"]
             for term, grade in (("necrosis, hepatocellular", 2),
                                 ("hypertrophy, hepatocellular", 3))]
+        ok(httpx.post(f"{api}/images/{image}/annotations", headers=pat, json={
+            "type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {
+                "type": "Polygon", "coordinates": [[[40, 40], [200, 40], [120, 180], [40, 40]]]},
+                "properties": {"class": "necrosis", "note": "centrilobular band"}}]}))
         yield Site(base, tokens, image, findings, tmp_path / "data")
 
 
@@ -86,6 +90,19 @@ def open_as(browser: Browser, site: Site, user: str) -> Page:
     page.get_by_role("link", name="Peer review of findings").click()
     page.wait_for_url("**/portal/studies/TP1/review")
     expect(page.locator("#review-loading")).to_be_hidden()
+    return page
+
+
+def open_slide_as(browser: Browser, site: Site, user: str) -> Page:
+    """A sponsor's portal session on the slide page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{site.base}/portal/login")
+    page.fill("#token", site.tokens[user])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/portal/")
+    page.goto(f"{site.base}/portal/images/{site.image}")
     return page
 
 
@@ -189,3 +206,19 @@ def test_a_peer_reviewer_disagrees_it_is_resolved_and_both_sign(
     answer = sponsor.goto(f"{site.base}/portal/studies/TP1/review")
     assert answer is not None
     assert answer.status == 404
+    # the slide page: view alone shows no review; view_findings the signed-off one, read-only
+    sponsor.goto(f"{site.base}/portal/images/{site.image}")
+    expect(sponsor.get_by_role("region", name="Pathology review (signed off)")).to_have_count(0)
+    reader = open_slide_as(browser, site, "rae")
+    review = reader.get_by_role("region", name="Pathology review (signed off)")
+    expect(review).to_be_visible()
+    findings = review.get_by_role("table", name="Findings")
+    expect(findings.get_by_role("row")).to_have_count(3)  # the head and two findings
+    expect(findings).to_contain_text("necrosis, hepatocellular")
+    expect(findings).to_contain_text("1 (minimal)")
+    annotations = review.get_by_role("table", name="Annotations")
+    expect(annotations.get_by_role("row")).to_have_count(2)
+    expect(annotations).to_contain_text("centrilobular band")
+    expect(reader.get_by_role("button", name="Record finding")).to_have_count(0)
+    review.scroll_into_view_if_needed()
+    reader.screenshot(path=str(site.data / "sponsor-signed-review.png"), full_page=True)

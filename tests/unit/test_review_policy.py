@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from plexhub.api.webhooks import body_signature
-from plexhub.policies.access import Principal
+from plexhub.policies.access import GrantFacts, Principal
 from plexhub.policies.review import (
     Assignment,
     assignment_decision,
     completion_decision,
     finding_decision,
     may_direct,
+    review_visibility,
     signoff_decision,
     slide_state,
     verdict_decision,
@@ -87,3 +89,27 @@ def test_the_webhook_needs_a_real_secret_and_signs_the_body() -> None:
     body = b'{"study": "T1"}'
     assert body_signature("k" * 16, body) == \
         "sha256=" + hmac.new(b"k" * 16, body, hashlib.sha256).hexdigest()
+
+
+def test_sponsors_see_findings_and_annotations_with_view_findings_once_signed_off() -> None:
+    """One rule for both (issue 19's open question, decided as a tox-path CRO would)."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    view = GrantFacts("group:acme", frozenset({"view"}))
+    findings = GrantFacts("user:sue", frozenset({"view", "view_findings"}))
+    expired = GrantFacts("user:sue", frozenset({"view", "view_findings"}),
+                         expires_at=now - timedelta(days=1))
+    revoked = GrantFacts("user:sue", frozenset({"view", "view_findings"}),
+                         revoked_at=now - timedelta(seconds=1))
+    sue = Principal("sue", "sponsor", frozenset({"acme"}))
+    for staff in (ADMIN, PAT, ANA):
+        assert review_visibility(staff, [], now, signed_off=False)
+    assert review_visibility(sue, [findings], now, signed_off=True)
+    assert review_visibility(sue, [view, findings], now, signed_off=True)
+    refused = {
+        "no active grant carries view_findings": [
+            ([view], True), ([expired], True), ([revoked], True), ([], True)],
+        "the review is not signed off yet": [([findings], False)]}
+    for reason, cases in refused.items():
+        for grants, signed in cases:
+            decision = review_visibility(sue, grants, now, signed_off=signed)
+            assert (decision.allowed, decision.reason) == (False, reason), (grants, signed)

@@ -144,3 +144,11 @@ def test_the_tile_routes_check_the_image_through_the_cached_lookup(app: FastAPI)
             ("GET", "/api/v1/images/{image_id}/image_files/{dz_level}/{name}")]:
         [dep] = [d for m, p, d in operations(app) if (m, p) == (method, path)]
         assert checks(dep) == [cached], (method, path)
+
+
+def test_only_the_hub_records_its_failed_logins(app: FastAPI) -> None:
+    """Issue 14: the hub's own route (its failed logins) is checked by the hub's key alone."""
+    found = {(m, p): checks(dep) for m, p, dep in operations(app)}
+    assert [kind for kind, _ in found[("POST", "/api/v1/audit/login-events")]] == ["hub"]
+    assert [(m, p) for (m, p), c in found.items() if ("hub" in {k for k, _ in c})] \
+        == [("POST", "/api/v1/audit/login-events")]

@@ -119,7 +119,13 @@ def test_study_phenotypes_and_annotation_counts(api: Api,
          "properties": {"deleted": True}}]})
     assert r.status_code == 201, r.text
 
+    # a sponsor sees annotations only with view_findings once the review is signed off
+    # (policies/review.py): the whole-image counts, no regions
     r = api.get(f"/api/v1/images/{vehicle}/cells/summary", acme, params={"by": "annotation"})
+    assert r.status_code == 200, r.text
+    assert r.json()["annotations"] == []
+    assert r.json()["counts"] == results[vehicle].phenotype_counts
+    r = api.get(f"/api/v1/images/{vehicle}/cells/summary", params={"by": "annotation"})
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["counts"] == results[vehicle].phenotype_counts

@@ -4,7 +4,8 @@ disagreements block the sign-off until the primary revises or the peer agrees (b
 with the reason a GLP study needs); both sign off with an electronic signature (approved,
 reviewed), which locks the findings (403 naming the sign-off). The slides' review state shows
 in the image list; the findings export carries pathologist, peer, review state and the
-signatures; sponsors with view_findings see signed-off findings only, others none."""
+signatures; sponsors with view_findings see signed-off findings and annotations only, others
+none."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def test_peer_review_from_assignment_to_locked_signed_findings(api: Api) -> None
     assert r.status_code == 200, r.text
     assert (r.json()["primary"], r.json()["peer"]) == ("pat", "rev")
     assert _states(api, "PR1") == ["not_reviewed"]
+    annotations = f"/api/v1/images/{image}/annotations"
+    r = api.post(annotations, {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 6]},
+         "properties": {"class": "necrosis", "note": "centrilobular, draft"}}]}, token=pat)
+    assert r.status_code == 201, r.text
 
     # only the primary records findings now
     assert api.post(f"/api/v1/images/{image}/findings", {**LIVER, "severity": 1},
@@ -94,6 +100,8 @@ def test_peer_review_from_assignment_to_locked_signed_findings(api: Api) -> None
     r = api.post(signoff, {"credential": pat}, token=pat)
     assert (r.status_code, "disagreement" in r.text) == (409, True), r.text
     assert api.get(f"/api/v1/images/{image}/findings", reader).json() == []
+    assert api.get(annotations, reader).json()["features"] == []
+    assert 'id="signed-review"' not in api.get(f"/portal/images/{image}", reader).text
     # resolved: the primary revises one, the peer changes its mind on the other
     _finding(api, image, pat, 1, id=f2["id"])
     r = api.post(verdicts, {"finding": f3["id"], "verdict": "agree", "comment": "autolysis"},
@@ -151,6 +159,23 @@ def test_peer_review_from_assignment_to_locked_signed_findings(api: Api) -> None
     assert {f["state"] for f in api.get(f"/api/v1/images/{image}/findings",
                                         reader).json()} == {"signed"}
     assert api.get(f"/api/v1/images/{image}/findings", viewer).json() == []
+    # and the annotations with them (geometry, class and note; QuPath's export too)
+    shown = api.get(annotations, reader).json()["features"]
+    assert [(f["geometry"], f["properties"]["class"], f["properties"]["note"])
+            for f in shown] == [({"type": "Point", "coordinates": [5, 6]}, "necrosis",
+                                 "centrilobular, draft")]
+    assert len(api.get(annotations, reader, params={"format": "qupath"})
+               .json()["features"]) == 1
+    assert api.get(annotations, viewer).json()["features"] == []
+    # the portal's slide page shows them to the same sponsors, read-only
+    page = api.get(f"/portal/images/{image}", reader)
+    assert page.status_code == 200, page.text
+    section = page.text[page.text.index('id="signed-review"'):]
+    section = section[:section.index("</section>")]
+    assert "<td>liver</td><td>necrosis, hepatocellular</td><td>3 (moderate)</td>" in section
+    assert "<td>necrosis</td><td>centrilobular, draft</td><td>point</td>" in section
+    assert 'id="signed-review"' not in api.get(f"/portal/images/{image}", viewer).text
+    assert 'id="signed-review"' not in api.get(f"/portal/images/{image}").text  # staff: tools
     assert api.get("/api/v1/studies/PR1/findings.json", token=viewer).json() == []
     assert len(api.get("/api/v1/studies/PR1/findings.csv", token=viewer).text.splitlines()) == 1
     assert _states(api, "PR1", reader) == ["signed_off"]

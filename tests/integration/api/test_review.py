@@ -1,8 +1,8 @@
 """Annotations and findings (issue 19) on both databases: GeoJSON in level-0 pixels in and
 Feature ids out, edits as versions with audit events (and the GLP reason), QuPath's
 GeoJSON read and written, findings from the controlled vocabulary, the study's SEND
-MI-like export, and what sponsors see (nothing without a grant: 404; findings only with
-view_findings, and only signed ones)."""
+MI-like export, and what sponsors see (nothing without a grant: 404; findings and
+annotations only with view_findings, and only once signed off)."""
 
 from __future__ import annotations
 
@@ -114,9 +114,16 @@ def test_findings_vocabulary_export_and_sponsors(api: Api) -> None:
         assert api.get(path, token=outsider).status_code == 404, path
     assert api.get(url, token=viewer).json() == []
     assert len(api.get("/api/v1/studies/R2/findings.csv", token=viewer).text.splitlines()) == 1
-    assert len(api.get(f"/api/v1/images/{image}/annotations", token=viewer)
-               .json()["features"]) == 1
-    # view_findings shows signed-off findings only (tests/integration/api/test_peer_review.py)
+    # annotations follow the findings' rule (issue 19): a plain view grant sees none, in
+    # either format; view_findings sees them once the review is signed off
+    # (tests/integration/api/test_peer_review.py), not before
+    for token in (viewer, reader):
+        for fmt in ("plexhub", "qupath"):
+            r = api.get(f"/api/v1/images/{image}/annotations", token=token,
+                        params={"format": fmt})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"type": "FeatureCollection", "features": []}
+    assert len(api.get(f"/api/v1/images/{image}/annotations").json()["features"]) == 1
     assert api.get(url, token=reader).json() == []
     assert api.post(url, {"tissue": "liver", "term": "necrosis, hepatocellular",
                           "severity": 1}, token=viewer).status_code == 403

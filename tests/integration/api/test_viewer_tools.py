@@ -147,6 +147,11 @@ def test_guided_views_are_published_versioned_and_revocable(api: Api) -> None:
     assert "Necrosis here." in step.text
     assert 'data-view="c=1%7C0%3A500&amp;x=20&amp;y=12&amp;zoom=3"' in step.text
     assert "necrosis" in step.text  # the waypoint's annotation, drawn by guide.js
+    # the exception to the review's rule (policies/review.py): staff chose to show this one;
+    # the sponsor's plain view grant shows no annotation anywhere else
+    assert api.get(f"/api/v1/images/{image}/annotations", token=sue).json()["features"] == []
+    assert 'id="signed-review"' not in api.client.get(f"/portal/images/{image}",
+                                                      headers=api.h(sue)).text
     # a sponsor may neither publish nor revoke
     assert api.post("/api/v1/studies/W1/guides", body, token=sue).status_code == 403
     assert api.post(f"/api/v1/guides/{v1['id']}/revoke", {}, token=sue).status_code == 403
