@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its buckets in process-wide memory: start from none
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset",
+                                                  method="POST"), timeout=10).close()
     for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                  "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
@@ -68,6 +72,83 @@ def test_convert_to_s3_writes_the_root_metadata_last(s3: str, source: Path,
     assert np.array_equal(values(g, "0"), expect)
     assert attrs_of(g)["ome"]["omero"]["channels"][0]["label"] == "DAPI"
     assert fs.exists(f"{url}/histograms/zarr.json")
+
+
+@pytest.mark.s3
+def test_s3_conversion_validates_what_it_wrote_and_sends_the_metadata_together(
+        s3: str, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is validated from the metadata documents as written (each PUT checked
+    against the server's CRC32), never read back: those documents are the store's objects
+    byte for byte. The metadata goes out after the pixels, the root document last, and the
+    store is the local conversion's, object for object."""
+    from plexhub.ome_pipeline.chunkio import OutputStore
+    from plexhub.ome_pipeline.validate import validate_store
+
+    uploads: list[str] = []
+    real = OutputStore._upload
+
+    def recorded(self: OutputStore, key: str, body: bytes) -> None:
+        real(self, key, body)
+        uploads.append(key)
+
+    monkeypatch.setattr(OutputStore, "_upload", recorded)
+    given: dict[str, bytes] = {}
+
+    def validate(path: str, expect_version: str | None = None,
+                 documents: dict[str, bytes] | None = None) -> list[str]:
+        assert documents is not None, "an object store is validated from what was written"
+        given.update(documents)
+        return validate_store(path, expect_version=expect_version, documents=documents)
+
+    settings = Settings(chunk_size=64, block_size=128, workers=2)
+    url = f"{s3}/img.ome.zarr"
+    convert(source, url, settings=settings, validate=validate)
+    fs = fsspec.filesystem("s3")
+    base = url.removeprefix("s3://")
+    stored = {name[len(base) + 1:]: bytes(fs.cat_file(name)) for name in sorted(fs.find(base))}
+    assert uploads[-1] == "zarr.json"  # the commit marker
+    meta = {k for k in stored if k.rsplit("/", 1)[-1] == "zarr.json"}
+    assert set(given) == meta
+    assert all(given[k] == stored[k] for k in meta)
+    group_docs = [i for i, k in enumerate(uploads) if k in ("OME/zarr.json",
+                                                            "histograms/zarr.json")]
+    shards = [i for i, k in enumerate(uploads) if "/c/" in k]
+    assert min(group_docs) > max(shards)
+    local = tmp_path / "local.ome.zarr"
+    convert(source, local, settings=settings)
+    assert stored == {f.relative_to(local).as_posix(): f.read_bytes()
+                      for f in sorted(local.rglob("*")) if f.is_file()}
+    # a document that does not hold up fails the validation, as on disk
+    bad = dict(given)
+    root = bad["zarr.json"].replace(b'"color": "', b'"color": "#')
+    assert root != bad["zarr.json"]
+    from plexhub.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="colour"):
+        validate_store(url, documents={**bad, "zarr.json": root})
+
+
+@pytest.mark.s3
+def test_a_put_whose_stored_checksum_differs_fails_and_a_failed_batch_writes_nothing(
+        s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plexhub.ome_pipeline.chunkio import OutputStore
+
+    store = OutputStore(f"{s3}/x.ome.zarr")
+    fs = fsspec.filesystem("s3")
+    answer = store.fs.pipe_file(store.object_path("probe"), b"probe")
+    assert answer.get("ChecksumCRC32"), "the server reports the CRC32 of what it stored"
+    with pytest.raises(RuntimeError, match="stop"), store.batch(last="zarr.json"):
+        store.put_json("zarr.json", {"zarr_format": 3})
+        store.put_json("0/zarr.json", {"zarr_format": 3})
+        assert store.get_json("0/zarr.json") == {"zarr_format": 3}  # seen in the batch
+        raise RuntimeError("stop")
+    assert not fs.exists(f"{s3}/x.ome.zarr/zarr.json")
+    assert not fs.exists(f"{s3}/x.ome.zarr/0/zarr.json")
+    real = store.fs.pipe_file
+    monkeypatch.setattr(store.fs, "pipe_file", lambda path, data, **kw: {
+        **real(path, data, **kw), "ChecksumCRC32": "AAAAAA=="})
+    with pytest.raises(OSError, match="other bytes than were sent"):
+        store.put("0/c/0/0/0", b"pixels")
 
 
 @pytest.mark.s3
