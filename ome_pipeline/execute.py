@@ -194,7 +194,7 @@ def in_flight(client: Any) -> int:
     worker waits for work while each task is pickled (with fresh credentials) shortly
     before it runs, not when a long pass started."""
     try:
-        threads = sum(client.nthreads().values())
+        threads = int(sum(client.nthreads().values()))
     except Exception:  # a scheduler that does not answer now: the next call reports it
         threads = 0
     return max(8, 2 * threads)
@@ -221,11 +221,11 @@ def _submit_all(client: Any, jobs: list[tuple[ImagePlan, Task, SourceImage | Non
         futures[fut] = (plan, task)
         return fut
 
-    ahead = in_flight(client)
-    running = as_completed([submit() for _ in range(min(ahead, len(waiting)))])  # type: ignore[no-untyped-call]
+    first = [submit() for _ in range(min(in_flight(client), len(waiting)))]
+    running = as_completed(first)  # type: ignore[no-untyped-call]
     for fut in running:
         acc.record(fut.result())
         on_done(*futures.pop(fut))
         fut.release()
         if waiting:
-            running.add(submit())
+            running.add(submit())  # type: ignore[no-untyped-call]

@@ -137,11 +137,16 @@ def test_a_put_whose_stored_checksum_differs_fails_and_a_failed_batch_writes_not
     fs = fsspec.filesystem("s3")
     answer = store.fs.pipe_file(store.object_path("probe"), b"probe")
     assert answer.get("ChecksumCRC32"), "the server reports the CRC32 of what it stored"
-    with pytest.raises(RuntimeError, match="stop"), store.batch(last="zarr.json"):
-        store.put_json("zarr.json", {"zarr_format": 3})
-        store.put_json("0/zarr.json", {"zarr_format": 3})
-        assert store.get_json("0/zarr.json") == {"zarr_format": 3}  # seen in the batch
-        raise RuntimeError("stop")
+
+    def failing_batch() -> None:
+        with store.batch(last="zarr.json"):
+            store.put_json("zarr.json", {"zarr_format": 3})
+            store.put_json("0/zarr.json", {"zarr_format": 3})
+            assert store.get_json("0/zarr.json") == {"zarr_format": 3}  # seen in the batch
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        failing_batch()
     assert not fs.exists(f"{s3}/x.ome.zarr/zarr.json")
     assert not fs.exists(f"{s3}/x.ome.zarr/0/zarr.json")
     real = store.fs.pipe_file
@@ -169,10 +174,11 @@ def test_dask_workers_without_aws_settings_convert_s3_to_s3(
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))  # no shared files either
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # nor an instance role to ask
     with local_cluster() as cluster:  # its workers inherit this environment: no AWS_*
         with distributed.Client(cluster) as client:
             seen = client.run(lambda: sorted(k for k in os.environ if k.startswith("AWS_")
-                                             and "FILE" not in k))
+                                             and "FILE" not in k and "METADATA" not in k))
         assert all(v == [] for v in seen.values()), seen
         with s3_server(monkeypatch, "incoming", "stores"):  # only the driver knows it
             put_tree(source, "s3://incoming/src.ome.tif")
@@ -182,3 +188,33 @@ def test_dask_workers_without_aws_settings_convert_s3_to_s3(
             local = tmp_path / "local.ome.zarr"
             convert(source, local, settings=Settings(chunk_size=64, block_size=128))
             assert objects("s3://stores/img.ome.zarr") == files(local)
+            # every submission carries the credentials the driver holds then: rotated ones
+            # reach the next task (as a worker unpickles it), none are logged or shown
+            from plexhub.ome_pipeline.chunkio import OutputStore
+            from plexhub.storage import forget_credentials, forwarding_credentials
+
+            store = OutputStore("s3://stores/probe")
+            assert "key" not in store.options.options  # nothing frozen in the driver
+            with distributed.Client(cluster) as client:
+                def sent() -> str:
+                    with forwarding_credentials():
+                        return str(client.submit(_key_seen, store, pure=False).result())
+
+                first = os.environ["AWS_ACCESS_KEY_ID"]
+                assert sent() == first
+                monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rotated-key-id")
+                forget_credentials()  # (the TTL, 30 s, elapsed)
+                assert sent() == "rotated-key-id"
+                monkeypatch.setenv("AWS_ACCESS_KEY_ID", first)
+                forget_credentials()
+            # workers with their own credentials (IRSA, instance profiles): nothing is
+            # forwarded, so these workers, which have none, cannot read the source
+            off = settings.model_copy(update={"dask_forward_credentials": False})
+            with pytest.raises(Exception, match="(?i)credentials"):
+                convert("s3://incoming/src.ome.tif", "s3://stores/off.ome.zarr", settings=off)
+
+
+def _key_seen(store: object) -> str:
+    """In a Dask worker: the access key the store's options brought along (or 'none')."""
+    options = getattr(store, "options", None)
+    return str(getattr(options, "options", {}).get("key", "none"))
