@@ -97,9 +97,12 @@ class OutputStore:
 
     def top_level_keys(self) -> list[str]:
         """The names directly under the store's root ([] when it does not exist yet)."""
-        if self.remote:
-            return [p.rsplit("/", 1)[-1] for p in self.fs.ls(self._base, detail=False)] \
-                if self.fs.exists(self._base) else []
+        if self.remote:  # one listing (no HEAD first)
+            try:
+                found = self.fs.ls(self._base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in found]
         root = Path(self.root)
         return [p.name for p in root.iterdir()] if root.exists() else []
 

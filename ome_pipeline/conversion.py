@@ -295,20 +295,23 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         if connecting is not None:  # one client: wait for the one being made
             connecting.join()
         final = OutputStore(dst)
-        if final.exists(root_metadata_key(version)):
+        top: list[str] | None = final.top_level_keys()  # one listing answers both questions
+        if root_metadata_key(version) in (top or []):
             if not overwrite:
                 raise DestinationExistsError(dst, "already exists",
                                              "pass --overwrite to replace it")
             final.remove("")
+            top = []
         work_root = dst
     else:
+        top = None
         work_root = str(Path(dst).with_name(f".{Path(dst).name}.partial"))
     with _writing(dst, work_root):
         store = OutputStore(work_root, direct=settings.direct_writes)
         with contextlib.nullcontext() if remote else _lock(Path(work_root)):
             if not remote:  # what a killed earlier run was writing: never part of the result
                 remove_stale_temporaries(work_root)
-            acc = _load_state(store, fingerprint)
+            acc = _load_state(store, fingerprint, top)
             try:
                 with distributed_client(settings.dask_scheduler):  # one for every pass
                     result = _write_all(doc, store, acc, version, codec, settings, progress,
@@ -382,8 +385,11 @@ def _commit(work: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
-    data = store.get(STATE_KEY)
+def _load_state(store: OutputStore, fingerprint: str,
+                top: list[str] | None = None) -> Accumulator:
+    """The state an earlier attempt left (``top``: the store's top-level names when they
+    are known already; no .plexhub there, no state to read)."""
+    data = store.get(STATE_KEY) if top is None or ".plexhub" in top else None
     if data is not None:
         try:
             acc = Accumulator.from_bytes(data)
@@ -392,7 +398,7 @@ def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
         except (OSError, ValueError, KeyError):
             pass
     # a different (or unreadable) earlier attempt: start clean
-    for key in store.top_level_keys():
+    for key in store.top_level_keys() if top is None else top:
         if key != ".plexhub":
             store.remove(key)
     return Accumulator(fingerprint)
