@@ -194,6 +194,7 @@ def test_dask_workers_without_aws_settings_convert_s3_to_s3(
             from plexhub.storage import forget_credentials, forwarding_credentials
 
             store = OutputStore("s3://stores/probe")
+            assert store.options is not None
             assert "key" not in store.options.options  # nothing frozen in the driver
             with distributed.Client(cluster) as client:
                 def sent() -> str:
