@@ -211,7 +211,7 @@ def test_dask_workers_without_aws_settings_convert_s3_to_s3(
             # workers with their own credentials (IRSA, instance profiles): nothing is
             # forwarded, so these workers, which have none, cannot read the source
             off = settings.model_copy(update={"dask_forward_credentials": False})
-            with pytest.raises(Exception, match="(?i)credentials"):
+            with pytest.raises(Exception, match=r"(?i)credentials"):
                 convert("s3://incoming/src.ome.tif", "s3://stores/off.ome.zarr", settings=off)
 
 
