@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="Address of a dask.distributed scheduler (tcp://host:8786); local threads "
         "when unset. Sources and outputs must then be reachable from the workers.",
     )
+    dask_forward_credentials: bool = Field(
+        default=True,
+        description="Hand this process's object-storage credentials to the Dask tasks of a "
+        "conversion (resolved again for every task submitted, so rotated credentials are "
+        "picked up; never logged), for workers that have none. Set false when the workers "
+        "have their own (IRSA, instance profiles): then only the endpoint is forwarded.",
+    )
     chunk_size: int = Field(
         default=512, ge=16, le=8192,
         description="Chunk edge (pixels, Y and X) of every written level.",

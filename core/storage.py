@@ -5,11 +5,17 @@ One place for what the API, the job workers and the conversion pipeline need to 
 - :func:`is_url` tells a URL from a local path (``file://`` counts as local);
 - :func:`parse_url` splits a URL into scheme, bucket and clean key parts, refusing ``..``,
   ``.`` and empty parts, so ``Path("s3://x")`` never collapses a URL into ``s3:/x``;
-- :class:`StorageOptions` are the fsspec options of one URL, resolved once in the process that
-  has the configuration (the S3 endpoint from ``FSSPEC_S3_ENDPOINT_URL`` or
-  ``AWS_ENDPOINT_URL``, credentials from the standard AWS chain: variables, shared files,
-  instance roles) and handed to Dask tasks explicitly, so a worker needs no AWS settings of
-  its own. Their ``repr`` never shows a secret, and nothing here logs them;
+- :class:`StorageOptions` are the fsspec options of one URL in the process that has the
+  configuration (the S3 endpoint from ``FSSPEC_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``).
+  Credentials are never frozen into them here: this process's own filesystems use the
+  standard AWS chain (variables, shared files, instance roles; refreshed by botocore). Options
+  made with ``credentials=True`` are *forwarded*: pickled inside
+  :func:`forwarding_credentials` (a Dask graph submission), they carry the credentials this
+  process holds at that moment (resolved again at most every :data:`CREDENTIALS_TTL`
+  seconds), so every submission picks up rotated credentials and a worker needs no AWS
+  settings of its own; outside it (or with forwarding turned off, for workers with their own
+  credentials: IRSA, instance profiles) they carry the endpoint only. Their ``repr`` never
+  shows a secret, and nothing here logs them;
 - :class:`StoreRoots` names the storage roots the catalog records locations against (the
   default root is :data:`DEFAULT_ROOT`, ``PLEXHUB_STORE_ROOT``), so a root can move: the
   catalog keeps ``(root name, relative key)`` and only this mapping changes.
@@ -19,8 +25,13 @@ Only the standard library and fsspec-style libraries (imported lazily) are used 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import posixpath
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,17 +117,43 @@ _SECRET_KEYS = frozenset({"key", "secret", "token", "password", "aws_access_key_
                           "aws_secret_access_key", "aws_session_token"})
 
 
+CREDENTIALS_TTL = 30.0  # seconds a resolved set of credentials is reused for forwarding
+# whether StorageOptions(forward=True) pickled in this context carry credentials
+_FORWARDING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "plexhub_forward_credentials", default=False)
+
+
+@contextlib.contextmanager
+def forwarding_credentials(enabled: bool = True) -> Iterator[None]:
+    """While active in this thread (or task), :class:`StorageOptions` made with
+    ``credentials=True`` are pickled with this process's credentials, resolved then (Dask
+    pickles a task's arguments when it is submitted). ``enabled=False``: never."""
+    token = _FORWARDING.set(enabled)
+    try:
+        yield
+    finally:
+        _FORWARDING.reset(token)
+
+
 @dataclass(frozen=True)
 class StorageOptions:
-    """fsspec options for one protocol. Pickled into Dask tasks with everything they need
-    (the endpoint and, where the driver has them, credentials); never shown in a repr."""
+    """fsspec options for one protocol; never shown in a repr. ``forward``: when pickled
+    inside :func:`forwarding_credentials` (a Dask submission), the credentials this process
+    holds then travel with them, for workers that have none."""
 
     protocol: str
     options: dict[str, Any] = field(default_factory=dict)
+    forward: bool = False
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k in _SECRET_KEYS else v) for k, v in self.options.items()}
-        return f"StorageOptions({self.protocol!r}, {shown})"
+        return f"StorageOptions({self.protocol!r}, {shown}{', forward' if self.forward else ''})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        opts = self.options
+        if self.forward and self.protocol == "s3" and _FORWARDING.get():
+            opts = {**opts, **_aws_credentials()}
+        return (StorageOptions, (self.protocol, opts, self.forward))
 
     __str__ = __repr__
 
@@ -129,8 +166,10 @@ class StorageOptions:
 
 def storage_options(url: str, *, credentials: bool = False) -> StorageOptions:
     """The fsspec options of ``url``'s protocol in this process: for S3 the endpoint
-    (``FSSPEC_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``) and, with ``credentials``, the
-    credentials the standard AWS chain finds here (for Dask workers that have none)."""
+    (``FSSPEC_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``). With ``credentials`` they are
+    forwarded: sent to a Dask worker inside :func:`forwarding_credentials`, they carry the
+    credentials the standard AWS chain finds here at that moment (for workers that have none).
+    """
     protocol = urlsplit(url).scheme.lower() if is_url(url) else "file"
     opts: dict[str, Any] = {}
     if protocol in ("s3", "s3a"):
@@ -138,12 +177,35 @@ def storage_options(url: str, *, credentials: bool = False) -> StorageOptions:
         ep = endpoint_url()
         if ep:
             opts["endpoint_url"] = ep
-        if credentials:
-            opts.update(_aws_credentials())
-    return StorageOptions(protocol, opts)
+    return StorageOptions(protocol, opts, forward=credentials and protocol == "s3")
+
+
+_resolved: tuple[float, dict[str, Any]] | None = None
+_resolved_lock = threading.Lock()
+
+
+def forget_credentials() -> None:
+    """Resolve the credentials again at the next forwarding (not after the TTL)."""
+    global _resolved
+    with _resolved_lock:
+        _resolved = None
 
 
 def _aws_credentials() -> dict[str, Any]:
+    """This process's AWS credentials (and region) as s3fs options, resolved again (a new
+    botocore session: ~25 ms) at most every :data:`CREDENTIALS_TTL` seconds. botocore
+    refreshes temporary credentials 10-15 minutes before they expire, so what this returns
+    stays valid well past the TTL."""
+    global _resolved
+    with _resolved_lock:
+        if _resolved is not None and time.monotonic() - _resolved[0] < CREDENTIALS_TTL:
+            return dict(_resolved[1])
+        found = _resolve_aws_credentials()
+        _resolved = (time.monotonic(), found)
+        return dict(found)
+
+
+def _resolve_aws_credentials() -> dict[str, Any]:
     try:
         import botocore.session
     except ImportError:  # pragma: no cover - s3fs brings botocore

@@ -12,12 +12,16 @@ conversion resumes, so the finished store holds exactly what an uninterrupted ru
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
 import shutil
 import stat
 import threading
+import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,8 @@ Array = npt.NDArray[Any]
 MAX_UINT64 = np.uint64(2**64 - 1)
 # the temporary name of a file being written (OutputStore._local_target makes them)
 TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
+# Zarr metadata documents: kept by the store as written, for validation without a read-back
+METADATA_NAMES = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
 
 
 def is_remote(url: str) -> bool:
@@ -54,9 +60,13 @@ class OutputStore:
     On a local disk, large objects can go through :meth:`put_soon`: written on a background
     I/O thread, bypassing the page cache where the filesystem allows (``diskwrite``).
 
-    A remote store carries its :class:`~plexhub.storage.StorageOptions` (by default the
-    endpoint and credentials this process resolves): pickled into Dask tasks with it, so a
-    worker writes with them and needs no storage settings of its own.
+    A remote store carries its :class:`~plexhub.storage.StorageOptions` (the endpoint, and
+    credentials forwarded when it is sent to a Dask worker): a worker writes with them and
+    needs no storage settings of its own. Every PUT is checked against the CRC32 the server
+    reports for what it stored (where it reports one), and the Zarr metadata documents
+    written are kept in :attr:`documents`, so the store can be validated from what was
+    written, without reading it back. :meth:`batch` defers small writes and sends them
+    together, concurrently, one document (the commit marker) last.
     """
 
     def __init__(self, root: str, *, direct: bool = True,
@@ -72,6 +82,8 @@ class OutputStore:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()
         self.disk = DirectFlag(direct and not self.remote)
+        self.documents: dict[str, bytes] = {}  # the metadata documents written, by key
+        self._deferred: dict[str, bytes] | None = None  # inside batch(): key -> body
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self.root, "direct": self.disk.enabled, "options": self.options}
@@ -85,9 +97,12 @@ class OutputStore:
 
     def top_level_keys(self) -> list[str]:
         """The names directly under the store's root ([] when it does not exist yet)."""
-        if self.remote:
-            return [p.rsplit("/", 1)[-1] for p in self.fs.ls(self._base, detail=False)] \
-                if self.fs.exists(self._base) else []
+        if self.remote:  # one listing (no HEAD first)
+            try:
+                found = self.fs.ls(self._base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in found]
         root = Path(self.root)
         return [p.name for p in root.iterdir()] if root.exists() else []
 
@@ -104,19 +119,72 @@ class OutputStore:
             self._made.add(folder)
         return path, f"{folder}/.{name}.{os.urandom(8).hex()}.tmp"  # see TEMPORARY
 
+    def object_path(self, key: str) -> str:
+        """The path of ``key`` inside :attr:`fs` (remote) or on disk (local)."""
+        return self._path(key)
+
     def put(self, key: str, data: bytes | Parts) -> None:
-        """Write ``data`` (bytes, or parts written one after another) as ``key``, now."""
+        """Write ``data`` (bytes, or parts written one after another) as ``key``, now (inside
+        :meth:`batch` on a remote store: with the batch)."""
         parts: Parts = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        if key.rpartition("/")[2] in METADATA_NAMES:
+            self.documents[key] = b"".join(parts)
         if self.remote:
-            self.fs.pipe_file(self._path(key), b"".join(parts))
+            body = b"".join(parts)
+            if self._deferred is not None:
+                self._deferred[key] = body
+                return
+            self._upload(key, body)
             return
         write_now(*self._local_target(key), parts)
+
+    def _upload(self, key: str, body: bytes) -> None:
+        answer = self.fs.pipe_file(self._path(key), body)
+        reported = answer.get("ChecksumCRC32") if isinstance(answer, dict) else None
+        if reported is not None:  # the server's CRC32 of what it stored
+            sent = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+            if reported != sent:
+                raise OSError(f"{self.root}/{key}: the object store holds other bytes than "
+                              f"were sent (CRC32 {reported}, sent {sent})")
+
+    @contextlib.contextmanager
+    def batch(self, last: str | None = None) -> Iterator[None]:
+        """Small writes of the block go out together when it ends: on a remote store
+        concurrently (on the uploader threads), then ``last`` alone, so it is written only
+        once everything else is. Nothing is written if the block fails. A local store writes
+        at once (a rename is cheap)."""
+        if not self.remote or self._deferred is not None:
+            yield
+            return
+        self._deferred = {}
+        try:
+            yield
+            deferred = self._deferred
+        finally:
+            self._deferred = None
+        final = deferred.pop(last, None) if last is not None else None
+        self.put_many(deferred)
+        if final is not None:
+            self._upload(last or "", final)
+
+    def put_many(self, objects: dict[str, bytes]) -> None:
+        """Write every object, concurrently on a remote store; returns once all are."""
+        if not self.remote or len(objects) <= 1 or self._deferred is not None:
+            for key, body in objects.items():
+                self.put(key, body)
+            return
+        self.documents.update((k, v) for k, v in objects.items()
+                              if k.rpartition("/")[2] in METADATA_NAMES)
+        futures = [_uploads().submit(self._upload, key, body)
+                   for key, body in objects.items()]
+        for f in futures:
+            f.result()
 
     def put_soon(self, key: str, parts: Parts, pending: PendingWrites) -> None:
         """Write ``parts`` as ``key`` on the I/O thread (locally; large objects), else now;
         ``pending.wait()`` returns once it is written under its name."""
         if self.remote:  # a PUT waits on the network: on the uploader threads instead
-            pending.add(_uploads().submit(self.put, key, parts))
+            pending.add(_uploads().submit(lambda: self._upload(key, b"".join(parts))))
             return
         if sum(len(p) for p in parts) < DIRECT_MIN_BYTES:
             self.put(key, parts)
@@ -125,6 +193,8 @@ class OutputStore:
         write_soon(path, tmp, parts, self.disk, pending)
 
     def get(self, key: str) -> bytes | None:
+        if self._deferred is not None and key in self._deferred:
+            return self._deferred[key]
         try:
             if self.remote:
                 return bytes(self.fs.cat_file(self._path(key)))
@@ -133,20 +203,24 @@ class OutputStore:
             return None
 
     def exists(self, key: str) -> bool:
+        if self._deferred is not None and key in self._deferred:
+            return True
         if self.remote:
             return bool(self.fs.exists(self._path(key)))
         return Path(self._path(key)).exists()
 
     def put_json(self, key: str, doc: dict[str, Any]) -> None:
-        self.put(key, json.dumps(doc, indent=2, allow_nan=False).encode())
+        self.put(key, json_bytes(doc))
 
     def get_json(self, key: str) -> dict[str, Any] | None:
         data = self.get(key)
         return None if data is None else dict(json.loads(data))
 
     def remove(self, key: str) -> None:
+        for k in [k for k in self.documents if not key or k == key or k.startswith(f"{key}/")]:
+            del self.documents[k]
         if self.remote:
-            if self.fs.exists(self._path(key)):
+            with contextlib.suppress(FileNotFoundError):  # one listing, no HEAD first
                 self.fs.rm(self._path(key), recursive=True)
             return
         p = Path(self._path(key))
@@ -165,6 +239,11 @@ class OutputStore:
             return StoreLocation(url, self.options).zarr_store(read_only=False)
         Path(url).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(url)
+
+
+def json_bytes(doc: dict[str, Any]) -> bytes:
+    """A metadata document as plexhub writes it (indented, no NaN)."""
+    return json.dumps(doc, indent=2, allow_nan=False).encode()
 
 
 UPLOAD_THREADS = 8  # PUTs in flight per process: a task computes on while its shards upload

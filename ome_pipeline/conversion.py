@@ -223,6 +223,18 @@ def _prefetch_imports() -> None:
     threading.Thread(target=load, name="plexhub-prefetch", daemon=True).start()
 
 
+def _prefetch_client(url: str) -> threading.Thread:
+    """Make the client of ``url``'s filesystem (and its first request) in a background
+    thread, joined before the store's first request: the store's filesystem is the same
+    cached instance, so it finds its client made. Errors surface at that request."""
+    from plexhub.storage import connect
+
+    thread = threading.Thread(target=connect, args=(url,), name="plexhub-connect",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             ngff_version: str | None = None, reader: str | None = None,
             labels: dict[str, str] | None = None, as_labels: bool = False,
@@ -243,6 +255,8 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         raise InputError(f"--ngff-version {version}", "is not supported", "use 0.5 or 0.4")
     src, dst = os.fspath(src), os.fspath(dst)
     remote = is_remote(dst)
+    # the store's S3 client (~0.3 s to make) is made while the source opens
+    connecting = _prefetch_client(dst) if remote else None
     labels = dict(labels or {})
     if not remote:
         dst = str(Path(dst).absolute())
@@ -278,21 +292,26 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     fingerprint = _fingerprint(src, options)
 
     if remote:
+        if connecting is not None:  # one client: wait for the one being made
+            connecting.join()
         final = OutputStore(dst)
-        if final.exists(root_metadata_key(version)):
+        top: list[str] | None = final.top_level_keys()  # one listing answers both questions
+        if root_metadata_key(version) in (top or []):
             if not overwrite:
                 raise DestinationExistsError(dst, "already exists",
                                              "pass --overwrite to replace it")
             final.remove("")
+            top = []
         work_root = dst
     else:
+        top = None
         work_root = str(Path(dst).with_name(f".{Path(dst).name}.partial"))
     with _writing(dst, work_root):
         store = OutputStore(work_root, direct=settings.direct_writes)
         with contextlib.nullcontext() if remote else _lock(Path(work_root)):
             if not remote:  # what a killed earlier run was writing: never part of the result
                 remove_stale_temporaries(work_root)
-            acc = _load_state(store, fingerprint)
+            acc = _load_state(store, fingerprint, top)
             try:
                 with distributed_client(settings.dask_scheduler):  # one for every pass
                     result = _write_all(doc, store, acc, version, codec, settings, progress,
@@ -303,7 +322,11 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 raise
             from plexhub.ome_pipeline.validate import validate_store
 
-            (validate or validate_store)(work_root, expect_version=version)
+            if remote:  # from the documents as written (each PUT checked), not read back
+                (validate or validate_store)(work_root, expect_version=version,
+                                             documents=store.documents)
+            else:
+                (validate or validate_store)(work_root, expect_version=version)
             store.remove(".plexhub")
         if not remote:
             _commit(Path(work_root), Path(dst))
@@ -362,8 +385,11 @@ def _commit(work: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
-    data = store.get(STATE_KEY)
+def _load_state(store: OutputStore, fingerprint: str,
+                top: list[str] | None = None) -> Accumulator:
+    """The state an earlier attempt left (``top``: the store's top-level names when they
+    are known already; no .plexhub there, no state to read)."""
+    data = store.get(STATE_KEY) if top is None or ".plexhub" in top else None
     if data is not None:
         try:
             acc = Accumulator.from_bytes(data)
@@ -372,7 +398,7 @@ def _load_state(store: OutputStore, fingerprint: str) -> Accumulator:
         except (OSError, ValueError, KeyError):
             pass
     # a different (or unreadable) earlier attempt: start clean
-    for key in store.top_level_keys():
+    for key in store.top_level_keys() if top is None else top:
         if key != ".plexhub":
             store.remove(key)
     return Accumulator(fingerprint)
@@ -508,15 +534,17 @@ def _write_all(doc: SourceDocument, store: OutputStore, acc: Accumulator, versio
     finally:
         if bar is not None:
             bar.close()
-    # the root group is written last: on object stores it is the commit marker
+    # the root group is written last: on object stores it is the commit marker (the other
+    # documents go out together before it)
     order = sorted(range(len(entries)), key=lambda i: entries[i][0].key == "")
     summaries: list[ImageSummary | None] = [None] * len(entries)
-    for i in order:
-        if entries[i][0].key == "":
+    with store.batch(last=root_metadata_key(version)):
+        for i in order:
+            if entries[i][0].key == "":
+                _write_containers(store, doc, version, collection)
+            summaries[i] = _write_image_metadata(store, *entries[i], acc, version)
+        if collection:
             _write_containers(store, doc, version, collection)
-        summaries[i] = _write_image_metadata(store, *entries[i], acc, version)
-    if collection:
-        _write_containers(store, doc, version, collection)
     if progress is not None:
         progress(Progress(1.0, len(all_tasks), len(all_tasks), "done"))
     main = [s for s, (p, _) in zip(summaries, entries, strict=True)

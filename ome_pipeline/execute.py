@@ -27,6 +27,7 @@ from plexhub.ome_pipeline.histogram import NKEYS, PartialHistogram
 from plexhub.ome_pipeline.source import SourceImage
 from plexhub.ome_pipeline.writer import ImagePlan, Task, TaskResult, run_task
 from plexhub.settings import Settings
+from plexhub.storage import forwarding_credentials
 
 STATE_KEY = ".plexhub/state.npz"
 # the client of the conversion running in this thread: (scheduler address, Client)
@@ -124,7 +125,8 @@ def run_tasks(jobs: list[tuple[ImagePlan, Task, SourceImage | None]], store: Out
     if not jobs:
         return
     if settings.dask_scheduler:
-        _run_distributed(jobs, store, acc, settings.dask_scheduler, on_done)
+        _run_distributed(jobs, store, acc, settings.dask_scheduler, on_done,
+                         forward=settings.dask_forward_credentials)
         return
     import dask.threaded
     from dask.callbacks import Callback
@@ -175,26 +177,55 @@ def distributed_client(address: str | None) -> Iterator[None]:
 
 def _run_distributed(jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
                      store: OutputStore, acc: Accumulator, address: str,
-                     on_done: Callable[[ImagePlan, Task], None]) -> None:
+                     on_done: Callable[[ImagePlan, Task], None], *,
+                     forward: bool = True) -> None:
     current = _CLIENT.get()
     if current is not None and current[0] == address:
-        _submit_all(current[1], jobs, store, acc, on_done)
+        _submit_all(current[1], jobs, store, acc, on_done, forward)
         return
     with distributed_client(address):
         current = _CLIENT.get()
         assert current is not None
-        _submit_all(current[1], jobs, store, acc, on_done)
+        _submit_all(current[1], jobs, store, acc, on_done, forward)
+
+
+def in_flight(client: Any) -> int:
+    """How many tasks are submitted ahead: twice the cluster's threads (at least 8), so no
+    worker waits for work while each task is pickled (with fresh credentials) shortly
+    before it runs, not when a long pass started."""
+    try:
+        threads = int(sum(client.nthreads().values()))
+    except Exception:  # a scheduler that does not answer now: the next call reports it
+        threads = 0
+    return max(8, 2 * threads)
 
 
 def _submit_all(client: Any, jobs: list[tuple[ImagePlan, Task, SourceImage | None]],
                 store: OutputStore, acc: Accumulator,
-                on_done: Callable[[ImagePlan, Task], None]) -> None:
+                on_done: Callable[[ImagePlan, Task], None], forward: bool = True) -> None:
+    """Run ``jobs`` on the cluster, submitting them a window at a time. Each submission
+    pickles the task's store and source with the storage credentials this process holds
+    then (``forward``; see :func:`plexhub.storage.forwarding_credentials`), so a long
+    conversion picks up rotated credentials; with ``forward`` false nothing is forwarded
+    and the workers use their own (IRSA, instance profiles)."""
     from distributed import as_completed
 
-    futures = {client.submit(run_task, plan, task, image, store, pure=False,
-                             key=f"plexhub-{task.id}-{time.time_ns()}"): (plan, task)
-               for plan, task, image in jobs}
-    for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
+    waiting = list(reversed(jobs))
+    futures: dict[Any, tuple[ImagePlan, Task]] = {}
+
+    def submit() -> Any:
+        plan, task, image = waiting.pop()
+        with forwarding_credentials(forward):
+            fut = client.submit(run_task, plan, task, image, store, pure=False,
+                                key=f"plexhub-{task.id}-{time.time_ns()}")
+        futures[fut] = (plan, task)
+        return fut
+
+    first = [submit() for _ in range(min(in_flight(client), len(waiting)))]
+    running = as_completed(first)  # type: ignore[no-untyped-call]
+    for fut in running:
         acc.record(fut.result())
         on_done(*futures.pop(fut))
         fut.release()
+        if waiting:
+            running.add(submit())  # type: ignore[no-untyped-call]

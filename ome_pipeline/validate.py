@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,35 +32,51 @@ def _attrs(group: Any) -> tuple[str, dict[str, Any]]:
     return str(ms[0].get("version", "0.4")), attrs
 
 
-def validate_store(path: str | Path, expect_version: str | None = None) -> list[str]:
-    """Validate every image in the store; return the group paths checked."""
+def validate_store(path: str | Path, expect_version: str | None = None,
+                   documents: Mapping[str, bytes] | None = None) -> list[str]:
+    """Validate every image in the store; return the group paths checked. With
+    ``documents`` (every Zarr metadata document of the store by key, as the conversion wrote
+    them) those are validated instead of reading the store at ``path`` back."""
     import zarr
 
     try:
-        root = zarr.open_group(zarr_target(str(path)), mode="r")
+        store = _store(path, documents)
+        root = zarr.open_group(store, mode="r")
     except Exception as exc:
         raise ValidationError(str(path), f"is not a Zarr group ({exc})") from exc
     _version, attrs = _attrs(root)
     checked: list[str] = []
     if "bioformats2raw.layout" in attrs:
-        ome = zarr.open_group(zarr_target(f"{path}/OME"), mode="r")
+        ome = zarr.open_group(store, path="OME", mode="r")
         _, ome_attrs = _attrs(ome)
         for key in ome_attrs.get("series", []):
-            checked += _validate_image(str(path), key, expect_version)
+            checked += _validate_image(store, str(path), key, expect_version)
     else:
-        checked += _validate_image(str(path), "", expect_version)
+        checked += _validate_image(store, str(path), "", expect_version)
     if "associated" in root:
-        for name in zarr.open_group(zarr_target(f"{path}/associated"), mode="r").group_keys():
-            checked += _validate_image(str(path), f"associated/{name}", expect_version)
+        for name in zarr.open_group(store, path="associated", mode="r").group_keys():
+            checked += _validate_image(store, str(path), f"associated/{name}", expect_version)
     return checked
 
 
-def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
+def _store(path: str | Path, documents: Mapping[str, bytes] | None) -> Any:
+    """The zarr store to validate: the store at ``path``, or its documents in memory."""
+    if documents is None:
+        return zarr_target(str(path))
+    import zarr.storage
+    from zarr.core.buffer import default_buffer_prototype
+
+    buffer = default_buffer_prototype().buffer
+    return zarr.storage.MemoryStore({k: buffer.from_bytes(v) for k, v in documents.items()},
+                                    read_only=True)
+
+
+def _validate_image(store: Any, root: str, key: str, expect: str | None) -> list[str]:
     import zarr
     from ome_zarr_models import open_ome_zarr
 
     where = f"{root}/{key}" if key else root
-    group = zarr.open_group(zarr_target(where), mode="r")
+    group = zarr.open_group(store, path=key, mode="r")
     version, attrs = _attrs(group)
     if expect and version != expect:
         raise ValidationError(where, f"is NGFF {version}, expected {expect}")
@@ -75,7 +92,8 @@ def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
                                   "not a UDUNITS-2 name")
     prev: tuple[int, ...] | None = None
     for ds in ms["datasets"]:
-        arr = zarr.open_array(zarr_target(f"{where}/{ds['path']}"), mode="r")
+        arr = zarr.open_array(store, path=f"{key}/{ds['path']}" if key else ds["path"],
+                              mode="r")
         if version == "0.5":
             names = list(getattr(arr.metadata, "dimension_names", None) or [])
             if names != axes:
@@ -104,8 +122,8 @@ def _validate_image(root: str, key: str, expect: str | None) -> list[str]:
         _, lattrs = _attrs(group["labels"])
         for name in lattrs.get("labels", []):
             sub = f"{key}/labels/{name}" if key else f"labels/{name}"
-            checked += _validate_image(root, sub, expect)
-            lg = zarr.open_group(zarr_target(f"{root}/{sub}"), mode="r")
+            checked += _validate_image(store, root, sub, expect)
+            lg = zarr.open_group(store, path=sub, mode="r")
             _, la = _attrs(lg)
             if len(la["multiscales"][0]["datasets"]) != len(ms["datasets"]):
                 raise ValidationError(f"{root}/{sub}", "has a different number of levels "

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -44,8 +45,12 @@ class ValidatorProcess:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def validate(self, path: str, expect_version: str | None = None) -> list[str]:
-        answer = self._ask({"path": str(path), "expect": expect_version})
+    def validate(self, path: str, expect_version: str | None = None,
+                 documents: Mapping[str, bytes] | None = None) -> list[str]:
+        request: dict[str, Any] = {"path": str(path), "expect": expect_version}
+        if documents is not None:  # the store's metadata as written (JSON text)
+            request["documents"] = {k: v.decode() for k, v in documents.items()}
+        answer = self._ask(request)
         if answer is not None and isinstance(answer.get("checked"), list):
             return [str(p) for p in answer["checked"]]
         if answer is not None and isinstance(answer.get("invalid"), dict):
@@ -54,7 +59,7 @@ class ValidatorProcess:
                                   str(e.get("hint", "")))
         from plexhub.ome_pipeline.validate import validate_store
 
-        return validate_store(path, expect_version=expect_version)
+        return validate_store(path, expect_version=expect_version, documents=documents)
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any] | None:
         proc, self._proc = self._proc, None  # one request per helper
@@ -88,6 +93,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
                 stream.close()
 
 
+def _documents(request: dict[str, Any]) -> dict[str, bytes] | None:
+    docs = request.get("documents")
+    return None if docs is None else {str(k): str(v).encode() for k, v in docs.items()}
+
+
 def _serve() -> int:
     import ome_zarr_models  # noqa: F401  (the point: import while the parent starts up)
     import zarr  # noqa: F401
@@ -100,7 +110,8 @@ def _serve() -> int:
     request = json.loads(line)
     try:
         answer: dict[str, Any] = {
-            "checked": validate_store(request["path"], expect_version=request.get("expect"))}
+            "checked": validate_store(request["path"], expect_version=request.get("expect"),
+                                      documents=_documents(request))}
     except ValidationError as exc:
         answer = {"invalid": {"subject": exc.subject, "problem": exc.problem,
                               "hint": exc.hint}}

@@ -73,7 +73,7 @@ def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSess
     if store_path_hidden(session, user, study, path):
         raise NotFoundError(f"zarr path {path!r}", "not found")
     if location.remote:
-        return _remote_object(location, path)
+        return _remote_object(location, path, request.headers.get("range"))
     target = safe_file(location.path, path)
     if not target.is_file():
         raise NotFoundError(f"zarr path {path!r}", "not found")
@@ -86,21 +86,39 @@ def zarr_file(path: str, found: VisibleImage, user: CurrentUser, session: DbSess
 
 
 
-def _remote_object(location: StoreLocation, path: str) -> Response:
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _remote_object(location: StoreLocation, path: str, ranged: str | None = None) -> Response:
     """One object of a store on object storage, its bytes unmodified (same checks and
-    headers as a local file; no links exist there to leave the store by)."""
+    headers as a local file; no links exist there to leave the store by). A single byte
+    range (``Range: bytes=a-b``, ``a-`` or ``-n``) is answered 206 with just those bytes, as
+    a local file is: zarr-python reads a shard's index as the last bytes of the shard."""
     parts = safe_parts(location.url, path)
     if not parts:
         raise NotFoundError(f"zarr path {path!r}", "not found")
     fs, base = location.filesystem()
+    key = f"{base}/{'/'.join(parts)}"
+    name = parts[-1]
+    headers = {"Cache-Control": "private, max-age=60", "Accept-Ranges": "bytes"}
+    if not name.endswith(".json"):
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    media = "application/json" if name.endswith(".json") else "application/octet-stream"
+    wanted = _RANGE.match(ranged.strip()) if ranged else None
     try:
-        data = bytes(fs.cat_file(f"{base}/{'/'.join(parts)}"))
+        if wanted is None or wanted.groups() == ("", ""):  # none, or several: the whole
+            return Response(bytes(fs.cat_file(key)), media_type=media, headers=headers)
+        size = int(fs.size(key))
+        first, last = wanted.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:
+            start, end = max(0, size - int(last)), size - 1
+        if start > end or start >= size:
+            return Response(status_code=416, headers={**headers,
+                                                      "Content-Range": f"bytes */{size}"})
+        data = bytes(fs.cat_file(key, start=start, end=end + 1))
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise NotFoundError(f"zarr path {path!r}", "not found") from exc
-    name = parts[-1]
-    if name.endswith(".json"):
-        return Response(data, media_type="application/json",
-                        headers={"Cache-Control": "private, max-age=60"})
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": "private, max-age=60",
-                             "Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(data, status_code=206, media_type=media,
+                    headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})

@@ -79,3 +79,19 @@ def test_a_helper_that_died_falls_back_to_validating_here(store: Path, tmp_path:
         v._proc.kill()  # type: ignore[union-attr]
         with pytest.raises(ValidationError):
             v.validate(str(bad), expect_version="0.5")
+
+
+def test_the_helper_validates_the_documents_given_instead_of_the_path(store: Path,
+                                                                      tmp_path: Path) -> None:
+    """A store on object storage is validated from its metadata as written: the helper gets
+    the documents and never reads the path (here: one that does not exist)."""
+    docs = {f.relative_to(store).as_posix(): f.read_bytes() for f in store.rglob("zarr.json")}
+    nowhere = str(tmp_path / "not-there.ome.zarr")
+    with ValidatorProcess() as v:
+        assert v.validate(nowhere, expect_version="0.5", documents=docs) == \
+            [nowhere] == validate_store(nowhere, expect_version="0.5", documents=docs)
+    bad = json.loads(docs["zarr.json"])
+    bad["attributes"]["ome"]["omero"]["channels"][0]["color"] = "#00FF00"
+    with ValidatorProcess() as v, pytest.raises(ValidationError, match="colour"):
+        v.validate(nowhere, expect_version="0.5",
+                   documents={**docs, "zarr.json": json.dumps(bad).encode()})

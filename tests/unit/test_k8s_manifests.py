@@ -4,6 +4,7 @@ agree, and the hub's ``extraConfig`` runs. Nothing is built or deployed here."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -209,3 +210,29 @@ def test_the_hub_extra_config_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert service == {"name": "plexhub", "url": "http://plexhub-api:8765",
                        "api_token": "a-stand-in-for-the-secret", **hubconfig.SERVICE_OAUTH}
     assert "command" not in service  # external: its own Deployment
+
+
+def test_lab_servers_reach_images_through_the_api_only() -> None:
+    """With the stores on object storage, single-user servers get no store volume and no
+    storage credentials, only the API's address (the viewer, the Studies panel and napari
+    read pixels through it: tests/integration/widgets/test_lab_without_stores.py), and the
+    shipped notebooks never open the stores' folder."""
+    config = next(d for d in _documents()["config.yaml"] if d["kind"] == "ConfigMap")["data"]
+    assert str(Settings(store_root=config["PLEXHUB_STORE_ROOT"]).store_root).startswith("s3://")
+    single = yaml.safe_load((K8S / "values.yaml").read_text())["singleuser"]
+    storage = single.get("storage") or {}
+    mounted = [*storage.get("extraVolumes", []), *storage.get("extraVolumeMounts", []),
+               *single.get("extraVolumes", []), *single.get("extraVolumeMounts", [])]
+    assert not [v for v in mounted if "stores" in str(v) or "plexhub-data" in str(v)], mounted
+    env = single.get("extraEnv") or {}
+    assert str(env["PLEXHUB_API_URL"]).endswith(hubconfig.SERVICE_PREFIX)
+    assert not [n for n in env if n.startswith(("AWS_", "FSSPEC_")) or SECRET_NAME.search(n)]
+    assert "plexhub-s3" not in str(single)
+    assert "PLEXHUB_STORE_ROOT" not in str(single)
+    notebooks = sorted((K8S.parents[1] / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for nb in notebooks:
+        code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        for needle in ("/data/stores", "stores_dir", "PLEXHUB_STORE_ROOT", "store_root"):
+            assert needle not in code, f"{nb.name} opens the stores directly ({needle})"

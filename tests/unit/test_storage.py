@@ -10,7 +10,14 @@ import pytest
 
 from plexhub.errors import InputError, PermissionDeniedError
 from plexhub.settings import Settings
-from plexhub.storage import StorageOptions, is_url, parse_url, storage_options
+from plexhub.storage import (
+    StorageOptions,
+    forget_credentials,
+    forwarding_credentials,
+    is_url,
+    parse_url,
+    storage_options,
+)
 
 
 def test_urls_are_parsed_by_whole_names() -> None:
@@ -35,16 +42,46 @@ def test_storage_options_never_show_credentials(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("FSSPEC_S3_ENDPOINT_URL", raising=False)
+    forget_credentials()
     opts = storage_options("s3://b/k", credentials=True)
-    assert opts.options["endpoint_url"] == "http://127.0.0.1:9"
-    assert opts.options["secret"] == "very-secret-key"  # handed over, explicitly
-    for text in (repr(opts), str(opts), f"{opts}", repr([opts])):
-        assert "very-secret-key" not in text
-        assert "AKIDEXAMPLE" not in text
-    assert pickle.loads(pickle.dumps(opts)) == opts
+    assert opts.options == {"endpoint_url": "http://127.0.0.1:9"}  # nothing frozen here
+    with forwarding_credentials():  # what a Dask submission sends
+        sent = pickle.loads(pickle.dumps(opts))
+    assert sent.options["endpoint_url"] == "http://127.0.0.1:9"
+    assert sent.options["secret"] == "very-secret-key"  # handed over, explicitly
+    for shown in (opts, sent):
+        for text in (repr(shown), str(shown), f"{shown}", repr([shown])):
+            assert "very-secret-key" not in text
+            assert "AKIDEXAMPLE" not in text
+    assert pickle.loads(pickle.dumps(opts)) == opts  # outside a submission: no credentials
     monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", "http://127.0.0.1:10")
     assert storage_options("s3://b/k").options == {"endpoint_url": "http://127.0.0.1:10"}
     assert StorageOptions("file").options == {}
+
+
+def test_forwarded_credentials_are_resolved_again_at_each_submission(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotated credentials reach the next submission (after the TTL, or at once once
+    forgotten); with forwarding off, and in options made without ``credentials``, none."""
+    import plexhub.storage as storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFIRST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "first-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    forget_credentials()
+    opts = storage_options("s3://b/k", credentials=True)
+    with forwarding_credentials():
+        assert pickle.loads(pickle.dumps(opts)).options["key"] == "AKIDFIRST"
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSECOND")  # rotated
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "second-secret")
+        assert pickle.loads(pickle.dumps(opts)).options["key"] == "AKIDFIRST"  # within TTL
+        monkeypatch.setattr(storage, "CREDENTIALS_TTL", 0.0)
+        sent = pickle.loads(pickle.dumps(opts)).options
+        assert (sent["key"], sent["secret"]) == ("AKIDSECOND", "second-secret")
+    with forwarding_credentials(False):  # workers with their own credentials
+        assert "key" not in pickle.loads(pickle.dumps(opts)).options
+    with forwarding_credentials():
+        assert "key" not in pickle.loads(pickle.dumps(storage_options("s3://b/k"))).options
 
 
 def test_the_store_root_setting() -> None:
