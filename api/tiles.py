@@ -30,6 +30,7 @@ from starlette.responses import Response
 from plexhub.api.conditional import answer_304, cache_headers, not_modified
 from plexhub.api.models import Image
 from plexhub.api.preset_store import digest, image_channels
+from plexhub.api.renderahead import RenderAhead
 from plexhub.api.renderlimits import CallerLimit, PixelBudget
 from plexhub.errors import InputError, NotFoundError, TooLargeError
 from plexhub.limits import (
@@ -223,6 +224,7 @@ class TileEngine:
         self._slots = threading.BoundedSemaphore(self.RENDERS)
         self._limiter: Any = None
         self.resolved = Resolved()
+        self.ahead = RenderAhead()  # what a viewer page started rendering for its first tiles
         # memory: the pixels renders hold at once, and what one caller may have in flight
         self.budget = PixelBudget(RENDER_PIXELS_IN_FLIGHT)
         self.heavy = CallerLimit(CALLER_HEAVY_RENDERS, "large renders")
@@ -348,6 +350,10 @@ class TileEngine:
             return answer_304(headers)
         data = self.cache.get(tag)
         if data is None:
+            data = self.ahead.take(tag, wait=render)
+            if data is not None:
+                self.cache.put(tag, data, len(data))
+        if data is None:
             if not render:
                 return None
             if caller is None:
@@ -357,6 +363,14 @@ class TileEngine:
                     data = self.render(job)
             self.cache.put(tag, data, len(data))
         return Response(data, media_type=MEDIA[job.fmt], headers=headers)
+
+
+    def render_ahead(self, tag: str, job: Render) -> bool:
+        """Start rendering ``job`` (ETag ``tag``) for the tile request a page will send in a
+        moment (:mod:`plexhub.api.renderahead`); not when it is cached already."""
+        if self.cache.get(tag) is not None:
+            return False
+        return self.ahead.start(tag, lambda: self.render(job))
 
 
 def _check_size(region: Region) -> None:

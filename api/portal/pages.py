@@ -145,6 +145,12 @@ def study_page(request: Request,
 def image_page(request: Request, found: VisibleImage, user: CurrentUser,
                session: DbSession) -> Response:
     image, study = found
+    ready = image.status == "ready"
+    model = viewer.viewer_model(session, user, image, study,
+                                request.query_params.get("preset") or None) if ready else None
+    if model is not None and not request.query_params.get("c"):
+        # the tiles the page preloads: rendering while the rest of the page is built and sent
+        viewer.start_first_tiles(request.app.state.tiles, image, model)
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)
     metadata = next(m for im, m in rows if im.id == image.id)
@@ -153,9 +159,6 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         chosen, ids = {}, [im.id for im, _ in rows]
     at = ids.index(image.id)
     nxt = session.get(Image, ids[at + 1]) if at + 1 < len(ids) else None
-    ready = image.status == "ready"
-    model = viewer.viewer_model(session, user, image, study,
-                                request.query_params.get("preset") or None) if ready else None
     unreviewed = None
     if is_staff(user):  # the next slide not reviewed yet, after this one (wrapping)
         states = {im.id: m.get("review_state") for im, m in rows}

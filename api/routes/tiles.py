@@ -86,13 +86,31 @@ def answer(inm: str | None, tiles: TileEngine, found: Lookup, req: TileRequest, 
     route, the fast lane (``api.tilelane``) and DeepZoom's tiles answer through this;
     ``caller`` as in :meth:`TileEngine.respond`."""
     image, _study, doc, pinned = found
+    tag, job = tile_job(image, doc, req)
+    return tiles.respond(inm, tag, pinned, job, caller=caller, render=render)
+
+
+def tile_job(image: Image, doc: RenderPreset, req: TileRequest) -> tuple[str, Render]:
+    """The ETag and the render of tile ``req`` of ``image`` with ``doc``."""
     q = req.query
     region = tile_region(image, req.level, req.row, req.col, q.size, q.t, q.z)
     fmt = FORMATS[req.ext]
     tag = etag(image, doc, region.level, region.t, region.z, req.row, req.col, q.size, fmt,
                q.quality)
-    return tiles.respond(inm, tag, pinned, Render(image, doc, region, fmt, q.quality),
-                         caller=caller, render=render)
+    return tag, Render(image, doc, region, fmt, q.quality)
+
+
+def render_ahead(tiles: TileEngine, image: Image, doc: RenderPreset,
+                 addresses: list[tuple[int, int, int]], size: int) -> int:
+    """Start rendering the tiles (level, row, col) of ``size`` that a viewer page is about to
+    ask for with ``doc`` (``preset=``, the route's other defaults), in this order
+    (``api.renderahead``); the caller was found allowed to see ``image``. How many started."""
+    started = 0
+    for level, row, col in addresses:
+        req = TileRequest(image.id, level, row, col, "jpg", TileRenderQuery(size=size))
+        tag, job = tile_job(image, doc, req)
+        started += tiles.render_ahead(tag, job)
+    return started
 
 
 def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any,

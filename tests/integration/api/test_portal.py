@@ -4,6 +4,7 @@ cookie, pages, 404 (never 403) for what is not shared, sanitized notebooks, moun
 from __future__ import annotations
 
 import re
+from html import unescape
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,3 +239,37 @@ def test_static_assets_are_compressed_and_cached_by_version(api: Api) -> None:
     for bad in ("/portal/static/../web.py", "/portal/static/%2e%2e/web.py",
                 "/portal/static/nope.js"):
         assert api.client.get(bad).status_code == 404, bad
+
+
+def test_the_image_page_renders_its_first_tiles_ahead_for_one_request(api: Api,
+                                                                      world: World) -> None:
+    """The image page preloads the tiles its viewer draws first (the main view's first
+    level, then the overview map's) and has started rendering them: the first request for
+    each that passes the tile route's checks is answered from that render, once; a caller
+    without a grant gets the 404 and does not use it up."""
+    image = ingest_synthetic(api, "S001", "big.ome.tif", 5, size=1100)[0]
+    engine = api.client.app.state.tiles  # type: ignore[attr-defined]
+    outsider = api.token("gus", "sponsor", ["globex"])
+    login(api.client, world.sponsor)
+    html = api.client.get(f"/portal/images/{image}").text
+    urls = [unescape(u) for u in
+            re.findall(r'<link rel="preload" as="image" href="([^"]+)"', html)]
+    # levels of 1100, 550, 275 and 137 px: the largest that is one 512 px tile is the main
+    # view's first (OpenSeadragon's getClosestLevel), the smallest the overview map's
+    assert [u.split("/tiles/")[1].split("?")[0] for u in urls] == ["2/0/0.jpg", "3/0/0.jpg"]
+    assert len(engine.ahead) == len(urls)
+    denied = api.client.get(urls[0], headers={"Authorization": f"Bearer {outsider}"})
+    assert denied.status_code == 404
+    assert len(engine.ahead) == len(urls)
+    first = api.client.get(urls[0])
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "image/jpeg"
+    assert len(engine.ahead) == len(urls) - 1  # answered from the render ahead, then dropped
+    again = api.client.get(urls[0])  # rendered (or cached) as any tile: the same image
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.content == first.content
+    # a view of the reader's own channels (c=) preloads nothing and renders nothing ahead
+    before = len(engine.ahead)
+    html = api.client.get(f"/portal/images/{image}?c=-1|0:100").text
+    assert 'rel="preload"' not in html
+    assert len(engine.ahead) == before
