@@ -148,8 +148,10 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
     ready = image.status == "ready"
     model = viewer.viewer_model(session, user, image, study,
                                 request.query_params.get("preset") or None) if ready else None
-    if model is not None and not request.query_params.get("c"):
-        # the tiles the page preloads: rendering while the rest of the page is built and sent
+    # the tiles the page preloads: rendering while the rest of the page is built and sent;
+    # not for a prefetch of the page (the slide before fetches its tiles itself)
+    if model is not None and not request.query_params.get("c") \
+            and "prefetch" not in request.headers.get("sec-purpose", ""):
         viewer.start_first_tiles(request.app.state.tiles, image, model)
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)

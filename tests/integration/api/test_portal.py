@@ -4,8 +4,8 @@ cookie, pages, 404 (never 403) for what is not shared, sanitized notebooks, moun
 from __future__ import annotations
 
 import re
-from html import unescape
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 import pytest
