@@ -12,6 +12,10 @@ earlier. The tile request that takes it passes every check a tile request passes
 grant and preset lookup) before it is answered: the bytes are the same as a render then would
 make, so nothing is shown that the request could not have had.
 
+A tile rendered for a request shortly before (:data:`RECENT` seconds; e.g. the next slide's
+first tiles, which the slide before prefetches into the browser's cache) is not rendered
+ahead: its page will most likely not ask for it.
+
 Bounded: at most :data:`MAX_PENDING` renders wait or run at once (more page views meanwhile
 render nothing ahead) and :data:`MAX_ENTRIES` results are kept; renders run in one thread,
 through the engine's render slots and pixel budget like any other.
@@ -28,6 +32,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 TTL = 10.0  # seconds a result waits for its tile request
 MAX_PENDING = 4  # renders queued or running
 MAX_ENTRIES = 16  # results kept (the oldest is dropped first)
+RECENT = 120.0  # seconds a tile rendered for a request counts as in its browser's cache
+MAX_RECENT = 1024  # such tiles remembered
 
 
 class RenderAhead:
@@ -38,13 +44,16 @@ class RenderAhead:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
+        self._recent: OrderedDict[str, float] = OrderedDict()  # tag -> when rendered
 
     def start(self, tag: str, render: Callable[[], bytes]) -> bool:
         """Render ``tag`` now in the background unless it is there already or too many
         renders are pending; whether it was started."""
         with self._lock:
             self._expire()
-            if tag in self._items or self._pending >= MAX_PENDING:
+            seen = self._recent.get(tag)
+            if tag in self._items or self._pending >= MAX_PENDING or \
+                    (seen is not None and seen > time.monotonic() - RECENT):
                 return False
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="render-ahead")
@@ -76,9 +85,19 @@ class RenderAhead:
                 return None
             del self._items[tag]
         try:
-            return hit[1].result(timeout=TTL)
+            data = hit[1].result(timeout=TTL)
         except Exception:  # the request renders itself and reports what fails
             return None
+        self.rendered(tag)
+        return data
+
+    def rendered(self, tag: str) -> None:
+        """Note that ``tag`` was rendered for a request (and so sent to a browser)."""
+        with self._lock:
+            self._recent[tag] = time.monotonic()
+            self._recent.move_to_end(tag)
+            while len(self._recent) > MAX_RECENT:
+                self._recent.popitem(last=False)
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -361,9 +361,9 @@ class TileEngine:
             else:
                 with self.caller_slot(caller, job.pixels):
                     data = self.render(job)
+            self.ahead.rendered(tag)
             self.cache.put(tag, data, len(data))
         return Response(data, media_type=MEDIA[job.fmt], headers=headers)
-
 
     def render_ahead(self, tag: str, job: Render) -> bool:
         """Start rendering ``job`` (ETag ``tag``) for the tile request a page will send in a

@@ -268,8 +268,12 @@ def test_the_image_page_renders_its_first_tiles_ahead_for_one_request(api: Api,
     again = api.client.get(urls[0])  # rendered (or cached) as any tile: the same image
     assert again.headers["etag"] == first.headers["etag"]
     assert again.content == first.content
-    # a view of the reader's own channels (c=) preloads nothing and renders nothing ahead
+    # reopened: the tile sent a moment ago (in that browser's cache) is not rendered ahead
+    # again, the other one still waits for its request
     before = len(engine.ahead)
+    api.client.get(f"/portal/images/{image}")
+    assert len(engine.ahead) == before
+    # a view of the reader's own channels (c=) preloads nothing and renders nothing ahead
     html = api.client.get(f"/portal/images/{image}?c=-1|0:100").text
     assert 'rel="preload"' not in html
     assert len(engine.ahead) == before
