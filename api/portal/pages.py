@@ -148,11 +148,6 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
     ready = image.status == "ready"
     model = viewer.viewer_model(session, user, image, study,
                                 request.query_params.get("preset") or None) if ready else None
-    # the tiles the page preloads: rendering while the rest of the page is built and sent;
-    # not for a prefetch of the page (the slide before fetches its tiles itself)
-    if model is not None and not request.query_params.get("c") \
-            and "prefetch" not in request.headers.get("sec-purpose", ""):
-        viewer.start_first_tiles(request.app.state.tiles, image, model)
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)
     metadata = next(m for im, m in rows if im.id == image.id)
@@ -171,7 +166,7 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         following = {"id": nxt.id, "preset": viewer.default_ref(session, nxt),
                      **asdict(viewer.geometry(nxt))}
     q = f"?{urlencode(chosen)}" if chosen else ""
-    return page(request, "image.html", {
+    response = page(request, "image.html", {
         "image": image, "study": study, "metadata": metadata, "staff": is_staff(user),
         "facts": viewer.facts(metadata), "model": model,
         "next_json": json.dumps(following).replace("<", "\\u003c"),
@@ -188,6 +183,13 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         "others": [(im.id, " · ".join([im.name or im.id, *(str(m[k]) for k in (
                        "animal_id", "dose_group") if m.get(k) not in (None, ""))]))
                    for im, m in rows if im.id != image.id and im.status == "ready"]}, user)
+    # the tiles the page preloads: rendering while the page is sent and parsed (not before:
+    # that delayed the page); not for a prefetch of the page (the slide before fetches its
+    # tiles itself)
+    if model is not None and not request.query_params.get("c") \
+            and "prefetch" not in request.headers.get("sec-purpose", ""):
+        viewer.start_first_tiles(request.app.state.tiles, image, model)
+    return response
 
 
 @router.get("/views/{view_id}")
