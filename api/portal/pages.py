@@ -171,6 +171,9 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
     image, study = found
     if image.retired_at is not None:  # staff open a retired image through the API only
         raise NotFoundError(f"image {image.id}", "not found")
+    ready = image.status == "ready"
+    model = viewer.viewer_model(session, user, image, study,
+                                request.query_params.get("preset") or None) if ready else None
     chosen = slide_filter(request)
     rows = visible_rows(session, user, study)
     metadata = next(m for im, m in rows if im.id == image.id)
@@ -179,9 +182,6 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         chosen, ids = {}, [im.id for im, _ in rows]
     at = ids.index(image.id)
     nxt = session.get(Image, ids[at + 1]) if at + 1 < len(ids) else None
-    ready = image.status == "ready"
-    model = viewer.viewer_model(session, user, image, study,
-                                request.query_params.get("preset") or None) if ready else None
     unreviewed = None
     if is_staff(user):  # the next slide not reviewed yet, after this one (wrapping)
         states = {im.id: m.get("review_state") for im, m in rows}
@@ -192,7 +192,7 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         following = {"id": nxt.id, "preset": viewer.default_ref(session, nxt),
                      **asdict(viewer.geometry(nxt))}
     q = f"?{urlencode(chosen)}" if chosen else ""
-    return page(request, "image.html", {
+    response = page(request, "image.html", {
         "image": image, "study": study, "metadata": metadata, "staff": is_staff(user),
         "facts": viewer.facts(metadata), "model": model,
         "signed_review": signed_review(session, user, image, study),
@@ -210,6 +210,7 @@ def image_page(request: Request, found: VisibleImage, user: CurrentUser,
         "others": [(im.id, " · ".join([im.name or im.id, *(str(m[k]) for k in (
                        "animal_id", "dose_group") if m.get(k) not in (None, ""))]))
                    for im, m in rows if im.id != image.id and im.status == "ready"]}, user)
+    return response
 
 
 @router.get("/views/{view_id}")

@@ -26,7 +26,7 @@ from plexhub.errors import PlexhubError
 from plexhub.ome_pipeline.metadata import micrometers_per
 from plexhub.policies.access import Principal
 from plexhub.policies.review import SLIDE_STATES
-from plexhub.presets import bind
+from plexhub.presets import RenderPreset, bind
 
 TILE = 512
 APPROVE = "preset.approve"  # the audit action that makes a preset version the reference
@@ -57,6 +57,25 @@ class Geometry:
     top: int  # DeepZoom's top level, ceil(log2(longest side))
     tile: int = TILE
 
+    def closest_level(self) -> int:
+        """Our level that OpenSeadragon draws first and never goes below in the main view
+        (its ``TileSource.getClosestLevel``: the largest level that is one tile), the one
+        the page preloads."""
+        level = self.levels - 1
+        while level > 0 and max(self.width, self.height) / 2 ** (level - 1) <= self.tile:
+            level -= 1
+        return max(level, 0)
+
+    def first_tiles(self) -> list[tuple[int, int, int]]:
+        """(level, row, col) of the tiles the viewer asks for first: the main view's
+        first level (:meth:`closest_level`), then the overview map's (the smallest)."""
+        if self.levels < 1:
+            return []
+        out = [(self.closest_level(), 0, 0)]
+        if self.levels - 1 != out[0][0]:
+            out.append((self.levels - 1, 0, 0))
+        return out
+
 
 @dataclass
 class ViewerModel:
@@ -67,19 +86,23 @@ class ViewerModel:
     um_per_pixel: float | None
     picker: list[PickerEntry] = field(default_factory=list)
 
+    doc: RenderPreset | None = field(default=None, repr=False)  # the preset_ref's document
+
     def first_tiles(self, base: str, image_id: str) -> list[str]:
-        """The tile the viewer draws first (the smallest level's), as the page's script
-        will ask for it: the page preloads it while the scripts load."""
+        """The tiles the viewer draws first (:meth:`Geometry.first_tiles`), as the page's
+        script will ask for them: the page preloads them while the scripts load."""
         g = self.geometry
-        if not self.preset_ref or g.levels < 1:
+        if not self.preset_ref:
             return []
-        return [f"{base}/api/v1/images/{image_id}/tiles/{g.levels - 1}/0/0.jpg?size={g.tile}"
-                f"&preset={quote(self.preset_ref, safe='')}"]
+        return [f"{base}/api/v1/images/{image_id}/tiles/{level}/{row}/{col}.jpg?size={g.tile}"
+                f"&preset={quote(self.preset_ref, safe='')}"
+                for level, row, col in g.first_tiles()]
 
     def json(self) -> str:
         """For the page's ``<script type="application/json">`` (never executed)."""
         doc = asdict(self)
         doc.pop("picker")
+        doc.pop("doc")
         return json.dumps(doc, separators=(",", ":")).replace("<", "\\u003c")
 
 
@@ -171,7 +194,7 @@ def viewer_model(session: Session, user: Principal, image: Image, study: Study,
     pinned = f"{version.preset_id}@{version.version}" if version is not None else ""
     return ViewerModel(geometry=geometry(image), preset_ref=pinned, preset_name=doc.name,
                        channels=_channels(image, doc), um_per_pixel=um_per_pixel(image),
-                       picker=picker(session, user, image, study, pinned))
+                       picker=picker(session, user, image, study, pinned), doc=doc)
 
 
 def default_ref(session: Session, image: Image) -> str:

@@ -86,13 +86,18 @@ def answer(inm: str | None, tiles: TileEngine, found: Lookup, req: TileRequest, 
     route, the fast lane (``api.tilelane``) and DeepZoom's tiles answer through this;
     ``caller`` as in :meth:`TileEngine.respond`."""
     image, _study, doc, pinned = found
+    tag, job = tile_job(image, doc, req)
+    return tiles.respond(inm, tag, pinned, job, caller=caller, render=render)
+
+
+def tile_job(image: Image, doc: RenderPreset, req: TileRequest) -> tuple[str, Render]:
+    """The ETag and the render of tile ``req`` of ``image`` with ``doc``."""
     q = req.query
     region = tile_region(image, req.level, req.row, req.col, q.size, q.t, q.z)
     fmt = FORMATS[req.ext]
     tag = etag(image, doc, region.level, region.t, region.z, req.row, req.col, q.size, fmt,
                q.quality)
-    return tiles.respond(inm, tag, pinned, Render(image, doc, region, fmt, q.quality),
-                         caller=caller, render=render)
+    return tag, Render(image, doc, region, fmt, q.quality)
 
 
 def _lookup(session: Session, user: Principal, tiles: TileEngine, key: Any,

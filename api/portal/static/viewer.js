@@ -401,6 +401,17 @@
   viewer.addHandler("open", updateScale);
 
   // ------------------------------------------------------------ next slide, prefetched
+  // OpenSeadragon's TileSource.getClosestLevel: the largest level that is one tile, the
+  // first (and lowest) one the main view draws (viewer.py's Geometry.closest_level)
+  function closestLevel(src, g) {
+    var level = src.minLevel + 1;
+    for (; level <= src.maxLevel; level++) {
+      var s = Math.pow(2, level - g.top);
+      if (Math.ceil(g.width * s / g.tile) > 1 || Math.ceil(g.height * s / g.tile) > 1) { break; }
+    }
+    return level - 1;
+  }
+
   function prefetchNext() {
     if (!nextSlide) { return; }
     var g = nextSlide;
@@ -408,14 +419,19 @@
     var fit = Math.min(size.x / g.width, size.y / g.height);  // the home view's scale
     var base = el.dataset.api + g.id + "/tiles/";
     var src = tileSource(base, g, tileQuery(g.preset, ""));
-    var urls = [src.getTileUrl(src.minLevel, 0, 0)];
+    // what its page preloads: the main view's first level, then the overview map's
+    var urls = [src.getTileUrl(closestLevel(src, g), 0, 0)];
+    if (closestLevel(src, g) !== src.minLevel) { urls.push(src.getTileUrl(src.minLevel, 0, 0)); }
     for (var level = src.maxLevel; level >= src.minLevel; level--) {
       var s = Math.pow(2, level - g.top);
       if (s * 0.5 > fit && level > src.minLevel) { continue; }  // sharper than drawn
       var cols = Math.ceil(g.width * s / g.tile), rowsN = Math.ceil(g.height * s / g.tile);
       if (cols * rowsN > 16) { continue; }
       for (var r = 0; r < rowsN; r++) {
-        for (var c = 0; c < cols; c++) { urls.push(src.getTileUrl(level, c, r)); }
+        for (var c = 0; c < cols; c++) {
+          var u = src.getTileUrl(level, c, r);
+          if (urls.indexOf(u) < 0) { urls.push(u); }
+        }
       }
       if (urls.length >= 3) { break; }
     }

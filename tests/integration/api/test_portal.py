@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,28 @@ def test_static_assets_are_compressed_and_cached_by_version(api: Api) -> None:
     for bad in ("/portal/static/../web.py", "/portal/static/%2e%2e/web.py",
                 "/portal/static/nope.js"):
         assert api.client.get(bad).status_code == 404, bad
+
+
+def test_the_image_page_preloads_the_tiles_its_viewer_draws_first(api: Api,
+                                                                  world: World) -> None:
+    """The image page preloads the tiles its viewer draws first (the main view's first
+    level, then the overview map's), so their requests start before the scripts run; each
+    is an ordinary tile request (a caller without a grant gets the 404)."""
+    image = ingest_synthetic(api, "S001", "big.ome.tif", 5, size=1100)[0]
+    outsider = api.token("gus", "sponsor", ["globex"])
+    login(api.client, world.sponsor)
+    html = api.client.get(f"/portal/images/{image}").text
+    urls = [unescape(u) for u in
+            re.findall(r'<link rel="preload" as="image" href="([^"]+)"', html)]
+    # levels of 1100, 550, 275 and 137 px: the largest that is one 512 px tile is the main
+    # view's first (OpenSeadragon's getClosestLevel), the smallest the overview map's
+    assert [u.split("/tiles/")[1].split("?")[0] for u in urls] == ["2/0/0.jpg", "3/0/0.jpg"]
+    assert 'fetchpriority="high"' in html
+    denied = api.client.get(urls[0], headers={"Authorization": f"Bearer {outsider}"})
+    assert denied.status_code == 404
+    first = api.client.get(urls[0])
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "image/jpeg"
+    # a view of the reader's own channels (c=) preloads nothing: its tiles are not these
+    html = api.client.get(f"/portal/images/{image}?c=-1|0:100").text
+    assert 'rel="preload"' not in html
