@@ -213,3 +213,54 @@ def test_a_profile_that_asks_for_a_signature_gets_one(tmp_path: Path) -> None:
         assert (sig["action"], sig["meaning"], sig["entity_type"], sig["entity_id"],
                 sig["valid"]) == ("image.retire", "approved", "image", img, True)
         assert r.json()["retained_until"].startswith(str(int(r.json()["retired_at"][:4]) + 25))
+
+
+def test_retired_images_leave_the_phenotype_summary_and_their_presets(api: Api) -> None:
+    """What walks a study's images hides a retired one as the image list does: the phenotype
+    summary (JSON and CSV) and the presets reached through it (its own, a panel preset that
+    fits only retired images); staff ask for it with ``include_retired``."""
+    _study(api, "N5", "non-glp")
+    sponsor = _grant(api, "N5")
+    a, _ = ingest_synthetic(api, "N5", "a.ome.tif", 11)
+    b, _ = ingest_synthetic(api, "N5", "b.ome.tif", 12)
+    url = "/api/v1/studies/N5/phenotypes"
+
+    def summary(token: str = ADMIN, **params: str) -> list[tuple[str, Any]]:
+        r = api.get(url, token, params=params)
+        assert r.status_code == 200, r.text
+        return [(e["image_id"], e.get("retired")) for e in r.json()["images"]]
+
+    (own,) = [p["id"] for p in api.get(f"/api/v1/images/{a}/presets").json()
+              if p["scope"] == "image"]
+    label = api.get(f"/api/v1/images/{a}").json()["channels"][0]["label"]
+    r = api.post("/api/v1/presets", {"scope": "panel", "target": "N5-panel", "document": {
+        "name": "n5", "channels": [{"label": label, "color": "FF00FF",
+                                    "window": {"start": 1, "end": 50}}]}})
+    assert r.status_code == 201, r.text
+    panel = r.json()["id"]
+    assert summary(sponsor) == [(a, None), (b, None)]
+    for pid in (own, panel):
+        assert api.get(f"/api/v1/presets/{pid}", sponsor).status_code == 200
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    for token in (ADMIN, sponsor):
+        assert summary(token) == [(b, None)]
+        assert [row.split(",")[0] for row in api.get(
+            url, token, params={"format": "csv"}).text.splitlines()] == ["image_id"]
+    assert summary(include_retired="true") == [(a, True), (b, False)]
+    r = api.get(url, sponsor, params={"include_retired": "true"})
+    assert r.status_code == 403, r.text
+    # the retired image's own preset is staff's alone, with the same 404 as an unknown one
+    r = api.get(f"/api/v1/presets/{own}", sponsor)
+    unknown = api.get(f"/api/v1/presets/{'f' * 32}", sponsor)
+    assert r.status_code == unknown.status_code == 404, r.text
+    assert api.get(f"/api/v1/presets/{own}").status_code == 200
+    assert api.get(f"/api/v1/presets/{panel}", sponsor).status_code == 200  # b fits it
+    assert api.post(f"/api/v1/images/{b}/retire", {"reason": "duplicate"}).status_code == 200
+    assert summary(sponsor) == []
+    assert api.get(f"/api/v1/presets/{panel}", sponsor).status_code == 404
+    assert api.get(f"/api/v1/presets/{panel}").status_code == 200
+    # a study without a grant stays the 404 of an unknown study
+    outsider = api.token("out", "sponsor", ["other-org"])
+    for path in (url, "/api/v1/studies/NOPE/phenotypes"):
+        r = api.get(path, outsider, params={"include_retired": "true"})
+        assert r.status_code == 404, r.text
