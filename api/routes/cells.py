@@ -27,8 +27,8 @@ from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
 from plexhub.api.models import Annotation, Image
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError, PlexhubError
 from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
-from plexhub.policies.access import is_staff
 from plexhub.ome_pipeline.confine import check_tree, inside
+from plexhub.policies.access import is_staff
 from plexhub.storage import StoreLocation
 
 if TYPE_CHECKING:
