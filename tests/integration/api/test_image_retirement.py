@@ -264,3 +264,40 @@ def test_retired_images_leave_the_phenotype_summary_and_their_presets(api: Api) 
     for path in (url, "/api/v1/studies/NOPE/phenotypes"):
         r = api.get(path, outsider, params={"include_retired": "true"})
         assert r.status_code == 404, r.text
+
+
+def test_a_guide_that_shows_a_retired_image_is_staffs_and_none_is_published_on_one(
+        api: Api) -> None:
+    _study(api, "N7", "non-glp")
+    sponsor = _grant(api, "N7")
+    a, _ = ingest_synthetic(api, "N7", "a.ome.tif", 13)
+    b, _ = ingest_synthetic(api, "N7", "b.ome.tif", 14)
+    tour = api.post("/api/v1/studies/N7/guides", {"name": "tour", "waypoints": [
+        {"image_id": b}, {"image_id": a}]}).json()["id"]
+    other = api.post("/api/v1/studies/N7/guides", {"name": "b-only", "waypoints": [
+        {"image_id": b}]}).json()["id"]
+
+    def listed(token: str = ADMIN) -> list[str]:
+        r = api.get("/api/v1/studies/N7/guides", token)
+        assert r.status_code == 200, r.text
+        return sorted(g["id"] for g in r.json())
+
+    assert listed(sponsor) == sorted([tour, other])
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    assert listed(sponsor) == [other]
+    assert listed() == sorted([tour, other])
+    r = api.get(f"/api/v1/guides/{tour}", sponsor)
+    unknown = api.get(f"/api/v1/guides/{'0' * 32}", sponsor)
+    assert r.status_code == unknown.status_code == 404, r.text
+    assert r.json()["detail"] == f"guide {tour}: not found"
+    assert api.get(f"/api/v1/guides/{tour}").status_code == 200
+    assert api.get(f"/api/v1/guides/{other}", sponsor).status_code == 200
+    page = api.get("/portal/studies/N7", sponsor)
+    assert other in page.text
+    assert tour not in page.text
+    r = api.post("/api/v1/studies/N7/guides", {"name": "new", "waypoints": [{"image_id": a}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"image {a}: is retired")
+    assert api.post(f"/api/v1/images/{a}/unretire", {"reason": "back"}).status_code == 200
+    assert listed(sponsor) == sorted([tour, other])
+    assert api.get(f"/api/v1/guides/{tour}", sponsor).status_code == 200
