@@ -301,3 +301,30 @@ def test_a_guide_that_shows_a_retired_image_is_staffs_and_none_is_published_on_o
     assert api.post(f"/api/v1/images/{a}/unretire", {"reason": "back"}).status_code == 200
     assert listed(sponsor) == sorted([tour, other])
     assert api.get(f"/api/v1/guides/{tour}", sponsor).status_code == 200
+
+
+def test_a_retired_image_stays_in_the_findings_and_the_audit_exports(api: Api) -> None:
+    """Hidden from the normal lists, never from what an auditor gets: the findings export,
+    the peer review (marked retired), the audit export and the audit report."""
+    _study(api, "N8", "non-glp")
+    a, _ = ingest_synthetic(api, "N8", "a.ome.tif", 15)
+    b, _ = ingest_synthetic(api, "N8", "b.ome.tif", 16)
+    r = api.post(f"/api/v1/images/{a}/findings", {"tissue": "liver",
+                                                  "term": "necrosis, hepatocellular",
+                                                  "severity": 2})
+    assert r.status_code == 201, r.text
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    assert _ids(api, "N8") == [b]
+    rows = api.get("/api/v1/studies/N8/findings.json")
+    assert rows.status_code == 200, rows.text
+    assert [row["MIIMAGE"] for row in rows.json()] == [a]
+    assert a in api.get("/api/v1/studies/N8/findings.csv").text
+    review = api.get("/api/v1/studies/N8/review").json()
+    assert [(s["id"], s["retired"], len(s["findings"])) for s in review["slides"]] == [
+        (a, True, 1), (b, False, 0)]
+    export = api.get("/api/v1/studies/N8/audit").json()
+    assert [e["entity_id"] for e in export["events"] if e["action"] == "image.retire"] == [a]
+    report = api.get("/api/v1/studies/N8/audit/report")
+    assert report.status_code == 200, report.text
+    assert "image.retire" in report.text
+    assert a in report.text
