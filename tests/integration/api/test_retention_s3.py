@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def _purge(api: Api) -> str:
     return said
 
 
-def _purges(api: Api, code: str) -> list[dict[str, object]]:
+def _purges(api: Api, code: str) -> list[dict[str, Any]]:
     r = api.get(f"/api/v1/studies/{code}/audit")
     assert r.status_code == 200, r.text
     return [e for e in r.json()["events"] if e["action"] == "image.purge"]
