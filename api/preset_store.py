@@ -29,7 +29,7 @@ from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionD
 from plexhub.model import Channel
 from plexhub.ome_pipeline.confine import read_inside
 from plexhub.ome_pipeline.histogram import HISTOGRAMS_FILES, histograms_document
-from plexhub.policies.access import Principal, can_see_study
+from plexhub.policies.access import Principal, can_see_study, is_staff
 from plexhub.policies.presets import (
     DEFAULT_VISIBILITY,
     can_change_visibility,
@@ -173,17 +173,19 @@ def may_see(session: Session, user: Principal, preset: Preset) -> bool:
     """Whether ``user`` may know that ``preset`` exists (see the module docstring)."""
     if not visible_to(preset, user):
         return False
-    if preset.scope == "image":
+    if preset.scope == "image":  # a retired image's presets are staff's, as the image is
         image = session.get(Image, preset.target)
-        return image is not None and _sees_study(session, user, image.study_id)
+        return image is not None and (image.retired_at is None or is_staff(user)) \
+            and _sees_study(session, user, image.study_id)
     if preset.scope == "study":
         study = session.scalar(select(Study).where(Study.code == preset.target))
         return study is not None and _sees_study(session, user, study.id)
     if sees_every_panel(user):
         return True
-    doc = _latest_document(session, preset)
+    doc = _latest_document(session, preset)  # through an image the caller may see:
     return doc is not None and any(_fits(doc, image) for image in session.scalars(
-        select(Image).where(Image.study_id.in_(_granted_studies(session, user)))))
+        select(Image).where(Image.study_id.in_(_granted_studies(session, user)),
+                            Image.retired_at.is_(None))))  # never a retired one
 
 
 def _sees_study(session: Session, user: Principal, study_id: int) -> bool:

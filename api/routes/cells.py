@@ -28,6 +28,7 @@ from plexhub.api.models import Annotation, Image
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError, PlexhubError
 from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
+from plexhub.policies.access import is_staff
 from plexhub.storage import StoreLocation
 
 if TYPE_CHECKING:
@@ -123,12 +124,16 @@ def _summary(image: Image, limit_bytes: int | None = None) -> PhenotypeSummary |
 def study_cell_results(session: Session, study: Any) -> list[dict[str, Any]]:
     """Each analysed image of ``study``: its id, name, LIMS metadata (as stored: this is for
     the study's own staff and its LIMS) and phenotype counts and densities, the cell results
-    that the findings webhook carries with the signed-off findings."""
+    that the findings webhook carries with the signed-off findings. Retired images are in
+    it too, marked ``retired: true`` (the findings export keeps what the findings were made
+    on; issue 14)."""
     out: list[dict[str, Any]] = []
     for image in session.scalars(select(Image).where(Image.study_id == study.id)
                                  .order_by(Image.created_at, Image.series_index)).all():
         entry: dict[str, Any] = {"image_id": image.id, "name": image.name,
                                  "metadata": _scalar_metadata(image.metadata_ or {})}
+        if image.retired_at is not None:
+            entry["retired"] = True
         try:
             found = _summary(image)
         except (PlexhubError, OSError, ValueError, KeyError) as e:  # a damaged table
@@ -148,13 +153,22 @@ def _scalar_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool
 @router.get("/studies/{code}/phenotypes", tags=["data"],
             responses={200: {"content": {"application/json": {}, MEDIA["csv"]: {}}}})
 def study_phenotypes(study: VisibleStudy, user: CurrentUser, session: DbSession,
-                     format: Literal["json", "csv"] = Query("json")) -> Any:
+                     format: Literal["json", "csv"] = Query("json"),
+                     include_retired: bool = Query(
+                         default=False, description="staff: count retired images too "
+                         "(listed with `retired: true`)")) -> Any:
     """Cells per phenotype and per mm² of each image of the study, with the image's LIMS
     metadata (dose group, animal, tissue; de-identified for sponsors as on the image).
     Images not analysed yet are listed with ``analysed: false`` (JSON) and left out of the
-    CSV, which has one row per image and phenotype."""
-    rows = session.scalars(select(Image).where(Image.study_id == study.id)
-                           .order_by(Image.created_at, Image.series_index)).all()
+    CSV, which has one row per image and phenotype. Retired images are left out, as from
+    the image list; staff may ask for them (``include_retired``)."""
+    q = select(Image).where(Image.study_id == study.id)
+    if include_retired:
+        if not is_staff(user):
+            raise PermissionDeniedError(user.user, "may not list retired images (staff only)")
+    else:
+        q = q.where(Image.retired_at.is_(None))
+    rows = session.scalars(q.order_by(Image.created_at, Image.series_index)).all()
     labels = can_view_labels(session, user, study)
     images: list[dict[str, Any]] = []
     names: list[str] = []
@@ -163,6 +177,8 @@ def study_phenotypes(study: VisibleStudy, user: CurrentUser, session: DbSession,
         meta = _scalar_metadata(image_metadata(image.metadata_, user, study, labels))
         entry: dict[str, Any] = {"image_id": image.id, "name": image.name, "metadata": meta,
                                  "analysed": found is not None}
+        if include_retired:
+            entry["retired"] = image.retired_at is not None
         if found is not None:
             entry.update(cells=found.cells, area_mm2=found.area_mm2, counts=found.counts,
                          density_per_mm2=found.density_per_mm2, rules=found.rules)

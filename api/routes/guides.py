@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from plexhub.api import audit, preset_store
 from plexhub.api.db import commit_version, next_version, utcnow
-from plexhub.api.deps import DbSession, Scope, VisibleGuide, VisibleStudy
+from plexhub.api.deps import CurrentUser, DbSession, Scope, VisibleGuide, VisibleStudy
 from plexhub.api.models import Annotation, GuidedView, Image, Study
 from plexhub.api.schemas import Strict
-from plexhub.errors import ConflictError, InputError
+from plexhub.errors import ConflictError, InputError, NotFoundError
 from plexhub.limits import GUIDE_TEXT_CHARS, GUIDE_WAYPOINTS
 from plexhub.policies.access import Principal, is_staff
 
@@ -71,7 +71,8 @@ def summary(row: GuidedView) -> dict[str, Any]:
 
 
 def study_guides(session: Session, study: Study, user: Principal) -> list[GuidedView]:
-    """Per name, the newest version that is not revoked (staff: every version)."""
+    """Per name, the newest version that is not revoked (staff: every version); for
+    non-staff, not one that shows a retired image (as the portal's guide page does not)."""
     rows = session.scalars(select(GuidedView).where(GuidedView.study_id == study.id)
                            .order_by(GuidedView.name, GuidedView.version.desc())).all()
     if is_staff(user):
@@ -80,13 +81,25 @@ def study_guides(session: Session, study: Study, user: Principal) -> list[Guided
     for row in rows:
         if row.revoked_at is None and row.name not in newest:
             newest[row.name] = row
-    return list(newest.values())
+    retired = _retired_images(session, study)
+    return [row for row in newest.values() if not _shows(row, retired)]
+
+
+def _retired_images(session: Session, study: Study) -> set[str]:
+    return set(session.scalars(select(Image.id).where(Image.study_id == study.id,
+                                                      Image.retired_at.is_not(None))))
+
+
+def _shows(row: GuidedView, images: set[str]) -> bool:
+    return any(w.get("image_id") in images for w in row.waypoints)
 
 
 def _check_waypoint(session: Session, user: Principal, study: Study, w: Waypoint) -> None:
     image = session.get(Image, w.image_id)
     if image is None or image.study_id != study.id:
         raise InputError(f"image {w.image_id}", f"is not an image of study {study.code}")
+    if image.retired_at is not None:
+        raise InputError(f"image {w.image_id}", "is retired", "unretire it first")
     if w.preset:
         preset_store.resolve(session, user, image, study, w.preset)
     if w.annotation_id:
@@ -133,8 +146,11 @@ def list_guides(study: VisibleStudy, user: Annotated[Principal, Scope("read")],
 
 
 @router.get("/guides/{guide_id}")
-def get_guide(found: VisibleGuide) -> dict[str, Any]:
-    """One version: its waypoints."""
+def get_guide(found: VisibleGuide, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+    """One version: its waypoints. To non-staff, one that shows a retired image is the 404
+    of an unknown guide."""
+    if not is_staff(user) and _shows(found.guide, _retired_images(session, found.study)):
+        raise NotFoundError(f"guide {found.guide.id}", "not found")
     return guide_out(found.guide, found.study)
 
 

@@ -87,7 +87,9 @@ def review_public(session: Session, study: Study) -> dict[str, Any]:
         "assigned_by": f.review.assigned_by if f.review else None,
         "locked_at": f.review.locked_at.isoformat() if f.review and f.review.locked_at
         else None,
+        # a retired slide stays (its findings are in the export) and says so
         "slides": [{"id": im.id, "name": im.name, "review_state": f.slide_state(im.id),
+                    "retired": im.retired_at is not None,
                     "findings": by_image.get(im.id, [])} for im in f.images],
         "disagreements": [{"id": x.finding_id, "image_id": x.image_id, "tissue": x.tissue,
                            "term": x.term, "severity": x.severity,

@@ -110,6 +110,24 @@ def slide_state(page: Page) -> str:
     return str(page.locator(".slide .state").get_attribute("data-state"))
 
 
+def test_a_retired_slide_stays_in_the_review_marked_retired(browser: Browser,
+                                                           site: Site) -> None:
+    """Issue 14: a retired slide keeps its findings in the review, but is not opened in
+    the viewer (which no longer shows it) nor read."""
+    ok(httpx.put(f"{site.base}/api/v1/studies/TP1/review",
+                 headers={"Authorization": f"Bearer {site.tokens['dir']}"},
+                 json={"primary": "pat", "peer": "rev"}))
+    ok(httpx.post(f"{site.base}/api/v1/images/{site.image}/retire", headers=ADMIN_H,
+                  json={"reason": "re-scanned"}))
+    primary = open_as(browser, site, "pat")
+    box = primary.locator(f".slide[data-image='{site.image}']")
+    expect(box).to_have_attribute("data-retired", "true")
+    expect(box.locator(".retired")).to_have_text("retired")
+    expect(box.get_by_role("link", name="open in the viewer")).to_have_count(0)
+    expect(primary.get_by_role("button", name="Complete my read of this slide")).to_have_count(0)
+    expect(primary.locator(f"tr[data-finding='{site.findings[0]}']")).to_be_visible()
+
+
 def test_a_peer_reviewer_disagrees_it_is_resolved_and_both_sign(
         browser: Browser, site: Site) -> None:
     vocab = ok(httpx.get(f"{site.base}/api/v1/findings/vocabulary", headers=ADMIN_H))

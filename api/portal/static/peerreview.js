@@ -84,9 +84,13 @@
     head.appendChild(el("h3", {}, s.name || s.id));
     head.appendChild(el("span", { "class": "state " + s.review_state,
       "data-state": s.review_state }, STATES[s.review_state] || s.review_state));
-    var open = el("a", { href: root.dataset.viewer + s.id }, "open in the viewer");
-    head.appendChild(open);
-    var can = !locked && ((role === "primary" && s.review_state === "not_reviewed") ||
+    if (s.retired) {  // kept for its findings, no longer viewed or read (issue 14)
+      box.setAttribute("data-retired", "true");
+      head.appendChild(el("span", { "class": "retired" }, "retired"));
+    } else {
+      head.appendChild(el("a", { href: root.dataset.viewer + s.id }, "open in the viewer"));
+    }
+    var can = !locked && !s.retired && ((role === "primary" && s.review_state === "not_reviewed") ||
       (role === "peer" && s.review_state === "primary_done"));
     if (can) {
       var done = el("button", { type: "button", "class": "complete" },

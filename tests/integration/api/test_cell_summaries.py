@@ -14,7 +14,7 @@ import pytest
 from plexhub.api.models import Image
 from plexhub.ome_pipeline.analysis import analyze
 from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
-from tests.helpers.api import Api
+from tests.helpers.api import ADMIN, Api
 
 RULES = ["T: CD3+", "B: CD20+ CD3-"]
 
@@ -157,3 +157,27 @@ def test_study_phenotypes_and_annotation_counts(api: Api,
         r = api.get(url)
         assert 400 <= r.status_code < 500, r.text
         assert "more than the API serves (10)" in r.json()["detail"]
+
+    # a retired image leaves the study's summary (staff ask for it) and stays in the cell
+    # results the findings webhook carries, marked retired (issue 14)
+    r = api.post(f"/api/v1/images/{vehicle}/retire", {"reason": "duplicate scan"})
+    assert r.status_code == 200, r.text
+    for token in (ADMIN, acme):
+        assert [e["image_id"] for e in api.get(url, token).json()["images"]] == [high]
+        csv_ids = {row["image_id"] for row in csv.DictReader(io.StringIO(
+            api.get(url, token, params={"format": "csv"}).text))}
+        assert csv_ids == {high}
+    both = api.get(url, params={"include_retired": "true"}).json()["images"]
+    assert [(e["image_id"], e["retired"], e["cells"]) for e in both] == [
+        (vehicle, True, results[vehicle].cells), (high, False, results[high].cells)]
+    assert api.get(url, acme, params={"include_retired": "true"}).status_code == 403
+    state = api.client.app.state.plexhub  # type: ignore[attr-defined]
+    with state.db.new_session() as s:
+        from sqlalchemy import select
+
+        from plexhub.api.models import Study
+        from plexhub.api.routes.cells import study_cell_results
+
+        study = s.scalars(select(Study).where(Study.code == "PHENO")).one()
+        sent = {e["image_id"]: e.get("retired", False) for e in study_cell_results(s, study)}
+    assert sent == {vehicle: True, high: False}

@@ -213,3 +213,118 @@ def test_a_profile_that_asks_for_a_signature_gets_one(tmp_path: Path) -> None:
         assert (sig["action"], sig["meaning"], sig["entity_type"], sig["entity_id"],
                 sig["valid"]) == ("image.retire", "approved", "image", img, True)
         assert r.json()["retained_until"].startswith(str(int(r.json()["retired_at"][:4]) + 25))
+
+
+def test_retired_images_leave_the_phenotype_summary_and_their_presets(api: Api) -> None:
+    """What walks a study's images hides a retired one as the image list does: the phenotype
+    summary (JSON and CSV) and the presets reached through it (its own, a panel preset that
+    fits only retired images); staff ask for it with ``include_retired``."""
+    _study(api, "N5", "non-glp")
+    sponsor = _grant(api, "N5")
+    a, _ = ingest_synthetic(api, "N5", "a.ome.tif", 11)
+    b, _ = ingest_synthetic(api, "N5", "b.ome.tif", 12)
+    url = "/api/v1/studies/N5/phenotypes"
+
+    def summary(token: str = ADMIN, **params: str) -> list[tuple[str, Any]]:
+        r = api.get(url, token, params=params)
+        assert r.status_code == 200, r.text
+        return [(e["image_id"], e.get("retired")) for e in r.json()["images"]]
+
+    (own,) = [p["id"] for p in api.get(f"/api/v1/images/{a}/presets").json()
+              if p["scope"] == "image"]
+    label = api.get(f"/api/v1/images/{a}").json()["channels"][0]["label"]
+    r = api.post("/api/v1/presets", {"scope": "panel", "target": "N5-panel", "document": {
+        "name": "n5", "channels": [{"label": label, "color": "FF00FF",
+                                    "window": {"start": 1, "end": 50}}]}})
+    assert r.status_code == 201, r.text
+    panel = r.json()["id"]
+    assert summary(sponsor) == [(a, None), (b, None)]
+    for pid in (own, panel):
+        assert api.get(f"/api/v1/presets/{pid}", sponsor).status_code == 200
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    for token in (ADMIN, sponsor):
+        assert summary(token) == [(b, None)]
+        assert [row.split(",")[0] for row in api.get(
+            url, token, params={"format": "csv"}).text.splitlines()] == ["image_id"]
+    assert summary(include_retired="true") == [(a, True), (b, False)]
+    r = api.get(url, sponsor, params={"include_retired": "true"})
+    assert r.status_code == 403, r.text
+    # the retired image's own preset is staff's alone, with the same 404 as an unknown one
+    r = api.get(f"/api/v1/presets/{own}", sponsor)
+    unknown = api.get(f"/api/v1/presets/{'f' * 32}", sponsor)
+    assert r.status_code == unknown.status_code == 404, r.text
+    assert api.get(f"/api/v1/presets/{own}").status_code == 200
+    assert api.get(f"/api/v1/presets/{panel}", sponsor).status_code == 200  # b fits it
+    assert api.post(f"/api/v1/images/{b}/retire", {"reason": "duplicate"}).status_code == 200
+    assert summary(sponsor) == []
+    assert api.get(f"/api/v1/presets/{panel}", sponsor).status_code == 404
+    assert api.get(f"/api/v1/presets/{panel}").status_code == 200
+    # a study without a grant stays the 404 of an unknown study
+    outsider = api.token("out", "sponsor", ["other-org"])
+    for path in (url, "/api/v1/studies/NOPE/phenotypes"):
+        r = api.get(path, outsider, params={"include_retired": "true"})
+        assert r.status_code == 404, r.text
+
+
+def test_a_guide_that_shows_a_retired_image_is_staffs_and_none_is_published_on_one(
+        api: Api) -> None:
+    _study(api, "N7", "non-glp")
+    sponsor = _grant(api, "N7")
+    a, _ = ingest_synthetic(api, "N7", "a.ome.tif", 13)
+    b, _ = ingest_synthetic(api, "N7", "b.ome.tif", 14)
+    tour = api.post("/api/v1/studies/N7/guides", {"name": "tour", "waypoints": [
+        {"image_id": b}, {"image_id": a}]}).json()["id"]
+    other = api.post("/api/v1/studies/N7/guides", {"name": "b-only", "waypoints": [
+        {"image_id": b}]}).json()["id"]
+
+    def listed(token: str = ADMIN) -> list[str]:
+        r = api.get("/api/v1/studies/N7/guides", token)
+        assert r.status_code == 200, r.text
+        return sorted(g["id"] for g in r.json())
+
+    assert listed(sponsor) == sorted([tour, other])
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    assert listed(sponsor) == [other]
+    assert listed() == sorted([tour, other])
+    r = api.get(f"/api/v1/guides/{tour}", sponsor)
+    unknown = api.get(f"/api/v1/guides/{'0' * 32}", sponsor)
+    assert r.status_code == unknown.status_code == 404, r.text
+    assert r.json()["detail"] == f"guide {tour}: not found"
+    assert api.get(f"/api/v1/guides/{tour}").status_code == 200
+    assert api.get(f"/api/v1/guides/{other}", sponsor).status_code == 200
+    page = api.get("/portal/studies/N7", sponsor)
+    assert other in page.text
+    assert tour not in page.text
+    r = api.post("/api/v1/studies/N7/guides", {"name": "new", "waypoints": [{"image_id": a}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"image {a}: is retired")
+    assert api.post(f"/api/v1/images/{a}/unretire", {"reason": "back"}).status_code == 200
+    assert listed(sponsor) == sorted([tour, other])
+    assert api.get(f"/api/v1/guides/{tour}", sponsor).status_code == 200
+
+
+def test_a_retired_image_stays_in_the_findings_and_the_audit_exports(api: Api) -> None:
+    """Hidden from the normal lists, never from what an auditor gets: the findings export,
+    the peer review (marked retired), the audit export and the audit report."""
+    _study(api, "N8", "non-glp")
+    a, _ = ingest_synthetic(api, "N8", "a.ome.tif", 15)
+    b, _ = ingest_synthetic(api, "N8", "b.ome.tif", 16)
+    r = api.post(f"/api/v1/images/{a}/findings", {"tissue": "liver",
+                                                  "term": "necrosis, hepatocellular",
+                                                  "severity": 2})
+    assert r.status_code == 201, r.text
+    assert api.post(f"/api/v1/images/{a}/retire", {"reason": "duplicate"}).status_code == 200
+    assert _ids(api, "N8") == [b]
+    rows = api.get("/api/v1/studies/N8/findings.json")
+    assert rows.status_code == 200, rows.text
+    assert [row["MIIMAGE"] for row in rows.json()] == [a]
+    assert a in api.get("/api/v1/studies/N8/findings.csv").text
+    review = api.get("/api/v1/studies/N8/review").json()
+    assert [(s["id"], s["retired"], len(s["findings"])) for s in review["slides"]] == [
+        (a, True, 1), (b, False, 0)]
+    export = api.get("/api/v1/studies/N8/audit").json()
+    assert [e["entity_id"] for e in export["events"] if e["action"] == "image.retire"] == [a]
+    report = api.get("/api/v1/studies/N8/audit/report")
+    assert report.status_code == 200, report.text
+    assert "image.retire" in report.text
+    assert a in report.text

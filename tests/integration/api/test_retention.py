@@ -190,3 +190,64 @@ def test_the_cli_lists_retired_images_as_a_dry_run(api: Api) -> None:
     assert line.split()[1:6] == ["N4", "non-glp", retired[:10], f"{year + 2}{retired[4:10]}",
                                  "kept"]
     assert _store(api, a).is_dir()
+
+
+def test_purging_one_series_of_a_shared_store_removes_only_its_group(api: Api) -> None:
+    """A multi-series source is one store with one image group per series: purging one
+    series removes its group alone; the other series still serve their tiles."""
+    import numpy as np
+
+    from tests.helpers.tiff_writers import write_ome_tiff_series
+
+    rng = np.random.default_rng(5)
+    write_ome_tiff_series(api.incoming / "multi.ome.tif", [
+        (f"series{i}", rng.integers(0, 4000, (2, 70 + 10 * i, 80), dtype=np.uint16))
+        for i in range(3)])
+    api.study("N6")
+    body = api.post("/api/v1/studies/N6/images", {"source": "multi.ome.tif"}).json()
+    assert api.wait_job(body["job_id"])["state"] == "done"
+    first, gone, last = body["image_ids"]
+    whole = _store(api, gone)
+    assert whole == _store(api, first) == _store(api, last)  # one store, three groups
+    db = Database(api.settings.catalog_url, store_roots=StoreRoots.from_settings(api.settings))
+    try:
+        with db.session() as s:
+            groups = {}
+            for i in (first, gone, last):
+                row = s.get(Image, i)
+                assert row is not None
+                found = row.location(group=True)
+                assert found is not None
+                groups[i] = found.path
+    finally:
+        db.dispose()
+    assert len(set(groups.values())) == 3
+    assert all(p.is_dir() and p != whole for p in groups.values())
+    before = {i: api.get(f"/api/v1/images/{i}/tiles/0/0/0.png") for i in (first, last)}
+    assert all(r.status_code == 200 for r in before.values())
+    _retire(api, gone)
+    rc, said = _run(api, datetime.now(UTC) + timedelta(days=3 * 365), apply=True)
+    assert rc == 0, said
+    assert not groups[gone].exists()
+    assert whole.is_dir()
+    assert groups[first].is_dir()
+    assert groups[last].is_dir()
+    for i in (first, last):
+        r = api.get(f"/api/v1/images/{i}/tiles/0/0/0.png")
+        assert r.status_code == 200, r.text
+        assert r.content == before[i].content
+    assert api.get(f"/api/v1/images/{gone}/tiles/0/0/0.png").status_code == 404
+    (purge,) = [e for e in api.get("/api/v1/studies/N6/audit").json()["events"]
+                if e["action"] == "image.purge"]
+    assert (purge["entity_id"], purge["after"]["removed"]) == (gone, "group")
+    assert purge["before"]["group"] != ""
+    # the last unpurged series of the store takes the store with it
+    _retire(api, first)
+    _retire(api, last)
+    rc, said = _run(api, datetime.now(UTC) + timedelta(days=3 * 365), apply=True)
+    assert rc == 0, said
+    assert not whole.exists()
+    removed = [e["after"]["removed"] for e in api.get("/api/v1/studies/N6/audit").json()
+               ["events"] if e["action"] == "image.purge"]
+    assert sorted(removed) == ["group", "group", "store"]
+    assert verify_audit(api.settings.catalog_url)[0]
