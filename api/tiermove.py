@@ -45,7 +45,7 @@ from plexhub.policies.access import Principal
 from plexhub.policies.profiles import profile_of
 from plexhub.policies.tiers import archive_allowed
 from plexhub.settings import Settings
-from plexhub.storage import DEFAULT_ROOT, StoreLocation, StoreRoots
+from plexhub.storage import DEFAULT_ROOT, StoreLocation, StoreRoots, remove_tree
 
 if TYPE_CHECKING:
     from plexhub.api.jobs import JobRunner
@@ -351,14 +351,3 @@ def copy_store(src: StoreLocation, dst: StoreLocation,
                                     "the copy", "the move was undone; try it again")
         done += sizes[key]
     return len(sizes)
-
-
-def remove_tree(loc: StoreLocation) -> None:
-    """Remove the store at ``loc`` (nothing when it does not exist)."""
-    fs, base = loc.filesystem()
-    base = base.rstrip("/")
-    if fs.exists(base):
-        fs.rm(base, recursive=True)
-    invalidate = getattr(fs, "invalidate_cache", None)
-    if callable(invalidate):
-        invalidate(base)

@@ -380,7 +380,8 @@ def connect(url: str) -> None:
 def remove_tree(location: StoreLocation) -> bool:
     """Remove the folder (or object prefix) at ``location`` and everything under it: a local
     folder, or a URL through its fsspec filesystem. False when there was nothing there. Only
-    the retention purge calls it, for a store whose retention period has ended."""
+    the retention purge (a store whose retention period has ended) and a tier move (the old
+    copy, once the catalog points at the verified new one) call it."""
     if not location.remote:
         import shutil
 
@@ -393,7 +394,11 @@ def remove_tree(location: StoreLocation) -> bool:
             path.unlink()
         return True
     fs, key = location.filesystem()
+    key = key.rstrip("/")
     if not fs.exists(key):
         return False
     fs.rm(key, recursive=True)
+    invalidate = getattr(fs, "invalidate_cache", None)  # the listing cache still has the keys
+    if callable(invalidate):
+        invalidate(key)
     return True
