@@ -170,6 +170,9 @@ def complete_slide(found: VisibleImage, user: Annotated[Principal, Scope("images
                    session: DbSession, body: SlideComplete) -> dict[str, Any]:
     """The primary (or, after it, the peer reviewer) has completed this slide."""
     image, study = found
+    if image.retired_at is not None:  # sign-off skips it; a read of it would count for nothing
+        raise ConflictError(f"image {image.id}", "is retired",
+                            "unretire it first (POST /api/v1/images/{id}/unretire) to review it")
     f = peerreview.facts(session, study)
     peerreview.refuse_if_locked(session, study)
     a = f.assignment

@@ -322,6 +322,9 @@ def test_a_retired_image_stays_in_the_findings_and_the_audit_exports(api: Api) -
     review = api.get("/api/v1/studies/N8/review").json()
     assert [(s["id"], s["retired"], len(s["findings"])) for s in review["slides"]] == [
         (a, True, 1), (b, False, 0)]
+    done = api.post(f"/api/v1/images/{a}/review/complete", {})  # nothing to read on it
+    assert done.status_code == 409, done.text
+    assert done.json()["detail"].startswith(f"image {a}: is retired")
     export = api.get("/api/v1/studies/N8/audit").json()
     assert [e["entity_id"] for e in export["events"] if e["action"] == "image.retire"] == [a]
     report = api.get("/api/v1/studies/N8/audit/report")
