@@ -230,6 +230,20 @@ def visible_image(session: Session, principal: Principal, image_id: str) -> Imag
     return ImageAccess(found[0], found[1])
 
 
+def study_images(session: Session, principal: Principal, study: Study,
+                 include_retired: bool = False) -> list[Image]:
+    """The images of ``study`` a list shows, oldest first: retired ones only for staff who
+    ask (``include_retired``; anyone else asking gets 403)."""
+    q = select(Image).where(Image.study_id == study.id)
+    if include_retired:
+        if not is_staff(principal):
+            raise PermissionDeniedError(principal.user,
+                                        "may not list retired images (staff only)")
+    else:
+        q = q.where(Image.retired_at.is_(None))
+    return list(session.scalars(q.order_by(Image.created_at, Image.series_index)).all())
+
+
 def seconds_to_next_expiry(session: Session, study: Study) -> float:
     """Until the study's next grant expiry (a cached permission must not outlive it)."""
     now = utcnow()

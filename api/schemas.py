@@ -66,6 +66,22 @@ class Strict(BaseModel):
         return value
 
 
+
+CREDENTIAL_HELP = ("your password (a local user) or, without one, your own API token, "
+                   "typed in again, or the one-time credential of a fresh login at the "
+                   "identity provider (GET /api/v1/signatures/oidc/start)")
+
+
+class SignedChange(Strict):
+    """A change that takes a reason (required where the study's profile says: GLP) and,
+    where the profile asks for a signature, the signer's re-authentication."""
+    reason: str = Field(default="", max_length=2000,
+                        description="the reason for the change (required by GLP)")
+    credential: str | None = Field(
+        default=None, max_length=1000,
+        description="the electronic signature's re-authentication, where the profile asks "
+        f"for one: {CREDENTIAL_HELP}")
+
 class TokenCreate(Strict):
     user: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "scientist", "analyst", "sponsor"]

@@ -54,7 +54,7 @@ from plexhub.api.auditreport import system_facts
 from plexhub.api.auth import TokenStore
 from plexhub.api.db import utcnow
 from plexhub.api.models import AuditEvent, Signature, Study
-from plexhub.api.schemas import SignaturePublic
+from plexhub.api.schemas import CREDENTIAL_HELP, SignaturePublic
 from plexhub.errors import BusyError, InputError, PermissionDeniedError
 from plexhub.policies.access import Principal
 from plexhub.policies.lockout import LockoutRule, evaluate
@@ -65,9 +65,6 @@ from plexhub.settings import Settings
 SIGNED = "signature.sign"
 REFUSED = "signature.refused"
 RULE = LockoutRule()  # 5 refusals in 15 minutes lock signing for 15 minutes, then doubling
-CREDENTIAL_HELP = ("your password (a local user) or, without one, your own API token, "
-                   "typed in again, or the one-time credential of a fresh login at the "
-                   "identity provider (GET /api/v1/signatures/oidc/start)")
 
 
 class SignatureRequiredError(InputError):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -240,17 +240,26 @@ def retained_until(profile: ComplianceProfile, ended: datetime) -> datetime:
 
 # --- loading ------------------------------------------------------------------------------
 
-def parse_profile(doc: Any, source: str) -> ComplianceProfile:
-    """A profile from its YAML document (``source`` names it in errors)."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], doc: Any, what: str, see: str) -> M:
+    """``doc`` (a parsed YAML document) as ``model``; else a ConfigurationError naming
+    ``what`` (e.g. ``profile gcp.yaml``), the first wrong field and where to ``see``."""
     if not isinstance(doc, dict):
-        raise ConfigurationError(f"profile {source}", "is not a YAML mapping")
+        raise ConfigurationError(what, "is not a YAML mapping")
     try:
-        return ComplianceProfile.model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ConfigurationError(f"profile {source}", f"{where or 'document'}: {first['msg']}",
-                         "see `plexhub profiles` and policies/profiles/*.yaml") from None
+        raise ConfigurationError(what, f"{where or 'document'}: {first['msg']}", see) from None
+
+
+def parse_profile(doc: Any, source: str) -> ComplianceProfile:
+    """A profile from its YAML document (``source`` names it in errors)."""
+    return validated(ComplianceProfile, doc, f"profile {source}",
+                     "see `plexhub profiles` and policies/profiles/*.yaml")
 
 
 def _read(texts: Iterable[tuple[str, str]], builtin: bool,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plexhub.errors import ConfigurationError
 from plexhub.policies.access import Decision
-from plexhub.policies.profiles import TIER_MOVE, ComplianceProfile, change_decision
+from plexhub.policies.profiles import TIER_MOVE, ComplianceProfile, change_decision, validated
 
 Tier = Literal["hot", "archiving", "archived", "restoring"]
 TIERS: tuple[Tier, ...] = ("hot", "archiving", "archived", "restoring")
@@ -149,16 +149,8 @@ def archive_decision(rules: TierRules, profile: ComplianceProfile, facts: TierFa
 # --- loading ---------------------------------------------------------------------------------
 
 def parse_rules(doc: Any, source: str) -> TierRules:
-    if not isinstance(doc, dict):
-        raise ConfigurationError(f"tier rules {source}", "is not a YAML mapping")
-    try:
-        return TierRules.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ConfigurationError(f"tier rules {source}",
-                                 f"{where or 'document'}: {first['msg']}",
-                                 "see policies/tiers.yaml") from None
+    """Tier rules from their YAML document (``source`` names it in errors)."""
+    return validated(TierRules, doc, f"tier rules {source}", "see policies/tiers.yaml")
 
 
 def load_rules(path: Path | None = None) -> TierRules:

@@ -23,12 +23,11 @@ from sqlalchemy.orm import Session
 from plexhub.api import audit, peerreview
 from plexhub.api.db import newest_versions
 from plexhub.api.deidentify import can_view_labels, image_metadata
-from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy
+from plexhub.api.deps import CurrentUser, DbSession, VisibleImage, VisibleStudy, study_images
 from plexhub.api.models import Annotation, Image
 from plexhub.errors import InputError, NotFoundError, PermissionDeniedError, PlexhubError
 from plexhub.limits import CELL_SUMMARY_BYTES, CELL_TABLE_BYTES
 from plexhub.ome_pipeline.confine import check_tree, inside
-from plexhub.policies.access import is_staff
 from plexhub.storage import StoreLocation
 
 if TYPE_CHECKING:
@@ -162,13 +161,7 @@ def study_phenotypes(study: VisibleStudy, user: CurrentUser, session: DbSession,
     Images not analysed yet are listed with ``analysed: false`` (JSON) and left out of the
     CSV, which has one row per image and phenotype. Retired images are left out, as from
     the image list; staff may ask for them (``include_retired``)."""
-    q = select(Image).where(Image.study_id == study.id)
-    if include_retired:
-        if not is_staff(user):
-            raise PermissionDeniedError(user.user, "may not list retired images (staff only)")
-    else:
-        q = q.where(Image.retired_at.is_(None))
-    rows = session.scalars(q.order_by(Image.created_at, Image.series_index)).all()
+    rows = study_images(session, user, study, include_retired)
     labels = can_view_labels(session, user, study)
     images: list[dict[str, Any]] = []
     names: list[str] = []

@@ -48,7 +48,7 @@ from plexhub.api.deps import (
 )
 from plexhub.api.headers import INERT
 from plexhub.api.models import AuditEvent, Grant, Preset, PresetVersion, Signature, Study
-from plexhub.api.schemas import SignaturePublic, Strict, StudyPublic
+from plexhub.api.schemas import SignaturePublic, SignedChange, StudyPublic
 from plexhub.errors import ConflictError, NotFoundError, PermissionDeniedError, TooLargeError
 from plexhub.limits import AUDIT_REPORT_EVENTS
 from plexhub.policies import loginaudit
@@ -64,26 +64,16 @@ from plexhub.policies.profiles import (
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
 
-class StudyLockChange(Strict):
-    reason: str = Field(default="", max_length=2000,
-                        description="the reason for the change (required by GLP)")
-    credential: str | None = Field(
-        default=None, max_length=1000,
-        description="the electronic signature's re-authentication, where the profile asks "
-        f"for one: {signatures.CREDENTIAL_HELP}")
+class StudyLockChange(SignedChange):
+    """Lock or unlock a study (``study.lock``, ``study.unlock``)."""
 
 
-class StudyProfileChange(Strict):
+class StudyProfileChange(SignedChange):
+    """Change a study's profile (``study.profile``): a reason and a signature where either
+    the current or the new profile asks for them."""
     profile: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$",
                          description="the new compliance profile: glp, non-glp or one of the "
                          "installation's own (plexhub profiles)")
-    reason: str = Field(default="", max_length=2000,
-                        description="the reason for the change (required where either "
-                        "profile asks for one: GLP)")
-    credential: str | None = Field(
-        default=None, max_length=1000,
-        description="the electronic signature's re-authentication, where either profile "
-        f"asks for one: {signatures.CREDENTIAL_HELP}")
 
 
 class StudySigned(StudyPublic):
@@ -291,14 +281,10 @@ def verifier(user: Annotated[Principal, Scope("audit:read")]) -> Response:
 
 
 
-class PresetApproval(Strict):
+class PresetApproval(SignedChange):
+    """Approve a preset version as the study's reference (``preset.approve``)."""
     version: int | None = Field(default=None, ge=1,
                                 description="the version to approve (default: the latest)")
-    reason: str = Field(default="", max_length=2000)
-    credential: str | None = Field(
-        default=None, max_length=1000,
-        description="the electronic signature's re-authentication, where the profile asks "
-        f"for one: {signatures.CREDENTIAL_HELP}")
 
 
 class PresetApproved(BaseModel):

@@ -25,6 +25,7 @@ from plexhub.api.deps import (
     VisibleJob,
     VisibleStudy,
     grants_of,
+    study_images,
 )
 from plexhub.api.ingest import fingerprint, list_folder, read_manifest, resolve_source
 from plexhub.api.jobs import image_ids, job_public
@@ -37,8 +38,8 @@ from plexhub.api.schemas import (
     IngestRequest,
     JobPublic,
 )
-from plexhub.errors import InputError, PermissionDeniedError
-from plexhub.policies.access import Capability, Principal, can_see_study, is_staff
+from plexhub.errors import InputError
+from plexhub.policies.access import Capability, Principal, can_see_study
 from plexhub.settings import Settings
 
 router = APIRouter(prefix="/api/v1")
@@ -165,13 +166,7 @@ def list_images(study: VisibleStudy, user: CurrentUser, session: DbSession,
                     default=False, description="staff: list retired (and purged) images "
                     "too")) -> list[ImagePublic]:
     """The study's images; retired ones only for staff who ask (``include_retired``)."""
-    q = select(Image).where(Image.study_id == study.id)
-    if include_retired:
-        if not is_staff(user):
-            raise PermissionDeniedError(user.user, "may not list retired images (staff only)")
-    else:
-        q = q.where(Image.retired_at.is_(None))
-    rows = session.scalars(q.order_by(Image.created_at, Image.series_index)).all()
+    rows = study_images(session, user, study, include_retired)
     labels = can_view_labels(session, user, study)
     states = _review_states(session, user, study)
     return [_image_public(i, study.code, image_metadata(i.metadata_, user, study, labels),

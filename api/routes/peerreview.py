@@ -28,7 +28,7 @@ from plexhub.api import audit, peerreview, signatures, webhooks
 from plexhub.api.db import utcnow
 from plexhub.api.deps import DbSession, Scope, State, VisibleImage, VisibleStudy
 from plexhub.api.models import Review, ReviewVerdict, SlideRead, Study
-from plexhub.api.schemas import Strict
+from plexhub.api.schemas import CREDENTIAL_HELP, Strict
 from plexhub.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from plexhub.policies.access import Decision, Principal, is_staff
 from plexhub.policies.review import (
@@ -67,7 +67,7 @@ class SlideComplete(Strict):
 
 class SignOff(Strict):
     credential: str = Field(default="", max_length=500,
-                            description=signatures.CREDENTIAL_HELP)
+                            description=CREDENTIAL_HELP)
     reason: str = Field(default="", max_length=2000)
 
 

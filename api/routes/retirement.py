@@ -22,7 +22,7 @@ from plexhub.api.deps import AppState, DbSession, Scope, State, VisibleImage
 from plexhub.api.models import Image, Study
 from plexhub.api.retention import retention_end
 from plexhub.api.routes.images import _image_public
-from plexhub.api.schemas import ImagePublic, SignaturePublic, Strict
+from plexhub.api.schemas import ImagePublic, SignaturePublic, SignedChange
 from plexhub.errors import ConflictError
 from plexhub.policies.access import Principal
 from plexhub.policies.profiles import profile_of
@@ -30,13 +30,8 @@ from plexhub.policies.profiles import profile_of
 router = APIRouter(prefix="/api/v1", tags=["images"])
 
 
-class RetireChange(Strict):
-    reason: str = Field(default="", max_length=2000,
-                        description="the reason for the change (required by GLP)")
-    credential: str | None = Field(
-        default=None, max_length=1000,
-        description="the electronic signature's re-authentication, where the profile asks "
-        f"for one: {signatures.CREDENTIAL_HELP}")
+class RetireChange(SignedChange):
+    """Retire or unretire an image (``image.retire``, ``image.unretire``)."""
 
 
 class ImageRetired(ImagePublic):

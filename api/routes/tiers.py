@@ -22,7 +22,7 @@ from pydantic import AliasChoices, BaseModel, Field
 
 from plexhub.api import requestctx, signatures, tiermove
 from plexhub.api.deps import DbSession, Scope, State, VisibleImage
-from plexhub.api.schemas import Strict
+from plexhub.api.schemas import CREDENTIAL_HELP, Strict
 from plexhub.policies.access import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["images"])
@@ -37,7 +37,7 @@ class TierChange(Strict):
     credential: str | None = Field(
         default=None, max_length=1000, validation_alias=AliasChoices("credential", "signature"),
         description="the electronic signature's re-authentication, where the profile asks "
-        f"for one for image.tier: {signatures.CREDENTIAL_HELP}")
+        f"for one for image.tier: {CREDENTIAL_HELP}")
 
 
 class RestoreRequest(Strict):

@@ -110,6 +110,16 @@ class Hub:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
+def form_login(hub: Hub, user: str, password: str) -> httpx.Response:
+    """One browser-like login at the hub's form: the form (for its _xsrf), then the post."""
+    with httpx.Client(base_url=hub.base, timeout=60, follow_redirects=False) as c:
+        form = c.get("/hub/login")
+        m = re.search(r'name="_xsrf"\s+value="([^"]+)"', form.text)
+        xsrf = m.group(1) if m else c.cookies.get("_xsrf", "")
+        return c.post("/hub/login", data={"username": user, "password": password,
+                                          "_xsrf": xsrf})
+
+
 def wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

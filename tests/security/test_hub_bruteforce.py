@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 
 from plexhub.hub import auth as hubauth
@@ -26,7 +25,7 @@ from plexhub.hub.auth import LoginLockedError, PlexhubAuthenticator
 from plexhub.hub.lockout import AUDIT_NAME, DB_NAME, LoginGuard
 from plexhub.hub.users import ensure_demo_users
 from plexhub.policies.lockout import LockoutRule
-from tests.helpers.hub import PASSWORD, Hub, clean_env, running_hub
+from tests.helpers.hub import PASSWORD, clean_env, form_login, running_hub
 
 RULE = LockoutRule(max_failures=5, window=900, lock_seconds=900, max_lock_seconds=86400)
 ADDRESS_RULE = LockoutRule(max_failures=20, window=900, lock_seconds=900)
@@ -186,23 +185,13 @@ def test_the_cli_clears_a_lock(tmp_path: Path) -> None:
 
 # -- a real hub ------------------------------------------------------------------------------
 
-def attempt(hub: Hub, user: str, password: str) -> httpx.Response:
-    """One browser-like login: the form (for its _xsrf), then the post."""
-    with httpx.Client(base_url=hub.base, timeout=60, follow_redirects=False) as c:
-        form = c.get("/hub/login")
-        m = re.search(r'name="_xsrf"\s+value="([^"]+)"', form.text)
-        xsrf = m.group(1) if m else c.cookies.get("_xsrf", "")
-        return c.post("/hub/login", data={"username": user, "password": password,
-                                          "_xsrf": xsrf})
-
-
 @pytest.mark.slow
 def test_a_real_hub_locks_refuses_and_lets_an_admin_unlock(tmp_path: Path) -> None:
     with running_hub(tmp_path) as hub:
-        statuses = [attempt(hub, "sponsor", f"wrong-password-{i}").status_code
+        statuses = [form_login(hub, "sponsor", f"wrong-password-{i}").status_code
                     for i in range(20)]
         assert statuses == [403] * 4 + [429] * 16, statuses
-        refused = attempt(hub, "sponsor", PASSWORD)
+        refused = form_login(hub, "sponsor", PASSWORD)
         assert refused.status_code == 429
         assert "temporarily locked" in refused.text
         assert "Try again after" in refused.text
@@ -221,8 +210,8 @@ def test_a_real_hub_locks_refuses_and_lets_an_admin_unlock(tmp_path: Path) -> No
 
         # the CLI, another process, clears a lock of the running hub too
         for i in range(5):
-            attempt(hub, "analyst", f"wrong-password-{i}")
-        assert attempt(hub, "analyst", PASSWORD).status_code == 429
+            form_login(hub, "analyst", f"wrong-password-{i}")
+        assert form_login(hub, "analyst", PASSWORD).status_code == 429
         env = clean_env(PLEXHUB_DATA_DIR=str(hub.data_dir))
         subprocess.run([sys.executable, "-m", "plexhub", "hub", "unlock", "analyst"],
                        env=env, capture_output=True, timeout=120, check=True)

@@ -23,7 +23,7 @@ import pytest
 
 from plexhub.hub.lockout import AUDIT_NAME
 from plexhub.policies.loginaudit import ACTION, PATH
-from tests.helpers.hub import PASSWORD, PREFIX, Hub, clean_env, descendants, running_hub
+from tests.helpers.hub import PASSWORD, PREFIX, Hub, clean_env, descendants, form_login, running_hub
 
 pytestmark = pytest.mark.requirement("audit.login_failures")
 FORWARDED_WITHIN = 30.0  # seconds; the hub tries at once, then every 10 s
@@ -36,16 +36,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
                                             "sponsor": "acme"})
         assert r.status_code == 201, r.text
         yield h
-
-
-def attempt(hub: Hub, user: str, password: str) -> httpx.Response:
-    """One browser-like login at the hub's form."""
-    with httpx.Client(base_url=hub.base, timeout=60, follow_redirects=False) as c:
-        form = c.get("/hub/login")
-        m = re.search(r'name="_xsrf"\s+value="([^"]+)"', form.text)
-        xsrf = m.group(1) if m else c.cookies.get("_xsrf", "")
-        return c.post("/hub/login", data={"username": user, "password": password,
-                                          "_xsrf": xsrf})
 
 
 def failed_logins(hub: Hub) -> list[dict[str, Any]]:
@@ -68,7 +58,7 @@ def verify(hub: Hub) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_wrong_password_at_the_hub_is_in_the_chain_and_the_report(hub: Hub) -> None:
-    r = attempt(hub, "sponsor", "wrong-password-1")
+    r = form_login(hub, "sponsor", "wrong-password-1")
     assert r.status_code == 403
     wait_for(lambda: len(failed_logins(hub)) == 1)
     event = failed_logins(hub)[0]
@@ -132,7 +122,7 @@ def api_stopped(hub: Hub) -> Iterator[None]:
 def test_while_the_api_is_down_the_failure_waits_and_arrives_once(hub: Hub) -> None:
     before = len(failed_logins(hub))
     with api_stopped(hub):
-        r = attempt(hub, "analyst", "wrong-password-2")
+        r = form_login(hub, "analyst", "wrong-password-2")
         assert r.status_code == 403  # the login form answers without the API
         time.sleep(7)  # the hub's first try times out (5 s) meanwhile
         spooled = (hub.data_dir / "hub" / AUDIT_NAME).read_text()
