@@ -17,7 +17,14 @@ local and S3 in every round:
                 (a new ``TileEngine``, the default preset read from the store's histograms), S3
                 vs local;
 * tile CPU   -- median process CPU ms per rendered 512^2 JPEG tile (tile cache off) over every
-                tile of level 0, S3 vs local.
+                tile of level 0, S3 vs local;
+* upload floor -- after each local conversion, that store's objects (the same bytes, the same
+                object sizes) are PUT to a fresh prefix on the same server, timed wall clock:
+                once through plexhub's own upload path (``OutputStore.put_many``: its uploader
+                threads, CRC32 check) and once per concurrency of ``--floor-concurrency``
+                through s3fs/aiobotocore (``fs.pipe(..., batch_size=N)``); with the server
+                process's CPU seconds during each upload (psutil on ``weed``). The conversion
+                to S3 cannot beat the best floor; its ratio to the floor is plexhub's overhead.
 
 Goals (issue 15): convert <= 1.3x, first tile from S3 <= 300 ms, tile CPU <= 1.5x. Either
 server runs on the same cores as the bench (moto, in Python, answers slower than a real
@@ -133,8 +140,70 @@ def _tiles(image: Any) -> tuple[float, float]:
     return first, statistics.median(cpu)
 
 
-def run(size: int, channels: int, rounds: int,
-        server_kind: str = "seaweedfs") -> dict[str, dict[str, list[float]]]:
+def _server_process() -> Any:
+    """The S3 server's process (``weed`` or moto's), a child of this one; None if not found."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.name() == "weed" or "moto.server" in " ".join(child.cmdline()):
+                return child
+    return None
+
+
+def _cpu(proc: Any) -> float:
+    if proc is None:
+        return float("nan")
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def _floor(store: Path, tag: str, concurrencies: list[int],
+           got: dict[str, list[float]]) -> None:
+    """Upload the local store ``store``'s objects to fresh prefixes; append to ``got``."""
+    import fsspec
+
+    from plexhub.ome_pipeline.chunkio import UPLOAD_THREADS, OutputStore
+
+    objects = {p.relative_to(store).as_posix(): p.read_bytes()
+               for p in sorted(store.rglob("*")) if p.is_file()}
+    total = sum(len(b) for b in objects.values())
+    server = _server_process()
+    me = __import__("psutil").Process()
+    fs = fsspec.filesystem("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    # both clients made and warm before the clock starts (as in the conversion, whose client
+    # is made while the source opens)
+    stores = [OutputStore(f"s3://bench/floor-{tag}-{i}.ome.zarr")
+              for i in range(len(concurrencies) + 1)]
+    stores[0].put_many({"warm-up/a": b"a", "warm-up/b": b"b"})
+    fs.pipe({"bench/warm-up/a": b"a", "bench/warm-up/b": b"b"})
+    runs: list[tuple[str, Any]] = [
+        (f"plexhub put_many ({UPLOAD_THREADS} threads)", lambda _: stores[0].put_many(objects)),
+        *((f"s3fs pipe, {n} concurrent",
+           lambda dst, n=n: fs.pipe({f"{dst}/{k}": v for k, v in objects.items()},
+                                    batch_size=n)) for n in concurrencies)]
+    order = list(enumerate(runs))
+    if int(tag.lstrip("r") or 0) % 2:  # plexhub's path first in even rounds, last in odd
+        order = order[1:] + order[:1]
+    for i, (label, upload) in order:
+        dst = f"bench/floor-{tag}-{i}.ome.zarr"
+        s0, c0, t0 = _cpu(server), _cpu(me), time.perf_counter()
+        upload(dst)
+        wall = time.perf_counter() - t0
+        server_cpu, client_cpu = _cpu(server) - s0, _cpu(me) - c0
+        key = "plexhub" if i == 0 else f"c{concurrencies[i - 1]}"
+        got.setdefault(key, []).append(wall)
+        got.setdefault(f"{key}_server_cpu", []).append(server_cpu)
+        print(f"  floor {label:28}: {len(objects)} objects, {total / 1e6:.1f} MB in "
+              f"{wall:.2f} s ({total / 1e6 / wall:.0f} MB/s); server CPU {server_cpu:.2f} s "
+              f"({server_cpu / wall:.0%} of one core), client CPU {client_cpu:.2f} s",
+              file=sys.stderr, flush=True)
+        fs.rm(dst, recursive=True)
+    fs.rm("bench/warm-up", recursive=True)
+
+
+def run(size: int, channels: int, rounds: int, server_kind: str = "seaweedfs",
+        concurrencies: list[int] | None = None) -> dict[str, dict[str, list[float]]]:
     from plexhub.ome_pipeline import convert
     from plexhub.ome_pipeline.synthetic import SyntheticSpec, write_ome_tiff
     from plexhub.settings import Settings
@@ -152,6 +221,9 @@ def run(size: int, channels: int, rounds: int,
     settings = Settings()
     got: dict[str, dict[str, list[float]]] = {k: {"local": [], "s3": []}
                                               for k in ("convert", "first_tile", "tile_cpu")}
+    got["floor"] = {}
+    got["cpu"], got["server_cpu"] = {"local": [], "s3": []}, {"local": [], "s3": []}
+    server_proc, me = _server_process(), __import__("psutil").Process()
     try:
         for k in range(rounds):
             for where in ("local", "s3") if k % 2 == 0 else ("s3", "local"):
@@ -160,16 +232,22 @@ def run(size: int, channels: int, rounds: int,
                 if where == "local":
                     shutil.rmtree(dst, ignore_errors=True)
                     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-                t0 = time.perf_counter()
+                s0, c0, t0 = _cpu(server_proc), _cpu(me), time.perf_counter()
                 result = convert(src, dst, settings=settings, overwrite=True,
                                  show_progress=False)
                 got["convert"][where].append(time.perf_counter() - t0)
+                got["cpu"][where].append(_cpu(me) - c0)
+                got["server_cpu"][where].append(_cpu(server_proc) - s0)
                 first, cpu = _tiles(_image(dst, result))
                 got["first_tile"][where].append(first)
                 got["tile_cpu"][where].append(cpu)
-                print(f"round {k + 1} {where:5}: convert {got['convert'][where][-1]:.2f} s, "
+                print(f"round {k + 1} {where:5}: convert {got['convert'][where][-1]:.2f} s "
+                      f"(CPU: plexhub {got['cpu'][where][-1]:.2f} s, server "
+                      f"{got['server_cpu'][where][-1]:.2f} s), "
                       f"first tile {first:.0f} ms, tile CPU {cpu:.1f} ms",
                       file=sys.stderr, flush=True)
+                if where == "local":
+                    _floor(Path(dst), f"r{k}", concurrencies or [], got["floor"])
     finally:
         if server is not None:
             server.terminate()
@@ -185,6 +263,8 @@ def report(got: dict[str, dict[str, list[float]]]) -> bool:
     print("| measure | local | S3 | ratio | goal |")
     print("| --- | --- | --- | --- | --- |")
     for key, unit in (("convert", "s"), ("first_tile", "ms"), ("tile_cpu", "ms")):
+        if not got[key]["local"]:
+            continue
         local = statistics.median(got[key]["local"])
         remote = statistics.median(got[key]["s3"])
         ratio = remote / local if local else float("inf")
@@ -195,6 +275,30 @@ def report(got: dict[str, dict[str, list[float]]]) -> bool:
         ok &= met
         print(f"| {key} | {local:.2f} {unit} | {remote:.2f} {unit} | {ratio:.2f}x | "
               f"{goal} {'met' if met else 'MISSED'} |")
+    floor = got.get("floor", {})
+    walls = {k: statistics.median(v) for k, v in floor.items() if not k.endswith("_cpu")}
+    if walls:
+        local = statistics.median(got["convert"]["local"])
+        remote = statistics.median(got["convert"]["s3"])
+        best = min(walls, key=walls.__getitem__)
+        print()
+        print("| upload floor (the local store's objects PUT to the same server) | wall | "
+              "server CPU | S3 conversion / floor | floor / local conversion |")
+        print("| --- | --- | --- | --- | --- |")
+        for key, wall in walls.items():
+            name = ("plexhub's upload path" if key == "plexhub"
+                    else f"s3fs, {key[1:]} concurrent PUTs") + (" (best)" if key == best else "")
+            cpu = statistics.median(floor[f"{key}_server_cpu"])
+            print(f"| {name} | {wall:.2f} s | {cpu:.2f} s ({cpu / wall:.0%} of a core) | "
+                  f"{remote / wall:.2f}x | {wall / local:.2f}x |")
+        cores = os.cpu_count() or 1
+        busy = {w: statistics.median(got["cpu"][w]) + statistics.median(got["server_cpu"][w])
+                for w in ("local", "s3")}
+        print(f"\nCPU seconds per conversion (plexhub + server), medians: local "
+              f"{busy['local']:.2f} s, S3 {busy['s3']:.2f} s; on {cores} cores the S3 "
+              f"conversion cannot take less than {busy['s3'] / cores:.2f} s "
+              f"({remote / (busy['s3'] / cores):.2f}x of that), the local one "
+              f"{busy['local'] / cores:.2f} s")
     return ok
 
 
@@ -205,14 +309,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--server", choices=("seaweedfs", "moto"), default="seaweedfs")
     ap.add_argument("--smoke", action="store_true", help="2 x 1,024^2, one round")
+    ap.add_argument("--floor-concurrency", type=int, nargs="*", default=[4, 8, 16, 32],
+                    help="concurrent PUTs of the upload floor through s3fs (none: skip it; "
+                         "plexhub's own upload path is always timed)")
     args = ap.parse_args()
     if args.smoke:
         args.size, args.channels, args.rounds = 1024, 2, 1
     for name in [k for k in os.environ if k.startswith("PLEXHUB_")]:
         del os.environ[name]  # plexhub at its defaults
-    got = run(args.size, args.channels, args.rounds, args.server)
+    got = run(args.size, args.channels, args.rounds, args.server, args.floor_concurrency)
     report(got)
-    if args.smoke and not all(got[k]["s3"] for k in got):
+    if args.smoke and not all(got[k]["s3"] for k in ("convert", "first_tile", "tile_cpu")):
         raise SystemExit(1)
 
 
