@@ -293,7 +293,9 @@ class AuditEvent(Base):
     previous event of the same study: the study's chain); see ``api/auditchain.py``."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_study_seq", "study_code", "seq"),)
+    __table_args__ = (Index("ix_audit_events_study_seq", "study_code", "seq"),
+                      # a forwarded hub login failure is recorded once per id (its request_id)
+                      Index("ix_audit_events_action_request", "action", "request_id"))
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ts: Mapped[datetime] = mapped_column(TS, default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
