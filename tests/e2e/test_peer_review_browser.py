@@ -78,7 +78,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield Site(base, tokens, image, findings, tmp_path / "data")
 
 
-def open_as(browser: Browser, site: Site, user: str) -> Page:
+def logged_in(browser: Browser, site: Site, user: str) -> Page:
+    """A new browser context logged in to the portal as ``user``, on the studies page."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -86,6 +87,11 @@ def open_as(browser: Browser, site: Site, user: str) -> Page:
     page.fill("#token", site.tokens[user])
     page.click("button[type=submit]")
     page.wait_for_url(f"{site.base}/portal/")
+    return page
+
+
+def open_as(browser: Browser, site: Site, user: str) -> Page:
+    page = logged_in(browser, site, user)
     page.goto(f"{site.base}/portal/studies/TP1")
     page.get_by_role("link", name="Peer review of findings").click()
     page.wait_for_url("**/portal/studies/TP1/review")
@@ -95,13 +101,7 @@ def open_as(browser: Browser, site: Site, user: str) -> Page:
 
 def open_slide_as(browser: Browser, site: Site, user: str) -> Page:
     """A sponsor's portal session on the slide page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{site.base}/portal/login")
-    page.fill("#token", site.tokens[user])
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site.base}/portal/")
+    page = logged_in(browser, site, user)
     page.goto(f"{site.base}/portal/images/{site.image}")
     return page
 
