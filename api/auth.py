@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cachetools import FIFOCache
@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from plexhub.api.db import Database, utcnow
+from plexhub.api.db import Database, aware, utcnow
 from plexhub.api.models import ApiToken
 from plexhub.policies.access import Principal, Role
 from plexhub.settings import Settings
@@ -46,11 +46,6 @@ log = logging.getLogger("plexhub.api")
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def aware(ts: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for UTC values; make them comparable."""
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def new_token() -> str:

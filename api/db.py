@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import ColumnElement, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
@@ -23,6 +23,16 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def aware(ts: datetime) -> datetime: ...
+@overload
+def aware(ts: None) -> None: ...
+def aware(ts: datetime | None) -> datetime | None:
+    """A timestamp read back from the catalog, comparable with :func:`utcnow`: SQLite gives
+    naive datetimes for the UTC values it stores."""
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def newest_versions(session: Session, model: Any, key: Any,

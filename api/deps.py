@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
 
@@ -38,7 +37,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from plexhub.api import csrf
-from plexhub.api.db import Database, utcnow
+from plexhub.api.db import Database, aware, utcnow
 from plexhub.api.models import (
     ApiToken,
     Grant,
@@ -152,15 +151,8 @@ def require(principal: Principal, scope: str) -> None:
 
 def grants_of(session: Session, study_id: int) -> list[GrantFacts]:
     rows = session.scalars(select(Grant).where(Grant.study_id == study_id)).all()
-    return [GrantFacts(g.principal, frozenset(g.capabilities), _aware(g.expires_at),
-                       _aware(g.revoked_at)) for g in rows]
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for UTC values; make them comparable."""
-    if ts is not None and ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts
+    return [GrantFacts(g.principal, frozenset(g.capabilities), aware(g.expires_at),
+                       aware(g.revoked_at)) for g in rows]
 
 
 # A study that exists but is not the caller's and one that does not exist answer the same
@@ -180,8 +172,8 @@ def _allowed(session: Session, principal: Principal, study_id: int | None,
     rows = session.scalars(select(Grant).where(
         Grant.study_id == (study_id if study_id is not None else NO_STUDY),
         Grant.principal.in_(sorted(principal.names)))).all()
-    grants = [GrantFacts(g.principal, frozenset(g.capabilities), _aware(g.expires_at),
-                         _aware(g.revoked_at)) for g in rows]
+    grants = [GrantFacts(g.principal, frozenset(g.capabilities), aware(g.expires_at),
+                         aware(g.revoked_at)) for g in rows]
     allowed = can_see_study(principal, grants, utcnow(), capability)
     return study_id is not None and bool(allowed)
 

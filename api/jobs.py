@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit, tiermove
-from plexhub.api.db import Database, utcnow
+from plexhub.api.db import Database, aware, utcnow
 from plexhub.api.ingest import full_checksum
 from plexhub.api.models import FINISHED, Image, Job, JobState, Study
 from plexhub.errors import ConflictError, NotFoundError, PlexhubError
@@ -61,10 +61,6 @@ def store_path(settings: Settings, study_code: str, fingerprint: str) -> str:
     """The absolute folder or URL of :func:`store_key` under the default root."""
     return StoreRoots.from_settings(settings).resolve(
         DEFAULT_ROOT, store_key(study_code, fingerprint)).url
-
-
-def _as_utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def _owner_gone(owner: str | None) -> bool:
@@ -170,7 +166,7 @@ class JobRunner:
                     log.warning("job %s: left running by this process; queued again", job.id)
                     job.state, job.owner = JobState.QUEUED, None
                     continue
-                if job.heartbeat_at is None or _as_utc(job.heartbeat_at) < stale \
+                if job.heartbeat_at is None or aware(job.heartbeat_at) < stale \
                         or _owner_gone(job.owner):
                     log.warning("job %s: owner %s stopped; queued again", job.id, job.owner)
                     job.state, job.owner = JobState.QUEUED, None

@@ -23,13 +23,14 @@ import getpass
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
+from plexhub.api.db import aware
 from plexhub.api.models import Image, Study
 from plexhub.api.tiermove import MOVING
 from plexhub.policies.profiles import (
@@ -45,11 +46,6 @@ Outcome = Literal["keep", "purge", "purged"]
 
 
 MOVING_TIERS = frozenset(MOVING.values())  # a tier move copies the store: never purge then
-
-
-def aware(ts: datetime) -> datetime:
-    """SQLite gives naive datetimes for the UTC values it stores."""
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
-from plexhub.api.auth import SESSION_PREFIX, AnswerCache, TokenInfo, aware, hash_token
-from plexhub.api.db import Database, utcnow
+from plexhub.api.auth import SESSION_PREFIX, AnswerCache, TokenInfo, hash_token
+from plexhub.api.db import Database, aware, utcnow
 from plexhub.api.models import ApiToken, PortalSession
 from plexhub.policies.access import Principal
 from plexhub.settings import Settings

@@ -34,14 +34,11 @@ class Planned:
     decision: Decision
 
 
-def _utc(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
-
-
 def plan(session: Session, rules: TierRules, now: datetime) -> Iterator[Planned]:
     """Every ready hot image and whether the rules archive it now (pure decisions over the
     catalog's facts: the study's last lock and the image's last use from the audit trail)."""
     from plexhub.api import audit
+    from plexhub.api.db import aware
     from plexhub.api.models import AuditEvent, Image, Study
     from plexhub.policies.profiles import profile_of
     from plexhub.policies.tiers import TierFacts, archive_decision
@@ -59,11 +56,10 @@ def plan(session: Session, rules: TierRules, now: datetime) -> Iterator[Planned]
                                   Image.purged_at.is_(None))
                            .order_by(Study.code, Image.created_at, Image.id)).all()
     for image, study in rows:
-        created = _utc(image.created_at)
-        assert created is not None
-        last = _utc(used.get(image.id))
+        created = aware(image.created_at)
+        last = aware(used.get(image.id))
         facts = TierFacts(tier=image.tier, ready=True, study_state=study.state,
-                          locked_at=_utc(locks.get(study.code)) if study.state == "locked"
+                          locked_at=aware(locks.get(study.code)) if study.state == "locked"
                           else None, last_used=max(created, last) if last else created)
         yield Planned(image, study, archive_decision(rules, profile_of(profiles,
                                                                        study.profile),

@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit, peerreview, signatures
-from plexhub.api.db import Database, utcnow
+from plexhub.api.db import Database, aware, utcnow
 from plexhub.api.models import Study, WebhookDelivery
 from plexhub.settings import Settings
 
@@ -71,10 +71,6 @@ def enqueue_signoff(session: Session, settings: Settings, study: Study) -> str |
                           created_at=utcnow())
     session.add(row)
     return row.id
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def backoff(settings: Settings, attempts: int) -> float:
@@ -216,7 +212,7 @@ def _audit(session: Session, row: WebhookDelivery, action: str) -> None:
 def deliveries(session: Session, study_code: str) -> list[dict[str, Any]]:
     """The study's webhook deliveries (for tests and operators)."""
     return [{"id": d.id, "event": d.event, "state": d.state, "attempts": d.attempts,
-             "last_error": d.last_error, "sent_at": _aware(d.sent_at)}
+             "last_error": d.last_error, "sent_at": aware(d.sent_at)}
             for d in session.scalars(select(WebhookDelivery).where(
                 WebhookDelivery.study_code == study_code)
                 .order_by(WebhookDelivery.created_at))]

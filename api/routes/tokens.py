@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
 from plexhub.api import audit
-from plexhub.api.auth import aware
-from plexhub.api.db import utcnow
+from plexhub.api.db import aware, utcnow
 from plexhub.api.deps import CurrentUser, DbSession, ManagedToken, Scope, State
 from plexhub.api.models import ApiToken
 from plexhub.api.schemas import TokenCreate, TokenPublic, TokenRecordPublic
