@@ -133,6 +133,11 @@ def test_stores_on_s3_serve_every_route_as_a_local_store_does(
         assert got.headers.get("content-range") == want.headers.get("content-range"), ranged
         if got.status_code == 206:
             assert got.content == want.content, ranged
+        # the store's bytes stay inert, ranged or not: never sniffed, never active content
+        assert got.headers["x-content-type-options"] == "nosniff", ranged
+        assert "sandbox" in got.headers["content-security-policy"], ranged
+        assert got.headers.get("content-type", "application/octet-stream") \
+            == "application/octet-stream", ranged  # a 416 has no body
     # the cell table: 404 until analysed; then the same table from S3 as from disk
     assert remote.get(f"/api/v1/images/{image}/cells").status_code == 404
     from plexhub.ome_pipeline.analysis import analyze
