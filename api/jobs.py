@@ -296,6 +296,28 @@ class JobRunner:
                 self.cancel_events.pop(job_id, None)
             self._wake.set()  # room for the next queued job
 
+    def progress_reporter(self, job_id: str) -> Callable[[float], None]:
+        """A progress callback for job ``job_id``: :class:`JobCancelled` once the job is
+        cancelled; otherwise the fraction (below 1 until the job ends) and the lease's
+        heartbeat, written at most every 0.5 s and at the end."""
+        cancel = self.cancel_events.setdefault(job_id, threading.Event())
+        last = [0.0]
+
+        def report(fraction: float) -> None:
+            if cancel.is_set():
+                raise JobCancelled(job_id)
+            now = time.monotonic()
+            if now - last[0] >= 0.5 or fraction >= 1.0:
+                last[0] = now
+                with self.db.session() as s:
+                    s.execute(update(Job).where(Job.id == job_id, Job.owner == self.owner)
+                              .values(progress=round(min(fraction, 0.99), 4),
+                                      heartbeat_at=utcnow())
+                              .execution_options(synchronize_session=False))
+                    s.commit()
+
+        return report
+
     def _run(self, job_id: str) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
@@ -308,21 +330,10 @@ class JobRunner:
         if kind == tiermove.KIND:  # a store moving between storage roots (api/tiermove.py)
             tiermove.run(self, job_id)
             return
-        cancel = self.cancel_events.setdefault(job_id, threading.Event())
-        last = [0.0]
+        report = self.progress_reporter(job_id)
 
         def progress(p: Progress) -> None:
-            if cancel.is_set():
-                raise JobCancelled(job_id)
-            now = time.monotonic()
-            if now - last[0] >= 0.5 or p.fraction >= 1.0:
-                last[0] = now
-                with self.db.session() as s2:
-                    s2.execute(update(Job).where(Job.id == job_id, Job.owner == self.owner)
-                               .values(progress=round(min(p.fraction, 0.99), 4),
-                                       heartbeat_at=utcnow())
-                               .execution_options(synchronize_session=False))
-                    s2.commit()
+            report(p.fraction)
 
         from plexhub.ome_pipeline import convert
 

@@ -27,18 +27,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexhub.api import audit
-from plexhub.api.db import Database, utcnow
+from plexhub.api.db import Database
 from plexhub.api.models import Image, Job, JobState, Study
 from plexhub.errors import ConflictError, PermissionDeniedError, PlexhubError
 from plexhub.policies.access import Principal
@@ -167,7 +165,6 @@ def run(runner: JobRunner, job_id: str) -> None:
     if move is None:
         return
     roots = StoreRoots.from_settings(runner.settings)
-    cancel = runner.cancel_events.setdefault(job_id, threading.Event())
     dst: StoreLocation | None = None
     try:
         src = roots.resolve(move.from_root, move.key)
@@ -176,7 +173,7 @@ def run(runner: JobRunner, job_id: str) -> None:
             remove_tree(src)
             runner._finish(job_id, JobState.DONE, None)
             return
-        copy_store(src, dst, _progress(runner, job_id, cancel))
+        copy_store(src, dst, runner.progress_reporter(job_id))
         if not _commit(runner, move):
             return  # the lease was lost: the job's new owner finishes it
     except JobCancelled:
@@ -197,28 +194,6 @@ def run(runner: JobRunner, job_id: str) -> None:
         log.warning("tier move %s: the old copy %s was not removed: %s", job_id,
                     src.url, exc)
     runner._finish(job_id, JobState.DONE, None)
-
-
-def _progress(runner: JobRunner, job_id: str, cancel: threading.Event
-              ) -> Callable[[float], None]:
-    from plexhub.api.jobs import JobCancelled
-
-    last = [0.0]
-
-    def progress(fraction: float) -> None:
-        if cancel.is_set():
-            raise JobCancelled(job_id)
-        now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            with runner.db.session() as s:
-                s.execute(update(Job).where(Job.id == job_id, Job.owner == runner.owner)
-                          .values(progress=round(min(fraction, 0.99), 4),
-                                  heartbeat_at=utcnow())
-                          .execution_options(synchronize_session=False))
-                s.commit()
-
-    return progress
 
 
 def _committed(runner: JobRunner, move: Move) -> bool:
