@@ -76,9 +76,9 @@ def _change(found: Any, body: RetireChange, user: Principal, st: AppState, sessi
         session, signatures.verifier_of(st.settings, st.tokens), user, body.credential,
         study_code=study.code, action=action, entity_type="image", entity_id=image.id,
         content={"image": image.id, "study": study.code, "name": image.name,
-                 "checksum": image.checksum, "state": to}, reason=body.reason)
+                 "checksum": image.checksum, "state": to}, reason=reason)
     audit.record(session, user, action, "image", image.id, study_code=study.code,
-                 before={"state": before}, after=after, reason=body.reason)
+                 before={"state": before}, after=after, reason=reason)
     image.retired_at, image.retired_by = (now, user.user) if to == "retired" else (None, None)
     session.commit()
     return _answer(session, image, study)
